@@ -1,0 +1,10 @@
+"""Imports every table module so Base.metadata is complete (for Alembic autogenerate)."""
+
+from storage.catalog import volumes  # noqa: F401
+from storage.catalog import backups  # noqa: F401
+from storage.catalog import policies  # noqa: F401
+from storage.catalog import api_tables  # noqa: F401
+from storage.catalog import exports  # noqa: F401
+from storage.catalog.base import Base
+
+metadata = Base.metadata

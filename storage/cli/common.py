@@ -1,0 +1,144 @@
+"""Shared CLI plumbing: opening Storage, --json output, tables, progress, error mapping."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, is_dataclass
+from datetime import datetime
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Iterator
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+import storage
+from storage.errors import StorageError
+
+console = Console()
+err_console = Console(stderr=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
+
+
+class State:
+    """Per-invocation state hung on the Typer context (ctx.obj)."""
+
+    def __init__(self, config: str | None) -> None:
+        self.config = config
+        self._storage: storage.Storage | None = None
+
+    @property
+    def storage(self) -> storage.Storage:
+        if self._storage is None:
+            self._storage = storage.open(self.config)
+        return self._storage
+
+    def close(self) -> None:
+        if self._storage is not None:
+            self._storage.close()
+
+
+def get_storage(ctx: typer.Context) -> storage.Storage:
+    root = ctx.find_root()
+    state = root.obj
+    if not isinstance(state, State):
+        state = root.obj = State(None)
+    return state.storage
+
+
+def to_jsonable(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if is_dataclass(value) and not isinstance(value, type):
+        return to_jsonable(asdict(value))
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(to_jsonable(value), indent=2, sort_keys=False) + "\n")
+
+
+def print_table(rows: Iterable[Sequence[Any]], columns: Sequence[str], title: str | None = None) -> None:
+    table = Table(title=title, show_lines=False, header_style="bold")
+    for col in columns:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    console.print(table)
+
+
+def print_record(record: dict[str, Any]) -> None:
+    """Key/value view of one object (like `openstack volume show`)."""
+    table = Table(show_header=True, header_style="bold")
+    table.add_column("Field")
+    table.add_column("Value")
+    for key, value in record.items():
+        if isinstance(value, (dict, list)):
+            value = json.dumps(to_jsonable(value))
+        table.add_row(key, "" if value is None else str(value))
+    console.print(table)
+
+
+def emit(value: Any, as_json: bool, human: Callable[[Any], None]) -> None:
+    if as_json:
+        print_json(value)
+    else:
+        human(value)
+
+
+@contextmanager
+def progress_bar(description: str, total: int | None, *, enabled: bool = True) -> Iterator[Callable[[int, int], None]]:
+    """A Rich transfer progress bar; yields a callback(done_bytes, total_bytes).
+
+    Disabled (a no-op callback) when enabled is False or stderr is not a terminal and
+    --json is in use, so scripts get clean output.
+    """
+    if not enabled:
+        yield lambda done, total_: None
+        return
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
+    ) as progress:
+        task = progress.add_task(description, total=total)
+
+        def update(done: int, total_: int) -> None:
+            progress.update(task, completed=done, total=total_ or None)
+
+        yield update
+
+
+def fail(exc: StorageError, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps({"error": exc.to_dict()}) + "\n")
+    err_console.print(f"[red]error:[/red] {exc.message}", highlight=False, markup=True)
+    raise typer.Exit(exc.exit_code)

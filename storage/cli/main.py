@@ -1,0 +1,91 @@
+"""`storagectl`: the admin and cron command line. Every group lives in its own module."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Optional
+
+import click
+import typer
+
+from storage.cli import common
+from storage.errors import EXIT_CODES, StorageError
+
+app = typer.Typer(
+    name="storagectl",
+    help="Volumes, object stores, backups and policies on this host.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+# One module per command group; each exposes register(app).
+GROUP_MODULES = [
+    "storage.cli.volume",
+    "storage.cli.snapshot",
+    "storage.cli.inventory",
+    "storage.cli.object",
+    "storage.cli.backup",
+    "storage.cli.policy",
+    "storage.cli.api_admin",
+    "storage.cli.export",
+]
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    config: Annotated[
+        Optional[str], typer.Option("--config", "-c", envvar="STORAGE_CONFIG", help="Path of the TOML config file.")
+    ] = None,
+) -> None:
+    ctx.obj = common.State(config)
+    ctx.call_on_close(ctx.obj.close)
+
+
+@app.command("exit-codes")
+def exit_codes(as_json: common.JsonOpt = False) -> None:
+    """List the exit codes storagectl uses."""
+    common.emit(
+        {str(k): v for k, v in EXIT_CODES.items()},
+        as_json,
+        lambda d: common.print_table(d.items(), ["Code", "Meaning"]),
+    )
+
+
+def _register_groups() -> None:
+    import importlib
+
+    for name in GROUP_MODULES:
+        importlib.import_module(name).register(app)
+
+
+_register_groups()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    as_json = "--json" in args
+    try:
+        app(args=args, prog_name="storagectl", standalone_mode=False)
+    except StorageError as exc:
+        try:
+            common.fail(exc, as_json)
+        except typer.Exit as ex:
+            return ex.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        common.err_console.print("aborted")
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except KeyboardInterrupt:
+        common.err_console.print("interrupted")
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""Configuration: one TOML file plus STORAGE_* environment overrides.
+
+Lookup order for the file: explicit path (``--config``), ``$STORAGE_CONFIG``,
+``/etc/storage/storage.toml``, ``$XDG_CONFIG_HOME/storage/storage.toml``. With no file at
+all the embedded defaults apply: a ``file`` pool and a SQLite catalog under the data dir.
+Environment variables override the file: ``STORAGE_DATA_DIR``, ``STORAGE_CATALOG__URL``,
+``STORAGE_API__PORT``... (nested keys joined by ``__``).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from storage.errors import InvalidInput
+
+SYSTEM_CONFIG = Path("/etc/storage/storage.toml")
+
+
+def default_data_dir() -> Path:
+    if os.geteuid() == 0:
+        return Path("/var/lib/storage")
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "storage"
+
+
+def user_config_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "storage" / "storage.toml"
+
+
+class PoolConfig(BaseModel):
+    """One volume pool: ``driver`` picks the backend; every other key is the driver's option."""
+
+    model_config = ConfigDict(extra="allow")
+    driver: str = "file"
+
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class ObjectStoreConfig(BaseModel):
+    """Named object-store endpoint and credentials; ``type`` is the store driver."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class CatalogConfig(BaseModel):
+    url: str | None = None  # default: sqlite under data_dir
+
+
+class BackupConfig(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    repository: str | None = None  # default: file:// under data_dir
+    chunk_size: str = "4M"
+    compression: str = "zstd"
+    compression_level: int = 3
+    workers: int = Field(default=0, ge=0)  # 0 = one per core
+    uploaders: int = Field(default=4, ge=1)
+    key_file: str | None = None
+    gc_grace_seconds: int = Field(default=24 * 3600, ge=0)
+
+
+class ApiConfig(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8776, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1)
+    tls_cert: str | None = None
+    tls_key: str | None = None
+
+
+class ExportConfig(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    driver: str = "tgt"
+    portal: str = "127.0.0.1:3260"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="STORAGE_", env_nested_delimiter="__", extra="forbid", case_sensitive=False
+    )
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    default_pool: str = "default"
+    pools: dict[str, PoolConfig] = Field(default_factory=dict)
+    object_stores: dict[str, ObjectStoreConfig] = Field(default_factory=dict)
+    catalog: CatalogConfig = Field(default_factory=CatalogConfig)
+    backup: BackupConfig = Field(default_factory=BackupConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
+    config_file: Path | None = None  # which file was read, for `storagectl config show`
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file's content arrives as init kwargs; the environment wins over it.
+        return (env_settings, init_settings)
+
+    @model_validator(mode="after")
+    def _embedded_defaults(self) -> "Settings":
+        self.data_dir = Path(self.data_dir).expanduser().absolute()
+        if not self.pools:
+            self.pools = {"default": PoolConfig(driver="file", path=str(self.data_dir / "pools" / "default"))}
+        if self.catalog.url is None:
+            self.catalog.url = f"sqlite:///{self.data_dir / 'catalog.db'}"
+        if self.backup.repository is None:
+            self.backup.repository = f"file://{self.data_dir / 'objects' / 'backups'}"
+        if "local" not in self.object_stores:
+            self.object_stores["local"] = ObjectStoreConfig(type="file", root=str(self.data_dir / "objects"))
+        if self.default_pool not in self.pools:
+            raise ValueError(
+                f"default_pool {self.default_pool!r} is not a configured pool; configured: {sorted(self.pools)}"
+            )
+        return self
+
+    @property
+    def catalog_url(self) -> str:
+        assert self.catalog.url is not None
+        return self.catalog.url
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as a dict with every secret-looking value replaced."""
+        return _redact(self.model_dump(mode="json"))
+
+
+SECRET_KEYS = ("key", "password", "secret", "token", "credential")
+
+
+def _redact(value: Any, key: str = "") -> Any:
+    if isinstance(value, dict):
+        return {k: _redact(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact(v, key) for v in value]
+    lowered = key.lower()
+    if value is not None and any(s in lowered for s in SECRET_KEYS) and not lowered.endswith(("_file", "_path", "key_size")):
+        return "***"
+    return value
+
+
+def find_config_file(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise InvalidInput(f"config file {str(path)!r} does not exist or is not a file", field="config")
+        return path
+    env = os.environ.get("STORAGE_CONFIG")
+    if env:
+        path = Path(env)
+        if not path.is_file():
+            raise InvalidInput(f"STORAGE_CONFIG={env!r} does not exist or is not a file", field="STORAGE_CONFIG")
+        return path
+    for candidate in (SYSTEM_CONFIG, user_config_path()):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_settings(config: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Load settings from the first config file found (or none) plus environment overrides."""
+    path = find_config_file(config)
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise InvalidInput(f"config file {str(path)!r} is not valid TOML: {exc}", field="config") from None
+        data["config_file"] = path
+    data.update(overrides)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}" for err in exc.errors()
+        )
+        where = f"config file {str(path)!r}" if path else "configuration"
+        raise InvalidInput(f"{where} is not valid: {problems}", field="config") from None
