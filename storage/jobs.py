@@ -1,0 +1,428 @@
+"""Long operations (backup, restore, verify, wipe, gc) as persisted, cancellable jobs.
+
+``JobService.submit(kind, work)`` records a job in the catalog and runs ``work(ctx)`` in a
+worker thread. ``ctx.progress(done, total)`` is the progress callback to hand to a service call
+and ``ctx.cancel`` the ``threading.Event`` to hand as its ``cancel=``. Progress is written to the
+catalog at most every ``PROGRESS_INTERVAL`` seconds; a cancel request is stored in the catalog
+too, so any process (another API worker, ``storagectl job cancel``) can cancel a job and the
+owning process sees it on its next progress write.
+
+Each job records its owner (host, pid and the pid's start time). When a service starts, jobs
+still ``queued``/``running`` whose owner process is gone are marked ``interrupted``: a job is
+never silently lost.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, is_dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+from sqlalchemy import select, update
+
+from storage.catalog.api_tables import Job
+from storage.errors import Cancelled, Conflict, InvalidInput, NotFound, StorageError
+
+if TYPE_CHECKING:
+    from storage.service import Storage
+
+PROGRESS_INTERVAL = 0.5  # seconds between progress writes
+MAX_CONCURRENT_JOBS = 2
+
+
+class JobState(str, enum.Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"
+
+
+ACTIVE_STATES = (JobState.QUEUED.value, JobState.RUNNING.value)
+TERMINAL_STATES = tuple(s.value for s in JobState if s.value not in ACTIVE_STATES)
+
+
+class JobInfo(BaseModel):
+    id: str
+    kind: str
+    target: str | None
+    state: JobState
+    params: dict[str, Any]
+    bytes_done: int
+    bytes_total: int | None
+    percent: float | None
+    rate_bytes_per_s: float | None
+    eta_seconds: float | None
+    result: Any = None
+    error: dict[str, Any] | None
+    cancel_requested: bool
+    created_by: str | None
+    message: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime
+
+
+# -- pure helpers ---------------------------------------------------------------------------
+def percent(done: int, total: int | None) -> float | None:
+    if not total:
+        return None
+    return round(min(100.0, 100.0 * done / total), 1)
+
+
+def eta_seconds(done: int, total: int | None, rate: float | None) -> float | None:
+    if not total or not rate or rate <= 0 or done >= total:
+        return None
+    return round((total - done) / rate, 1)
+
+
+def parse_owner(owner: str | None) -> tuple[str, int, int] | None:
+    """``host:pid:starttime`` -> parts, or None when malformed."""
+    if not owner:
+        return None
+    parts = owner.rsplit(":", 2)
+    if len(parts) != 3:
+        return None
+    try:
+        return parts[0], int(parts[1]), int(parts[2])
+    except ValueError:
+        return None
+
+
+def process_start_time(pid: int) -> int | None:
+    """The start time (clock ticks since boot) of a live process, or None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read().decode(errors="replace")
+    except OSError:
+        return None
+    fields = stat.rpartition(")")[2].split()
+    return int(fields[19]) if len(fields) > 19 else None  # field 22 of stat(5)
+
+
+def current_owner() -> str:
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}:{process_start_time(pid) or 0}"
+
+
+def owner_alive(owner: str | None, host: str | None = None) -> bool:
+    """False when the owner process of a job is provably gone (same host, pid dead or reused)."""
+    parts = parse_owner(owner)
+    if parts is None:
+        return False
+    owner_host, pid, start = parts
+    if owner_host != (host or socket.gethostname()):
+        return True  # cannot check another host's processes; leave its jobs alone
+    return process_start_time(pid) == start
+
+
+def jsonable(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if is_dataclass(value) and not isinstance(value, type):
+        return jsonable(asdict(value))
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return value.value
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def _info(row: Job) -> JobInfo:
+    return JobInfo(
+        id=row.id,
+        kind=row.kind,
+        target=row.target,
+        state=JobState(row.state),
+        params=row.params or {},
+        bytes_done=row.bytes_done,
+        bytes_total=row.bytes_total,
+        percent=percent(row.bytes_done, row.bytes_total),
+        rate_bytes_per_s=row.rate_bytes_per_s,
+        eta_seconds=eta_seconds(row.bytes_done, row.bytes_total, row.rate_bytes_per_s)
+        if row.state == JobState.RUNNING.value
+        else None,
+        result=row.result,
+        error=row.error,
+        cancel_requested=row.cancel_requested,
+        created_by=row.created_by,
+        message=row.message,
+        created_at=_aware(row.created_at),  # type: ignore[arg-type]
+        started_at=_aware(row.started_at),
+        finished_at=_aware(row.finished_at),
+        updated_at=_aware(row.updated_at),  # type: ignore[arg-type]
+    )
+
+
+class JobContext:
+    """Handed to a job's work function: the progress callback and the cancel event."""
+
+    def __init__(self, service: "JobService", job_id: str) -> None:
+        self.job_id = job_id
+        self.cancel = threading.Event()
+        self._service = service
+        self._started = time.monotonic()
+        self._last_write = 0.0
+        self._done = 0
+        self._total: int | None = None
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel.is_set()
+
+    def progress(self, done: int, total: int | None = None) -> None:
+        """Progress callback ``(bytes_done, bytes_total)``; cheap, writes at most every 0.5 s."""
+        self._done, self._total = int(done), (int(total) if total else self._total)
+        now = time.monotonic()
+        if now - self._last_write >= PROGRESS_INTERVAL:
+            self._last_write = now
+            self.flush()
+
+    def check_cancelled(self) -> None:
+        if self.cancel.is_set():
+            raise Cancelled(f"job {self.job_id} was cancelled", job=self.job_id)
+
+    def flush(self) -> None:
+        elapsed = max(time.monotonic() - self._started, 1e-6)
+        rate = self._done / elapsed if self._done else None
+        if self._service._write_progress(self.job_id, self._done, self._total, rate):
+            self.cancel.set()
+
+
+WorkFn = Callable[[JobContext], Any]
+
+
+class JobService:
+    """Runs and records jobs; one instance per process (``st.jobs``)."""
+
+    def __init__(self, storage: "Storage", *, max_concurrent: int = MAX_CONCURRENT_JOBS) -> None:
+        self._catalog = storage.catalog
+        self._owner = current_owner()
+        self._slots = threading.BoundedSemaphore(max_concurrent)
+        self._contexts: dict[str, JobContext] = {}
+        self._threads: dict[str, threading.Thread] = {}
+        self._lock = threading.Lock()
+        self._shutting_down = False
+        self.recovered = self.recover()
+
+    # -- queries ----------------------------------------------------------------------------
+    def get(self, job_id: str) -> JobInfo:
+        with self._catalog.session() as session:
+            row = session.get(Job, job_id)
+            if row is None:
+                raise NotFound(f"job {job_id!r} does not exist; see `storagectl job list`", job=job_id)
+            return _info(row)
+
+    def list(self, state: str | None = None, kind: str | None = None, limit: int = 100) -> list[JobInfo]:
+        if state is not None and state not in {s.value for s in JobState}:
+            raise InvalidInput(
+                f"job state {state!r} is not accepted; accepted: {', '.join(s.value for s in JobState)}",
+                field="state",
+            )
+        if limit < 1 or limit > 10000:
+            raise InvalidInput(f"limit {limit} is not accepted; accepted: 1-10000", field="limit")
+        query = select(Job).order_by(Job.created_at.desc()).limit(limit)
+        if state:
+            query = query.where(Job.state == state)
+        if kind:
+            query = query.where(Job.kind == kind)
+        with self._catalog.session() as session:
+            return [_info(r) for r in session.scalars(query).all()]
+
+    def counts_by_state(self) -> dict[str, int]:
+        from sqlalchemy import func
+
+        with self._catalog.session() as session:
+            rows = session.execute(select(Job.state, func.count()).group_by(Job.state)).all()
+        counts = {s.value: 0 for s in JobState}
+        counts.update({state: n for state, n in rows})
+        return counts
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def submit(
+        self,
+        kind: str,
+        work: WorkFn,
+        *,
+        target: str | None = None,
+        params: dict[str, Any] | None = None,
+        total: int | None = None,
+        created_by: str | None = None,
+    ) -> JobInfo:
+        """Record a job and start ``work(ctx)`` in a worker thread; returns the queued job."""
+        if self._shutting_down:
+            raise Conflict("the service is shutting down; no new jobs are accepted")
+        now = datetime.now(UTC)
+        with self._catalog.session() as session:
+            row = Job(
+                kind=kind, target=target, state=JobState.QUEUED.value, params=jsonable(params or {}),
+                bytes_done=0, bytes_total=total, cancel_requested=False, owner=self._owner,
+                created_by=created_by, created_at=now, updated_at=now,
+            )
+            session.add(row)
+            session.flush()
+            info = _info(row)
+        ctx = JobContext(self, info.id)
+        ctx._total = total
+        thread = threading.Thread(target=self._run, args=(ctx, work), name=f"job-{kind}-{info.id[:8]}", daemon=True)
+        with self._lock:
+            self._contexts[info.id] = ctx
+            self._threads[info.id] = thread
+        thread.start()
+        return info
+
+    def cancel(self, job_id: str) -> JobInfo:
+        """Ask a job to stop. A queued job is cancelled at once; a running one at its next check."""
+        with self._catalog.session() as session:
+            row = session.get(Job, job_id)
+            if row is None:
+                raise NotFound(f"job {job_id!r} does not exist; see `storagectl job list`", job=job_id)
+            if row.state not in ACTIVE_STATES:
+                raise Conflict(
+                    f"job {job_id} is {row.state}; only queued or running jobs can be cancelled",
+                    job=job_id, state=row.state,
+                )
+            row.cancel_requested = True
+            row.updated_at = datetime.now(UTC)
+        ctx = self._contexts.get(job_id)
+        if ctx is not None:
+            ctx.cancel.set()
+        return self.get(job_id)
+
+    def wait(self, job_id: str, timeout: float | None = None) -> JobInfo:
+        """Block until the job is no longer active (or timeout); returns its latest state."""
+        thread = self._threads.get(job_id)
+        if thread is not None:
+            thread.join(timeout)
+            return self.get(job_id)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            info = self.get(job_id)
+            if info.state.value not in ACTIVE_STATES or (deadline is not None and time.monotonic() >= deadline):
+                return info
+            time.sleep(0.1)
+
+    def recover(self) -> list[str]:
+        """Mark queued/running jobs whose owner process is gone as interrupted; return their ids."""
+        with self._catalog.session() as session:
+            rows = session.scalars(select(Job).where(Job.state.in_(ACTIVE_STATES))).all()
+            lost = [r for r in rows if r.owner != self._owner and not owner_alive(r.owner)]
+            now = datetime.now(UTC)
+            for row in lost:
+                row.state = JobState.INTERRUPTED.value
+                row.finished_at = now
+                row.updated_at = now
+                row.message = "the process running this job stopped before it finished"
+        return [r.id for r in lost]
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Ask running jobs to stop and wait for them; those stopped are marked interrupted."""
+        self._shutting_down = True
+        with self._lock:
+            contexts = list(self._contexts.values())
+            threads = list(self._threads.values())
+        for ctx in contexts:
+            ctx.cancel.set()
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        now = datetime.now(UTC)
+        with self._catalog.session() as session:
+            session.execute(
+                update(Job)
+                .where(Job.owner == self._owner, Job.state.in_(ACTIVE_STATES))
+                .values(state=JobState.INTERRUPTED.value, finished_at=now, updated_at=now,
+                        message="the service stopped before this job finished")
+            )
+
+    # -- worker -----------------------------------------------------------------------------
+    def _run(self, ctx: JobContext, work: WorkFn) -> None:
+        try:
+            with self._slots:
+                if not self._start(ctx):
+                    return
+                ctx._started = time.monotonic()
+                try:
+                    result = work(ctx)
+                except Cancelled as exc:
+                    self._finish(ctx, self._stopped_state(), error=exc.to_dict())
+                except StorageError as exc:
+                    state = self._stopped_state() if ctx.cancelled else JobState.FAILED
+                    self._finish(ctx, state, error=exc.to_dict())
+                except Exception as exc:  # noqa: BLE001 - recorded, never lost
+                    state = self._stopped_state() if ctx.cancelled else JobState.FAILED
+                    self._finish(ctx, state, error={"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"})
+                else:
+                    self._finish(ctx, JobState.SUCCEEDED, result=jsonable(result))
+        finally:
+            with self._lock:
+                self._contexts.pop(ctx.job_id, None)
+                self._threads.pop(ctx.job_id, None)
+
+    def _stopped_state(self) -> JobState:
+        return JobState.INTERRUPTED if self._shutting_down else JobState.CANCELLED
+
+    def _start(self, ctx: JobContext) -> bool:
+        now = datetime.now(UTC)
+        with self._catalog.session() as session:
+            row = session.get(Job, ctx.job_id)
+            if row is None or row.state != JobState.QUEUED.value:
+                return False
+            if row.cancel_requested or ctx.cancelled:
+                row.state = self._stopped_state().value
+                row.finished_at = row.updated_at = now
+                row.error = Cancelled(f"job {ctx.job_id} was cancelled before it started").to_dict()
+                return False
+            row.state = JobState.RUNNING.value
+            row.started_at = row.updated_at = now
+        return True
+
+    def _write_progress(self, job_id: str, done: int, total: int | None, rate: float | None) -> bool:
+        """Store progress; return True when a cancel was requested (by any process)."""
+        with self._catalog.session() as session:
+            row = session.get(Job, job_id)
+            if row is None:
+                return False
+            row.bytes_done = done
+            if total:
+                row.bytes_total = total
+            row.rate_bytes_per_s = rate
+            row.updated_at = datetime.now(UTC)
+            return bool(row.cancel_requested)
+
+    def _finish(self, ctx: JobContext, state: JobState, *, result: Any = None, error: dict | None = None) -> None:
+        elapsed = max(time.monotonic() - ctx._started, 1e-6)
+        now = datetime.now(UTC)
+        with self._catalog.session() as session:
+            row = session.get(Job, ctx.job_id)
+            if row is None:
+                return
+            row.state = state.value
+            row.bytes_done = ctx._done
+            if ctx._total:
+                row.bytes_total = ctx._total
+            row.rate_bytes_per_s = ctx._done / elapsed if ctx._done else None
+            row.result = result
+            row.error = error
+            row.finished_at = row.updated_at = now
