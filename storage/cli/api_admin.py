@@ -1,7 +1,133 @@
-"""storagectl api_admin commands (filled in by the issue that owns them)."""
+"""storagectl token create|list|revoke, storagectl serve, storagectl job list|show|cancel."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Optional
 
 import typer
+
+from storage.cli import common
+from storage.errors import InvalidInput
+from storage.units import format_size
+
+token_app = typer.Typer(help="Bearer tokens of the admin API.", no_args_is_help=True)
+job_app = typer.Typer(help="Long operations run by the API (backup, restore, verify, wipe, gc).", no_args_is_help=True)
+
+TOKEN_COLUMNS = ["ID", "Name", "Role", "Created", "Expires", "Revoked", "Last used"]
+JOB_COLUMNS = ["ID", "Kind", "Target", "State", "Done", "Total", "%", "Created"]
+
+
+def _token_row(t) -> list:  # type: ignore[no-untyped-def]
+    return [t.id, t.name, t.role, t.created_at.isoformat(timespec="seconds"),
+            t.expires_at.isoformat(timespec="seconds") if t.expires_at else "never",
+            t.revoked_at.isoformat(timespec="seconds") if t.revoked_at else "",
+            t.last_used_at.isoformat(timespec="seconds") if t.last_used_at else ""]
+
+
+def _job_row(j) -> list:  # type: ignore[no-untyped-def]
+    return [j.id, j.kind, j.target, j.state.value, format_size(j.bytes_done),
+            format_size(j.bytes_total) if j.bytes_total else "", j.percent, j.created_at.isoformat(timespec="seconds")]
+
+
+@token_app.command("create")
+def token_create(
+    ctx: typer.Context,
+    role: Annotated[str, typer.Option("--role", help="admin, operator or reader")],
+    name: Annotated[Optional[str], typer.Option("--name", help="A label for the token")] = None,
+    expires_days: Annotated[Optional[int], typer.Option("--expires-days", min=1, help="Expire after N days")] = None,
+    as_json: common.JsonOpt = False,
+) -> None:
+    """Create a token. Its secret is printed once and never stored."""
+    st = common.get_storage(ctx)
+    info, secret = st.tokens.create(role, name=name, expires=timedelta(days=expires_days) if expires_days else None)
+    if as_json:
+        common.print_json({"token": info, "secret": secret})
+        return
+    common.print_record({"id": info.id, "name": info.name, "role": info.role, "expires": info.expires_at or "never"})
+    common.console.print("Bearer token (shown once; store it now):", style="bold")
+    common.console.print(secret, highlight=False, markup=False, soft_wrap=True)
+
+
+@token_app.command("list")
+def token_list(ctx: typer.Context, as_json: common.JsonOpt = False) -> None:
+    """List tokens (never their secrets)."""
+    tokens = common.get_storage(ctx).tokens.list()
+    common.emit(tokens, as_json, lambda ts: common.print_table([_token_row(t) for t in ts], TOKEN_COLUMNS))
+
+
+@token_app.command("revoke")
+def token_revoke(ctx: typer.Context, token_id: str, as_json: common.JsonOpt = False) -> None:
+    """Revoke a token; requests with it fail with 401 from then on."""
+    info = common.get_storage(ctx).tokens.revoke(token_id)
+    common.emit(info, as_json, lambda t: common.print_record(dict(zip(TOKEN_COLUMNS, _token_row(t)))))
+
+
+@job_app.command("list")
+def job_list(
+    ctx: typer.Context,
+    state: Annotated[Optional[str], typer.Option(help="queued, running, succeeded, failed, cancelled, interrupted")] = None,
+    kind: Annotated[Optional[str], typer.Option(help="backup, restore, verify, wipe, gc...")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10000)] = 100,
+    as_json: common.JsonOpt = False,
+) -> None:
+    """List jobs, newest first."""
+    jobs = common.get_storage(ctx).jobs.list(state=state, kind=kind, limit=limit)
+    common.emit(jobs, as_json, lambda js: common.print_table([_job_row(j) for j in js], JOB_COLUMNS))
+
+
+@job_app.command("show")
+def job_show(ctx: typer.Context, job_id: str, as_json: common.JsonOpt = False) -> None:
+    """Show one job with its progress, result or error."""
+    job = common.get_storage(ctx).jobs.get(job_id)
+    common.emit(job, as_json, lambda j: common.print_record(common.to_jsonable(j)))
+
+
+@job_app.command("cancel")
+def job_cancel(ctx: typer.Context, job_id: str, as_json: common.JsonOpt = False) -> None:
+    """Ask a queued or running job to stop (the process running it stops at its next progress step)."""
+    job = common.get_storage(ctx).jobs.cancel(job_id)
+    common.emit(job, as_json, lambda j: common.print_record(common.to_jsonable(j)))
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[Optional[str], typer.Option(help="Address to bind (default from config: 127.0.0.1)")] = None,
+    port: Annotated[Optional[int], typer.Option(min=1, max=65535, help="Port (default from config: 8776)")] = None,
+    workers: Annotated[Optional[int], typer.Option(min=1, help="Worker processes")] = None,
+    ssl_certfile: Annotated[Optional[str], typer.Option("--ssl-certfile", help="TLS certificate (PEM)")] = None,
+    ssl_keyfile: Annotated[Optional[str], typer.Option("--ssl-keyfile", help="TLS private key (PEM)")] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    as_json: common.JsonOpt = False,
+) -> None:
+    """Run the admin HTTP API (and the Cinder v3 subset) with uvicorn."""
+    import os
+
+    import uvicorn
+
+    state = ctx.find_root().obj
+    config_path = getattr(state, "config", None)
+    settings = common.get_storage(ctx).settings
+    api = settings.api
+    certfile, keyfile = ssl_certfile or api.tls_cert, ssl_keyfile or api.tls_key
+    if bool(certfile) != bool(keyfile):
+        raise InvalidInput("TLS needs both --ssl-certfile and --ssl-keyfile (or api.tls_cert and api.tls_key)", field="ssl")
+    if config_path:
+        os.environ["STORAGE_CONFIG"] = os.path.abspath(config_path)
+    elif settings.config_file:
+        os.environ["STORAGE_CONFIG"] = str(settings.config_file)
+    common.get_storage(ctx).close()  # each server worker opens its own
+    bind = {"host": host or api.host, "port": port or api.port, "workers": workers or api.workers, "tls": bool(certfile)}
+    if as_json:
+        common.print_json({"serving": bind})
+    uvicorn.run(
+        "api.main:app_from_env", factory=True, host=bind["host"], port=bind["port"], workers=bind["workers"],
+        ssl_certfile=certfile, ssl_keyfile=keyfile, log_level=log_level, timeout_graceful_shutdown=15,
+    )
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
+    app.add_typer(token_app, name="token")
+    app.add_typer(job_app, name="job")
+    app.command("serve")(serve)

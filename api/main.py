@@ -1,0 +1,68 @@
+"""The FastAPI application: ``create_app(settings_or_storage)``.
+
+    uvicorn --factory api.main:app_from_env     # reads STORAGE_CONFIG / STORAGE_* like storagectl
+
+Routers live in ``api/routes`` (native API) and ``api/cinder`` (the Cinder v3 subset).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+
+import storage
+from api import errors
+from api.metrics import MetricsMiddleware, RequestStats
+from storage.config import Settings
+from storage.service import Storage
+
+NATIVE_ROUTERS = [
+    "api.routes.health",
+    "api.routes.metrics",
+    "api.routes.jobs",
+    "api.routes.tokens",
+]
+CINDER_ROUTERS: list[str] = []
+
+
+def create_app(config: Settings | Storage | str | os.PathLike[str] | None = None, *, job_shutdown_timeout: float = 10.0) -> FastAPI:
+    """Build the app. A given Storage is used as is (and not closed); otherwise one is opened."""
+    owned = not isinstance(config, Storage)
+    st = config if isinstance(config, Storage) else storage.open(config)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        _ = st.jobs  # starting the job service marks jobs of dead processes interrupted
+        try:
+            yield
+        finally:
+            st.jobs.shutdown(timeout=job_shutdown_timeout)
+            if owned:
+                st.close()
+
+    app = FastAPI(
+        title="storage admin API",
+        version=storage.__version__,
+        summary="Volumes, snapshots, pools, objects, backups, policies and jobs on one host.",
+        lifespan=lifespan,
+    )
+    app.state.storage = st
+    app.state.request_stats = RequestStats()
+    errors.install(app)
+    for name in NATIVE_ROUTERS:
+        app.include_router(importlib.import_module(name).router)
+    for name in CINDER_ROUTERS:
+        app.include_router(importlib.import_module(name).router, include_in_schema=False)
+    app.add_middleware(MetricsMiddleware, stats=app.state.request_stats)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory``: the config comes from STORAGE_CONFIG and STORAGE_*."""
+    config = os.environ.get("STORAGE_CONFIG")
+    return create_app(Path(config) if config else None)

@@ -1,0 +1,43 @@
+"""Token administration (admin only). The secret is returned once, at creation."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+
+from api.deps import StorageDep, require_admin
+from api.errors import ERROR_RESPONSES
+from storage.auth import TokenInfo
+
+router = APIRouter(prefix="/tokens", tags=["tokens"], dependencies=[Depends(require_admin)], responses=ERROR_RESPONSES)
+
+
+class TokenCreate(BaseModel):
+    role: Literal["admin", "operator", "reader"]
+    name: Annotated[str | None, Field(min_length=1, max_length=128)] = None
+    expires_in_seconds: Annotated[int | None, Field(ge=1, le=10 * 365 * 86400)] = None
+
+
+class TokenCreated(BaseModel):
+    token: TokenInfo
+    secret: str = Field(description="The bearer string; shown only in this response")
+
+
+@router.post("", response_model=TokenCreated, status_code=201)
+def create_token(body: TokenCreate, st: StorageDep) -> TokenCreated:
+    expires = timedelta(seconds=body.expires_in_seconds) if body.expires_in_seconds else None
+    info, secret = st.tokens.create(body.role, name=body.name, expires=expires)
+    return TokenCreated(token=info, secret=secret)
+
+
+@router.get("", response_model=list[TokenInfo])
+def list_tokens(st: StorageDep) -> list[TokenInfo]:
+    return st.tokens.list()
+
+
+@router.delete("/{token_id}", response_model=TokenInfo)
+def revoke_token(token_id: str, st: StorageDep) -> TokenInfo:
+    return st.tokens.revoke(token_id)
