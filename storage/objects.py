@@ -1,0 +1,193 @@
+"""Object stores as a service: named stores from the config, and locations from URLs.
+
+``st.objects.store(name)`` returns a new ``ObjectStore`` for the ``[object_stores.NAME]``
+entry of the config (driver chosen by its ``type`` through ``storage.registry``).
+
+``st.objects.open_url(url)`` returns a ``StoreLocation`` (store, container, prefix, url):
+
+- ``file:///abs/path/container[/prefix]``: when the path lies under the ``root`` of a
+  configured ``type = "file"`` store (the embedded ``local`` store's root is
+  ``<data_dir>/objects``), the first component after that root is the container and the rest
+  is the prefix; otherwise the last component is the container, its parent directory is the
+  store root, and the prefix is empty.
+- ``swift://[STORE@]container[/prefix]``: the configured store named STORE, else the only
+  configured ``type = "swift"`` store, else credentials from ``ST_AUTH``/``ST_USER``/``ST_KEY``
+  or ``OS_AUTH_URL``/``OS_USERNAME``/``OS_PASSWORD``/``OS_PROJECT_NAME``/... or
+  ``OS_AUTH_TOKEN`` + ``OS_STORAGE_URL``.
+- ``s3://[STORE@]bucket[/prefix]``: the same with ``type = "s3"`` stores, or ``S3_ENDPOINT``
+  + ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``.
+
+A store instance holds one connection: use one per thread (``StoreLocation.clone_store()``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from backends.object_base import ObjectStore
+from storage import registry
+from storage.errors import InvalidInput, NotFound
+from storage.object_urls import format_url, parse_url, s3_env_options, swift_env_options
+
+if TYPE_CHECKING:
+    from storage.service import Storage
+
+ENV_STORE = "env"  # name reported for a store built from environment variables
+
+
+@dataclass(frozen=True)
+class StoreLocation:
+    """A container (and prefix inside it) in one object store."""
+
+    store: ObjectStore
+    container: str
+    prefix: str  # no leading/trailing '/'; "" for the whole container
+    url: str  # without secrets
+    store_name: str = ""
+
+    def key(self, name: str) -> str:
+        """The full object name of ``name`` inside this location's prefix."""
+        return f"{self.prefix}/{name}" if self.prefix else name
+
+    def relative(self, key: str) -> str:
+        """Inverse of ``key``: the name below the prefix."""
+        if self.prefix and key.startswith(self.prefix + "/"):
+            return key[len(self.prefix) + 1 :]
+        return key
+
+    def ensure_container(self) -> "StoreLocation":
+        """Create the container if it does not exist (idempotent); returns self."""
+        self.store.create_container(self.container)
+        return self
+
+    def clone_store(self) -> ObjectStore:
+        """A new store instance (own connection) for another thread."""
+        return self.store.clone()
+
+    def clone(self) -> "StoreLocation":
+        """The same location with its own store instance, for another thread."""
+        return replace(self, store=self.store.clone())
+
+
+@dataclass(frozen=True)
+class StoreSummary:
+    name: str
+    type: str
+    options: dict[str, Any]  # redacted
+
+
+def _redact(options: Mapping[str, Any]) -> dict[str, Any]:
+    secret = ("key", "password", "secret", "token", "credential")
+    return {
+        k: ("***" if any(s in k.lower() for s in secret) and k != "access_key" else v) for k, v in options.items()
+    }
+
+
+class ObjectService:
+    """Object stores configured for this host."""
+
+    def __init__(self, storage: "Storage", env: Mapping[str, str] | None = None) -> None:
+        self.storage = storage
+        self._env = env
+
+    @property
+    def env(self) -> Mapping[str, str]:
+        return os.environ if self._env is None else self._env
+
+    # -- named stores -----------------------------------------------------
+    def configured(self) -> list[StoreSummary]:
+        """The configured stores (secrets redacted)."""
+        return [
+            StoreSummary(name, cfg.type, _redact(cfg.options()))
+            for name, cfg in sorted(self.storage.settings.object_stores.items())
+        ]
+
+    def store(self, name: str) -> ObjectStore:
+        """A new instance of the configured store ``name``."""
+        stores = self.storage.settings.object_stores
+        if name not in stores:
+            raise NotFound(
+                f"object store {name!r} is not configured; configured: {', '.join(sorted(stores)) or 'none'}",
+                field="store",
+            )
+        cfg = stores[name]
+        return self._make(cfg.type, cfg.options())
+
+    def _make(self, kind: str, options: Mapping[str, Any]) -> ObjectStore:
+        cls = registry.load(registry.OBJECT_STORES, kind)
+        return cls(options)
+
+    # -- URLs -------------------------------------------------------------
+    def open_url(self, url: str) -> StoreLocation:
+        """Resolve a ``file://``, ``swift://`` or ``s3://`` URL to a store location."""
+        parsed = parse_url(url)
+        if parsed.scheme == "file":
+            return self._open_file(parsed.path)
+        name, options = self._pick_store(parsed.scheme, parsed.store_name)
+        store = self._make(parsed.scheme, options)
+        clean = format_url(parsed.scheme, parsed.container, parsed.prefix, parsed.store_name)
+        return StoreLocation(store, parsed.container, parsed.prefix, clean, name)
+
+    def _open_file(self, path: str) -> StoreLocation:
+        target = Path(path)
+        best: tuple[str, Path] | None = None
+        for name, cfg in self.storage.settings.object_stores.items():
+            root = cfg.options().get("root")
+            if cfg.type != "file" or not root:
+                continue
+            root_path = Path(str(root)).absolute()
+            if target != root_path and target.is_relative_to(root_path):
+                if best is None or len(root_path.parts) > len(best[1].parts):
+                    best = (name, root_path)
+        if best is not None:
+            name, root_path = best
+            parts = target.relative_to(root_path).parts
+            options = self.storage.settings.object_stores[name].options()
+            container, prefix = parts[0], "/".join(parts[1:])
+        else:
+            name, root_path = "", target.parent
+            options = {"root": str(root_path)}
+            container, prefix = target.name, ""
+        store = self._make("file", {**options, "root": str(root_path)})
+        return StoreLocation(store, container, prefix, format_url("file", container, prefix, root=str(root_path)), name)
+
+    def _pick_store(self, kind: str, wanted: str | None) -> tuple[str, dict[str, Any]]:
+        stores = self.storage.settings.object_stores
+        of_kind = sorted(n for n, c in stores.items() if c.type == kind)
+        if wanted is not None:
+            if wanted not in stores:
+                raise NotFound(
+                    f"object store {wanted!r} is not configured; configured {kind} stores: {', '.join(of_kind) or 'none'}",
+                    field="store",
+                )
+            if stores[wanted].type != kind:
+                raise InvalidInput(
+                    f"object store {wanted!r} is of type {stores[wanted].type!r}, not {kind!r}; "
+                    f"configured {kind} stores: {', '.join(of_kind) or 'none'}",
+                    field="store",
+                )
+            return wanted, stores[wanted].options()
+        if len(of_kind) == 1:
+            return of_kind[0], stores[of_kind[0]].options()
+        if len(of_kind) > 1:
+            raise InvalidInput(
+                f"several {kind} stores are configured ({', '.join(of_kind)}); pick one with {kind}://NAME@container",
+                field="store",
+            )
+        env_opts = swift_env_options(self.env) if kind == "swift" else s3_env_options(self.env)
+        if env_opts is None:
+            hint = (
+                "ST_AUTH/ST_USER/ST_KEY or OS_AUTH_URL/OS_USERNAME/OS_PASSWORD/OS_PROJECT_NAME"
+                if kind == "swift"
+                else "S3_ENDPOINT/AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+            )
+            raise InvalidInput(
+                f"no {kind} object store is configured; add [object_stores.NAME] with type = {kind!r} "
+                f"to the config or set {hint}",
+                field="store",
+            )
+        return ENV_STORE, env_opts
