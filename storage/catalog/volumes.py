@@ -1,3 +1,242 @@
-"""Catalog tables for volumes (filled in by the issue that owns them)."""
+"""Catalog tables for volumes, snapshots and attachments, and their compare-and-set helpers.
 
-from storage.catalog.base import Base  # noqa: F401
+Every status change goes through ``cas_volume_status``/``cas_snapshot_status``: one
+``UPDATE ... WHERE id = ? AND status = <observed>`` in its own transaction, allowed only when
+the state machine of ``storage.domain`` permits it. The loser of a race gets Conflict.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import datetime
+
+from sqlalchemy import JSON, BigInteger, ForeignKey, String, delete, select, update
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from storage.catalog.base import Base, new_id, utcnow
+from storage.domain import (
+    Attachment,
+    Snapshot,
+    SnapshotStatus,
+    Volume,
+    VolumeStatus,
+    can_transition,
+)
+from storage.errors import Conflict
+
+
+class VolumeRow(Base):
+    __tablename__ = "volumes"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    pool: Mapped[str] = mapped_column(String(128), index=True)
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    labels: Mapped[dict] = mapped_column(JSON, default=dict)
+    source_volume_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    source_snapshot_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    # Who runs the operation of a transitional status: "host:pid" (for stuck detection by check).
+    task_owner: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SnapshotRow(Base):
+    __tablename__ = "snapshots"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    volume_id: Mapped[str] = mapped_column(ForeignKey("volumes.id", ondelete="RESTRICT"), index=True)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    labels: Mapped[dict] = mapped_column(JSON, default=dict)
+    task_owner: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AttachmentRow(Base):
+    __tablename__ = "volume_attachments"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    volume_id: Mapped[str] = mapped_column(ForeignKey("volumes.id", ondelete="CASCADE"), unique=True)
+    device: Mapped[str] = mapped_column(String(255))
+    host: Mapped[str] = mapped_column(String(255))
+    attached_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+def this_owner() -> str:
+    """Identity of the running process, stored while it holds a transitional status."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+# -- conversions -------------------------------------------------------------
+
+
+def _aware(value: datetime) -> datetime:
+    from datetime import UTC
+
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def volume_model(row: VolumeRow, attachment: AttachmentRow | None) -> Volume:
+    return Volume(
+        id=row.id,
+        name=row.name,
+        size_bytes=row.size_bytes,
+        pool=row.pool,
+        status=VolumeStatus(row.status),
+        labels=dict(row.labels or {}),
+        created_at=_aware(row.created_at),
+        updated_at=_aware(row.updated_at),
+        attached_device=attachment.device if attachment else None,
+        source_volume_id=row.source_volume_id,
+        source_snapshot_id=row.source_snapshot_id,
+    )
+
+
+def snapshot_model(row: SnapshotRow, volume_name: str) -> Snapshot:
+    return Snapshot(
+        id=row.id,
+        name=row.name,
+        volume_id=row.volume_id,
+        volume_name=volume_name,
+        size_bytes=row.size_bytes,
+        status=SnapshotStatus(row.status),
+        labels=dict(row.labels or {}),
+        created_at=_aware(row.created_at),
+        updated_at=_aware(row.updated_at),
+    )
+
+
+def attachment_model(row: AttachmentRow) -> Attachment:
+    return Attachment(
+        id=row.id, volume_id=row.volume_id, device=row.device, host=row.host, attached_at=_aware(row.attached_at)
+    )
+
+
+def load_volume(session: Session, volume_id: str) -> Volume | None:
+    row = session.get(VolumeRow, volume_id)
+    if row is None:
+        return None
+    att = session.scalar(select(AttachmentRow).where(AttachmentRow.volume_id == volume_id))
+    return volume_model(row, att)
+
+
+def load_snapshot(session: Session, snapshot_id: str) -> Snapshot | None:
+    row = session.get(SnapshotRow, snapshot_id)
+    if row is None:
+        return None
+    vol_name = session.scalar(select(VolumeRow.name).where(VolumeRow.id == row.volume_id)) or ""
+    return snapshot_model(row, vol_name)
+
+
+# -- compare-and-set ---------------------------------------------------------
+
+TRANSITIONAL_OWNER = object()
+
+
+def cas_volume_status(
+    session: Session,
+    volume_id: str,
+    target: VolumeStatus,
+    *,
+    allowed_from: frozenset[VolumeStatus] | None = None,
+    transitional: bool = True,
+    **values: object,
+) -> VolumeStatus:
+    """Move a volume to ``target`` if its status allows; return the status it had.
+
+    ``allowed_from`` narrows the state machine (e.g. attach only from available). Raises
+    Conflict naming the current status when the move is not allowed or another writer won.
+    """
+    row = session.get(VolumeRow, volume_id, populate_existing=True)
+    if row is None:
+        raise Conflict(f"volume {volume_id} no longer exists", volume=volume_id)
+    current = VolumeStatus(row.status)
+    permitted = can_transition(current, target) and (allowed_from is None or current in allowed_from)
+    if not permitted:
+        raise Conflict(
+            f"volume {row.name!r} is {current.value}; cannot move to {target.value}",
+            volume=row.name,
+            status=current.value,
+        )
+    result = session.execute(
+        update(VolumeRow)
+        .where(VolumeRow.id == volume_id, VolumeRow.status == current.value)
+        .values(status=target.value, updated_at=utcnow(), task_owner=this_owner() if transitional else None, **values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        now = session.scalar(select(VolumeRow.status).where(VolumeRow.id == volume_id))
+        raise Conflict(
+            f"volume {row.name!r} changed concurrently and is now {now}; cannot move to {target.value}",
+            volume=row.name,
+            status=now,
+        )
+    return current
+
+
+def cas_snapshot_status(
+    session: Session,
+    snapshot_id: str,
+    target: SnapshotStatus,
+    *,
+    allowed_from: frozenset[SnapshotStatus] | None = None,
+    transitional: bool = True,
+) -> SnapshotStatus:
+    row = session.get(SnapshotRow, snapshot_id, populate_existing=True)
+    if row is None:
+        raise Conflict(f"snapshot {snapshot_id} no longer exists", snapshot=snapshot_id)
+    current = SnapshotStatus(row.status)
+    permitted = can_transition(current, target) and (allowed_from is None or current in allowed_from)
+    if not permitted:
+        raise Conflict(
+            f"snapshot {row.name!r} is {current.value}; cannot move to {target.value}",
+            snapshot=row.name,
+            status=current.value,
+        )
+    result = session.execute(
+        update(SnapshotRow)
+        .where(SnapshotRow.id == snapshot_id, SnapshotRow.status == current.value)
+        .values(status=target.value, updated_at=utcnow(), task_owner=this_owner() if transitional else None)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        now = session.scalar(select(SnapshotRow.status).where(SnapshotRow.id == snapshot_id))
+        raise Conflict(
+            f"snapshot {row.name!r} changed concurrently and is now {now}; cannot move to {target.value}",
+            snapshot=row.name,
+            status=now,
+        )
+    return current
+
+
+def force_volume_status(session: Session, volume_id: str, status: VolumeStatus, **values: object) -> None:
+    """Set a status without the state machine (admin reset, check --repair, rollbacks)."""
+    session.execute(
+        update(VolumeRow)
+        .where(VolumeRow.id == volume_id)
+        .values(status=status.value, updated_at=utcnow(), task_owner=None, **values)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def force_snapshot_status(session: Session, snapshot_id: str, status: SnapshotStatus) -> None:
+    session.execute(
+        update(SnapshotRow)
+        .where(SnapshotRow.id == snapshot_id)
+        .values(status=status.value, updated_at=utcnow(), task_owner=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def delete_volume_row(session: Session, volume_id: str) -> None:
+    session.execute(delete(AttachmentRow).where(AttachmentRow.volume_id == volume_id))
+    session.execute(delete(VolumeRow).where(VolumeRow.id == volume_id))
+
+
+def delete_snapshot_row(session: Session, snapshot_id: str) -> None:
+    session.execute(delete(SnapshotRow).where(SnapshotRow.id == snapshot_id))

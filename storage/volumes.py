@@ -1,0 +1,446 @@
+"""VolumeService (``st.volumes``): create, attach, extend, clone, revert and delete volumes.
+
+Every operation follows one pattern: a compare-and-set moves the volume into a transitional
+status (the loser of a race gets Conflict), the backend does its step, and a second update
+records the result. A crash in between leaves the transitional status behind, with the owning
+``host:pid``, for ``storage.check`` to find.
+
+Sizes are rounded up to the pool's granularity (1 MiB for the file backend).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from storage import registry
+from storage.catalog.base import new_id, utcnow
+from storage.catalog.volumes import (
+    AttachmentRow,
+    SnapshotRow,
+    VolumeRow,
+    cas_snapshot_status,
+    cas_volume_status,
+    delete_volume_row,
+    force_snapshot_status,
+    force_volume_status,
+    load_volume,
+    this_owner,
+    volume_model,
+)
+from storage.domain import SnapshotStatus, Volume, VolumeStatus
+from storage.errors import Conflict, InvalidInput, NotFound, StorageError
+from storage.names import is_uuid, validate_name
+from storage.units import format_size, parse_size, round_up
+
+if TYPE_CHECKING:
+    from backends.base import ProgressCallback, VolumeBackend
+    from storage.service import Storage
+
+V = VolumeStatus
+WIPE_MODES = ("none", "zero")
+
+
+def labels_match(have: dict[str, str], want: dict[str, str] | None) -> bool:
+    return not want or all(have.get(k) == v for k, v in want.items())
+
+
+def validate_labels(labels: dict[str, str] | None) -> dict[str, str]:
+    from storage.names import LABEL_RE
+
+    out: dict[str, str] = {}
+    for key, value in (labels or {}).items():
+        if not isinstance(key, str) or not LABEL_RE.match(key) or not isinstance(value, str) or len(value) > 255:
+            raise InvalidInput(
+                f"label {key!r}={value!r} is not accepted; accepted: KEY of letters, digits, . _ / - (max 63) "
+                "and a string VALUE up to 255 characters",
+                field="labels",
+            )
+        out[key] = value
+    return out
+
+
+class VolumeService:
+    def __init__(self, storage: "Storage") -> None:
+        self._st = storage
+        self._backends: dict[str, "VolumeBackend"] = {}
+        self._lock = threading.Lock()
+
+    # -- backends ----------------------------------------------------------
+    def backend_for_pool(self, pool_name: str) -> "VolumeBackend":
+        with self._lock:
+            if pool_name not in self._backends:
+                pools = self._st.settings.pools
+                if pool_name not in pools:
+                    raise NotFound(f"pool {pool_name!r} is not configured; configured pools: {', '.join(sorted(pools))}")
+                cfg = pools[pool_name]
+                cls = registry.load(registry.VOLUME_BACKENDS, cfg.driver)
+                self._backends[pool_name] = cls(pool_name, cfg.options())
+            return self._backends[pool_name]
+
+    def _granularity(self, pool: str) -> int:
+        return self.backend_for_pool(pool).capabilities().size_granularity
+
+    def _size(self, size: str | int, pool: str, field: str = "size") -> int:
+        return round_up(parse_size(size, field=field), self._granularity(pool))
+
+    # -- reads -------------------------------------------------------------
+    def _row_id(self, ref: str) -> str:
+        if not isinstance(ref, str) or not ref:
+            raise InvalidInput(f"volume reference {ref!r} is not accepted; accepted: a volume name or id")
+        with self._st.catalog.session() as s:
+            if is_uuid(ref):
+                vid = s.scalar(select(VolumeRow.id).where(VolumeRow.id == ref))
+            else:
+                vid = s.scalar(select(VolumeRow.id).where(VolumeRow.name == ref))
+        if vid is None:
+            raise NotFound(f"volume {ref!r} not found (by name or id); see `storagectl volume list`", volume=ref)
+        return vid
+
+    def get(self, ref: str) -> Volume:
+        vid = self._row_id(ref)
+        with self._st.catalog.session() as s:
+            vol = load_volume(s, vid)
+        if vol is None:
+            raise NotFound(f"volume {ref!r} not found", volume=ref)
+        return vol
+
+    def list(
+        self, *, pool: str | None = None, status: str | VolumeStatus | None = None, labels: dict[str, str] | None = None
+    ) -> list[Volume]:
+        if status is not None:
+            try:
+                status = VolumeStatus(status)
+            except ValueError:
+                raise InvalidInput(
+                    f"status {status!r} is not a volume status; accepted: {', '.join(v.value for v in VolumeStatus)}"
+                ) from None
+        with self._st.catalog.session() as s:
+            q = select(VolumeRow).order_by(VolumeRow.created_at, VolumeRow.name)
+            if pool is not None:
+                q = q.where(VolumeRow.pool == pool)
+            if status is not None:
+                q = q.where(VolumeRow.status == status.value)
+            rows = s.scalars(q).all()
+            atts = {a.volume_id: a for a in s.scalars(select(AttachmentRow)).all()}
+            vols = [volume_model(r, atts.get(r.id)) for r in rows]
+        return [v for v in vols if labels_match(v.labels, labels)]
+
+    # -- create / clone ----------------------------------------------------
+    def create(
+        self,
+        name: str,
+        size: str | int | None = None,
+        *,
+        pool: str | None = None,
+        labels: dict[str, str] | None = None,
+        source_volume: str | None = None,
+        source_snapshot: str | None = None,
+    ) -> Volume:
+        """Create a volume, empty or as a copy of another volume or of a snapshot.
+
+        ``size`` may be omitted for copies (the source's size); it is rounded up to the pool's
+        granularity and must not be smaller than the source.
+        """
+        validate_name(name, kind="volume")
+        labels = validate_labels(labels)
+        if source_volume and source_snapshot:
+            raise InvalidInput("give source_volume or source_snapshot, not both")
+        src_vol: Volume | None = None
+        snap_id: str | None = None
+        if source_volume:
+            src_vol = self.get(source_volume)
+        elif source_snapshot:
+            snap = self._st.snapshots.get(source_snapshot)
+            snap_id = snap.id
+            src_vol = self.get(snap.volume_id)
+        if src_vol is not None:
+            if pool is not None and pool != src_vol.pool:
+                raise InvalidInput(
+                    f"pool {pool!r} differs from the source's pool {src_vol.pool!r}; copies stay in the source's pool"
+                )
+            pool = src_vol.pool
+        pool = pool or self._st.settings.default_pool
+        backend = self.backend_for_pool(pool)
+        min_size = 0
+        if src_vol is not None:
+            min_size = src_vol.size_bytes if snap_id is None else self._st.snapshots.get(snap_id).size_bytes
+        if size is None:
+            if src_vol is None:
+                raise InvalidInput("size is required for a new empty volume; accepted: e.g. 512M, 10G, 1T or bytes")
+            size_bytes = min_size
+        else:
+            size_bytes = self._size(size, pool)
+        if size_bytes < min_size:
+            raise InvalidInput(
+                f"size {format_size(size_bytes)} is smaller than the source ({format_size(min_size)}); "
+                "accepted: at least the source's size"
+            )
+        vid = new_id()
+        now = utcnow()
+        with self._st.catalog.session() as s:
+            if s.scalar(select(VolumeRow.id).where(VolumeRow.name == name)) is not None:
+                raise Conflict(f"a volume named {name!r} exists already; choose another name", volume=name)
+            s.add(
+                VolumeRow(
+                    id=vid, name=name, size_bytes=size_bytes, pool=pool, status=V.CREATING.value, labels=labels,
+                    source_volume_id=src_vol.id if src_vol else None, source_snapshot_id=snap_id,
+                    task_owner=this_owner(), created_at=now, updated_at=now,
+                )
+            )
+        try:
+            if src_vol is not None and snap_id is None:
+                with self._hold_volume(src_vol.id, V.CLONING):
+                    backend.clone_volume(src_vol.id, vid, size_bytes)
+            elif src_vol is not None and snap_id is not None:
+                with self._hold_snapshot(snap_id):
+                    backend.clone_snapshot(src_vol.id, snap_id, vid, size_bytes)
+            else:
+                backend.create_volume(vid, size_bytes)
+        except BaseException:
+            self._undo_create(backend, vid)
+            raise
+        with self._st.catalog.session() as s:
+            cas_volume_status(s, vid, V.AVAILABLE, transitional=False)
+            vol = load_volume(s, vid)
+        assert vol is not None
+        return vol
+
+    def _undo_create(self, backend: "VolumeBackend", vid: str) -> None:
+        try:
+            backend.delete_volume(vid)
+        except StorageError:
+            with self._st.catalog.session() as s:
+                force_volume_status(s, vid, V.ERROR)
+            return
+        with self._st.catalog.session() as s:
+            delete_volume_row(s, vid)
+
+    def clone(self, ref: str, new_name: str, *, size: str | int | None = None) -> Volume:
+        return self.create(new_name, size, source_volume=ref)
+
+    # -- holding a status for the length of an operation ---------------------
+    def _hold_volume(self, vid: str, status: VolumeStatus, allowed_from: frozenset[VolumeStatus] | None = None):
+        return _Hold(self, vid, status, allowed_from)
+
+    def _hold_snapshot(self, snap_id: str):
+        return _SnapshotHold(self, snap_id)
+
+    def _set(self, vid: str, status: VolumeStatus, **values: Any) -> Volume:
+        with self._st.catalog.session() as s:
+            force_volume_status(s, vid, status, **values)
+            vol = load_volume(s, vid)
+        assert vol is not None
+        return vol
+
+    # -- attach / detach -----------------------------------------------------
+    def attach(self, ref: str) -> Volume:
+        """Attach on this host (a loop device for the file backend); returns the volume with attached_device."""
+        vol = self.get(ref)
+        with self._st.catalog.session() as s:
+            cas_volume_status(s, vol.id, V.ATTACHING, allowed_from=frozenset({V.AVAILABLE}))
+        backend = self.backend_for_pool(vol.pool)
+        try:
+            device = backend.attach(vol.id)
+        except BaseException:
+            self._set(vol.id, V.AVAILABLE)
+            raise
+        with self._st.catalog.session() as s:
+            s.add(AttachmentRow(id=new_id(), volume_id=vol.id, device=device, host=socket.gethostname()))
+            force_volume_status(s, vol.id, V.IN_USE)
+            out = load_volume(s, vol.id)
+        assert out is not None
+        return out
+
+    def detach(self, ref: str) -> Volume:
+        vol = self.get(ref)
+        with self._st.catalog.session() as s:
+            cas_volume_status(s, vol.id, V.DETACHING, allowed_from=frozenset({V.IN_USE}))
+        try:
+            self.backend_for_pool(vol.pool).detach(vol.id)
+        except BaseException:
+            self._set(vol.id, V.IN_USE)
+            raise
+        with self._st.catalog.session() as s:
+            s.query(AttachmentRow).filter(AttachmentRow.volume_id == vol.id).delete()
+            force_volume_status(s, vol.id, V.AVAILABLE)
+            out = load_volume(s, vol.id)
+        assert out is not None
+        return out
+
+    # -- extend / revert -------------------------------------------------------
+    def extend(self, ref: str, new_size: str | int) -> Volume:
+        vol = self.get(ref)
+        size_bytes = self._size(new_size, vol.pool, field="new size")
+        if size_bytes < vol.size_bytes:
+            raise InvalidInput(
+                f"new size {new_size!r} ({format_size(size_bytes)}) is smaller than the current "
+                f"{format_size(vol.size_bytes)}; shrinking is refused, accepted: a larger size"
+            )
+        if size_bytes == vol.size_bytes:
+            raise InvalidInput(
+                f"volume {vol.name!r} is already {format_size(vol.size_bytes)}; accepted: a larger size"
+            )
+        with self._st.catalog.session() as s:
+            prior = cas_volume_status(s, vol.id, V.EXTENDING, allowed_from=frozenset({V.AVAILABLE, V.IN_USE}))
+        try:
+            self.backend_for_pool(vol.pool).extend_volume(vol.id, size_bytes)
+        except BaseException:
+            self._set(vol.id, prior)
+            raise
+        return self._set(vol.id, prior, size_bytes=size_bytes)
+
+    def revert(self, ref: str, snapshot_ref: str) -> Volume:
+        """Put the volume's data back to a snapshot's (the volume must be detached)."""
+        vol = self.get(ref)
+        snap = self._st.snapshots.get(snapshot_ref)
+        if snap.volume_id != vol.id:
+            raise InvalidInput(
+                f"snapshot {snap.name!r} belongs to volume {snap.volume_name!r}, not {vol.name!r}; "
+                "accepted: a snapshot of this volume"
+            )
+        with self._st.catalog.session() as s:
+            cas_volume_status(s, vol.id, V.REVERTING, allowed_from=frozenset({V.AVAILABLE}))
+        try:
+            with self._hold_snapshot(snap.id):
+                self.backend_for_pool(vol.pool).revert_to_snapshot(vol.id, snap.id)
+        except BaseException:
+            self._set(vol.id, V.AVAILABLE)
+            raise
+        return self._set(vol.id, V.AVAILABLE, size_bytes=max(vol.size_bytes, snap.size_bytes))
+
+    # -- update / admin --------------------------------------------------------
+    def update(self, ref: str, *, name: str | None = None, labels: dict[str, str] | None = None) -> Volume:
+        vol = self.get(ref)
+        values: dict[str, Any] = {}
+        if name is not None and name != vol.name:
+            validate_name(name, kind="volume")
+            values["name"] = name
+        if labels is not None:
+            values["labels"] = validate_labels(labels)
+        if not values:
+            return vol
+        with self._st.catalog.session() as s:
+            if "name" in values and s.scalar(select(VolumeRow.id).where(VolumeRow.name == name)) is not None:
+                raise Conflict(f"a volume named {name!r} exists already; choose another name", volume=name)
+            row = s.get(VolumeRow, vol.id)
+            if row is None:
+                raise NotFound(f"volume {ref!r} not found", volume=ref)
+            for key, value in values.items():
+                setattr(row, key, value)
+            row.updated_at = utcnow()
+        return self.get(vol.id)
+
+    def reset_status(self, ref: str, status: str | VolumeStatus) -> Volume:
+        """Admin: set the status without the state machine (e.g. after fixing a stuck volume by hand)."""
+        try:
+            target = VolumeStatus(status)
+        except ValueError:
+            raise InvalidInput(
+                f"status {status!r} is not a volume status; accepted: {', '.join(v.value for v in VolumeStatus)}"
+            ) from None
+        return self._set(self.get(ref).id, target)
+
+    # -- delete ----------------------------------------------------------------
+    def delete(
+        self,
+        ref: str,
+        *,
+        wipe: str = "none",
+        force: bool = False,
+        cascade: bool = False,
+        progress: "ProgressCallback | None" = None,
+    ) -> None:
+        """Delete a volume. Refused while it has snapshots (unless cascade) or is attached (unless force).
+
+        ``wipe="zero"`` overwrites its data with zeros first, reporting progress(done, total).
+        ``force`` also deletes from error and stuck transitional states.
+        """
+        from backends.base import WipeMode
+
+        if wipe not in WIPE_MODES:
+            raise InvalidInput(f"wipe mode {wipe!r} is not accepted; accepted: {', '.join(WIPE_MODES)}")
+        vol = self.get(ref)
+        with self._st.catalog.session() as s:
+            snaps = s.scalars(select(SnapshotRow).where(SnapshotRow.volume_id == vol.id)).all()
+            snap_names = [r.name for r in snaps]
+        if snap_names and not cascade:
+            raise Conflict(
+                f"volume {vol.name!r} has {len(snap_names)} snapshot(s): {', '.join(snap_names[:5])}; "
+                "delete them first or use cascade (--cascade)",
+                volume=vol.name,
+            )
+        if vol.attached_device and not force:
+            raise Conflict(
+                f"volume {vol.name!r} is attached at {vol.attached_device}; detach it first or use force (--force)",
+                volume=vol.name,
+            )
+        allowed = None if force else frozenset({V.AVAILABLE, V.ERROR, V.ERROR_DELETING})
+        with self._st.catalog.session() as s:
+            if force:
+                _force_to_deleting(s, vol)
+            else:
+                cas_volume_status(s, vol.id, V.DELETING, allowed_from=allowed)
+        backend = self.backend_for_pool(vol.pool)
+        try:
+            if force and backend.attached_device(vol.id):
+                backend.detach(vol.id)
+            for snap_id in (r.id for r in snaps):
+                self._st.snapshots._delete_by_id(snap_id, force=force)
+            backend.delete_volume(vol.id, WipeMode(wipe), progress)
+        except BaseException:
+            self._set(vol.id, V.ERROR_DELETING)
+            raise
+        with self._st.catalog.session() as s:
+            delete_volume_row(s, vol.id)
+
+
+def _force_to_deleting(session: Any, vol: Volume) -> None:
+    """force: any status but deleting may move to deleting (still one winner between racers)."""
+    from sqlalchemy import update
+
+    result = session.execute(
+        update(VolumeRow)
+        .where(VolumeRow.id == vol.id, VolumeRow.status != V.DELETING.value)
+        .values(status=V.DELETING.value, updated_at=utcnow(), task_owner=this_owner())
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        raise Conflict(f"volume {vol.name!r} is being deleted already", volume=vol.name, status=V.DELETING.value)
+
+
+class _Hold:
+    """Context manager: CAS a volume into a transitional status, restore the prior one after."""
+
+    def __init__(self, svc: VolumeService, vid: str, status: VolumeStatus, allowed_from: frozenset[VolumeStatus] | None):
+        self.svc, self.vid, self.status, self.allowed_from = svc, vid, status, allowed_from
+        self.prior: VolumeStatus | None = None
+
+    def __enter__(self) -> VolumeStatus:
+        with self.svc._st.catalog.session() as s:
+            self.prior = cas_volume_status(s, self.vid, self.status, allowed_from=self.allowed_from)
+        return self.prior
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.prior is not None
+        self.svc._set(self.vid, self.prior)
+
+
+class _SnapshotHold:
+    """Context manager: a snapshot in 'cloning' while a clone or revert reads it."""
+
+    def __init__(self, svc: VolumeService, snap_id: str) -> None:
+        self.svc, self.snap_id = svc, snap_id
+
+    def __enter__(self) -> None:
+        with self.svc._st.catalog.session() as s:
+            cas_snapshot_status(
+                s, self.snap_id, SnapshotStatus.CLONING, allowed_from=frozenset({SnapshotStatus.AVAILABLE})
+            )
+
+    def __exit__(self, *exc: object) -> None:
+        with self.svc._st.catalog.session() as s:
+            force_snapshot_status(s, self.snap_id, SnapshotStatus.AVAILABLE)
