@@ -1,0 +1,134 @@
+"""Local chunk-existence cache, one per repository, so a backup needs no HEAD per chunk.
+
+The repository is the truth. The cache is trusted only when (a) the last backup on this
+host closed it cleanly (a killed backup leaves it dirty), (b) the set of manifests in the
+repository is the one it saw (another writer changes it), and (c) the repository's GC
+generation object is the one it saw (GC deletes chunks). Otherwise it is rebuilt from one
+listing of chunks/.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from storage.backup.repository import Repository
+from storage.errors import NotFound
+
+GC_GENERATION_OBJECT = "gc-generation"
+ENTRY = 40  # 32-byte id + 8-byte little-endian stored size
+
+
+def manifests_digest(manifest_ids: list[str]) -> str:
+    return hashlib.sha256("\n".join(sorted(manifest_ids)).encode()).hexdigest()
+
+
+def read_gc_generation(repo: Repository, store: Any) -> str:
+    try:
+        return store.get_bytes(repo.container, repo.object_name(GC_GENERATION_OBJECT)).decode(errors="replace").strip()
+    except NotFound:
+        return ""
+
+
+class KnownChunks:
+    """Thread-safe map of chunk ids known to be stored -> stored size (0 while an upload is in flight)."""
+
+    def __init__(self, ids: dict[bytes, int] | None = None) -> None:
+        self._ids = ids if ids is not None else {}
+        self._lock = threading.Lock()
+
+    def __contains__(self, chunk_id: str) -> bool:
+        return bytes.fromhex(chunk_id) in self._ids
+
+    def size(self, chunk_id: str) -> int | None:
+        return self._ids.get(bytes.fromhex(chunk_id))
+
+    def set(self, chunk_id: str, stored_size: int) -> None:
+        with self._lock:
+            self._ids[bytes.fromhex(chunk_id)] = stored_size
+
+    def claim(self, chunk_id: str) -> bool:
+        """Reserve the id; True when it was unknown (the caller uploads it), False when known."""
+        raw = bytes.fromhex(chunk_id)
+        with self._lock:
+            if raw in self._ids:
+                return False
+            self._ids[raw] = 0
+            return True
+
+    def discard(self, chunk_id: str) -> None:
+        with self._lock:
+            self._ids.pop(bytes.fromhex(chunk_id), None)
+
+    def items(self) -> list[tuple[bytes, int]]:
+        with self._lock:
+            return list(self._ids.items())
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+
+class ChunkCache:
+    def __init__(self, cache_root: Path, repo: Repository) -> None:
+        self.repo = repo
+        self.dir = cache_root / repo.id
+        self.ids_path = self.dir / "chunks.bin"
+        self.state_path = self.dir / "state.json"
+        self.rebuilt = False
+
+    def _state(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.state_path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _write_state(self, state: dict[str, Any]) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, self.state_path)
+
+    def load(self, store: Any) -> KnownChunks:
+        """Return the known chunk set, rebuilding it from a listing when it cannot be trusted; marks the cache dirty."""
+        state = self._state()
+        digest = manifests_digest(self.repo.list_manifest_ids(store))
+        generation = read_gc_generation(self.repo, store)
+        trusted = state.get("clean") is True and state.get("manifests") == digest and state.get("gc_generation") == generation
+        ids: dict[bytes, int] | None = None
+        if trusted:
+            try:
+                blob = self.ids_path.read_bytes()
+                if len(blob) % ENTRY == 0 and len(blob) // ENTRY == state.get("count"):
+                    ids = {
+                        blob[i : i + 32]: int.from_bytes(blob[i + 32 : i + ENTRY], "little") for i in range(0, len(blob), ENTRY)
+                    }
+            except OSError:
+                ids = None
+        if ids is None:
+            ids = {bytes.fromhex(c.id): c.size for c in self.repo.list_chunks(store)}
+            self.rebuilt = True
+        self._write_state({"clean": False})
+        return KnownChunks(ids)
+
+    def save(self, store: Any, known: KnownChunks) -> None:
+        """Persist the set after a completed backup (or GC) and mark the cache clean."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        ids = [(raw, size) for raw, size in known.items() if size > 0]
+        tmp = self.ids_path.with_suffix(".tmp")
+        tmp.write_bytes(b"".join(raw + size.to_bytes(8, "little") for raw, size in sorted(ids)))
+        os.replace(tmp, self.ids_path)
+        self._write_state(
+            {
+                "clean": True,
+                "count": len(ids),
+                "manifests": manifests_digest(self.repo.list_manifest_ids(store)),
+                "gc_generation": read_gc_generation(self.repo, store),
+            }
+        )
+
+    def invalidate(self) -> None:
+        self._write_state({"clean": False})

@@ -1,0 +1,65 @@
+"""Per-chunk zstd compression with a raw fallback (pure functions, thread-safe)."""
+
+from __future__ import annotations
+
+import threading
+
+import zstandard
+
+from storage.errors import DataCorruption, InvalidInput
+
+FLAG_RAW = 0x00
+FLAG_ZSTD = 0x01
+COMPRESSIONS = ("zstd", "none")
+# Keep the compressed form only when it saves at least this fraction: random data would
+# otherwise cost a decompression on every restore for nothing.
+MIN_SAVING = 1 / 64
+
+_local = threading.local()
+
+
+def _compressor(level: int) -> zstandard.ZstdCompressor:
+    cache = getattr(_local, "compressors", None)
+    if cache is None:
+        cache = _local.compressors = {}
+    comp = cache.get(level)
+    if comp is None:
+        comp = cache[level] = zstandard.ZstdCompressor(level=level, write_content_size=True)
+    return comp
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    d = getattr(_local, "decompressor", None)
+    if d is None:
+        d = _local.decompressor = zstandard.ZstdDecompressor()
+    return d
+
+
+def check_compression(name: str, level: int) -> None:
+    if name not in COMPRESSIONS:
+        raise InvalidInput(f"compression {name!r} is not supported; accepted: {', '.join(COMPRESSIONS)}", field="compression")
+    if name == "zstd" and not 1 <= level <= 22:
+        raise InvalidInput(f"zstd compression level {level} is not accepted; accepted: 1-22", field="compression_level")
+
+
+def compress(data: bytes | memoryview, compression: str, level: int) -> tuple[int, bytes | memoryview]:
+    """Return (flag, payload): zstd when it saves at least MIN_SAVING, else the raw bytes."""
+    if compression == "zstd":
+        packed = _compressor(level).compress(data)
+        if len(packed) <= len(data) * (1 - MIN_SAVING):
+            return FLAG_ZSTD, packed
+    return FLAG_RAW, data
+
+
+def decompress(flag: int, payload: bytes, expected_size: int | None) -> bytes:
+    """Undo compress(); raises DataCorruption when the payload is not a valid frame."""
+    if flag == FLAG_RAW:
+        return bytes(payload)
+    if flag != FLAG_ZSTD:
+        raise DataCorruption(f"unknown compression flag {flag:#x}; accepted: 0x00 (raw), 0x01 (zstd)")
+    try:
+        if expected_size is not None:
+            return _decompressor().decompress(payload, max_output_size=expected_size)
+        return _decompressor().decompress(payload)
+    except zstandard.ZstdError as exc:
+        raise DataCorruption(f"zstd frame does not decompress: {exc}") from None

@@ -1,0 +1,234 @@
+"""The backup pipeline: reader -> hash/compress/encrypt workers -> uploaders.
+
+Bounded queues between the stages cap the memory at about (2 x workers + 2 x uploaders +
+2) x chunk size whatever the image size. hashlib, zstandard and cryptography release the
+GIL on large buffers, so threads run in parallel. Each uploader has its own store clone.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from storage.backup.cache import KnownChunks
+from storage.backup.format import ChunkRef
+from storage.backup.models import Progress, ProgressCallback
+from storage.backup.planner import Action, PlannedChunk
+from storage.backup.repository import Repository
+from storage.backup.source import read_exact
+from storage.errors import Cancelled, StorageError
+
+_STOP = object()
+
+
+@dataclass
+class BackupCounters:
+    total: int
+    read: int = 0
+    skipped: int = 0  # holes and unchanged chunks not read
+    zero: int = 0
+    deduplicated: int = 0
+    uploaded: int = 0  # stored bytes sent
+    chunks_zero: int = 0
+    chunks_reused: int = 0
+    chunks_new: int = 0
+    chunks_dedup: int = 0
+    started: float = field(default_factory=time.monotonic)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def progress(self, phase: str = "backup") -> Progress:
+        done = self.read + self.skipped
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        rate = done / elapsed
+        eta = (self.total - done) / rate if rate > 0 else None
+        return Progress(phase, self.total, done, self.read, self.skipped, self.deduplicated, self.uploaded, 0, rate, eta)
+
+
+class Throttle:
+    """A token bucket shared by the uploaders (bytes per second); None = unlimited."""
+
+    def __init__(self, rate: int | None) -> None:
+        self.rate = rate
+        self.lock = threading.Lock()
+        self.next_free = time.monotonic()
+
+    def take(self, nbytes: int) -> None:
+        if not self.rate:
+            return
+        with self.lock:
+            now = time.monotonic()
+            start = max(now, self.next_free)
+            self.next_free = start + nbytes / self.rate
+        delay = start - now
+        if delay > 0:
+            time.sleep(delay)
+
+
+class _Failure:
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.error: BaseException | None = None
+
+    def set(self, exc: BaseException) -> None:
+        if self.error is None:
+            self.error = exc
+        self.event.set()
+
+
+def _put(q: "queue.Queue[Any]", item: Any, failure: _Failure) -> None:
+    while True:
+        try:
+            q.put(item, timeout=0.2)
+            return
+        except queue.Full:
+            if failure.event.is_set():
+                raise _Aborted() from None
+
+
+class _Aborted(Exception):
+    pass
+
+
+def run_backup(
+    fd: int,
+    plan: Iterable[PlannedChunk],
+    repo: Repository,
+    known: KnownChunks,
+    counters: BackupCounters,
+    *,
+    workers: int,
+    uploaders: int,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+    bandwidth_limit: int | None = None,
+    progress_interval: float = 0.25,
+) -> list[ChunkRef | None]:
+    """Run the plan; return the manifest's chunk list. Raises Cancelled or the first stage error."""
+    results: dict[int, str | ChunkRef | None] = {}
+    work_q: queue.Queue[Any] = queue.Queue(maxsize=max(2, workers))
+    upload_q: queue.Queue[Any] = queue.Queue(maxsize=max(2, uploaders))
+    failure = _Failure()
+    throttle = Throttle(bandwidth_limit)
+    zero_block = memoryview(bytes(repo.config.chunk_size))
+    last_report = [0.0]
+
+    def report(force: bool = False) -> None:
+        if progress is None:
+            return
+        now = time.monotonic()
+        if force or now - last_report[0] >= progress_interval:
+            last_report[0] = now
+            progress(counters.progress())
+
+    def worker() -> None:
+        while True:
+            item = work_q.get()
+            if item is _STOP:
+                return
+            if failure.event.is_set():
+                continue
+            try:
+                process(*item)
+            except _Aborted:
+                continue
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                failure.set(exc)
+
+    def process(index: int, data: bytes) -> None:
+        if data == zero_block[: len(data)]:
+            results[index] = None
+            with counters.lock:
+                counters.zero += len(data)
+                counters.chunks_zero += 1
+            return
+        cid = repo.chunk_id(data)
+        results[index] = cid
+        if known.claim(cid):
+            body = repo.seal_chunk(cid, data)
+            known.set(cid, len(body))
+            with counters.lock:
+                counters.chunks_new += 1
+            _put(upload_q, (cid, body), failure)
+        else:
+            with counters.lock:
+                counters.deduplicated += len(data)
+                counters.chunks_dedup += 1
+
+    def uploader() -> None:
+        store = repo.clone_store()
+        try:
+            while True:
+                item = upload_q.get()
+                if item is _STOP:
+                    return
+                if failure.event.is_set():
+                    continue
+                cid, body = item
+                throttle.take(len(body))
+                repo.put_chunk(store, cid, body)
+                with counters.lock:
+                    counters.uploaded += len(body)
+        except BaseException as exc:  # noqa: BLE001
+            failure.set(exc)
+            while upload_q.get() is not _STOP:  # keep draining so workers never block
+                pass
+        finally:
+            store.close()
+
+    worker_threads = [threading.Thread(target=worker, name=f"backup-worker-{i}", daemon=True) for i in range(workers)]
+    upload_threads = [threading.Thread(target=uploader, name=f"backup-upload-{i}", daemon=True) for i in range(uploaders)]
+    for t in worker_threads + upload_threads:
+        t.start()
+    try:
+        for chunk in plan:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("backup cancelled; chunks uploaded so far are reused by the next run")
+            if failure.event.is_set():
+                break
+            if chunk.action is Action.ZERO:
+                results[chunk.index] = None
+                counters.skipped += chunk.length
+                counters.chunks_zero += 1
+            elif chunk.action is Action.REUSE:
+                results[chunk.index] = chunk.ref
+                counters.skipped += chunk.length
+                counters.chunks_reused += 1
+            else:
+                data = read_exact(fd, chunk.offset, chunk.length)
+                counters.read += chunk.length
+                _put(work_q, (chunk.index, data), failure)
+            report()
+    except _Aborted:
+        pass
+    except BaseException as exc:  # noqa: BLE001 - stops the stages, re-raised below
+        failure.set(exc)
+    finally:
+        for _ in worker_threads:
+            try:
+                work_q.put(_STOP, timeout=60)
+            except queue.Full:
+                failure.set(StorageError("backup workers are stuck"))
+        for t in worker_threads:
+            t.join()
+        for _ in upload_threads:
+            upload_q.put(_STOP)
+        for t in upload_threads:
+            t.join()
+    if failure.error is not None:
+        raise failure.error
+    report(force=True)
+    refs: list[ChunkRef | None] = []
+    for index in range(len(results)):
+        value = results[index]
+        if isinstance(value, str):
+            size = known.size(value)
+            if not size:
+                raise StorageError(f"chunk {value} has no stored size after upload (internal error)")
+            refs.append(ChunkRef(value, size))
+        else:
+            refs.append(value)
+    return refs

@@ -1,0 +1,113 @@
+"""Verification: quick (every referenced chunk exists with its size) or deep (download and re-hash)."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from storage.backup.format import ChunkRef, Manifest
+from storage.backup.models import Progress, ProgressCallback
+from storage.backup.repository import Repository, StoredChunk
+from storage.errors import DataCorruption, InvalidInput
+
+
+@dataclass
+class ChunkFindings:
+    missing: set[str] = field(default_factory=set)
+    corrupt: set[str] = field(default_factory=set)
+    checked: int = 0
+    bytes_checked: int = 0
+
+    @property
+    def bad(self) -> set[str]:
+        return self.missing | self.corrupt
+
+
+def referenced_chunks(manifests: Iterable[Manifest]) -> dict[str, tuple[ChunkRef, int]]:
+    """Every referenced chunk id -> (ref, plaintext length), from the given manifests."""
+    out: dict[str, tuple[ChunkRef, int]] = {}
+    for m in manifests:
+        for index, ref in enumerate(m.chunks):
+            if ref is not None and ref.id not in out:
+                out[ref.id] = (ref, m.chunk_length(index))
+    return out
+
+
+def quick_check(wanted: Mapping[str, tuple[ChunkRef, int]], stored: Mapping[str, StoredChunk]) -> ChunkFindings:
+    """Pure: compare referenced chunks with a listing (existence and stored size)."""
+    findings = ChunkFindings()
+    for cid, (ref, _length) in wanted.items():
+        findings.checked += 1
+        have = stored.get(cid)
+        if have is None:
+            findings.missing.add(cid)
+        elif have.size != ref.stored_size:
+            findings.corrupt.add(cid)
+        else:
+            findings.bytes_checked += have.size
+    return findings
+
+
+def sample_ids(ids: list[str], percent: float, rng: random.Random | None = None) -> list[str]:
+    if not 0 < percent <= 100:
+        raise InvalidInput(f"sample percent {percent} is not accepted; accepted: more than 0 up to 100")
+    if percent >= 100:
+        return list(ids)
+    count = max(1, round(len(ids) * percent / 100)) if ids else 0
+    return (rng or random.SystemRandom()).sample(ids, count)
+
+
+def deep_check(
+    repo: Repository,
+    wanted: Mapping[str, tuple[ChunkRef, int]],
+    findings: ChunkFindings,
+    ids: list[str],
+    *,
+    threads: int = 4,
+    progress: ProgressCallback | None = None,
+) -> None:
+    """Download, decrypt, decompress and re-hash each id not already found bad."""
+    lock = threading.Lock()
+    local = threading.local()
+    stores: list[Any] = []
+    todo = [cid for cid in ids if cid not in findings.bad]
+    total = sum(wanted[cid][0].stored_size for cid in todo)
+    done = [0]
+    started = time.monotonic()
+
+    def check(cid: str) -> None:
+        store = getattr(local, "store", None)
+        if store is None:
+            store = local.store = repo.clone_store()
+            with lock:
+                stores.append(store)
+        ref, length = wanted[cid]
+        try:
+            repo.get_chunk(store, ref, length)
+        except DataCorruption as exc:
+            with lock:
+                (findings.missing if "missing" in exc.message else findings.corrupt).add(cid)
+        with lock:
+            done[0] += ref.stored_size
+            if progress is not None:
+                rate = done[0] / max(time.monotonic() - started, 1e-6)
+                progress(Progress("verify", total, done[0], downloaded=done[0], rate=rate, eta_seconds=(total - done[0]) / rate if rate else None))
+
+    try:
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="verify") as pool:
+            list(pool.map(check, todo))
+    finally:
+        for s in stores:
+            s.close()
+
+
+def damaged_backups(manifests: Iterable[Manifest], bad: set[str]) -> list[str]:
+    """Pure: ids of the backups that reference any bad chunk."""
+    if not bad:
+        return []
+    return sorted(m.backup_id for m in manifests if not bad.isdisjoint(m.referenced()))
