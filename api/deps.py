@@ -60,7 +60,7 @@ def authorize(request: Request, principal: Annotated[Principal, Depends(get_prin
     return principal
 
 
-def require_admin(principal: Annotated[Principal, Depends(authorize)]) -> Principal:
+def require_admin(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
     principal.require("admin")
     return principal
 
