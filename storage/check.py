@@ -1,0 +1,329 @@
+"""Reconcile the catalog against the backends (``storagectl check [--repair]``).
+
+Finds: volumes/snapshots whose backing data is missing, backend items the catalog does not
+know (orphans), loop devices of a pool that belong to no attached volume (stale), attachments
+the host no longer has, size mismatches, and objects stuck in a transitional status because
+the process that ran the operation died between the backend step and the catalog update.
+Nothing changes unless ``repair=True``; the decisions are pure functions of what was seen.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from storage.catalog.volumes import (
+    AttachmentRow,
+    SnapshotRow,
+    VolumeRow,
+    delete_snapshot_row,
+    delete_volume_row,
+    force_snapshot_status,
+    force_volume_status,
+)
+from storage.catalog.base import new_id
+from storage.domain import (
+    TRANSITIONAL_SNAPSHOT_STATUSES,
+    TRANSITIONAL_VOLUME_STATUSES,
+    SnapshotStatus,
+    VolumeStatus,
+)
+from storage.errors import StorageError
+
+if TYPE_CHECKING:
+    from backends.base import BackendItem, VolumeBackend
+    from storage.service import Storage
+
+V = VolumeStatus
+S = SnapshotStatus
+DEFAULT_STALE_AFTER = 3600.0
+
+
+class Finding(BaseModel):
+    kind: str
+    pool: str
+    object_id: str | None = None
+    name: str | None = None
+    detail: str
+    repair: str  # what --repair does (or did)
+    repaired: bool = False
+    repair_error: str | None = None
+
+
+class CheckReport(BaseModel):
+    repair: bool
+    pools_checked: list[str] = Field(default_factory=list)
+    findings: list[Finding] = Field(default_factory=list)
+    errors: list[str] = Field(default_factory=list)  # pools that could not be checked
+
+    @property
+    def clean(self) -> bool:
+        return not self.findings and not self.errors
+
+
+# -- pure decisions -------------------------------------------------------------
+
+
+def owner_is_dead(owner: str | None, this_host: str, pid_alive: Any) -> bool:
+    """True when ``owner`` ("host:pid") names a process on this host that no longer runs."""
+    if not owner:
+        return True
+    host, _, pid = owner.rpartition(":")
+    if host != this_host or not pid.isdigit():
+        return False
+    return not pid_alive(int(pid))
+
+
+def is_stuck(status_transitional: bool, owner: str | None, updated_at: datetime, now: datetime,
+             stale_after: float, this_host: str, pid_alive: Any) -> bool:
+    if not status_transitional:
+        return False
+    if owner_is_dead(owner, this_host, pid_alive):
+        return True
+    return now - updated_at > timedelta(seconds=stale_after)
+
+
+def settle_volume(status: VolumeStatus, has_file: bool, attached: bool) -> tuple[str, VolumeStatus | None]:
+    """(action, new status) for a volume stuck in ``status``.
+
+    Actions: "set" (to the new status), "finish_delete", "drop_row".
+    """
+    rest = V.IN_USE if attached else V.AVAILABLE
+    if status is V.DELETING:
+        return "finish_delete", None
+    if not has_file:
+        return ("drop_row", None) if status is V.CREATING else ("set", V.ERROR)
+    if status is V.RESTORING_BACKUP:
+        return "set", V.ERROR  # partial data
+    if status in (V.CREATING, V.REVERTING):
+        return "set", V.AVAILABLE  # copies and reverts land by atomic rename: complete or absent
+    return "set", rest
+
+
+def settle_snapshot(status: SnapshotStatus, has_file: bool) -> tuple[str, SnapshotStatus | None]:
+    if status is S.DELETING:
+        return "finish_delete", None
+    if not has_file:
+        return ("drop_row", None) if status is S.CREATING else ("set", S.ERROR)
+    return "set", S.AVAILABLE
+
+
+# -- the check --------------------------------------------------------------------
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def check(st: "Storage", repair: bool = False, *, stale_after: float = DEFAULT_STALE_AFTER) -> CheckReport:
+    """Compare catalog and backends; with repair=True fix what can be fixed safely."""
+    report = CheckReport(repair=repair)
+    with st.catalog.session() as s:
+        vols = list(s.scalars(select(VolumeRow)).all())
+        snaps = list(s.scalars(select(SnapshotRow)).all())
+        atts = {a.volume_id: a for a in s.scalars(select(AttachmentRow)).all()}
+    pools = sorted(set(st.settings.pools) | {v.pool for v in vols})
+    for pool in pools:
+        try:
+            backend = st.volumes.backend_for_pool(pool)
+            items = backend.list_items()
+        except StorageError as exc:
+            report.errors.append(f"pool {pool!r}: {exc.message}")
+            continue
+        report.pools_checked.append(pool)
+        ctx = _PoolCheck(st, report, pool, backend, items, stale_after)
+        pool_vols = [v for v in vols if v.pool == pool]
+        pool_vol_ids = {v.id for v in pool_vols}
+        ctx.run([v for v in pool_vols], [x for x in snaps if x.volume_id in pool_vol_ids], atts)
+    return report
+
+
+class _PoolCheck:
+    def __init__(self, st: "Storage", report: CheckReport, pool: str, backend: "VolumeBackend",
+                 items: list["BackendItem"], stale_after: float) -> None:
+        self.st, self.report, self.pool, self.backend = st, report, pool, backend
+        self.vol_items = {i.id: i for i in items if i.kind == "volume"}
+        self.snap_items = {i.id: i for i in items if i.kind == "snapshot"}
+        self.stale_after = stale_after
+        self.now = datetime.now(UTC)
+        self.host = socket.gethostname()
+
+    def _stuck(self, transitional: bool, owner: str | None, updated_at: datetime) -> bool:
+        return is_stuck(transitional, owner, _aware(updated_at), self.now, self.stale_after, self.host, _pid_alive)
+
+    def _busy(self, transitional: bool, owner: str | None, updated_at: datetime) -> bool:
+        return transitional and not self._stuck(transitional, owner, updated_at)
+
+    def add(self, kind: str, detail: str, repair: str, fix: Any, object_id: str | None = None,
+            name: str | None = None) -> None:
+        finding = Finding(kind=kind, pool=self.pool, object_id=object_id, name=name, detail=detail, repair=repair)
+        if self.report.repair and fix is not None:
+            try:
+                fix()
+                finding.repaired = True
+            except StorageError as exc:
+                finding.repair_error = exc.message
+            except OSError as exc:
+                finding.repair_error = str(exc)
+        self.report.findings.append(finding)
+
+    def run(self, vols: list[VolumeRow], snaps: list[SnapshotRow], atts: dict[str, AttachmentRow]) -> None:
+        busy_vols = {v.id for v in vols if self._busy(V(v.status) in TRANSITIONAL_VOLUME_STATUSES, v.task_owner, v.updated_at)}
+        for snap in snaps:
+            self._snapshot(snap, busy=snap.volume_id in busy_vols)
+        for vol in vols:
+            self._volume(vol, atts.get(vol.id), busy=vol.id in busy_vols)
+        known_vols = {v.id for v in vols}
+        known_snaps = {x.id for x in snaps}
+        for vid, item in self.vol_items.items():
+            if vid not in known_vols:
+                self.add("orphan_volume", f"backend has volume data {item.path or vid} ({item.size_bytes} bytes) "
+                         "that no catalog volume owns", "delete the orphan data",
+                         lambda vid=vid: self.backend.delete_volume(vid), object_id=vid)
+        for sid, item in self.snap_items.items():
+            if sid not in known_snaps:
+                self.add("orphan_snapshot", f"backend has snapshot data {item.path or sid} that no catalog snapshot owns",
+                         "delete the orphan data",
+                         lambda sid=sid, parent=item.parent_id: self.backend.delete_snapshot(parent or "", sid),
+                         object_id=sid)
+        attached_ids = {vid for vid in atts if vid in known_vols}
+        try:
+            stale = self.backend.stale_attachments(attached_ids)
+        except StorageError as exc:
+            self.report.errors.append(f"pool {self.pool!r}: listing attachments failed: {exc.message}")
+            stale = []
+        for device in stale:
+            self.add("stale_device", f"{device} is backed by data of pool {self.pool!r} but belongs to no attached volume",
+                     f"detach {device}", lambda device=device: self.backend.remove_stale_attachment(device), name=device)
+
+    # -- volumes ---------------------------------------------------------------
+    def _volume(self, vol: VolumeRow, att: AttachmentRow | None, busy: bool) -> None:
+        if busy:
+            return
+        status = V(vol.status)
+        has_file = vol.id in self.vol_items
+        stuck = self._stuck(status in TRANSITIONAL_VOLUME_STATUSES, vol.task_owner, vol.updated_at)
+        device = self.backend.attached_device(vol.id) if has_file else None
+        if stuck:
+            action, target = settle_volume(status, has_file, device is not None)
+            what = {"finish_delete": "finish the delete", "drop_row": "remove the catalog entry (no data was created)"}
+            self.add("stuck_volume",
+                     f"volume {vol.name!r} is {status.value} but its operation ({vol.task_owner or 'unknown owner'}) "
+                     f"is no longer running; backing data {'present' if has_file else 'missing'}"
+                     + (f", attached at {device}" if device else ""),
+                     what.get(action, f"set status {target.value if target else ''}"),
+                     lambda: self._settle_volume(vol, action, target, device), object_id=vol.id, name=vol.name)
+            return
+        if not has_file and status not in (V.DELETING, V.ERROR_DELETING):
+            self.add("missing_data", f"volume {vol.name!r} ({status.value}) has no backing data in pool {self.pool!r}",
+                     "set status error" if status is not V.ERROR else "none (delete the volume)",
+                     None if status is V.ERROR else (lambda: self._set_volume(vol.id, V.ERROR)),
+                     object_id=vol.id, name=vol.name)
+            return
+        if has_file and self.vol_items[vol.id].size_bytes != vol.size_bytes:
+            real = self.vol_items[vol.id].size_bytes
+            self.add("size_mismatch", f"volume {vol.name!r}: catalog says {vol.size_bytes} bytes, backend {real}",
+                     f"record {real} bytes", lambda: self._set_volume(vol.id, status, size_bytes=real),
+                     object_id=vol.id, name=vol.name)
+        if att is not None and device is None:
+            self.add("lost_attachment", f"volume {vol.name!r} is recorded attached at {att.device} but is not attached "
+                     "on this host (rebooted?)", "forget the attachment and set status available",
+                     lambda: self._drop_attachment(vol.id), object_id=vol.id, name=vol.name)
+        elif att is not None and device is not None and device != att.device:
+            self.add("attachment_moved", f"volume {vol.name!r} is recorded at {att.device} but attached at {device}",
+                     f"record {device}", lambda: self._record_attachment(vol.id, device), object_id=vol.id, name=vol.name)
+        elif att is None and device is not None and status is V.AVAILABLE:
+            self.add("unrecorded_attachment", f"volume {vol.name!r} is available in the catalog but attached at {device}",
+                     f"record the attachment at {device} (status in-use)",
+                     lambda: self._record_attachment(vol.id, device), object_id=vol.id, name=vol.name)
+
+    def _set_volume(self, vid: str, status: VolumeStatus, **values: Any) -> None:
+        with self.st.catalog.session() as s:
+            force_volume_status(s, vid, status, **values)
+
+    def _drop_attachment(self, vid: str) -> None:
+        with self.st.catalog.session() as s:
+            s.query(AttachmentRow).filter(AttachmentRow.volume_id == vid).delete()
+            force_volume_status(s, vid, V.AVAILABLE)
+
+    def _record_attachment(self, vid: str, device: str) -> None:
+        with self.st.catalog.session() as s:
+            s.query(AttachmentRow).filter(AttachmentRow.volume_id == vid).delete()
+            s.add(AttachmentRow(id=new_id(), volume_id=vid, device=device, host=self.host))
+            force_volume_status(s, vid, V.IN_USE)
+
+    def _settle_volume(self, vol: VolumeRow, action: str, target: VolumeStatus | None, device: str | None) -> None:
+        if action == "finish_delete":
+            if device:
+                self.backend.detach(vol.id)
+            with self.st.catalog.session() as s:
+                snap_ids = list(s.scalars(select(SnapshotRow.id).where(SnapshotRow.volume_id == vol.id)).all())
+            for sid in snap_ids:
+                self.backend.delete_snapshot(vol.id, sid)
+                with self.st.catalog.session() as s:
+                    delete_snapshot_row(s, sid)
+            self.backend.delete_volume(vol.id)
+            with self.st.catalog.session() as s:
+                delete_volume_row(s, vol.id)
+        elif action == "drop_row":
+            with self.st.catalog.session() as s:
+                delete_volume_row(s, vol.id)
+        else:
+            assert target is not None
+            values: dict[str, Any] = {}
+            if V(vol.status) is V.EXTENDING and vol.id in self.vol_items:
+                values["size_bytes"] = self.vol_items[vol.id].size_bytes
+            if target is V.IN_USE and device:
+                self._record_attachment(vol.id, device)
+            else:
+                with self.st.catalog.session() as s:
+                    s.query(AttachmentRow).filter(AttachmentRow.volume_id == vol.id).delete()
+            self._set_volume(vol.id, target, **values)
+
+    # -- snapshots -------------------------------------------------------------
+    def _snapshot(self, snap: SnapshotRow, busy: bool) -> None:
+        status = S(snap.status)
+        if busy and status in TRANSITIONAL_SNAPSHOT_STATUSES:
+            return
+        has_file = snap.id in self.snap_items
+        if self._stuck(status in TRANSITIONAL_SNAPSHOT_STATUSES, snap.task_owner, snap.updated_at):
+            action, target = settle_snapshot(status, has_file)
+            self.add("stuck_snapshot",
+                     f"snapshot {snap.name!r} is {status.value} but its operation ({snap.task_owner or 'unknown owner'}) "
+                     f"is no longer running; data {'present' if has_file else 'missing'}",
+                     {"finish_delete": "finish the delete", "drop_row": "remove the catalog entry"}.get(
+                         action, f"set status {target.value if target else ''}"),
+                     lambda: self._settle_snapshot(snap, action, target), object_id=snap.id, name=snap.name)
+            return
+        if not has_file and status not in (S.DELETING, S.ERROR_DELETING, S.ERROR):
+            self.add("missing_data", f"snapshot {snap.name!r} ({status.value}) has no backing data in pool {self.pool!r}",
+                     "set status error", lambda: self._set_snapshot(snap.id, S.ERROR), object_id=snap.id, name=snap.name)
+
+    def _set_snapshot(self, sid: str, status: SnapshotStatus) -> None:
+        with self.st.catalog.session() as s:
+            force_snapshot_status(s, sid, status)
+
+    def _settle_snapshot(self, snap: SnapshotRow, action: str, target: SnapshotStatus | None) -> None:
+        if action == "finish_delete":
+            self.backend.delete_snapshot(snap.volume_id, snap.id)
+        if action in ("finish_delete", "drop_row"):
+            with self.st.catalog.session() as s:
+                delete_snapshot_row(s, snap.id)
+            return
+        assert target is not None
+        self._set_snapshot(snap.id, target)
