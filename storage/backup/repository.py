@@ -52,11 +52,13 @@ class Repository:
         compression: str = "zstd",
         compression_level: int = 3,
         require_encryption: bool = False,
+        need_keys: bool = True,
     ) -> "Repository":
         """Open (or with create=True, initialise) the repository at location.
 
         An encrypted repository needs its key file (else InvalidInput; a wrong one raises
         AuthenticationFailed). require_encryption (an explicit key) refuses a plain repository.
+        need_keys=False opens an encrypted repository without its key for listing and deleting.
         """
         prefix = _norm_prefix(location.prefix)
         store = location.store
@@ -78,7 +80,7 @@ class Repository:
             raw = store.get_bytes(location.container, prefix + fmt.CONFIG_OBJECT)
         config = RepoConfig.from_json(raw, location.url)
         keys = None
-        if config.encryption is not None:
+        if config.encryption is not None and (key_file or need_keys):
             if not key_file:
                 raise InvalidInput(
                     f"repository {location.url} is encrypted; pass its key file (--key-file or backup.key_file)", field="key_file"

@@ -1,0 +1,252 @@
+"""Restore, verify, delete, gc and import: the BackupService operations past create/list."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+
+from storage.backup import records, verify as vf
+from storage.backup.gc import collect
+from storage.backup.locks import EXCLUSIVE
+from storage.backup.models import (
+    STATUS_AVAILABLE,
+    STATUS_DAMAGED,
+    Backup,
+    GcReport,
+    ProgressCallback,
+    RestoreResult,
+    VerifyReport,
+)
+from storage.backup.cache import ChunkCache
+from storage.backup.format import Manifest
+from storage.backup.repository import Repository
+from storage.backup.restore import check_target_size, open_target, restore_to_fd
+from storage.catalog.backups import BackupRow
+from storage.errors import Conflict, DataCorruption, InvalidInput, NotFound, StorageError
+
+if TYPE_CHECKING:
+    from storage.backup.service import BackupService
+
+RESTORABLE = (STATUS_AVAILABLE, STATUS_DAMAGED)
+
+
+def _row_source(svc: "BackupService", backup_id: str) -> tuple[str, str | None, str]:
+    b = svc.get(backup_id)
+    if b.status not in RESTORABLE:
+        raise Conflict(f"backup {backup_id} is {b.status}; only available (or damaged) backups can be read", backup=backup_id)
+    with svc._st.catalog.session() as s:
+        row = s.get(BackupRow, backup_id)
+        key_file = row.key_file if row else None
+    return b.repository, key_file, b.status
+
+
+# -- restore ------------------------------------------------------------------------------
+
+
+def restore(
+    svc: "BackupService", backup_id: str, *, to_volume: str | None, new_volume_name: str | None, to_path: str | None,
+    repository: str | None, key_file: str | None, pool: str | None, progress: ProgressCallback | None,
+    cancel: threading.Event | None,
+) -> RestoreResult:
+    chosen = [t for t in (to_volume, new_volume_name, to_path) if t]
+    if len(chosen) != 1:
+        raise InvalidInput("give exactly one restore target: to_volume, new_volume_name or to_path")
+    if repository is None:
+        repository, row_key, _status = _row_source(svc, backup_id)
+        key_file = key_file or row_key
+    repo = svc.open_repository(repository, key_file=key_file)
+    store = repo.clone_store()
+    try:
+        manifest = repo.read_manifest(store, backup_id)
+    finally:
+        store.close()
+    kwargs = dict(downloaders=svc.settings.uploaders, progress=progress, cancel=cancel)
+    if to_path:
+        fd, fresh = open_target(to_path, manifest.size, create=True)
+        try:
+            return restore_to_fd(repo, manifest, fd, to_path, fresh=fresh, **kwargs)
+        finally:
+            os.close(fd)
+    st = svc._st
+    if to_volume:
+        vol = st.volumes.get(to_volume)
+        check_target_size(vol.size_bytes, manifest.size, f"volume {vol.name!r}")
+        return _restore_into_volume(svc, repo, manifest, vol.id, fresh=False, **kwargs)
+    assert new_volume_name is not None
+    vol = st.volumes.create(new_volume_name, manifest.size, pool=pool, labels={"storage.backup/restored-from": backup_id})
+    try:
+        return _restore_into_volume(svc, repo, manifest, vol.id, fresh=True, **kwargs)
+    except BaseException:
+        try:
+            st.volumes.delete(vol.id)
+        except StorageError:
+            pass
+        raise
+
+
+def _restore_into_volume(svc: "BackupService", repo: Repository, manifest: Manifest, volume_id: str, *, fresh: bool, **kwargs: object) -> RestoreResult:
+    from storage.domain import VolumeStatus
+
+    st = svc._st
+    vol = st.volumes.get(volume_id)
+    backend = st.volumes.backend_for_pool(vol.pool)
+    with st.volumes._hold_volume(vol.id, VolumeStatus.RESTORING_BACKUP, frozenset({VolumeStatus.AVAILABLE})):
+        with backend.open_volume(vol.id) as path:
+            fd, _ = open_target(path, manifest.size, create=False)
+            try:
+                result = restore_to_fd(repo, manifest, fd, f"volume {vol.name}", fresh=fresh, **kwargs)  # type: ignore[arg-type]
+            finally:
+                os.close(fd)
+    return result
+
+
+# -- verify -------------------------------------------------------------------------------
+
+
+def _load_manifests(repo: Repository, store: object) -> tuple[dict[str, Manifest], list[str]]:
+    manifests: dict[str, Manifest] = {}
+    unreadable: list[str] = []
+    for mid in repo.list_manifest_ids(store):
+        try:
+            manifests[mid] = repo.read_manifest(store, mid)
+        except (DataCorruption, NotFound):
+            unreadable.append(mid)
+    return manifests, unreadable
+
+
+def verify(
+    svc: "BackupService", target: str, *, deep: bool, sample_percent: float, key_file: str | None,
+    progress: ProgressCallback | None,
+) -> VerifyReport:
+    started = time.monotonic()
+    if "://" in target:
+        repo = svc.open_repository(target, key_file=key_file)
+        only: str | None = None
+    else:
+        url, row_key, _ = _row_source(svc, target)
+        repo = svc.open_repository(url, key_file=key_file or row_key)
+        only = target
+    store = repo.clone_store()
+    try:
+        manifests, unreadable = _load_manifests(repo, store)
+        if only is not None and only not in manifests and only not in unreadable:
+            raise NotFound(f"backup {only} has no manifest in repository {repo.url}; it is lost (delete it)", backup=only)
+        checked = [m for m in manifests.values() if only is None or m.backup_id == only]
+        wanted = vf.referenced_chunks(checked)
+        stored = {c.id: c for c in repo.list_chunks(store)}
+    finally:
+        store.close()
+    findings = vf.quick_check(wanted, stored)
+    if deep:
+        ids = vf.sample_ids(sorted(wanted), sample_percent)
+        findings.checked = len(ids) + len(findings.bad)
+        findings.bytes_checked = 0
+        vf.deep_check(repo, wanted, findings, ids, threads=svc.settings.uploaders, progress=progress)
+        findings.bytes_checked = sum(wanted[c][0].stored_size for c in ids if c not in findings.bad)
+    damaged = sorted(set(vf.damaged_backups(manifests.values(), findings.bad)) | set(unreadable))
+    if findings.bad:
+        ChunkCache(svc.cache_root, repo).invalidate()
+    _mark(svc, repo.url, damaged, [m.backup_id for m in checked])
+    return VerifyReport(
+        repository=repo.url, deep=deep, sample_percent=sample_percent if deep else 100,
+        backups_checked=sorted(m.backup_id for m in checked) + ([only] if only in unreadable else []),
+        chunks_checked=findings.checked, bytes_checked=findings.bytes_checked,
+        missing_chunks=sorted(findings.missing), corrupt_chunks=sorted(findings.corrupt), damaged_backups=damaged,
+        ok=not damaged and not findings.bad, seconds=round(time.monotonic() - started, 3),
+    )
+
+
+def _mark(svc: "BackupService", url: str, damaged: list[str], checked: list[str]) -> None:
+    """Damaged backups become 'damaged'; checked damaged ones that now pass become 'available' again."""
+    with svc._st.catalog.session() as s:
+        for row in s.scalars(select(BackupRow).where(BackupRow.repository == url)).all():
+            if row.id in damaged and row.status == STATUS_AVAILABLE:
+                row.status = STATUS_DAMAGED
+                row.error = "verify found missing or corrupt chunks"
+            elif row.id in checked and row.id not in damaged and row.status == STATUS_DAMAGED:
+                row.status = STATUS_AVAILABLE
+                row.error = None
+
+
+# -- delete, gc, import ---------------------------------------------------------------------
+
+
+def delete(svc: "BackupService", backup_id: str, *, repository: str | None) -> None:
+    with svc._st.catalog.session() as s:
+        row = s.get(BackupRow, backup_id)
+        url = row.repository if row else repository
+        status = row.status if row else None
+        snapshot_id = row.snapshot_id if row else None
+    if url is None:
+        raise NotFound(f"backup {backup_id!r} not found in the catalog; pass its repository to delete it there", backup=backup_id)
+    if status == "creating":
+        raise Conflict(f"backup {backup_id} is still being created; cancel it or wait", backup=backup_id)
+    repo = svc.open_repository(url, need_keys=False)
+    store = repo.clone_store()
+    try:
+        found = repo.delete_manifest(store, backup_id)
+    finally:
+        store.close()
+    if row is None and not found:
+        raise NotFound(f"backup {backup_id} has no manifest in repository {url}", backup=backup_id)
+    if snapshot_id:
+        try:
+            svc._st.snapshots.delete(snapshot_id)
+        except StorageError:
+            pass
+    with svc._st.catalog.session() as s:
+        row = s.get(BackupRow, backup_id)
+        if row is not None:
+            s.delete(row)
+
+
+def gc(svc: "BackupService", repository: str | None, *, grace_seconds: int | None, dry_run: bool, key_file: str | None) -> GcReport:
+    grace = svc.settings.gc_grace_seconds if grace_seconds is None else grace_seconds
+    if grace < 0:
+        raise InvalidInput(f"grace period {grace} is not accepted; accepted: 0 or more seconds")
+    repo = svc.open_repository(repository, key_file=key_file)
+    with svc.repository_lock(repo, EXCLUSIVE, "gc") as lock:
+        stale = lock.remove_stale()
+        store = repo.clone_store()
+        try:
+            manifests, unreadable = _load_manifests(repo, store)
+            if unreadable:
+                raise DataCorruption(
+                    f"refusing to collect garbage: manifests {', '.join(unreadable)} cannot be read, so their chunks "
+                    "are unknown; delete those backups or fix the repository first"
+                )
+            referenced: set[str] = set()
+            for m in manifests.values():
+                referenced |= m.referenced()
+            report = collect(repo, store, referenced, len(manifests), grace_seconds=grace, dry_run=dry_run)
+        finally:
+            store.close()
+    return report.model_copy(update={"stale_locks_removed": stale})
+
+
+def import_repository(svc: "BackupService", url: str | None, *, key_file: str | None) -> list[Backup]:
+    repo = svc.open_repository(url, key_file=key_file)
+    kf = key_file or (svc.settings.key_file if repo.keys else None)
+    store = repo.clone_store()
+    try:
+        manifests, _unreadable = _load_manifests(repo, store)
+    finally:
+        store.close()
+    imported: list[Backup] = []
+    with svc._st.catalog.session() as s:
+        for manifest in sorted(manifests.values(), key=lambda m: m.created_at):
+            row = s.get(BackupRow, manifest.backup_id)
+            if row is None:
+                row = records.row_from_manifest(manifest, repo.url, repo.keys is not None, str(kf) if kf else None)
+                s.add(row)
+            elif row.status not in (STATUS_AVAILABLE, STATUS_DAMAGED):
+                row.status = STATUS_AVAILABLE
+                row.error = None
+                row.owner = None
+            s.flush()
+            imported.append(records.to_model(row))
+    return imported

@@ -1,0 +1,283 @@
+"""BackupService (``st.backups``): create, list, restore, verify, delete, gc and import backups.
+
+The repository is the truth and the catalog an index of it: a backup becomes ``available``
+only after its manifest is stored and read back, and ``import_repository`` rebuilds the
+catalog from the manifests alone.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from storage.backup import crypto, planner, records, sources
+from storage.backup.cache import ChunkCache
+from storage.backup.format import Manifest, iso_now
+from storage.backup.locks import EXCLUSIVE, SHARED, RepositoryLock
+from storage.backup.models import (
+    STATUS_AVAILABLE,
+    STATUS_DAMAGED,
+    STATUS_ERROR,
+    Backup,
+    GcReport,
+    ProgressCallback,
+    RestoreResult,
+    VerifyReport,
+)
+from storage.backup.pipeline import BackupCounters, run_backup
+from storage.backup.repository import Repository
+from storage.backup.source import data_extents, image_size, open_readonly
+from storage.catalog.backups import BackupRow
+from storage.errors import InvalidInput, NotFound, StorageError
+from storage.names import validate_name
+from storage.units import parse_size
+
+if TYPE_CHECKING:
+    from storage.service import Storage
+
+
+class BackupService:
+    def __init__(self, storage: "Storage") -> None:
+        self._st = storage
+        self.settings = storage.settings.backup
+
+    # -- helpers -------------------------------------------------------------------------
+    @property
+    def cache_root(self) -> Path:
+        return self._st.settings.data_dir / "cache" / "backup"
+
+    @property
+    def lock_dir(self) -> Path:
+        return self._st.settings.data_dir / "locks"
+
+    def _workers(self) -> int:
+        return self.settings.workers or max(1, os.cpu_count() or 1)
+
+    def open_repository(
+        self, url: str | None = None, *, key_file: str | None = None, create: bool = False, need_keys: bool = True
+    ) -> Repository:
+        """Open the repository at url (default: settings.backup.repository).
+
+        An explicit key_file must match an encrypted repository (and creates one); without
+        one, settings.backup.key_file is used when the repository is encrypted.
+        """
+        location = self._st.objects.open_url(url or self.settings.repository or "")
+        explicit = key_file is not None
+        return Repository.open(
+            location,
+            key_file=key_file if explicit else self.settings.key_file,
+            create=create,
+            chunk_size=parse_size(self.settings.chunk_size, field="backup.chunk_size"),
+            compression=self.settings.compression,
+            compression_level=self.settings.compression_level,
+            require_encryption=explicit and create,
+            need_keys=need_keys,
+        )
+
+    def create_key(self, path: str | os.PathLike[str]) -> Path:
+        """Write a new random key file (mode 0600) for encrypted repositories."""
+        return crypto.create_key_file(path)
+
+    # -- create --------------------------------------------------------------------------
+    def create(
+        self,
+        source: str,
+        *,
+        repository: str | None = None,
+        name: str | None = None,
+        labels: dict[str, str] | None = None,
+        encryption_key_file: str | None = None,
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+        bandwidth_limit: int | str | None = None,
+    ) -> Backup:
+        """Back up a volume (through a new snapshot), a snapshot or a path; return the available Backup."""
+        from storage.volumes import validate_labels
+
+        if name is not None:
+            validate_name(name, kind="backup")
+        labels = validate_labels(labels)
+        limit = parse_size(bandwidth_limit, field="bandwidth_limit") if bandwidth_limit else None
+        src = sources.resolve(self._st, source)
+        repo = self.open_repository(repository, key_file=encryption_key_file, create=True)
+        key_file = encryption_key_file or (self.settings.key_file if repo.keys else None)
+        backup_id = str(uuid.uuid4())
+        created = datetime.now(UTC)
+        with self._st.catalog.session() as s:
+            s.add(records.new_row(
+                id=backup_id, name=name, repository=repo.url, repository_id=repo.id, volume_id=src.volume_id,
+                volume_name=src.volume_name, source=src.description, encrypted=repo.keys is not None,
+                key_file=str(key_file) if key_file else None, chunk_size=repo.config.chunk_size, labels=labels,
+                created_at=created,
+            ))
+        try:
+            with RepositoryLock(repo, self.lock_dir, SHARED, f"backup {backup_id}"):
+                manifest, counters = self._run(repo, src, backup_id, name, labels, created, progress, cancel, limit)
+        except BaseException as exc:
+            message = exc.message if isinstance(exc, StorageError) else f"{type(exc).__name__}: {exc}"
+            self._update(backup_id, status=STATUS_ERROR, error=message, owner=None)
+            raise
+        if src.kind == "volume" and manifest.snapshot_id and src.volume_id:
+            sources.retire_old_bases(self._st, src.volume_id, repo.id, keep=manifest.snapshot_id)
+        return self._update(
+            backup_id, status=STATUS_AVAILABLE, owner=None, size_bytes=manifest.size, stored_bytes=counters.uploaded,
+            read_bytes=counters.read, chunk_count=len(manifest.chunks),
+            zero_chunk_count=sum(1 for c in manifest.chunks if c is None), new_chunk_count=counters.chunks_new,
+            dedup_chunk_count=counters.chunks_dedup, reused_chunk_count=counters.chunks_reused,
+            snapshot_id=manifest.snapshot_id if src.kind == "volume" else None,
+            completed_at=records.parse_iso(manifest.completed_at),
+        )
+
+    def _run(
+        self, repo: Repository, src: sources.SourceRef, backup_id: str, name: str | None, labels: dict[str, str],
+        created: datetime, progress: ProgressCallback | None, cancel: threading.Event | None, limit: int | None,
+    ) -> tuple[Manifest, BackupCounters]:
+        cache = ChunkCache(self.cache_root, repo)
+        store = repo.clone_store()
+        try:
+            known = cache.load(store)
+            with sources.open_source(self._st, src, repo.id) as opened:
+                fd = open_readonly(opened.path)
+                try:
+                    size = image_size(fd)
+                    if size == 0:
+                        raise InvalidInput(f"backup source {src.description!r} is empty (0 bytes)")
+                    changed, previous, previous_size = self._base(repo, store, src, opened.snapshot_id)
+                    plan = planner.plan_chunks(
+                        size, repo.config.chunk_size, data_extents=data_extents(fd, size), changed=changed,
+                        previous=previous, previous_size=previous_size, is_stored=known.__contains__,
+                    )
+                    counters = BackupCounters(total=size)
+                    chunks = run_backup(
+                        fd, plan, repo, known, counters, workers=self._workers(), uploaders=self.settings.uploaders,
+                        progress=progress, cancel=cancel, bandwidth_limit=limit,
+                    )
+                finally:
+                    os.close(fd)
+                manifest = Manifest(
+                    backup_id=backup_id, repository_id=repo.id, size=size, chunk_size=repo.config.chunk_size,
+                    chunks=chunks, created_at=created.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), completed_at=iso_now(),
+                    volume_id=src.volume_id, volume_name=src.volume_name, source=src.description, name=name,
+                    labels=labels, snapshot_id=opened.snapshot_id,
+                )
+                manifest = repo.write_manifest(store, manifest)
+            cache.save(store, known)
+            return manifest, counters
+        finally:
+            store.close()
+
+    def _base(
+        self, repo: Repository, store: Any, src: sources.SourceRef, snapshot_id: str | None
+    ) -> tuple[list[tuple[int, int]] | None, list[Any] | None, int | None]:
+        """(changed ranges, previous chunk list, previous size) against the volume's last base snapshot."""
+        if src.kind != "volume" or snapshot_id is None:
+            return None, None, None
+        with self._st.catalog.session() as s:
+            row = s.scalars(
+                select(BackupRow)
+                .where(BackupRow.volume_id == src.volume_id, BackupRow.repository_id == repo.id,
+                       BackupRow.status == STATUS_AVAILABLE, BackupRow.snapshot_id.is_not(None))
+                .order_by(BackupRow.created_at.desc())
+            ).first()
+            prev_id, base_snap = (row.id, row.snapshot_id) if row else (None, None)
+        if prev_id is None or base_snap is None:
+            return None, None, None
+        ranges = sources.changed_ranges(self._st, base_snap, snapshot_id)
+        if ranges is None:
+            return None, None, None
+        try:
+            previous = repo.read_manifest(store, prev_id)
+        except StorageError:
+            return None, None, None
+        if previous.chunk_size != repo.config.chunk_size:
+            return None, None, None
+        return list(ranges.ranges), previous.chunks, previous.size
+
+    # -- catalog -------------------------------------------------------------------------
+    def _update(self, backup_id: str, **values: Any) -> Backup:
+        with self._st.catalog.session() as s:
+            row = s.get(BackupRow, backup_id)
+            if row is None:
+                raise NotFound(f"backup {backup_id!r} not found; see `storagectl backup list`")
+            for key, value in values.items():
+                setattr(row, key, value)
+            return records.to_model(row)
+
+    def get(self, backup_id: str) -> Backup:
+        with self._st.catalog.session() as s:
+            records.mark_interrupted(s)
+            row = s.get(BackupRow, backup_id)
+            if row is None:
+                raise NotFound(f"backup {backup_id!r} not found; see `storagectl backup list` or import the repository", backup=backup_id)
+            return records.to_model(row)
+
+    def list(
+        self, *, volume: str | None = None, repository: str | None = None, labels: dict[str, str] | None = None,
+        status: str | None = None,
+    ) -> list[Backup]:
+        """Backups, oldest first; volume is a volume name or id; labels must all match."""
+        with self._st.catalog.session() as s:
+            records.mark_interrupted(s)
+            q = select(BackupRow).order_by(BackupRow.created_at)
+            if repository is not None:
+                q = q.where(BackupRow.repository == self._st.objects.open_url(repository).url)
+            if status is not None:
+                q = q.where(BackupRow.status == status)
+            rows = [records.to_model(r) for r in s.scalars(q).all()]
+        if volume is not None:
+            rows = [b for b in rows if volume in (b.volume_id, b.volume_name)]
+        if labels:
+            rows = [b for b in rows if all(b.labels.get(k) == v for k, v in labels.items())]
+        return rows
+
+    # -- restore, verify, delete, gc, import live in ops.py to keep this module small ------
+    def restore(
+        self, backup_id: str, *, to_volume: str | None = None, new_volume_name: str | None = None,
+        to_path: str | None = None, repository: str | None = None, key_file: str | None = None,
+        pool: str | None = None, progress: ProgressCallback | None = None, cancel: threading.Event | None = None,
+    ) -> RestoreResult:
+        """Restore to exactly one of: an existing volume, a new volume, a file/device path.
+
+        With repository given, the manifest is read straight from the repository and the
+        catalog is not needed at all.
+        """
+        from storage.backup import ops
+
+        return ops.restore(self, backup_id, to_volume=to_volume, new_volume_name=new_volume_name, to_path=to_path,
+                           repository=repository, key_file=key_file, pool=pool, progress=progress, cancel=cancel)
+
+    def verify(
+        self, target: str, *, deep: bool = False, sample_percent: float = 100, key_file: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> VerifyReport:
+        """Verify one backup (by id) or every backup of a repository (by URL)."""
+        from storage.backup import ops
+
+        return ops.verify(self, target, deep=deep, sample_percent=sample_percent, key_file=key_file, progress=progress)
+
+    def delete(self, backup_id: str, *, repository: str | None = None) -> None:
+        """Delete a backup's manifest and catalog entry; its chunks go at the next gc."""
+        from storage.backup import ops
+
+        ops.delete(self, backup_id, repository=repository)
+
+    def gc(self, repository: str | None = None, *, grace_seconds: int | None = None, dry_run: bool = False,
+           key_file: str | None = None) -> GcReport:
+        from storage.backup import ops
+
+        return ops.gc(self, repository, grace_seconds=grace_seconds, dry_run=dry_run, key_file=key_file)
+
+    def import_repository(self, url: str | None = None, *, key_file: str | None = None) -> list[Backup]:
+        """Rebuild the catalog entries of every manifest in the repository."""
+        from storage.backup import ops
+
+        return ops.import_repository(self, url, key_file=key_file)
+
+    def repository_lock(self, repo: Repository, kind: str = EXCLUSIVE, purpose: str = "") -> RepositoryLock:
+        return RepositoryLock(repo, self.lock_dir, kind, purpose)

@@ -1,0 +1,114 @@
+"""Backup sources: a catalog volume (through a temporary snapshot), a snapshot, or a path.
+
+For a catalog volume the snapshot taken for the backup is kept afterwards, labelled
+``storage.backup/base=<repository id>``, as the base of the next backup of that volume to that
+repository: ``st.snapshots.changed_ranges(base, new)`` then says what to read.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from storage.errors import NotFound, StorageError
+
+if TYPE_CHECKING:
+    from storage.service import Storage
+
+BASE_LABEL = "storage.backup/base"
+KINDS = ("volume", "snapshot", "path")
+
+
+@dataclass
+class SourceRef:
+    kind: str  # volume | snapshot | path
+    ref: str  # volume/snapshot id, or a path
+    description: str
+    volume_id: str | None = None
+    volume_name: str | None = None
+
+
+def resolve(st: "Storage", source: str) -> SourceRef:
+    """'volume:REF', 'snapshot:REF', 'path:/x', an absolute path, or a volume then snapshot name/id."""
+    kind, sep, rest = source.partition(":")
+    if sep and kind in KINDS:
+        return _resolve_kind(st, kind, rest)
+    if source.startswith("/") or os.path.exists(source):
+        return _resolve_kind(st, "path", source)
+    try:
+        return _resolve_kind(st, "volume", source)
+    except NotFound:
+        pass
+    try:
+        return _resolve_kind(st, "snapshot", source)
+    except NotFound:
+        raise NotFound(
+            f"backup source {source!r} is not a volume, a snapshot or a path; accepted: a volume or snapshot name/id, "
+            "a block device or image path, or volume:REF / snapshot:REF / path:PATH"
+        ) from None
+
+
+def _resolve_kind(st: "Storage", kind: str, ref: str) -> SourceRef:
+    if kind == "path":
+        path = os.path.abspath(ref)
+        if not os.path.exists(path):
+            raise NotFound(f"backup source path {path!r} does not exist")
+        return SourceRef("path", path, path)
+    if kind == "volume":
+        vol = st.volumes.get(ref)
+        return SourceRef("volume", vol.id, f"volume {vol.name}", vol.id, vol.name)
+    snap = st.snapshots.get(ref)
+    return SourceRef("snapshot", snap.id, f"snapshot {snap.name}", snap.volume_id, snap.volume_name)
+
+
+@dataclass
+class OpenedSource:
+    path: str
+    snapshot_id: str | None  # the snapshot read (for volumes: the new base)
+    temporary_snapshot: bool
+
+
+@contextmanager
+def open_source(st: "Storage", src: SourceRef, repository_id: str) -> Iterator[OpenedSource]:
+    """Yield a readable path. A volume source gets a new snapshot, deleted again on error."""
+    if src.kind == "path":
+        yield OpenedSource(src.ref, None, False)
+        return
+    if src.kind == "snapshot":
+        with st.snapshots.open(src.ref) as path:
+            yield OpenedSource(path, src.ref, False)
+        return
+    snap = st.snapshots.create(src.ref, labels={BASE_LABEL: repository_id})
+    ok = False
+    try:
+        with st.snapshots.open(snap.id) as path:
+            yield OpenedSource(path, snap.id, True)
+        ok = True
+    finally:
+        if not ok:
+            _delete_quietly(st, snap.id)
+
+
+def changed_ranges(st: "Storage", base_snapshot_id: str, snapshot_id: str) -> Any:
+    """The snapshot service's changed ranges, or None when unknown or the base is gone."""
+    try:
+        return st.snapshots.changed_ranges(base_snapshot_id, snapshot_id)
+    except NotFound:
+        return None
+
+
+def retire_old_bases(st: "Storage", volume_id: str, repository_id: str, keep: str) -> None:
+    """Delete the earlier base snapshots of a volume for a repository (only the newest is needed)."""
+    for snap in st.snapshots.list(volume=volume_id, labels={BASE_LABEL: repository_id}):
+        if snap.id != keep:
+            _delete_quietly(st, snap.id)
+
+
+def _delete_quietly(st: "Storage", snapshot_id: str) -> None:
+    try:
+        st.snapshots.delete(snapshot_id)
+    except StorageError:
+        pass
