@@ -1,0 +1,173 @@
+"""What a policy does to one volume: create a snapshot or a backup, list and delete its items.
+
+This is the only module of the policy package that calls the snapshot and backup services, so
+their API is adapted in one place. Items made by a policy carry two labels: ``storage.policy``
+(the policy id) and ``storage.policy.slot`` (the UTC slot time). Retention only ever looks at
+items with the policy's label, and buckets them by their slot time (the logical time of the run,
+equal to the creation time up to the runner's delay; it keeps retention exact when a catch-up
+run starts late).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from storage.errors import DataCorruption, InvalidInput, NotFound, StorageError
+from storage.policy.models import POLICY_LABEL, SLOT_LABEL, Policy
+
+if TYPE_CHECKING:
+    from storage.service import Storage
+
+GOOD_SNAPSHOT_STATUSES = frozenset({"available", "backing-up", "cloning"})
+GOOD_BACKUP_STATUSES = frozenset({"available"})
+
+
+@dataclass(frozen=True)
+class PolicyItem:
+    id: str
+    volume_id: str
+    created_at: datetime  # the slot time of the run that made it (else its creation time)
+    status: str
+    good: bool
+    slot: str | None  # the slot label
+
+
+@dataclass(frozen=True)
+class Created:
+    id: str
+    bytes: int = 0  # bytes uploaded (backups) or 0
+    size_bytes: int = 0
+
+
+def slot_text(slot: datetime) -> str:
+    return slot.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_slot_text(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def _when(labels: dict[str, str], created_at: datetime | None) -> datetime:
+    slot = parse_slot_text(labels.get(SLOT_LABEL))
+    if slot is not None:
+        return slot
+    if created_at is None:
+        return datetime.fromtimestamp(0, UTC)
+    return created_at if created_at.tzinfo else created_at.replace(tzinfo=UTC)
+
+
+class Actions:
+    """Base: the per-volume operations of one policy."""
+
+    def __init__(self, st: "Storage", policy: Policy) -> None:
+        self.st = st
+        self.policy = policy
+
+    def labels_for(self, slot: datetime) -> dict[str, str]:
+        return {POLICY_LABEL: self.policy.id, SLOT_LABEL: slot_text(slot)}
+
+    def items(self, volume_id: str) -> list[PolicyItem]:
+        raise NotImplementedError
+
+    def create(self, volume_id: str, slot: datetime, progress: Callable[[Any], None] | None = None) -> Created:
+        raise NotImplementedError
+
+    def delete(self, item_id: str) -> None:
+        raise NotImplementedError
+
+    def verify(self, item_id: str) -> None:
+        """Raise DataCorruption when the new item does not verify (backups only)."""
+
+
+class SnapshotActions(Actions):
+    def items(self, volume_id: str) -> list[PolicyItem]:
+        snaps = self.st.snapshots.list(volume=volume_id, labels={POLICY_LABEL: self.policy.id})
+        return [
+            PolicyItem(
+                s.id, s.volume_id, _when(s.labels, s.created_at), str(getattr(s.status, "value", s.status)),
+                str(getattr(s.status, "value", s.status)) in GOOD_SNAPSHOT_STATUSES, s.labels.get(SLOT_LABEL),
+            )
+            for s in snaps
+        ]
+
+    def create(self, volume_id: str, slot: datetime, progress: Callable[[Any], None] | None = None) -> Created:
+        snap = self.st.snapshots.create(volume_id, None, labels=self.labels_for(slot))
+        return Created(snap.id, 0, snap.size_bytes)
+
+    def delete(self, item_id: str) -> None:
+        self.st.snapshots.delete(item_id)
+
+
+class BackupActions(Actions):
+    def items(self, volume_id: str) -> list[PolicyItem]:
+        backups = self.st.backups.list(volume=volume_id, labels={POLICY_LABEL: self.policy.id})
+        return [
+            PolicyItem(
+                b.id, b.volume_id or volume_id, _when(b.labels, b.created_at), b.status,
+                b.status in GOOD_BACKUP_STATUSES, b.labels.get(SLOT_LABEL),
+            )
+            for b in backups
+            if b.labels.get(POLICY_LABEL) == self.policy.id
+        ]
+
+    def create(self, volume_id: str, slot: datetime, progress: Callable[[Any], None] | None = None) -> Created:
+        opts = self.policy.backup
+        assert opts is not None
+        kwargs: dict[str, Any] = {"labels": self.labels_for(slot), "progress": progress}
+        if opts.repository:
+            kwargs["repository"] = opts.repository
+        if opts.encryption_key_file:
+            kwargs["encryption_key_file"] = opts.encryption_key_file
+        if opts.bandwidth_limit:
+            kwargs["bandwidth_limit"] = opts.bandwidth_limit
+        if opts.compression:
+            kwargs["compression"] = opts.compression
+        backup = self.st.backups.create(volume_id, **kwargs)
+        if backup.status not in GOOD_BACKUP_STATUSES:
+            raise StorageError(f"backup {backup.id} of volume {volume_id} ended in status {backup.status!r}: {backup.error}")
+        return Created(backup.id, int(backup.stored_bytes or 0), int(backup.size_bytes or 0))
+
+    def delete(self, item_id: str) -> None:
+        self.st.backups.delete(item_id)
+
+    def verify(self, item_id: str) -> None:
+        opts = self.policy.backup
+        if opts is None or opts.verify == "none":
+            return
+        deep = opts.verify == "deep"
+        report = self.st.backups.verify(item_id, deep=deep, sample_percent=opts.verify_sample_percent if deep else None)
+        ok = getattr(report, "ok", report)
+        if not ok:
+            raise DataCorruption(f"backup {item_id} failed {opts.verify} verification right after it was made")
+
+
+def actions_for(st: "Storage", policy: Policy) -> Actions:
+    return SnapshotActions(st, policy) if policy.kind == "snapshot" else BackupActions(st, policy)
+
+
+def check_repository(st: "Storage", url: str) -> None:
+    """Refuse a backup target whose store or container does not exist (field ``repository``)."""
+    try:
+        location = st.objects.open_url(url)
+    except StorageError as exc:
+        raise InvalidInput(f"backup repository {url!r} is not usable: {exc.message}", field="repository") from None
+    try:
+        location.store.stat_container(location.container)
+    except NotFound:
+        raise NotFound(
+            f"backup repository {url!r} does not exist: container {location.container!r} not found; accepted: an "
+            "existing repository or container (create the container first, e.g. `storagectl object container create`)",
+            field="repository",
+        ) from None
+    except StorageError as exc:
+        raise InvalidInput(f"backup repository {url!r} cannot be checked: {exc.message}", field="repository") from None
+    finally:
+        location.store.close()

@@ -1,0 +1,282 @@
+"""PolicyService (``st.policies``): policies in the catalog, their history, and the runner.
+
+    st.policies.create(name=..., kind="snapshot", schedule="0 2 * * *", timezone="Europe/Berlin",
+                       selector={"labels": {"tier": "db"}}, retention={"keep_daily": 7})
+    report = st.policies.run()                 # what `storagectl run` does
+    st.policies.history("nightly")
+
+The clock is injectable (``PolicyService.clock`` or ``run(clock=...)``) so tests control time.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select, update
+
+from storage.catalog.base import new_id
+from storage.catalog.policies import PolicyRow, PolicyRunRow, aware
+from storage.errors import Conflict, InvalidInput, NotFound
+from storage.names import is_uuid
+from storage.policy.actions import check_repository
+from storage.policy.events import EventSink
+from storage.policy.models import Policy, PolicySpec, RunRecord, validated
+from storage.policy.runner import Clock, ProgressSink, RunReport, Runner, system_clock
+from storage.policy.schedule import DueDecision, SlotState, decide
+
+if TYPE_CHECKING:
+    from storage.service import Storage
+
+DONE = "succeeded"
+NOT_DONE = ("failed", "partial", "interrupted")
+
+
+def _policy(row: PolicyRow) -> Policy:
+    return Policy.model_validate(
+        {
+            "id": row.id, "name": row.name, "kind": row.kind, "schedule": row.schedule, "timezone": row.timezone,
+            "selector": row.selector, "retention": row.retention, "backup": row.backup, "enabled": row.enabled,
+            "created_at": aware(row.created_at), "updated_at": aware(row.updated_at),
+        }
+    )
+
+
+def _record(row: PolicyRunRow) -> RunRecord:
+    return RunRecord(
+        id=row.id, policy_id=row.policy_id, policy_name=row.policy_name, trigger=row.trigger,  # type: ignore[arg-type]
+        slot_time=aware(row.slot_time), started_at=aware(row.started_at), finished_at=aware(row.finished_at),  # type: ignore[arg-type]
+        status=row.status, attempt=row.attempt, missed_slots=row.missed_slots,  # type: ignore[arg-type]
+        items_created=list(row.items_created or []), items_pruned=list(row.items_pruned or []),
+        bytes=row.bytes or 0, error=row.error,
+    )
+
+
+class PolicyService:
+    def __init__(self, storage: "Storage", clock: Clock | None = None) -> None:
+        self.st = storage
+        self.clock: Clock = clock or system_clock
+
+    # -- CRUD ---------------------------------------------------------------------
+    def create(
+        self,
+        name: str,
+        kind: str,
+        schedule: str,
+        *,
+        selector: dict[str, Any],
+        retention: dict[str, Any],
+        timezone: str = "UTC",
+        backup: dict[str, Any] | None = None,
+        enabled: bool = True,
+    ) -> Policy:
+        """Validate and store a policy; every bad field is named with what is accepted."""
+        spec = validated(
+            PolicySpec,
+            {"name": name, "kind": kind, "schedule": schedule, "timezone": timezone, "selector": selector,
+             "retention": retention, "backup": backup, "enabled": enabled},
+        )
+        self._check_targets(spec)
+        now = self.clock()
+        with self.st.catalog.session() as s:
+            if s.scalar(select(PolicyRow.id).where(PolicyRow.name == spec.name)) is not None:
+                raise Conflict(f"a policy named {spec.name!r} exists already; choose another name", field="name")
+            row = PolicyRow(
+                id=new_id(), name=spec.name, kind=spec.kind, schedule=spec.schedule, timezone=spec.timezone,
+                selector=spec.selector.model_dump(), retention=spec.retention.model_dump(),
+                backup=spec.backup.model_dump() if spec.backup else None, enabled=spec.enabled,
+                created_at=now, updated_at=now,
+            )
+            s.add(row)
+            s.flush()
+            return _policy(row)
+
+    def _check_targets(self, spec: PolicySpec) -> None:
+        if spec.backup is not None and spec.backup.repository:
+            check_repository(self.st, spec.backup.repository)
+        if spec.backup is not None and spec.backup.encryption_key_file:
+            from pathlib import Path
+
+            if not Path(spec.backup.encryption_key_file).is_file():
+                raise InvalidInput(
+                    f"backup.encryption_key_file {spec.backup.encryption_key_file!r} does not exist or is not a file; "
+                    "accepted: the path of an existing key file",
+                    field="encryption_key_file",
+                )
+        if spec.selector.pool is not None and spec.selector.pool not in self.st.settings.pools:
+            raise InvalidInput(
+                f"selector.pool {spec.selector.pool!r} is not a configured pool; accepted: "
+                f"{', '.join(sorted(self.st.settings.pools))}",
+                field="pool",
+            )
+
+    def _row_id(self, ref: str) -> str:
+        if not isinstance(ref, str) or not ref:
+            raise InvalidInput(f"policy reference {ref!r} is not accepted; accepted: a policy name or id", field="policy")
+        with self.st.catalog.session() as s:
+            column = PolicyRow.id if is_uuid(ref) else PolicyRow.name
+            pid = s.scalar(select(PolicyRow.id).where(column == ref))
+        if pid is None:
+            raise NotFound(f"policy {ref!r} not found (by name or id); see `storagectl policy list`", policy=ref)
+        return pid
+
+    def get(self, ref: str) -> Policy:
+        pid = self._row_id(ref)
+        with self.st.catalog.session() as s:
+            row = s.get(PolicyRow, pid)
+            if row is None:
+                raise NotFound(f"policy {ref!r} not found", policy=ref)
+            return _policy(row)
+
+    def list(self, *, kind: str | None = None) -> list[Policy]:
+        with self.st.catalog.session() as s:
+            q = select(PolicyRow).order_by(PolicyRow.name)
+            if kind is not None:
+                q = q.where(PolicyRow.kind == kind)
+            return [_policy(r) for r in s.scalars(q).all()]
+
+    def update(self, ref: str, **changes: Any) -> Policy:
+        """Change fields: name, schedule, timezone, enabled, or merge into selector/retention/backup.
+
+        ``retention`` replaces the keep rules as a whole (a partial set would silently keep old
+        rules); ``selector`` replaces the selection; ``backup`` is merged key by key.
+        """
+        current = self.get(ref)
+        allowed = {"name", "schedule", "timezone", "enabled", "selector", "retention", "backup"}
+        unknown = sorted(set(changes) - allowed)
+        if unknown:
+            raise InvalidInput(f"cannot update {', '.join(unknown)}; accepted: {', '.join(sorted(allowed))}", field=unknown[0])
+        data = current.model_dump(include={"name", "kind", "schedule", "timezone", "selector", "retention", "backup", "enabled"})
+        for key, value in changes.items():
+            if value is None:
+                continue
+            if key == "backup" and data.get("backup") is not None:
+                data["backup"] = {**data["backup"], **value}
+            else:
+                data[key] = value
+        spec = validated(PolicySpec, data)
+        if changes.get("backup"):
+            self._check_targets(spec)
+        with self.st.catalog.session() as s:
+            if spec.name != current.name and s.scalar(select(PolicyRow.id).where(PolicyRow.name == spec.name)):
+                raise Conflict(f"a policy named {spec.name!r} exists already; choose another name", field="name")
+            row = s.get(PolicyRow, current.id)
+            assert row is not None
+            row.name, row.schedule, row.timezone, row.enabled = spec.name, spec.schedule, spec.timezone, spec.enabled
+            row.selector = spec.selector.model_dump()
+            row.retention = spec.retention.model_dump()
+            row.backup = spec.backup.model_dump() if spec.backup else None
+            row.updated_at = self.clock()
+            s.flush()
+            return _policy(row)
+
+    def delete(self, ref: str) -> None:
+        """Delete the policy; its items stay (with their label) and its history stays."""
+        pid = self._row_id(ref)
+        with self.st.catalog.session() as s:
+            running = s.scalar(
+                select(func.count()).select_from(PolicyRunRow).where(PolicyRunRow.policy_id == pid, PolicyRunRow.status == "running")
+            )
+            if running:
+                raise Conflict(f"policy {ref!r} is running now; delete it when the run has finished", policy=ref)
+            row = s.get(PolicyRow, pid)
+            if row is not None:
+                s.delete(row)
+
+    # -- history ------------------------------------------------------------------
+    def history(self, ref: str | None = None, *, limit: int = 50, status: str | None = None) -> list[RunRecord]:
+        """Runs, newest first; of one policy (name or id; also of a deleted one by id) or of all."""
+        if limit < 1:
+            raise InvalidInput(f"limit {limit} is not accepted; accepted: a whole number of at least 1", field="limit")
+        with self.st.catalog.session() as s:
+            q = select(PolicyRunRow).order_by(PolicyRunRow.started_at.desc(), PolicyRunRow.id).limit(limit)
+            if ref is not None:
+                try:
+                    pid = self._row_id(ref)
+                except NotFound:
+                    pid = ref if is_uuid(ref) else None
+                    if pid is None and not s.scalar(select(PolicyRunRow.id).where(PolicyRunRow.policy_name == ref)):
+                        raise
+                q = q.where(PolicyRunRow.policy_id == pid) if pid else q.where(PolicyRunRow.policy_name == ref)
+            if status is not None:
+                q = q.where(PolicyRunRow.status == status)
+            return [_record(r) for r in s.scalars(q).all()]
+
+    # -- schedule state -------------------------------------------------------------
+    def slot_state(self, policy_id: str) -> SlotState:
+        with self.st.catalog.session() as s:
+            done = s.scalar(
+                select(func.max(PolicyRunRow.slot_time)).where(
+                    PolicyRunRow.policy_id == policy_id, PolicyRunRow.trigger == "schedule", PolicyRunRow.status == DONE
+                )
+            )
+            latest = s.scalar(
+                select(func.max(PolicyRunRow.slot_time)).where(
+                    PolicyRunRow.policy_id == policy_id, PolicyRunRow.trigger == "schedule"
+                )
+            )
+            attempts = 0
+            if latest is not None and (done is None or aware(latest) > aware(done)):
+                attempts = s.scalar(
+                    select(func.count()).select_from(PolicyRunRow).where(
+                        PolicyRunRow.policy_id == policy_id, PolicyRunRow.trigger == "schedule",
+                        PolicyRunRow.slot_time == latest, PolicyRunRow.status.in_(NOT_DONE),
+                    )
+                ) or 0
+        return SlotState(aware(done), attempts, aware(latest))
+
+    def due(self, policy: Policy, now: datetime | None = None) -> DueDecision:
+        return decide(policy.parsed_schedule(), now or self.clock(), policy.created_at, self.slot_state(policy.id))
+
+    # -- running --------------------------------------------------------------------
+    def run(
+        self,
+        *,
+        now_policies: list[str] | None = None,
+        dry_run: bool = False,
+        wait: bool = False,
+        wait_timeout: float | None = None,
+        clock: Clock | None = None,
+        on_event: EventSink | None = None,
+        progress: ProgressSink | None = None,
+    ) -> RunReport:
+        """Run every due policy (or ``now_policies`` at once); see storage.policy.runner.
+
+        Raises Busy (exit 7) when another runner holds the host lock and ``wait`` is False.
+        """
+        runner = Runner(self, clock=clock, on_event=on_event, progress=progress)
+        return runner.run(now_policies=now_policies, dry_run=dry_run, wait=wait, wait_timeout=wait_timeout)
+
+    # -- run records (used by the runner) ---------------------------------------------
+    def _start_run(self, policy: Policy, slot: datetime, trigger: str, attempt: int, missed: int, owner: str,
+                   now: datetime) -> str:
+        rid = new_id()
+        with self.st.catalog.session() as s:
+            s.add(PolicyRunRow(
+                id=rid, policy_id=policy.id, policy_name=policy.name, trigger=trigger, slot_time=slot,
+                started_at=now, status="running", attempt=attempt, missed_slots=missed, items_created=[],
+                items_pruned=[], bytes=0, owner=owner,
+            ))
+        return rid
+
+    def _finish_run(self, run_id: str | None, status: str, outcome: Any, error: str | None, now: datetime) -> None:
+        if run_id is None:
+            return
+        created = [v.item_id for v in outcome.volumes if v.ok and v.item_id and not v.reused]
+        with self.st.catalog.session() as s:
+            s.execute(
+                update(PolicyRunRow).where(PolicyRunRow.id == run_id).values(
+                    status=status, finished_at=now, items_created=created,
+                    items_pruned=[p.id for p in outcome.pruned], bytes=outcome.bytes, error=error,
+                )
+            )
+
+    def _mark_interrupted(self, *, owner_prefix: str, now: datetime) -> int:
+        """Runs left ``running`` by a runner of this host that died (we hold the host lock now)."""
+        with self.st.catalog.session() as s:
+            result = s.execute(
+                update(PolicyRunRow)
+                .where(PolicyRunRow.status == "running", PolicyRunRow.owner.startswith(owner_prefix))
+                .values(status="interrupted", finished_at=now, error="the runner stopped before the run finished")
+            )
+            return result.rowcount or 0
