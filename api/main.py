@@ -26,6 +26,9 @@ NATIVE_ROUTERS = [
     "api.routes.metrics",
     "api.routes.jobs",
     "api.routes.tokens",
+    "api.routes.pools",
+    "api.routes.volumes",
+    "api.routes.snapshots",
 ]
 CINDER_ROUTERS: list[str] = []
 

@@ -1,0 +1,131 @@
+"""Volumes: create, list, show, update, extend, attach, detach, clone, revert, delete, reset-status."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from api.deps import StorageDep, authorize, require_admin
+from api.errors import ERROR_RESPONSES
+from api.routes.common import labels_query, submit_job
+from storage.domain import Volume, VolumeStatus
+from storage.jobs import JobInfo
+
+router = APIRouter(prefix="/volumes", tags=["volumes"], dependencies=[Depends(authorize)], responses=ERROR_RESPONSES)
+
+Size = Annotated[int | str, Field(description="Bytes, or a number with a unit: 512M, 10G, 1T", examples=["1G", 1073741824])]
+Labels = Annotated[dict[str, str] | None, Field(description="KEY: VALUE labels")]
+
+
+class VolumeCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=128)
+    size: Size | None = None
+    pool: str | None = Field(default=None, max_length=128)
+    labels: Labels = None
+    source_volume: str | None = Field(default=None, description="Copy this volume (name or id)")
+    source_snapshot: str | None = Field(default=None, description="Copy this snapshot (name or id)")
+
+
+class VolumeUpdate(BaseModel):
+    name: str | None = Field(default=None, min_length=1, max_length=128)
+    labels: Labels = None
+
+
+class Extend(BaseModel):
+    size: Size
+
+
+class Clone(BaseModel):
+    name: str = Field(min_length=1, max_length=128)
+    size: Size | None = None
+
+
+class Revert(BaseModel):
+    snapshot: str = Field(min_length=1, description="Snapshot name or id of this volume")
+
+
+class ResetStatus(BaseModel):
+    status: VolumeStatus
+
+
+@router.get("", response_model=list[Volume])
+def list_volumes(
+    st: StorageDep,
+    pool: Annotated[str | None, Query(max_length=128)] = None,
+    status: Annotated[VolumeStatus | None, Query()] = None,
+    label: Annotated[list[str] | None, Query(description="KEY=VALUE; repeat to require several")] = None,
+) -> list[Volume]:
+    return st.volumes.list(pool=pool, status=status, labels=labels_query(label))
+
+
+@router.post("", response_model=Volume, status_code=201)
+def create_volume(body: VolumeCreate, st: StorageDep) -> Volume:
+    return st.volumes.create(
+        body.name, body.size, pool=body.pool, labels=body.labels,
+        source_volume=body.source_volume, source_snapshot=body.source_snapshot,
+    )
+
+
+@router.get("/{ref}", response_model=Volume)
+def show_volume(ref: str, st: StorageDep) -> Volume:
+    return st.volumes.get(ref)
+
+
+@router.patch("/{ref}", response_model=Volume)
+def update_volume(ref: str, body: VolumeUpdate, st: StorageDep) -> Volume:
+    return st.volumes.update(ref, name=body.name, labels=body.labels)
+
+
+@router.delete("/{ref}", status_code=204, response_class=Response, responses={202: {"model": JobInfo}})
+def delete_volume(
+    ref: str,
+    request: Request,
+    st: StorageDep,
+    wipe: Annotated[Literal["none", "zero"], Query(description="zero: overwrite with zeros first (runs as a job)")] = "none",
+    force: bool = False,
+    cascade: bool = False,
+) -> Response:
+    if wipe == "none":
+        st.volumes.delete(ref, force=force, cascade=cascade)
+        return Response(status_code=204)
+    vol = st.volumes.get(ref)
+    job = submit_job(
+        request, st, "wipe",
+        lambda ctx: st.volumes.delete(vol.id, wipe=wipe, force=force, cascade=cascade, progress=ctx.progress),
+        target=vol.id, params={"volume": vol.name, "wipe": wipe, "force": force, "cascade": cascade},
+        total=vol.size_bytes,
+    )
+    return JSONResponse(job.model_dump(mode="json"), status_code=202)
+
+
+@router.post("/{ref}/extend", response_model=Volume)
+def extend_volume(ref: str, body: Extend, st: StorageDep) -> Volume:
+    return st.volumes.extend(ref, body.size)
+
+
+@router.post("/{ref}/attach", response_model=Volume)
+def attach_volume(ref: str, st: StorageDep) -> Volume:
+    return st.volumes.attach(ref)
+
+
+@router.post("/{ref}/detach", response_model=Volume)
+def detach_volume(ref: str, st: StorageDep) -> Volume:
+    return st.volumes.detach(ref)
+
+
+@router.post("/{ref}/clone", response_model=Volume, status_code=201)
+def clone_volume(ref: str, body: Clone, st: StorageDep) -> Volume:
+    return st.volumes.clone(ref, body.name, size=body.size)
+
+
+@router.post("/{ref}/revert", response_model=Volume)
+def revert_volume(ref: str, body: Revert, st: StorageDep) -> Volume:
+    return st.volumes.revert(ref, body.snapshot)
+
+
+@router.post("/{ref}/reset-status", response_model=Volume, dependencies=[Depends(require_admin)])
+def reset_volume_status(ref: str, body: ResetStatus, st: StorageDep) -> Volume:
+    return st.volumes.reset_status(ref, body.status)
