@@ -61,7 +61,7 @@ class CatalogConfig(BaseModel):
 class BackupConfig(BaseModel):
     model_config = ConfigDict(extra="allow")
     repository: str | None = None  # default: file:// under data_dir
-    chunk_size: str = "4M"
+    chunk_size: str = "1M"  # see docs/backup-format.md "Chunk size"
     compression: str = "zstd"
     compression_level: int = 3
     workers: int = Field(default=0, ge=0)  # 0 = one per core
