@@ -65,6 +65,7 @@ class ExportBackend(ABC):
     """One iSCSI target implementation (userspace tgtd, kernel LIO)."""
 
     driver_name: ClassVar[str]
+    default_lun: ClassVar[int] = 1  # the LUN of a volume's data in its target
 
     def __init__(self, options: Mapping[str, Any]) -> None:
         self.options = dict(options)

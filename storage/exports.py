@@ -1,0 +1,318 @@
+"""ExportService (``st.exports``): offer volumes to other hosts over iSCSI.
+
+One target per volume, named ``<iqn_prefix>:volume-<uuid>`` (docs/iscsi.md). Exporting an
+available volume attaches it on this host (a loop device for the file backend) and offers that
+device; an in-use volume's device is offered as is. CHAP is on by default: a per-volume
+username and a generated 16-character secret kept in ``<data_dir>/secrets/export-chap.json``
+(mode 0600). The catalog is the source of truth; ``reconcile()`` makes the target service match
+it after a restart and reports targets nobody asked for.
+
+Configuration, ``[export]``: ``driver`` (tgt | lio), ``portal`` (HOST:PORT the target listens
+on), ``iqn_prefix``, ``advertise_portal`` (what connection info names, default ``portal``) and
+the driver's own options (e.g. ``control_port`` for tgt).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from storage import registry
+from storage.catalog.base import new_id, utcnow
+from storage.catalog.exports import ExportRow
+from storage.domain import Volume, VolumeStatus
+from storage.errors import Conflict, InvalidInput, NotFound, StorageError
+from storage.export_models import (
+    Export,
+    ReconcileReport,
+    connection_info,
+    target_matches,
+    validate_portal,
+)
+from storage.export_secrets import ExportSecrets
+from storage.iscsi_names import (
+    DEFAULT_IQN_PREFIX,
+    default_chap_username,
+    generate_chap_secret,
+    target_iqn,
+    unit_serial,
+    validate_chap_secret,
+    validate_chap_username,
+    validate_initiators,
+    validate_iqn_prefix,
+)
+
+if TYPE_CHECKING:
+    from backends.export_base import ExportBackend
+    from storage.service import Storage
+
+log = logging.getLogger(__name__)
+EXPORTABLE = (VolumeStatus.AVAILABLE, VolumeStatus.IN_USE)
+
+
+def _model(row: ExportRow, volume_name: str) -> Export:
+    return Export(
+        id=row.id, volume_id=row.volume_id, volume_name=volume_name, driver=row.driver, target_iqn=row.target_iqn,
+        lun=row.lun, portal=row.portal, device_path=row.device_path, attached_by_export=row.attached_by_export,
+        auth_method=row.auth_method, chap_username=row.chap_username, initiators=list(row.initiators or []),
+        size_bytes=row.size_bytes, created_at=row.created_at, updated_at=row.updated_at,
+    )  # fmt: skip
+
+
+class ExportService:
+    def __init__(self, storage: "Storage") -> None:
+        self._st = storage
+        self._backend: "ExportBackend | None" = None
+        self._lock = threading.Lock()
+        cfg = storage.settings.export
+        self._options: dict[str, Any] = dict(cfg.model_extra or {})
+        self.iqn_prefix = validate_iqn_prefix(str(self._options.pop("iqn_prefix", DEFAULT_IQN_PREFIX)))
+        self.listen_portal = validate_portal(cfg.portal)
+        self.advertise_portal = validate_portal(str(self._options.pop("advertise_portal", cfg.portal)))
+        self.state_dir = storage.settings.data_dir / "exports"
+        self.secrets = ExportSecrets(storage.settings.data_dir / "secrets" / "export-chap.json")
+
+    # -- plumbing ------------------------------------------------------------
+    @property
+    def backend(self) -> "ExportBackend":
+        with self._lock:
+            if self._backend is None:
+                cls = registry.load(registry.EXPORT_BACKENDS, self._st.settings.export.driver)
+                opts = {**self._options, "portal": self.listen_portal, "state_dir": str(self.state_dir)}
+                self._backend = cls(opts)
+            return self._backend
+
+    @contextmanager
+    def _host_lock(self) -> Iterator[None]:
+        """Serialise export changes between processes (target ids are allocated by listing)."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.state_dir / "exports.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _row(self, volume_id: str) -> ExportRow | None:
+        with self._st.catalog.session() as s:
+            return s.scalar(select(ExportRow).where(ExportRow.volume_id == volume_id))
+
+    def _spec(self, row: ExportRow, device: str) -> Any:
+        from backends.export_base import ChapCredentials, ExportSpec
+
+        chap = None
+        if row.auth_method == "CHAP":
+            secret = self.secrets.get(row.volume_id)
+            if secret is None or row.chap_username is None:
+                raise NotFound(
+                    f"the CHAP secret of the export of volume {row.volume_id} is missing from {self.secrets.path}; "
+                    "unexport and export the volume again"
+                )
+            chap = ChapCredentials(row.chap_username, secret)
+        return ExportSpec(
+            key=row.volume_id, device_path=device, target_iqn=row.target_iqn, lun=row.lun, chap=chap,
+            initiators=tuple(row.initiators or ()), serial=unit_serial(row.volume_id),
+        )  # fmt: skip
+
+    # -- reads ---------------------------------------------------------------
+    def get(self, volume_ref: str) -> Export:
+        vol = self._st.volumes.get(volume_ref)
+        row = self._row(vol.id)
+        if row is None:
+            raise NotFound(f"volume {vol.name!r} is not exported; see `storagectl volume export`", volume=vol.name)
+        return _model(row, vol.name)
+
+    def list(self) -> list[Export]:
+        with self._st.catalog.session() as s:
+            rows = s.scalars(select(ExportRow).order_by(ExportRow.created_at)).all()
+        names = {v.id: v.name for v in self._st.volumes.list()}
+        return [_model(r, names.get(r.volume_id, r.volume_id)) for r in rows]
+
+    def connection_info(self, volume_ref: str, *, include_secret: bool = False) -> dict[str, Any]:
+        """os-brick ISCSIConnector properties (+ volume_id); the secret only with include_secret."""
+        export = self.get(volume_ref)
+        password = self.secrets.get(export.volume_id) if include_secret and export.auth_method == "CHAP" else None
+        return connection_info(export, password, include_secret=include_secret)
+
+    # -- export / unexport -----------------------------------------------------
+    def export(
+        self,
+        volume_ref: str,
+        *,
+        initiators: list[str] | tuple[str, ...] | None = None,
+        chap: bool = True,
+        chap_username: str | None = None,
+        chap_secret: str | None = None,
+        portal: str | None = None,
+    ) -> Export:
+        """Export a volume as its own target; ``portal`` overrides the advertised HOST:PORT."""
+        inits = validate_initiators(initiators)
+        if not chap and (chap_username or chap_secret):
+            raise InvalidInput("chap_username/chap_secret were given with chap disabled; accepted: enable CHAP or drop them")
+        if chap_secret is not None:
+            validate_chap_secret(chap_secret)
+        advertised = validate_portal(portal) if portal is not None else self.advertise_portal
+        vol = self._st.volumes.get(volume_ref)
+        username = validate_chap_username(chap_username) if chap_username else default_chap_username(vol.id)
+        if vol.status not in EXPORTABLE:
+            raise Conflict(
+                f"volume {vol.name!r} is {vol.status.value}; accepted: a volume that is available or in-use",
+                volume=vol.name, status=vol.status.value,
+            )  # fmt: skip
+        backend = self.backend
+        with self._host_lock():
+            row = self._claim(vol, backend.driver_name, advertised, inits, username if chap else None, backend)
+            try:
+                return self._export_claimed(vol, row, (chap_secret or generate_chap_secret()) if chap else None)
+            except BaseException:
+                self._release(row)
+                raise
+
+    def _claim(
+        self, vol: Volume, driver: str, portal: str, inits: tuple[str, ...], username: str | None, backend: Any
+    ) -> ExportRow:
+        now = utcnow()
+        row = ExportRow(
+            id=new_id(), volume_id=vol.id, driver=driver, target_iqn=target_iqn(self.iqn_prefix, vol.id),
+            lun=backend.default_lun, portal=portal, device_path="", attached_by_export=False,
+            auth_method="CHAP" if username else None, chap_username=username, initiators=list(inits),
+            size_bytes=vol.size_bytes, created_at=now, updated_at=now,
+        )  # fmt: skip
+        try:
+            with self._st.catalog.session() as s:
+                existing = s.scalar(select(ExportRow).where(ExportRow.volume_id == vol.id))
+                if existing is not None:
+                    raise Conflict(
+                        f"volume {vol.name!r} is exported already as {existing.target_iqn}; unexport it first",
+                        volume=vol.name,
+                    )
+                s.add(row)
+        except IntegrityError:
+            raise Conflict(f"volume {vol.name!r} is exported already (concurrently); unexport it first") from None
+        return row
+
+    def _export_claimed(self, vol: Volume, row: ExportRow, secret: str | None) -> Export:
+        attached_by_export = False
+        if vol.status == VolumeStatus.IN_USE and vol.attached_device:
+            device = vol.attached_device
+        else:
+            vol = self._st.volumes.attach(vol.id)
+            attached_by_export = True
+            device = vol.attached_device
+        row.attached_by_export = attached_by_export
+        row.device_path = device or ""
+        self._save(row)
+        try:
+            if secret is not None:
+                self.secrets.put(vol.id, secret)
+            exported = self.backend.export(self._spec(row, row.device_path))
+            row.size_bytes = exported.sizes.get(row.lun, vol.size_bytes)
+            self._save(row)
+        except BaseException:
+            if attached_by_export:
+                self._detach_quietly(vol.id)
+            raise
+        log.info("exported volume %s as %s lun %s", vol.name, row.target_iqn, row.lun)
+        return _model(row, vol.name)
+
+    def _save(self, row: ExportRow) -> None:
+        row.updated_at = utcnow()
+        with self._st.catalog.session() as s:
+            s.merge(row)
+
+    def _release(self, row: ExportRow) -> None:
+        self.secrets.delete(row.volume_id)
+        with self._st.catalog.session() as s:
+            s.query(ExportRow).filter(ExportRow.id == row.id).delete()
+
+    def _detach_quietly(self, volume_id: str) -> None:
+        try:
+            self._st.volumes.detach(volume_id)
+        except StorageError as exc:
+            log.warning("could not detach volume %s after a failed export: %s", volume_id, exc.message)
+
+    def unexport(self, volume_ref: str) -> Export:
+        """Remove the target, detach the volume if the export attached it, forget the secret."""
+        export = self.get(volume_ref)
+        with self._host_lock():
+            try:
+                self.backend.unexport(export.target_iqn)
+            except NotFound:
+                log.info("target %s was already gone", export.target_iqn)
+            if export.attached_by_export:
+                vol = self._st.volumes.get(export.volume_id)
+                if vol.status == VolumeStatus.IN_USE:
+                    self._st.volumes.detach(vol.id)
+            with self._st.catalog.session() as s:
+                s.query(ExportRow).filter(ExportRow.id == export.id).delete()
+            self.secrets.delete(export.volume_id)
+        return export
+
+    # -- extend and reconciliation ---------------------------------------------
+    def on_extend(self, volume_ref: str) -> Export | None:
+        """Call after a volume grew: the LUN shows the new size. None when it is not exported."""
+        vol = self._st.volumes.get(volume_ref)
+        row = self._row(vol.id)
+        if row is None:
+            return None
+        with self._host_lock():
+            try:
+                row.size_bytes = self.backend.resize(row.target_iqn, row.lun)
+            except NotFound:  # the target service lost it (restart): make it again
+                self._ensure_target(row, vol, ReconcileReport())
+            self._save(row)
+        return _model(row, vol.name)
+
+    def reconcile(self, *, remove_strays: bool = False) -> ReconcileReport:
+        """Make the target service match the catalog; report (and optionally remove) strays."""
+        report = ReconcileReport()
+        with self._host_lock():
+            self.backend.ensure_running()
+            with self._st.catalog.session() as s:
+                rows = s.scalars(select(ExportRow).order_by(ExportRow.created_at)).all()
+            for row in rows:
+                try:
+                    vol = self._st.volumes.get(row.volume_id)
+                    self._ensure_target(row, vol, report)
+                except StorageError as exc:
+                    report.failed.append({"volume": row.volume_id, "error": exc.message})
+            known = {r.target_iqn for r in rows}
+            for target in self.backend.list_exports():
+                if target.target_iqn in known:
+                    continue
+                report.strays.append(target.target_iqn)
+                if remove_strays and target.target_iqn.startswith(self.iqn_prefix + ":"):
+                    self.backend.unexport(target.target_iqn)
+                    report.removed_strays.append(target.target_iqn)
+        return report
+
+    def _ensure_target(self, row: ExportRow, vol: Volume, report: ReconcileReport) -> None:
+        device = row.device_path
+        if row.attached_by_export:
+            real = self._st.volumes.backend_for_pool(vol.pool).attached_device(vol.id)
+            if real is None:  # e.g. after a reboot: loop devices are gone
+                if vol.status == VolumeStatus.IN_USE:
+                    self._st.volumes.detach(vol.id)
+                real = self._st.volumes.attach(vol.id).attached_device
+                report.reattached.append(vol.name)
+            device = real or device
+        present = {t.target_iqn: t for t in self.backend.list_exports()}.get(row.target_iqn)
+        if present is not None and device == row.device_path and target_matches(
+            dict(present.luns), tuple(present.chap_usernames), tuple(present.initiators),
+            lun=row.lun, device=device, chap_username=row.chap_username, initiators=tuple(row.initiators or ()),
+        ):  # fmt: skip
+            report.unchanged.append(vol.name)
+            return
+        row.device_path = device
+        exported = self.backend.export(self._spec(row, device))
+        row.size_bytes = exported.sizes.get(row.lun, row.size_bytes)
+        self._save(row)
+        report.recreated.append(vol.name)
