@@ -14,6 +14,11 @@ COMPRESSIONS = ("zstd", "none")
 # Keep the compressed form only when it saves at least this fraction: random data would
 # otherwise cost a decompression on every restore for nothing.
 MIN_SAVING = 1 / 64
+# Probe: a chunk larger than PROBE_MIN whose first PROBE_BYTES do not compress at level 1
+# (a few percent of a full compression's cost) is stored raw without compressing it all.
+PROBE_BYTES = 64 * 1024
+PROBE_MIN = 256 * 1024
+PROBE_MAX_RATIO = 0.97
 
 _local = threading.local()
 
@@ -45,10 +50,18 @@ def check_compression(name: str, level: int) -> None:
 def compress(data: bytes | memoryview, compression: str, level: int) -> tuple[int, bytes | memoryview]:
     """Return (flag, payload): zstd when it saves at least MIN_SAVING, else the raw bytes."""
     if compression == "zstd":
+        if len(data) >= PROBE_MIN and not probably_compressible(data):
+            return FLAG_RAW, data
         packed = _compressor(level).compress(data)
         if len(packed) <= len(data) * (1 - MIN_SAVING):
             return FLAG_ZSTD, packed
     return FLAG_RAW, data
+
+
+def probably_compressible(data: bytes | memoryview) -> bool:
+    """Compress the first PROBE_BYTES at level 1; False when that saves less than 3%."""
+    probe = data[:PROBE_BYTES]
+    return len(_compressor(1).compress(probe)) < len(probe) * PROBE_MAX_RATIO
 
 
 def decompress(flag: int, payload: bytes, expected_size: int | None) -> bytes:
