@@ -128,8 +128,6 @@ class BackupActions(Actions):
             kwargs["encryption_key_file"] = opts.encryption_key_file
         if opts.bandwidth_limit:
             kwargs["bandwidth_limit"] = opts.bandwidth_limit
-        if opts.compression:
-            kwargs["compression"] = opts.compression
         backup = self.st.backups.create(volume_id, **kwargs)
         if backup.status not in GOOD_BACKUP_STATUSES:
             raise StorageError(f"backup {backup.id} of volume {volume_id} ended in status {backup.status!r}: {backup.error}")
@@ -143,7 +141,10 @@ class BackupActions(Actions):
         if opts is None or opts.verify == "none":
             return
         deep = opts.verify == "deep"
-        report = self.st.backups.verify(item_id, deep=deep, sample_percent=opts.verify_sample_percent if deep else None)
+        report = self.st.backups.verify(
+            item_id, deep=deep, sample_percent=opts.verify_sample_percent if deep else 100.0,
+            key_file=opts.encryption_key_file,
+        )
         ok = getattr(report, "ok", report)
         if not ok:
             raise DataCorruption(f"backup {item_id} failed {opts.verify} verification right after it was made")

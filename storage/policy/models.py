@@ -165,7 +165,9 @@ class BackupOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     repository: str | None = None  # None: the configured default repository
-    compression: Literal["zstd", "none"] | None = None  # None: the configured default
+    # Compression is a property of the repository (fixed when its config object is written, from
+    # backup.compression); the backup engine takes no per-backup choice, so this is recorded only.
+    compression: Literal["zstd", "none"] | None = None
     encryption_key_file: str | None = None  # path of the key file; never the key itself
     verify: VerifyMode = "none"
     verify_sample_percent: float = 100.0

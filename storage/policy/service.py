@@ -226,7 +226,10 @@ class PolicyService:
         return SlotState(aware(done), attempts, aware(latest))
 
     def due(self, policy: Policy, now: datetime | None = None) -> DueDecision:
-        return decide(policy.parsed_schedule(), now or self.clock(), policy.created_at, self.slot_state(policy.id))
+        """Whether the policy's newest slot needs a run now. Slots count from the policy's creation
+        time, floored to the minute (interval schedules fire at that minute plus n intervals)."""
+        anchor = policy.created_at.replace(second=0, microsecond=0)
+        return decide(policy.parsed_schedule(), now or self.clock(), anchor, self.slot_state(policy.id))
 
     # -- running --------------------------------------------------------------------
     def run(
