@@ -316,3 +316,8 @@ class ExportService:
         row.size_bytes = exported.sizes.get(row.lun, row.size_bytes)
         self._save(row)
         report.recreated.append(vol.name)
+
+    def stop(self) -> None:
+        """Remove every target and stop the target service; the catalog keeps the exports for reconcile()."""
+        with self._host_lock():
+            self.backend.stop()
