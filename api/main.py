@@ -30,7 +30,12 @@ NATIVE_ROUTERS = [
     "api.routes.volumes",
     "api.routes.snapshots",
 ]
-CINDER_ROUTERS: list[str] = []
+CINDER_MODULES = [
+    "api.cinder.versions",
+    "api.cinder.volumes",
+    "api.cinder.snapshots",
+    "api.cinder.limits",
+]
 
 
 def create_app(config: Settings | Storage | str | os.PathLike[str] | None = None, *, job_shutdown_timeout: float = 10.0) -> FastAPI:
@@ -59,8 +64,8 @@ def create_app(config: Settings | Storage | str | os.PathLike[str] | None = None
     errors.install(app)
     for name in NATIVE_ROUTERS:
         app.include_router(importlib.import_module(name).router)
-    for name in CINDER_ROUTERS:
-        app.include_router(importlib.import_module(name).router, include_in_schema=False)
+    for name in CINDER_MODULES:
+        importlib.import_module(name).register(app)
     app.add_middleware(MetricsMiddleware, stats=app.state.request_stats)
     return app
 

@@ -1,0 +1,69 @@
+"""Cinder snapshots: list, detail, show, create, update, delete."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Body, FastAPI, Query, Request, Response
+
+from api.cinder import views
+from api.cinder.common import base_url, body_of, cinder_router, include_both, metadata_labels as _metadata, project_id
+from api.deps import StorageDep
+from storage.errors import InvalidInput
+
+router = cinder_router()
+
+
+
+def _listing(request: Request, st: StorageDep, detail: bool, volume_id: str | None, status: str | None,
+             marker: str | None, limit: int | None) -> dict:
+    rows = [views.snapshot_detail(s, base_url(request), project_id(request)) for s in st.snapshots.list(volume=volume_id)]
+    if status:
+        rows = [r for r in rows if r["status"] == status]
+    rows = views.paginate(rows, marker=marker, limit=limit)
+    if not detail:
+        rows = [{k: r[k] for k in ("id", "name", "volume_id", "status", "size", "links")} for r in rows]
+    return {"snapshots": rows}
+
+
+@router.get("/snapshots")
+def list_snapshots(request: Request, st: StorageDep, volume_id: str | None = None, status: str | None = None,
+                   marker: str | None = None, limit: Annotated[int | None, Query(ge=0)] = None) -> dict:
+    return _listing(request, st, False, volume_id, status, marker, limit)
+
+
+@router.get("/snapshots/detail")
+def list_snapshots_detail(request: Request, st: StorageDep, volume_id: str | None = None, status: str | None = None,
+                          marker: str | None = None, limit: Annotated[int | None, Query(ge=0)] = None) -> dict:
+    return _listing(request, st, True, volume_id, status, marker, limit)
+
+
+@router.post("/snapshots", status_code=202)
+def create_snapshot(request: Request, st: StorageDep, payload: Annotated[dict, Body()]) -> dict:
+    spec = body_of(payload, "snapshot")
+    if not spec.get("volume_id"):
+        raise InvalidInput("snapshot needs volume_id; accepted: the id of an existing volume", field="volume_id")
+    snap = st.snapshots.create(spec["volume_id"], spec.get("name") or None, labels=_metadata(spec.get("metadata")))
+    return {"snapshot": views.snapshot_detail(snap, base_url(request), project_id(request))}
+
+
+@router.get("/snapshots/{snapshot_id}")
+def show_snapshot(snapshot_id: str, request: Request, st: StorageDep) -> dict:
+    return {"snapshot": views.snapshot_detail(st.snapshots.get(snapshot_id), base_url(request), project_id(request))}
+
+
+@router.put("/snapshots/{snapshot_id}")
+def update_snapshot(snapshot_id: str, request: Request, st: StorageDep, payload: Annotated[dict, Body()]) -> dict:
+    spec = body_of(payload, "snapshot")
+    snap = st.snapshots.update(snapshot_id, name=spec.get("name") or None, labels=_metadata(spec.get("metadata")))
+    return {"snapshot": views.snapshot_detail(snap, base_url(request), project_id(request))}
+
+
+@router.delete("/snapshots/{snapshot_id}", status_code=202, response_class=Response)
+def delete_snapshot(snapshot_id: str, st: StorageDep) -> Response:
+    st.snapshots.delete(snapshot_id)
+    return Response(status_code=202)
+
+
+def register(app: FastAPI) -> None:
+    include_both(app, router)

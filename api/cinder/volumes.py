@@ -1,0 +1,117 @@
+"""Cinder volumes: list, detail, show, create, update, delete, and actions
+(``os-extend``, ``revert``, ``os-reset_status`` for admins, ``os-force_delete``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Body, FastAPI, Query, Request, Response
+
+from api.cinder import views
+from api.cinder.common import base_url, body_of, cinder_router, include_both, metadata_labels as _metadata, project_id
+from api.deps import StorageDep
+from storage.errors import InvalidInput
+
+router = cinder_router()
+GiB = views.GiB
+
+
+def _size_gib(value: Any, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit() or int(value) < 1:
+        raise InvalidInput(f"{field} {value!r} is not accepted; accepted: a whole number of GiB, at least 1", field=field)
+    return int(value)
+
+
+
+def _listing(request: Request, st: StorageDep, detail: bool, status: str | None, name: str | None,
+             marker: str | None, limit: int | None) -> dict[str, Any]:
+    vols = st.volumes.list()
+    url, pid = base_url(request), project_id(request)
+    rows = [views.volume_detail(v, url, pid) for v in vols]
+    if status:
+        rows = [r for r in rows if r["status"] == status]
+    if name:
+        rows = [r for r in rows if r["name"] == name]
+    rows = views.paginate(rows, marker=marker, limit=limit)
+    if not detail:
+        rows = [{k: r[k] for k in ("id", "name", "links")} for r in rows]
+    return {"volumes": rows}
+
+
+@router.get("/volumes")
+def list_volumes(request: Request, st: StorageDep, status: str | None = None, name: str | None = None,
+                 marker: str | None = None, limit: Annotated[int | None, Query(ge=0)] = None) -> dict:
+    return _listing(request, st, False, status, name, marker, limit)
+
+
+@router.get("/volumes/detail")
+def list_volumes_detail(request: Request, st: StorageDep, status: str | None = None, name: str | None = None,
+                        marker: str | None = None, limit: Annotated[int | None, Query(ge=0)] = None) -> dict:
+    return _listing(request, st, True, status, name, marker, limit)
+
+
+@router.post("/volumes", status_code=202)
+def create_volume(request: Request, st: StorageDep, payload: Annotated[dict, Body()]) -> dict:
+    spec = body_of(payload, "volume")
+    size = spec.get("size")
+    copy_of = spec.get("snapshot_id") or spec.get("source_volid")
+    if spec.get("imageRef") or spec.get("backup_id"):
+        raise InvalidInput("creating a volume from an image or a backup is not supported here; restore a backup with POST /backups/{id}/restore", field="volume")
+    vol = st.volumes.create(
+        spec.get("name") or views.generated_name("volume"),
+        _size_gib(size, "size") * GiB if (size is not None or not copy_of) else None,
+        pool=spec.get("volume_type") or None,
+        labels=_metadata(spec.get("metadata")),
+        source_volume=spec.get("source_volid"),
+        source_snapshot=spec.get("snapshot_id"),
+    )
+    return {"volume": views.volume_detail(vol, base_url(request), project_id(request))}
+
+
+@router.get("/volumes/{volume_id}")
+def show_volume(volume_id: str, request: Request, st: StorageDep) -> dict:
+    return {"volume": views.volume_detail(st.volumes.get(volume_id), base_url(request), project_id(request))}
+
+
+@router.put("/volumes/{volume_id}")
+def update_volume(volume_id: str, request: Request, st: StorageDep, payload: Annotated[dict, Body()]) -> dict:
+    spec = body_of(payload, "volume")
+    vol = st.volumes.update(volume_id, name=spec.get("name") or None, labels=_metadata(spec.get("metadata")))
+    return {"volume": views.volume_detail(vol, base_url(request), project_id(request))}
+
+
+@router.delete("/volumes/{volume_id}", status_code=202, response_class=Response)
+def delete_volume(volume_id: str, st: StorageDep, cascade: bool = False) -> Response:
+    st.volumes.delete(volume_id, cascade=cascade)
+    return Response(status_code=202)
+
+
+ACTIONS = ("os-extend", "revert", "os-reset_status", "os-force_delete")
+
+
+@router.post("/volumes/{volume_id}/action", status_code=202, response_class=Response)
+def volume_action(volume_id: str, request: Request, st: StorageDep, payload: Annotated[dict, Body()]) -> Response:
+    action = next((key for key in ACTIONS if isinstance(payload, dict) and key in payload), None)
+    if action is None:
+        keys = sorted(payload) if isinstance(payload, dict) else []
+        raise InvalidInput(f"volume action {keys} is not supported; accepted: {', '.join(ACTIONS)}", field="action")
+    args = payload[action] if isinstance(payload[action], dict) else {}
+    if action == "os-extend":
+        st.volumes.extend(volume_id, _size_gib(args.get("new_size"), "new_size") * GiB)
+    elif action == "revert":
+        snapshot = args.get("snapshot_id")
+        if not snapshot:
+            raise InvalidInput("revert needs snapshot_id; accepted: the id of this volume's snapshot", field="snapshot_id")
+        st.volumes.revert(volume_id, snapshot)
+    elif action == "os-reset_status":
+        request.state.principal.require("admin")
+        if not args.get("status"):
+            raise InvalidInput("os-reset_status needs status; accepted: a volume status such as available or error", field="status")
+        st.volumes.reset_status(volume_id, args["status"])
+    elif action == "os-force_delete":
+        st.volumes.delete(volume_id, force=True, cascade=True)
+    return Response(status_code=202)
+
+
+def register(app: FastAPI) -> None:
+    include_both(app, router)

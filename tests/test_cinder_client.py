@@ -1,0 +1,120 @@
+"""python-cinderclient (the real client) drives the Cinder v3 subset on a real server."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+from cinderclient import client as cinder_client
+from cinderclient import exceptions as cinder_exc
+from keystoneauth1 import session as ks_session
+from keystoneauth1 import token_endpoint
+
+from tests.api_server import ApiServer, shared_api_server  # noqa: F401 - fixture
+
+PROJECT = "0123456789abcdef0123456789abcdef"
+
+
+def make_client(server: ApiServer, role: str = "operator", version: str = "3.40", project: str | None = PROJECT):
+    endpoint = f"{server.url}/v3/{project}" if project else f"{server.url}/v3"
+    sess = ks_session.Session(auth=token_endpoint.Token(endpoint, server.tokens[role]))
+    return cinder_client.Client(version, session=sess, os_endpoint=endpoint)
+
+
+def wait_status(getter, wanted: str, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while True:
+        obj = getter()
+        if obj.status == wanted:
+            return obj
+        if obj.status == "error" or time.monotonic() > deadline:
+            raise AssertionError(f"{obj} is {obj.status}, wanted {wanted}")
+        time.sleep(0.2)
+
+
+def test_version_discovery(shared_api_server: ApiServer) -> None:
+    r = httpx.get(shared_api_server.url + "/")
+    assert r.status_code == 300
+    (v3,) = r.json()["versions"]
+    assert v3["id"] == "v3.0" and v3["min_version"] == "3.0" and v3["status"] == "CURRENT"
+    r = httpx.get(shared_api_server.url + "/v3/")
+    assert r.status_code == 200 and r.json()["versions"][0]["version"] == v3["version"]
+    # cinderclient's own discovery helper reads the same document
+    low, high = cinder_client.get_server_version(shared_api_server.url + f"/v3/{PROJECT}")
+    assert str(low.get_string()) == "3.0" and high.get_string() == v3["version"]
+
+
+@pytest.mark.parametrize("project", [PROJECT, None])
+def test_volume_lifecycle_with_cinderclient(shared_api_server: ApiServer, project: str | None) -> None:
+    cc = make_client(shared_api_server, project=project)
+    suffix = "p" if project else "np"
+    vol = cc.volumes.create(1, name=f"cc-{suffix}", metadata={"app": "db"})
+    assert vol.size == 1 and vol.name == f"cc-{suffix}"
+    vol = wait_status(lambda: cc.volumes.get(vol.id), "available")
+    assert vol.volume_type == "default" and vol.metadata == {"app": "db"} and vol.bootable == "false"
+    assert vol.id in [v.id for v in cc.volumes.list()]
+    assert vol.id in [v.id for v in cc.volumes.list(detailed=False)]
+
+    cc.volumes.extend(vol, 2)
+    assert wait_status(lambda: cc.volumes.get(vol.id), "available").size == 2
+
+    cc.volumes.update(vol, name=f"cc-{suffix}-renamed")
+    assert cc.volumes.get(vol.id).name == f"cc-{suffix}-renamed"
+
+    snap = cc.volume_snapshots.create(vol.id, name=f"cc-{suffix}-snap")
+    snap = wait_status(lambda: cc.volume_snapshots.get(snap.id), "available")
+    assert snap.volume_id == vol.id and snap.size == 2
+    assert snap.id in [s.id for s in cc.volume_snapshots.list()]
+    cc.volumes.revert_to_snapshot(vol, snap)
+    wait_status(lambda: cc.volumes.get(vol.id), "available")
+
+    from_snap = cc.volumes.create(2, snapshot_id=snap.id, name=f"cc-{suffix}-from-snap")
+    assert wait_status(lambda: cc.volumes.get(from_snap.id), "available").snapshot_id == snap.id
+    cc.volumes.delete(from_snap)
+
+    with pytest.raises(cinder_exc.ClientException) as err:  # snapshots exist: refused
+        cc.volumes.delete(vol)
+    assert err.value.code == 409
+    cc.volume_snapshots.delete(snap)
+    cc.volumes.delete(vol)
+    with pytest.raises(cinder_exc.NotFound):
+        cc.volumes.get(vol.id)
+
+
+def test_cinder_errors_and_limits(shared_api_server: ApiServer) -> None:
+    cc = make_client(shared_api_server)
+    with pytest.raises(cinder_exc.NotFound) as err:
+        cc.volumes.get("00000000-0000-0000-0000-000000000000")
+    assert "not found" in str(err.value)
+    with pytest.raises(cinder_exc.BadRequest):
+        cc.volumes.create(0, name="zero")
+    limits = cc.limits.get()
+    absolute = {lim.name: lim.value for lim in limits.absolute}
+    assert absolute["maxTotalVolumes"] == -1 and "totalGigabytesUsed" in absolute
+    # raw bodies are Cinder's own
+    headers = {"X-Auth-Token": shared_api_server.tokens["reader"]}
+    r = httpx.get(f"{shared_api_server.url}/v3/{PROJECT}/volumes/nope", headers=headers)
+    assert r.status_code == 404 and r.json()["itemNotFound"]["code"] == 404
+    r = httpx.post(f"{shared_api_server.url}/v3/{PROJECT}/volumes", headers={"X-Auth-Token": shared_api_server.tokens["operator"]}, json={"volume": {"size": "big"}})
+    assert r.status_code == 400 and "size" in r.json()["badRequest"]["message"]
+    r = httpx.get(f"{shared_api_server.url}/v3/{PROJECT}/volumes")
+    assert r.status_code == 401 and "unauthorized" in r.json()
+    r = httpx.get(f"{shared_api_server.url}/v3/volumes", headers={**headers, "OpenStack-API-Version": "volume 3.999"})
+    assert r.status_code == 406
+    r = httpx.get(f"{shared_api_server.url}/v3/volumes", headers={**headers, "OpenStack-API-Version": "volume 3.40"})
+    assert r.status_code == 200 and r.headers["OpenStack-API-Version"] == "volume 3.40"
+
+
+def test_cinder_roles(shared_api_server: ApiServer) -> None:
+    reader = make_client(shared_api_server, role="reader")
+    with pytest.raises(cinder_exc.Forbidden):
+        reader.volumes.create(1, name="nope")
+    cc = make_client(shared_api_server)
+    vol = cc.volumes.create(1, name="cc-reset")
+    with pytest.raises(cinder_exc.Forbidden):  # operator may not reset status
+        cc.volumes.reset_state(vol, "error")
+    admin = make_client(shared_api_server, role="admin")
+    admin.volumes.reset_state(vol, "error")
+    assert cc.volumes.get(vol.id).status == "error"
+    cc.volumes.delete(vol)
