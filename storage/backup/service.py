@@ -35,7 +35,7 @@ from storage.backup.repository import Repository
 from storage.backup.source import data_extents, image_size, open_readonly
 from storage.catalog.backups import BackupRow
 from storage.errors import InvalidInput, NotFound, StorageError
-from storage.names import validate_name
+from storage.names import is_uuid, validate_name
 from storage.units import parse_size
 
 if TYPE_CHECKING:
@@ -96,8 +96,13 @@ class BackupService:
         progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
         bandwidth_limit: int | str | None = None,
+        backup_id: str | None = None,
     ) -> Backup:
-        """Back up a volume (through a new snapshot), a snapshot or a path; return the available Backup."""
+        """Back up a volume (through a new snapshot), a snapshot or a path; return the available Backup.
+
+        ``backup_id`` (a UUID) lets a caller that runs this in the background (the API's jobs)
+        know the new backup's id before it finishes; by default one is generated.
+        """
         from storage.volumes import validate_labels
 
         if name is not None:
@@ -107,7 +112,9 @@ class BackupService:
         src = sources.resolve(self._st, source)
         repo = self.open_repository(repository, key_file=encryption_key_file, create=True)
         key_file = encryption_key_file or (self.settings.key_file if repo.keys else None)
-        backup_id = str(uuid.uuid4())
+        if backup_id is not None and not is_uuid(backup_id):
+            raise InvalidInput(f"backup id {backup_id!r} is not accepted; accepted: a UUID", field="backup_id")
+        backup_id = backup_id or str(uuid.uuid4())
         created = datetime.now(UTC)
         with self._st.catalog.session() as s:
             s.add(records.new_row(
