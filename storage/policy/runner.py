@@ -15,7 +15,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -252,7 +252,7 @@ class Runner:
                 out.exit_code = out.exit_code or 3
                 self.emit("error", policy, run_id=out.run_id, error=message)
             actions = actions_for(self.st, policy)
-            for result in self._make_items(policy, actions, volumes, slot):
+            def record(result: VolumeOutcome) -> None:
                 out.volumes.append(result)
                 out.bytes += result.bytes
                 if result.ok:
@@ -262,6 +262,8 @@ class Runner:
                     out.errors.append(f"volume {result.volume_name}: {result.error}")
                     out.exit_code = out.exit_code or result.exit_code
                     self.emit("error", policy, run_id=out.run_id, volume=result.volume_name, error=result.error)
+
+            self._make_items(policy, actions, volumes, slot, record)
             for result in out.volumes:
                 if result.ok:
                     self._prune_volume(policy, actions, result, out)
@@ -288,13 +290,18 @@ class Runner:
         )
         return out
 
-    def _make_items(self, policy: Policy, actions: Actions, volumes: list["Volume"], slot: datetime) -> list[VolumeOutcome]:
+    def _make_items(self, policy: Policy, actions: Actions, volumes: list["Volume"], slot: datetime,
+                    record: Callable[[VolumeOutcome], None]) -> None:
+        """Make one item per volume; ``record`` is called in this thread as each one finishes."""
         workers = policy.backup.max_concurrent if policy.kind == "backup" and policy.backup else 1
         if workers <= 1 or len(volumes) <= 1:
-            return [self._make_one(policy, actions, vol, slot) for vol in volumes]
+            for vol in volumes:
+                record(self._make_one(policy, actions, vol, slot))
+            return
         with ThreadPoolExecutor(max_workers=min(workers, len(volumes)), thread_name_prefix="policy") as pool:
             futures = [pool.submit(self._make_one, policy, actions, vol, slot) for vol in volumes]
-            return [f.result() for f in futures]
+            for future in as_completed(futures):
+                record(future.result())
 
     def _make_one(self, policy: Policy, actions: Actions, vol: "Volume", slot: datetime) -> VolumeOutcome:
         try:
