@@ -183,10 +183,12 @@ def run_backup(
     upload_threads = [threading.Thread(target=uploader, name=f"backup-upload-{i}", daemon=True) for i in range(uploaders)]
     for t in worker_threads + upload_threads:
         t.start()
+    cancelled = False
     try:
         for chunk in plan:
             if cancel is not None and cancel.is_set():
-                raise Cancelled("backup cancelled; chunks uploaded so far are reused by the next run")
+                cancelled = True  # stop reading; what is queued is still uploaded for the rerun
+                break
             if failure.event.is_set():
                 break
             if chunk.action is Action.ZERO:
@@ -220,6 +222,8 @@ def run_backup(
             t.join()
     if failure.error is not None:
         raise failure.error
+    if cancelled:
+        raise Cancelled("backup cancelled; the chunks uploaded so far are reused by the next run")
     report(force=True)
     refs: list[ChunkRef | None] = []
     for index in range(len(results)):

@@ -1,0 +1,67 @@
+"""Helpers for the backup tests: test images with data, zero chunks and holes; repository pokes."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import storage
+from storage.backup import format as fmt
+from storage.backup.repository import Repository
+
+MIB = 1024 * 1024
+
+
+def make_image(path: Path, size: int, *, seed: int = 1, data_ranges: list[tuple[int, int]] | None = None,
+               zero_ranges: list[tuple[int, int]] | None = None) -> Path:
+    """A sparse image: random data in data_ranges, explicit zero bytes in zero_ranges, holes elsewhere."""
+    rng = random.Random(seed)
+    with open(path, "wb") as f:
+        f.truncate(size)
+        for off, length in data_ranges if data_ranges is not None else [(0, size)]:
+            f.seek(off)
+            f.write(rng.randbytes(length))
+        for off, length in zero_ranges or []:
+            f.seek(off)
+            f.write(bytes(length))
+    return path
+
+
+def overwrite(path: Path | str, offset: int, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.pwrite(fd, data, offset)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def same_bytes(a: Path | str, b: Path | str) -> bool:
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        while True:
+            x, y = fa.read(MIB), fb.read(MIB)
+            if x != y:
+                return False
+            if not x:
+                return True
+
+
+def open_repo(st: storage.Storage, url: str | None = None, key_file: str | None = None) -> Repository:
+    return st.backups.open_repository(url, key_file=key_file)
+
+
+def chunk_ids(repo: Repository) -> list[str]:
+    return sorted(c.id for c in repo.list_chunks())
+
+
+def delete_chunk(repo: Repository, chunk_id: str) -> None:
+    repo.location.store.delete_object(repo.container, repo.object_name(fmt.chunk_object_name(chunk_id)))
+
+
+def flip_byte(repo: Repository, chunk_id: str, position: int = -1) -> None:
+    """Rewrite a chunk object with one bit flipped (bit rot the store does not notice)."""
+    name = repo.object_name(fmt.chunk_object_name(chunk_id))
+    body = bytearray(repo.location.store.get_bytes(repo.container, name))
+    body[position] ^= 0x01
+    repo.location.store.put_object(repo.container, name, bytes(body))
