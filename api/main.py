@@ -29,6 +29,7 @@ NATIVE_ROUTERS = [
     "api.routes.pools",
     "api.routes.volumes",
     "api.routes.snapshots",
+    "api.routes.backups",
 ]
 CINDER_MODULES = [
     "api.cinder.versions",

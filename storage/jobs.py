@@ -143,6 +143,21 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
+def describe_report(report: Any) -> str | None:
+    """``phase: read 1.0M, uploaded 512K`` from a progress report object's counters."""
+    from storage.units import format_size
+
+    parts = [
+        f"{name} {format_size(value)}"
+        for name in ("read", "skipped", "deduplicated", "uploaded", "downloaded")
+        if isinstance(value := getattr(report, name, 0), (int, float)) and value
+    ]
+    phase = getattr(report, "phase", None)
+    if not phase and not parts:
+        return None
+    return f"{phase or 'progress'}: {', '.join(parts)}" if parts else str(phase)
+
+
 def _aware(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
         return value.replace(tzinfo=UTC)
@@ -186,13 +201,21 @@ class JobContext:
         self._last_write = 0.0
         self._done = 0
         self._total: int | None = None
+        self._message: str | None = None
 
     @property
     def cancelled(self) -> bool:
         return self.cancel.is_set()
 
-    def progress(self, done: int, total: int | None = None) -> None:
-        """Progress callback ``(bytes_done, bytes_total)``; cheap, writes at most every 0.5 s."""
+    def progress(self, done: Any, total: int | None = None) -> None:
+        """Progress callback: ``(bytes_done, bytes_total)`` or one report object with ``done``, ``total``
+        (and optionally ``phase`` and byte counters, kept as the job's message). Cheap: writes at
+        most every 0.5 s."""
+        if not isinstance(done, (int, float)):
+            report = done
+            total = getattr(report, "total", None)
+            self._message = describe_report(report)
+            done = getattr(report, "done", 0)
         self._done, self._total = int(done), (int(total) if total else self._total)
         now = time.monotonic()
         if now - self._last_write >= PROGRESS_INTERVAL:
@@ -206,7 +229,7 @@ class JobContext:
     def flush(self) -> None:
         elapsed = max(time.monotonic() - self._started, 1e-6)
         rate = self._done / elapsed if self._done else None
-        if self._service._write_progress(self.job_id, self._done, self._total, rate):
+        if self._service._write_progress(self.job_id, self._done, self._total, rate, self._message):
             self.cancel.set()
 
 
@@ -398,7 +421,7 @@ class JobService:
             row.started_at = row.updated_at = now
         return True
 
-    def _write_progress(self, job_id: str, done: int, total: int | None, rate: float | None) -> bool:
+    def _write_progress(self, job_id: str, done: int, total: int | None, rate: float | None, message: str | None = None) -> bool:
         """Store progress; return True when a cancel was requested (by any process)."""
         with self._catalog.session() as session:
             row = session.get(Job, job_id)
@@ -408,6 +431,8 @@ class JobService:
             if total:
                 row.bytes_total = total
             row.rate_bytes_per_s = rate
+            if message:
+                row.message = message
             row.updated_at = datetime.now(UTC)
             return bool(row.cancel_requested)
 
@@ -425,4 +450,6 @@ class JobService:
             row.rate_bytes_per_s = ctx._done / elapsed if ctx._done else None
             row.result = result
             row.error = error
+            if ctx._message:
+                row.message = ctx._message
             row.finished_at = row.updated_at = now

@@ -1,0 +1,140 @@
+"""Backups: create (job), list, show, restore (job), verify (job), delete, gc (job)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, model_validator
+
+from api.deps import StorageDep, authorize
+from api.errors import ERROR_RESPONSES
+from api.guards import check_repository
+from api.routes.common import labels_query, submit_job
+from storage.backup.models import Backup
+from storage.jobs import JobInfo
+
+router = APIRouter(prefix="/backups", tags=["backups"], dependencies=[Depends(authorize)], responses=ERROR_RESPONSES)
+JOB_RESPONSE: dict[int | str, dict[str, Any]] = {202: {"model": JobInfo, "description": "Accepted: the job doing it"}}
+
+
+class BackupCreate(BaseModel):
+    volume: str | None = Field(default=None, min_length=1, description="Back up this volume (name or id), through a new snapshot")
+    snapshot: str | None = Field(default=None, min_length=1, description="Or back up this existing snapshot")
+    name: str | None = Field(default=None, min_length=1, max_length=128)
+    labels: dict[str, str] | None = None
+    repository: str | None = Field(default=None, description="Repository URL; default: the configured one")
+    bandwidth_limit: int | str | None = Field(default=None, description="Upper bound of read bytes per second, e.g. 50M")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "BackupCreate":
+        if (self.volume is None) == (self.snapshot is None):
+            raise ValueError("give exactly one of volume or snapshot")
+        return self
+
+
+class RestoreRequest(BaseModel):
+    to_volume: str | None = Field(default=None, min_length=1, description="Overwrite this existing volume (large enough)")
+    new_volume_name: str | None = Field(default=None, min_length=1, max_length=128, description="Or restore into a new volume")
+    pool: str | None = Field(default=None, description="Pool of the new volume")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> "RestoreRequest":
+        if (self.to_volume is None) == (self.new_volume_name is None):
+            raise ValueError("give exactly one of to_volume or new_volume_name")
+        return self
+
+
+class VerifyRequest(BaseModel):
+    deep: bool = False
+    sample_percent: float = Field(default=100, gt=0, le=100)
+
+
+class GcRequest(BaseModel):
+    repository: str | None = None
+    dry_run: bool = False
+
+
+def _accepted(job: JobInfo, location: str | None = None) -> JSONResponse:
+    headers = {"Location": location} if location else None
+    return JSONResponse(job.model_dump(mode="json"), status_code=202, headers=headers)
+
+
+def start_backup(request: Request, st: StorageDep, source: str, *, name: str | None = None,
+                 labels: dict[str, str] | None = None, repository: str | None = None,
+                 bandwidth_limit: int | str | None = None) -> JobInfo:
+    """Submit a backup job whose backup id is known now (used by the Cinder subset too)."""
+    repository = check_repository(repository, st.settings)
+    backup_id = str(uuid.uuid4())
+    return submit_job(
+        request, st, "backup",
+        lambda ctx: st.backups.create(source, repository=repository, name=name, labels=labels,
+                                      progress=ctx.progress, cancel=ctx.cancel, backup_id=backup_id,
+                                      bandwidth_limit=bandwidth_limit),
+        target=backup_id, params={"backup_id": backup_id, "source": source, "name": name, "repository": repository},
+    )
+
+
+@router.get("", response_model=list[Backup])
+def list_backups(
+    st: StorageDep,
+    volume: Annotated[str | None, Query(description="Volume name or id")] = None,
+    status: Annotated[str | None, Query(max_length=32)] = None,
+    label: Annotated[list[str] | None, Query(description="KEY=VALUE; repeat to require several")] = None,
+) -> list[Backup]:
+    return st.backups.list(volume=volume, status=status, labels=labels_query(label))
+
+
+@router.post("", status_code=202, response_model=JobInfo, responses=JOB_RESPONSE)
+def create_backup(body: BackupCreate, request: Request, st: StorageDep) -> JSONResponse:
+    source = f"volume:{st.volumes.get(body.volume).id}" if body.volume else f"snapshot:{st.snapshots.get(body.snapshot or '').id}"
+    job = start_backup(request, st, source, name=body.name, labels=body.labels, repository=body.repository,
+                       bandwidth_limit=body.bandwidth_limit)
+    return _accepted(job, f"/backups/{job.params['backup_id']}")
+
+
+@router.get("/{backup_id}", response_model=Backup)
+def show_backup(backup_id: str, st: StorageDep) -> Backup:
+    return st.backups.get(backup_id)
+
+
+@router.delete("/{backup_id}", status_code=204, response_class=Response)
+def delete_backup(backup_id: str, st: StorageDep) -> Response:
+    st.backups.get(backup_id)  # 404 for ids not in the catalog (no repository lookups from the API)
+    st.backups.delete(backup_id)
+    return Response(status_code=204)
+
+
+@router.post("/{backup_id}/restore", status_code=202, response_model=JobInfo, responses=JOB_RESPONSE)
+def restore_backup(backup_id: str, body: RestoreRequest, request: Request, st: StorageDep) -> JSONResponse:
+    backup = st.backups.get(backup_id)
+    job = submit_job(
+        request, st, "restore",
+        lambda ctx: st.backups.restore(backup.id, to_volume=body.to_volume, new_volume_name=body.new_volume_name,
+                                       pool=body.pool, progress=ctx.progress, cancel=ctx.cancel),
+        target=backup.id, params={"backup_id": backup.id, **body.model_dump()}, total=backup.size_bytes or None,
+    )
+    return _accepted(job)
+
+
+@router.post("/{backup_id}/verify", status_code=202, response_model=JobInfo, responses=JOB_RESPONSE)
+def verify_backup(backup_id: str, body: VerifyRequest, request: Request, st: StorageDep) -> JSONResponse:
+    backup = st.backups.get(backup_id)
+    job = submit_job(
+        request, st, "verify",
+        lambda ctx: st.backups.verify(backup.id, deep=body.deep, sample_percent=body.sample_percent, progress=ctx.progress),
+        target=backup.id, params={"backup_id": backup.id, **body.model_dump()},
+    )
+    return _accepted(job)
+
+
+@router.post("/gc", status_code=202, response_model=JobInfo, responses=JOB_RESPONSE)
+def gc(body: GcRequest, request: Request, st: StorageDep) -> JSONResponse:
+    repository = check_repository(body.repository, st.settings)
+    job = submit_job(
+        request, st, "gc", lambda ctx: st.backups.gc(repository, dry_run=body.dry_run),
+        target=repository, params=body.model_dump(),
+    )
+    return _accepted(job)
