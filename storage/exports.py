@@ -256,6 +256,24 @@ class ExportService:
             self.secrets.delete(export.volume_id)
         return export
 
+    def on_delete(self, volume_ref: str) -> Export | None:
+        """Call before deleting a volume: removes its target, row and secret, but does not detach
+        (the volume service does). A target keeps the device open, so a loop device could not
+        be detached while exported. None when the volume is not exported."""
+        vol = self._st.volumes.get(volume_ref)
+        row = self._row(vol.id)
+        if row is None:
+            return None
+        with self._host_lock():
+            try:
+                self.backend.unexport(row.target_iqn)
+            except NotFound:
+                pass
+            with self._st.catalog.session() as s:
+                s.query(ExportRow).filter(ExportRow.id == row.id).delete()
+            self.secrets.delete(vol.id)
+        return _model(row, vol.name)
+
     # -- extend and reconciliation ---------------------------------------------
     def on_extend(self, volume_ref: str) -> Export | None:
         """Call after a volume grew: the LUN shows the new size. None when it is not exported."""
@@ -285,6 +303,10 @@ class ExportService:
                 except StorageError as exc:
                     report.failed.append({"volume": row.volume_id, "error": exc.message})
             known = {r.target_iqn for r in rows}
+            exported_ids = {r.volume_id for r in rows}
+            for key in self.secrets.keys():  # secrets of exports removed with their volume
+                if key not in exported_ids:
+                    self.secrets.delete(key)
             for target in self.backend.list_exports():
                 if target.target_iqn in known:
                     continue

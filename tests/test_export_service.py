@@ -234,9 +234,24 @@ def test_reconcile_reports_and_removes_strays(est) -> None:
     foreign = "iqn.2026-11.org.example:not-ours"
     for iqn in (stray, foreign):
         est.exports.backend.export(ExportSpec(key="x", device_path=vol.attached_device, target_iqn=iqn, lun=1))
+    est.exports.secrets.put("00000000-0000-0000-0000-000000000000", "Orphan-Secret-1")
     report = est.exports.reconcile()
     assert sorted(report.strays) == sorted([stray, foreign]) and report.removed_strays == []
+    assert est.exports.secrets.keys() == []  # secret of no export: pruned
     report = est.exports.reconcile(remove_strays=True)
     assert report.removed_strays == [stray]  # a target outside our IQN prefix is only reported
     assert [t.target_iqn for t in est.exports.backend.list_exports()] == [foreign]
     est.exports.backend.unexport(foreign)
+
+
+def test_delete_hook_removes_target_so_volume_can_go(est) -> None:
+    est.volumes.create("doomed", "8M")
+    exp = est.exports.export("doomed")
+    with pytest.raises(Conflict, match="attached"):
+        est.volumes.delete("doomed")  # exported means in-use
+    assert est.exports.on_delete("doomed").target_iqn == exp.target_iqn
+    est.volumes.delete("doomed", force=True)  # the target no longer holds the loop device
+    assert est.exports.list() == [] and est.exports.secrets.keys() == []
+    assert est.exports.backend.list_exports() == []
+    est.volumes.create("kept", "8M")
+    assert est.exports.on_delete("kept") is None
