@@ -44,6 +44,17 @@ def _row_source(svc: "BackupService", backup_id: str) -> tuple[str, str | None, 
     return b.repository, key_file, b.status
 
 
+def _open_by_url(svc: "BackupService", url: str | None, key_file: str | None) -> Repository:
+    """Open a repository by URL; without a key file, use the one the catalog recorded for it."""
+    if key_file is None:
+        canonical = svc._st.objects.open_url(url or svc.settings.repository or "").url
+        with svc._st.catalog.session() as s:
+            key_file = s.scalars(
+                select(BackupRow.key_file).where(BackupRow.repository == canonical, BackupRow.key_file.is_not(None))
+            ).first()
+    return svc.open_repository(url, key_file=key_file)
+
+
 # -- restore ------------------------------------------------------------------------------
 
 
@@ -124,7 +135,7 @@ def verify(
 ) -> VerifyReport:
     started = time.monotonic()
     if "://" in target:
-        repo = svc.open_repository(target, key_file=key_file)
+        repo = _open_by_url(svc, target, key_file)
         only: str | None = None
     else:
         url, row_key, _ = _row_source(svc, target)
@@ -208,7 +219,7 @@ def gc(svc: "BackupService", repository: str | None, *, grace_seconds: int | Non
     grace = svc.settings.gc_grace_seconds if grace_seconds is None else grace_seconds
     if grace < 0:
         raise InvalidInput(f"grace period {grace} is not accepted; accepted: 0 or more seconds")
-    repo = svc.open_repository(repository, key_file=key_file)
+    repo = _open_by_url(svc, repository, key_file)
     with svc.repository_lock(repo, EXCLUSIVE, "gc") as lock:
         stale = lock.remove_stale()
         store = repo.clone_store()

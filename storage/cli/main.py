@@ -67,7 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     as_json = "--json" in args
     try:
-        app(args=args, prog_name="storagectl", standalone_mode=False)
+        # With standalone_mode=False, click returns (not raises) the code of a typer.Exit.
+        result = app(args=args, prog_name="storagectl", standalone_mode=False)
+        if isinstance(result, int) and not isinstance(result, bool):
+            return result
     except StorageError as exc:
         try:
             common.fail(exc, as_json)
