@@ -36,10 +36,11 @@ CINDER_MODULES = [
     "api.cinder.volumes",
     "api.cinder.snapshots",
     "api.cinder.limits",
+    "api.cinder.backups",
 ]
 
 
-def create_app(config: Settings | Storage | str | os.PathLike[str] | None = None, *, job_shutdown_timeout: float = 10.0) -> FastAPI:
+def create_app(config: Settings | Storage | str | os.PathLike[str] | None = None, *, job_shutdown_timeout: float = 5.0) -> FastAPI:
     """Build the app. A given Storage is used as is (and not closed); otherwise one is opened."""
     owned = not isinstance(config, Storage)
     st = config if isinstance(config, Storage) else storage.open(config)

@@ -118,3 +118,39 @@ def test_cinder_roles(shared_api_server: ApiServer) -> None:
     admin.volumes.reset_state(vol, "error")
     assert cc.volumes.get(vol.id).status == "error"
     cc.volumes.delete(vol)
+
+
+def test_backup_restore_with_cinderclient(shared_api_server: ApiServer) -> None:
+    import os
+
+    from tests.test_api_backups import fill_volume, read_volume
+
+    cc = make_client(shared_api_server)
+    vol = cc.volumes.create(1, name="cc-bk")
+    wait_status(lambda: cc.volumes.get(vol.id), "available")
+    data = os.urandom(1024 * 1024)
+    fill_volume(shared_api_server.config, "cc-bk", data, offset=4096)
+
+    backup = cc.backups.create(vol.id, name="cc-bk-1")
+    assert backup.name == "cc-bk-1"
+    backup = wait_status(lambda: cc.backups.get(backup.id), "available")
+    assert backup.volume_id == vol.id and backup.size == 1 and backup.is_incremental is False
+    assert backup.id in [b.id for b in cc.backups.list()]
+    assert backup.id in [b.id for b in cc.backups.list(detailed=False)]
+
+    restore = cc.restores.restore(backup.id, name="cc-bk-restored")
+    assert restore.backup_id == backup.id
+    wait_status(lambda: cc.volumes.get(restore.volume_id), "available")
+    deadline = time.monotonic() + 60  # the restore job runs after the volume exists
+    while read_volume(shared_api_server.config, "cc-bk-restored", 4096 + len(data))[4096:] != data:
+        assert time.monotonic() < deadline, "restored data never appeared"
+        time.sleep(0.2)
+    wait_status(lambda: cc.volumes.get(restore.volume_id), "available")  # the job has finished
+
+    with pytest.raises(cinder_exc.NotFound):
+        cc.backups.get("00000000-0000-0000-0000-000000000000")
+    cc.backups.delete(backup)
+    with pytest.raises(cinder_exc.NotFound):
+        cc.backups.get(backup.id)
+    for v in (restore.volume_id, vol.id):
+        cc.volumes.delete(v)
