@@ -154,6 +154,9 @@ class TgtDaemon:
         """Ask tgtd to exit (targets must be gone already); kill it if it does not."""
         self._shutdown(self.pid())
         self.pid_file.unlink(missing_ok=True)
+        if not self.adm.answering():  # tgtd leaves its control socket and lock file behind
+            for suffix in ("", ".lock"):
+                Path(f"/var/run/tgtd/socket.{self.control_port}{suffix}").unlink(missing_ok=True)
 
     def _shutdown(self, pid: int | None) -> None:
         if self.adm.answering():
