@@ -30,6 +30,7 @@ NATIVE_ROUTERS = [
     "api.routes.volumes",
     "api.routes.snapshots",
     "api.routes.backups",
+    "api.routes.objects",
 ]
 CINDER_MODULES = [
     "api.cinder.versions",

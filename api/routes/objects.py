@@ -1,0 +1,209 @@
+"""Object stores, containers and objects; streaming upload and download.
+
+Uploads are read from the request stream into a spooled temporary file (kept in memory up to
+``SPOOL_MEMORY`` bytes, then on disk under the data dir) because stores need a rewindable body
+to verify and retry; downloads stream from the store's ``ObjectReader``. Neither holds a whole
+object in memory. Each request uses its own store instance (store connections are not
+thread-safe).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import StorageDep, authorize
+from api.errors import ERROR_RESPONSES
+from backends.object_base import ContainerInfo, ObjectInfo, ObjectStore, PrefixEntry
+from storage.service import Storage
+
+router = APIRouter(prefix="/object-stores", tags=["objects"], dependencies=[Depends(authorize)], responses=ERROR_RESPONSES)
+SPOOL_MEMORY = 1024 * 1024
+DOWNLOAD_BLOCK = 256 * 1024
+META_PREFIX = "x-object-meta-"
+ContainerName = Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class StoreOut(BaseModel):
+    name: str
+    type: str
+    options: dict[str, Any]
+
+
+class ContainerOut(BaseModel):
+    name: str
+    object_count: int = 0
+    bytes_used: int = 0
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+
+class ObjectOut(BaseModel):
+    name: str | None = None
+    size: int | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    content_type: str | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+    subdir: str | None = Field(default=None, description="Set for a pseudo-directory of a delimiter listing")
+
+
+class ContainerCreate(BaseModel):
+    metadata: dict[str, str] | None = None
+
+
+def _container(info: ContainerInfo) -> ContainerOut:
+    return ContainerOut(name=info.name, object_count=info.object_count, bytes_used=info.bytes_used, metadata=dict(info.metadata))
+
+
+def _object(info: ObjectInfo | PrefixEntry) -> ObjectOut:
+    if isinstance(info, PrefixEntry):
+        return ObjectOut(subdir=info.prefix)
+    return ObjectOut(name=info.name, size=info.size, etag=info.etag, last_modified=info.last_modified,
+                     content_type=info.content_type, metadata=dict(info.metadata))
+
+
+def _open(st: Storage, store: str) -> ObjectStore:
+    return st.objects.store(store)
+
+
+def _object_headers(info: ObjectInfo) -> dict[str, str]:
+    headers = {"Content-Length": str(info.size), "Content-Type": info.content_type or "application/octet-stream"}
+    if info.etag:
+        headers["ETag"] = f'"{info.etag}"'
+    if info.last_modified:
+        headers["X-Last-Modified"] = info.last_modified
+    for key, value in info.metadata.items():
+        headers[f"X-Object-Meta-{key}"] = value
+    return headers
+
+
+@router.get("", response_model=list[StoreOut])
+def list_stores(st: StorageDep) -> list[StoreOut]:
+    return [StoreOut(name=s.name, type=s.type, options=s.options) for s in st.objects.configured()]
+
+
+@router.get("/{store}/containers", response_model=list[ContainerOut])
+def list_containers(store: str, st: StorageDep, prefix: Annotated[str | None, Query(max_length=256)] = None) -> list[ContainerOut]:
+    with _closing(_open(st, store)) as s:
+        return [_container(c) for c in s.list_containers(prefix=prefix)]
+
+
+@router.put("/{store}/containers/{container}", response_model=ContainerOut, status_code=201)
+def create_container(store: str, container: str, st: StorageDep, body: ContainerCreate | None = None) -> ContainerOut:
+    with _closing(_open(st, store)) as s:
+        s.create_container(container, metadata=body.metadata if body else None)
+        return _container(s.stat_container(container))
+
+
+@router.get("/{store}/containers/{container}", response_model=ContainerOut)
+def stat_container(store: str, container: str, st: StorageDep) -> ContainerOut:
+    with _closing(_open(st, store)) as s:
+        return _container(s.stat_container(container))
+
+
+@router.delete("/{store}/containers/{container}", status_code=204, response_class=Response)
+def delete_container(store: str, container: str, st: StorageDep) -> Response:
+    with _closing(_open(st, store)) as s:
+        s.delete_container(container)
+    return Response(status_code=204)
+
+
+@router.get("/{store}/containers/{container}/objects", response_model=list[ObjectOut])
+def list_objects(
+    store: str, container: str, st: StorageDep,
+    prefix: Annotated[str | None, Query(max_length=1024)] = None,
+    delimiter: Annotated[str | None, Query(min_length=1, max_length=1)] = None,
+    marker: Annotated[str | None, Query(max_length=1024)] = None,
+    limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
+) -> list[ObjectOut]:
+    with _closing(_open(st, store)) as s:
+        return [_object(o) for o in s.list_objects(container, prefix=prefix, delimiter=delimiter, marker=marker, limit=limit)]
+
+
+@router.put(
+    "/{store}/containers/{container}/objects/{name:path}",
+    response_model=ObjectOut,
+    status_code=201,
+    openapi_extra={"requestBody": {"required": True, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
+)
+async def upload_object(store: str, container: str, name: str, request: Request, st: StorageDep) -> ObjectOut:
+    """Stream the request body into the object (Content-Type and X-Object-Meta-* headers are kept)."""
+    tmp_dir = st.settings.data_dir / "tmp"
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY, dir=tmp_dir)
+    try:
+        size = 0
+        async for block in request.stream():
+            if block:
+                await run_in_threadpool(spool.write, block)
+                size += len(block)
+        spool.seek(0)
+        metadata = {k[len(META_PREFIX):]: v for k, v in request.headers.items() if k.lower().startswith(META_PREFIX)}
+        content_type = request.headers.get("content-type") or None
+
+        def put() -> ObjectInfo:
+            with _closing(_open(st, store)) as s:
+                return s.put_object(container, name, spool, length=size, content_type=content_type, metadata=metadata or None)
+
+        return _object(await run_in_threadpool(put))
+    finally:
+        spool.close()
+
+
+@router.head("/{store}/containers/{container}/objects/{name:path}", response_class=Response)
+def head_object(store: str, container: str, name: str, st: StorageDep) -> Response:
+    with _closing(_open(st, store)) as s:
+        info = s.head_object(container, name)
+    return Response(status_code=200, headers=_object_headers(info))
+
+
+@router.get(
+    "/{store}/containers/{container}/objects/{name:path}",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
+)
+def download_object(store: str, container: str, name: str, st: StorageDep) -> StreamingResponse:
+    s = _open(st, store)
+    try:
+        info = s.head_object(container, name)
+        reader = s.get_object(container, name)
+    except BaseException:
+        s.close()
+        raise
+
+    def blocks() -> Iterator[bytes]:
+        try:
+            while block := reader.read(DOWNLOAD_BLOCK):
+                yield block
+        finally:
+            reader.close()
+            s.close()
+
+    headers = _object_headers(info)
+    return StreamingResponse(blocks(), media_type=headers.pop("Content-Type"), headers=headers)
+
+
+@router.delete("/{store}/containers/{container}/objects/{name:path}", status_code=204, response_class=Response)
+def delete_object(store: str, container: str, name: str, st: StorageDep) -> Response:
+    with _closing(_open(st, store)) as s:
+        s.delete_object(container, name)
+    return Response(status_code=204)
+
+
+class _closing:
+    """``with _closing(store) as s``: close the store's connection afterwards."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
+
+    def __enter__(self) -> ObjectStore:
+        return self.store
+
+    def __exit__(self, *exc: object) -> None:
+        self.store.close()
