@@ -151,6 +151,8 @@ def test_dry_run_lists_runs_and_prunes_with_reasons_and_changes_nothing(st: stor
     assert [(w.volume, w.created_at, "keep-daily 2" in w.reason) for w in plan.would_prune] == [
         ("v", z("2024-05-03 00:00"), True)
     ]
+    assert [(k.id, k.reason) for k in plan.would_keep][0] == ("(new)", "daily #1")
+    assert plan.would_keep[1].created_at == z("2024-05-04 00:00") and plan.would_keep[1].reason == "daily #2"
     assert len(snaps_of(st, pid)) == 2 and st.policies.history("daily", limit=10)[0].slot_time == z("2024-05-04 00:00")
 
 

@@ -271,6 +271,10 @@ def _print_report(report: RunReport) -> None:
                   for p in report.policies for w in p.would_prune]
         if prunes:
             common.print_table(prunes, ["Policy", "Volume", "Item", "Time", "Why"], title="would prune")
+        keeps = [[p.policy, k.volume, k.id, k.created_at.strftime("%Y-%m-%d %H:%M UTC"), k.reason]
+                 for p in report.policies for k in p.would_keep]
+        if keeps:
+            common.print_table(keeps, ["Policy", "Volume", "Item", "Time", "Kept by"], title="would keep")
 
 
 def run_command(

@@ -76,6 +76,7 @@ class PolicyOutcome:
     volumes: list[VolumeOutcome] = field(default_factory=list)
     pruned: list[Pruned] = field(default_factory=list)
     would_prune: list[Pruned] = field(default_factory=list)  # dry run
+    would_keep: list[Pruned] = field(default_factory=list)  # dry run: reason = the rules that keep it
     bytes: int = 0
     errors: list[str] = field(default_factory=list)
     exit_code: int = 0
@@ -227,8 +228,11 @@ class Runner:
             items = [retention.Item(i.id, i.created_at) for i in good]
             if not already:
                 items.append(retention.Item(NEW_ITEM, decision.slot))
-            for d in retention.to_prune(plan_prune(items, policy)):
-                out.would_prune.append(Pruned(d.id, vol.name, d.created_at, prune_reason(d, policy)))
+            for d in plan_prune(items, policy):
+                if d.keep:
+                    out.would_keep.append(Pruned(d.id, vol.name, d.created_at, d.reason))
+                else:
+                    out.would_prune.append(Pruned(d.id, vol.name, d.created_at, prune_reason(d, policy)))
         self.emit(
             "plan", policy, slot=decision.slot, trigger=trigger, reason=decision.reason,
             volumes=[v.volume_name for v in out.volumes],
