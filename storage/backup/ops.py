@@ -45,13 +45,6 @@ def _row_source(svc: "BackupService", backup_id: str) -> tuple[str, str | None, 
 
 
 def _open_by_url(svc: "BackupService", url: str | None, key_file: str | None) -> Repository:
-    """Open a repository by URL; without a key file, use the one the catalog recorded for it."""
-    if key_file is None:
-        canonical = svc._st.objects.open_url(url or svc.settings.repository or "").url
-        with svc._st.catalog.session() as s:
-            key_file = s.scalars(
-                select(BackupRow.key_file).where(BackupRow.repository == canonical, BackupRow.key_file.is_not(None))
-            ).first()
     return svc.open_repository(url, key_file=key_file)
 
 
@@ -241,7 +234,7 @@ def gc(svc: "BackupService", repository: str | None, *, grace_seconds: int | Non
 
 def import_repository(svc: "BackupService", url: str | None, *, key_file: str | None) -> list[Backup]:
     repo = svc.open_repository(url, key_file=key_file)
-    kf = key_file or (svc.settings.key_file if repo.keys else None)
+    kf = repo.key_file
     store = repo.clone_store()
     try:
         manifests, _unreadable = _load_manifests(repo, store)

@@ -37,6 +37,7 @@ class Repository:
         self.location = location
         self.config = config
         self.keys = keys
+        self.key_file: str | None = None  # the path the keys came from (recorded in the catalog)
         prefix = location.prefix or ""
         self.prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
 
@@ -93,7 +94,9 @@ class Repository:
                 "use a new repository (container or prefix) for encrypted backups",
                 field="key_file",
             )
-        return cls(location, config, keys)
+        repo = cls(location, config, keys)
+        repo.key_file = str(key_file) if keys is not None and key_file else None
+        return repo
 
     # -- names -----------------------------------------------------------------------------
     @property

@@ -65,13 +65,16 @@ class BackupService:
         """Open the repository at url (default: settings.backup.repository).
 
         An explicit key_file must match an encrypted repository (and creates one); without
-        one, settings.backup.key_file is used when the repository is encrypted.
+        one, settings.backup.key_file or the key file the catalog recorded for the repository
+        is used when the repository is encrypted.
         """
         location = self._st.objects.open_url(url or self.settings.repository or "")
         explicit = key_file is not None
+        if not explicit:
+            key_file = self.settings.key_file or self._catalog_key_file(location.url)
         return Repository.open(
             location,
-            key_file=key_file if explicit else self.settings.key_file,
+            key_file=key_file,
             create=create,
             chunk_size=parse_size(self.settings.chunk_size, field="backup.chunk_size"),
             compression=self.settings.compression,
@@ -79,6 +82,13 @@ class BackupService:
             require_encryption=explicit and create,
             need_keys=need_keys,
         )
+
+    def _catalog_key_file(self, url: str) -> str | None:
+        """The key file path the catalog recorded for a repository (paths only; never a key)."""
+        with self._st.catalog.session() as s:
+            return s.scalars(
+                select(BackupRow.key_file).where(BackupRow.repository == url, BackupRow.key_file.is_not(None))
+            ).first()
 
     def create_key(self, path: str | os.PathLike[str]) -> Path:
         """Write a new random key file (mode 0600) for encrypted repositories."""
@@ -111,7 +121,7 @@ class BackupService:
         limit = parse_size(bandwidth_limit, field="bandwidth_limit") if bandwidth_limit else None
         src = sources.resolve(self._st, source)
         repo = self.open_repository(repository, key_file=encryption_key_file, create=True)
-        key_file = encryption_key_file or (self.settings.key_file if repo.keys else None)
+        key_file = repo.key_file
         if backup_id is not None and not is_uuid(backup_id):
             raise InvalidInput(f"backup id {backup_id!r} is not accepted; accepted: a UUID", field="backup_id")
         backup_id = backup_id or str(uuid.uuid4())
