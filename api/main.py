@@ -31,6 +31,7 @@ NATIVE_ROUTERS = [
     "api.routes.snapshots",
     "api.routes.backups",
     "api.routes.objects",
+    "api.routes.policies",
 ]
 CINDER_MODULES = [
     "api.cinder.versions",

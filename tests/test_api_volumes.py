@@ -138,3 +138,13 @@ def test_attach_detach(shared_api_server: ApiServer) -> None:
         finally:
             assert c.post("/volumes/att/detach").json()["status"] == "available"
         assert c.delete("/volumes/att").status_code == 204
+
+
+def test_host_devices(shared_api_server: ApiServer) -> None:
+    with shared_api_server.client("reader") as c:
+        r = c.get("/host/devices")
+    assert r.status_code == 200, r.text
+    report = r.json()
+    assert report["lsblk"]["available"] is True and "blockdevices" in report["lsblk"]["data"]
+    assert report["losetup"]["tool"] == "losetup"
+    assert report["lvm_available"] or "not installed" in report["lvm_message"]

@@ -1,13 +1,13 @@
-"""Pools (capacity, capabilities) and the host's block devices."""
+"""Pools (capacity, capabilities) and the host's block devices (``/host/devices``)."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from fastapi import APIRouter, Depends
 
 from api.deps import StorageDep, authorize
 from api.errors import ERROR_RESPONSES
+from storage import inventory
+from storage.inventory import HostDevices
 from storage.pools import PoolInfo
 
 router = APIRouter(tags=["pools"], dependencies=[Depends(authorize)], responses=ERROR_RESPONSES)
@@ -21,3 +21,9 @@ def list_pools(st: StorageDep) -> list[PoolInfo]:
 @router.get("/pools/{name}", response_model=PoolInfo)
 def show_pool(name: str, st: StorageDep) -> PoolInfo:
     return st.pools.get(name)
+
+
+@router.get("/host/devices", response_model=HostDevices)
+def host_devices() -> HostDevices:
+    """lsblk, losetup and (when LVM tools exist) pvs/vgs reports of this host."""
+    return inventory.host_devices()
