@@ -286,7 +286,7 @@ class Runner:
         out.duration_seconds = round(time.monotonic() - started, 3)
         self.service._finish_run(out.run_id, out.status, out, "; ".join(out.errors) or None, self.clock())
         self.emit(
-            "finish", policy, run_id=out.run_id, status=out.status, slot=slot,
+            "finish", policy, run_id=out.run_id, status=out.status, slot=slot, volumes=len(out.volumes),
             created=[v.item_id for v in out.volumes if v.ok and not v.reused],
             reused=[v.item_id for v in out.volumes if v.reused] or None,
             bytes=out.bytes, pruned=[p.id for p in out.pruned], duration_seconds=out.duration_seconds,
