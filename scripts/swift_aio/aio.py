@@ -80,8 +80,8 @@ def write_configs(base: Path, ports: dict[str, int], devices: Path) -> None:
         "[filter:proxy-logging]\nuse = egg:swift#proxy_logging\n\n"
         "[filter:listing_formats]\nuse = egg:swift#listing_formats\n\n"
         "[filter:copy]\nuse = egg:swift#copy\n\n"
-        "[filter:slo]\nuse = egg:swift#slo\n\n"
-        "[filter:dlo]\nuse = egg:swift#dlo\n"
+        "[filter:slo]\nuse = egg:swift#slo\nrate_limit_segments_per_sec = 0\n\n"
+        "[filter:dlo]\nuse = egg:swift#dlo\nrate_limit_segments_per_sec = 0\n"
     )
 
 
