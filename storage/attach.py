@@ -140,3 +140,29 @@ def detach(info: dict[str, Any], device_info: dict[str, Any] | None = None, *, l
             f"os-brick {protocol} disconnect of {info.get('target_iqn') or info.get('device_path')} failed: "
             f"{_scrub(str(exc), info)}"
         ) from None
+
+
+def refresh_size(info: dict[str, Any], device_path: str | None = None, *, lock_path: Path | None = None) -> int:
+    """After the volume grew on the target: make this host see the new size; return it in bytes.
+
+    Uses os-brick's ``extend_volume``; os-brick finds iSCSI devices through udev's
+    /dev/disk/by-path links, so where there is no udev a known ``/dev/sdX`` is rescanned via sysfs.
+    """
+    protocol = "ISCSI" if info.get("target_iqn") else protocol_of(info)
+    _setup(lock_path)
+    try:
+        size = _connector(protocol).extend_volume(_brick_props(info))
+        if size:
+            return int(size)
+    except Exception as exc:  # noqa: BLE001 - os-brick's own exception types
+        if not (device_path and device_path.startswith("/dev/sd")):
+            raise BackendError(f"os-brick {protocol} extend failed: {_scrub(str(exc), info)}") from None
+    if not device_path:
+        raise BackendError("os-brick reported no size; pass the device path")
+    name = Path(device_path).name
+    Path(f"/sys/block/{name}/device/rescan").write_text("1")
+    fd = os.open(device_path, os.O_RDONLY)
+    try:
+        return os.lseek(fd, 0, os.SEEK_END)
+    finally:
+        os.close(fd)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from storage.attach import protocol_of
+from storage.attach import protocol_of, refresh_size
 from storage.cli.main import main
 from storage.errors import InvalidInput
 from tests import iscsi_tools as it
@@ -95,6 +95,7 @@ def test_cli_attach_detach_local(cli, tmp_path: Path, loop_device) -> None:
     code, out, err = cli("attach", "--connection-info", str(info), "--json")
     assert code == 0, err
     assert json.loads(out)["path"] == dev and json.loads(out)["protocol"] == "LOCAL"
+    assert refresh_size({"device_path": dev}) == 4 * MiB  # LOCAL: os-brick reads the device size
     code, out, _ = cli("detach", "--connection-info", str(info), "--json")
     assert code == 0 and json.loads(out) == {"detached": True}
 

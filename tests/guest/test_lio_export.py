@@ -92,6 +92,9 @@ def test_lio_export_and_os_brick_attach(gst: storage.Storage) -> None:
             f.seek(5 * MiB)
             assert f.read(MiB) == payload
         assert exp.target_iqn in sessions()
+        gst.volumes.extend("lio1", "48M")  # iblock follows the loop device's size
+        assert gst.exports.on_extend("lio1").size_bytes == 48 * MiB
+        assert attach.refresh_size(info, att.path) == 48 * MiB
     finally:
         attach.detach(info, att.device_info)
     assert exp.target_iqn not in sessions()
