@@ -215,3 +215,15 @@ def test_snapshot_policy_on_attached_loop_volume(st: storage.Storage, clock: Fak
                 assert read_at(path, 1024 * 1024, 4096) == expected
     finally:
         st.volumes.detach("live")
+
+
+def test_one_failing_policy_does_not_stop_the_others(st: storage.Storage, clock: FakeClock) -> None:
+    st.volumes.create("bad", "4M")
+    st.volumes.create("good", "4M")
+    st.policies.create("a-bad", "snapshot", "1h", selector={"volumes": ["bad"]}, retention={"keep_last": 1})
+    st.policies.create("b-good", "snapshot", "1h", selector={"volumes": ["good"]}, retention={"keep_last": 1})
+    st.volumes.reset_status("bad", "error")
+    report = st.policies.run()
+    assert [(p.policy, p.status) for p in report.policies] == [("a-bad", "failed"), ("b-good", "succeeded")]
+    assert report.exit_code == 4 and len(report.failures) == 1 and report.failures[0].startswith("policy a-bad: volume bad:")
+    assert len(st.snapshots.list(volume="good")) == 1

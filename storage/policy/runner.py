@@ -256,6 +256,7 @@ class Runner:
                 out.exit_code = out.exit_code or 3
                 self.emit("error", policy, run_id=out.run_id, error=message)
             actions = actions_for(self.st, policy)
+
             def record(result: VolumeOutcome) -> None:
                 out.volumes.append(result)
                 out.bytes += result.bytes
@@ -275,6 +276,11 @@ class Runner:
             out.errors.append(exc.message)
             out.exit_code = out.exit_code or exc.exit_code
             self.emit("error", policy, run_id=out.run_id, error=exc.message)
+        except Exception as exc:  # a bug in one policy must not stop the others; it is named and fails the run
+            message = f"unexpected {type(exc).__name__}: {exc}"
+            out.errors.append(message)
+            out.exit_code = out.exit_code or 1
+            self.emit("error", policy, run_id=out.run_id, error=message)
         except BaseException as exc:
             self.service._finish_run(out.run_id, "interrupted", out, f"interrupted: {type(exc).__name__}", self.clock())
             raise
