@@ -11,6 +11,13 @@ import typer
 from storage.cli import common
 from storage.errors import EXIT_CODES, StorageError
 
+try:
+    from typer._click.exceptions import ClickException as _VendoredClickException
+
+    _VENDORED_CLICK_ERRORS: tuple[type[Exception], ...] = (_VendoredClickException,)
+except ImportError:  # older typer uses click itself
+    _VENDORED_CLICK_ERRORS = ()
+
 app = typer.Typer(
     name="storagectl",
     help="Volumes, object stores, backups and policies on this host.",
@@ -82,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
         common.err_console.print("aborted")
         return 130
     except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except _VENDORED_CLICK_ERRORS as exc:  # typer >= 0.20 vendors click: its usage errors are not click's
         exc.show()
         return exc.exit_code
     except KeyboardInterrupt:
