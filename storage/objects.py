@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from backends.object_base import ObjectStore
-from storage import registry
+from storage import object_transfer, registry
+from storage.object_transfer import TransferResult
 from storage.errors import InvalidInput, NotFound
 from storage.object_urls import format_url, parse_url, s3_env_options, swift_env_options
 
@@ -67,6 +68,10 @@ class StoreLocation:
     def clone_store(self) -> ObjectStore:
         """A new store instance (own connection) for another thread."""
         return self.store.clone()
+
+    def with_options(self, **overrides: Any) -> "StoreLocation":
+        """The same location on a new store instance with some options changed (e.g. segment_size)."""
+        return replace(self, store=type(self.store)({**self.store.options, **overrides}))
 
     def clone(self) -> "StoreLocation":
         """The same location with its own store instance, for another thread."""
@@ -120,6 +125,53 @@ class ObjectService:
     def _make(self, kind: str, options: Mapping[str, Any]) -> ObjectStore:
         cls = registry.load(registry.OBJECT_STORES, kind)
         return cls(options)
+
+    def default_store_name(self) -> str:
+        """The store CLI commands use without --store/--url (see ``choose_default_store``)."""
+        return choose_default_store(
+            {n: c.type for n, c in self.storage.settings.object_stores.items()},
+            swift_env_options(self.env) is not None,
+        )
+
+    def resolve(self, store: str | None = None, url: str | None = None) -> StoreLocation:
+        """A location from ``--url`` or ``--store`` (container/prefix empty for a bare store)."""
+        if store and url:
+            raise InvalidInput("give either --store or --url, not both", field="store")
+        if url:
+            return self.open_url(url)
+        name = store or self.default_store_name()
+        if name == ENV_STORE and name not in self.storage.settings.object_stores:
+            opts = swift_env_options(self.env) or {}
+            return StoreLocation(self._make("swift", opts), "", "", "swift://", ENV_STORE)
+        return StoreLocation(self.store(name), "", "", f"store:{name}", name)
+
+    # -- transfers (the CLI's and API's verbs) ----------------------------
+    def upload(self, loc: StoreLocation, container: str, paths: list[str], **kw: Any) -> list[TransferResult]:
+        return object_transfer.upload(loc.store, container, paths, prefix=loc.prefix, **kw)
+
+    def download(self, loc: StoreLocation, container: str, names: list[str] | None = None, **kw: Any) -> list[TransferResult]:
+        if names and loc.prefix:
+            names = [loc.key(n) for n in names]
+        return object_transfer.download(loc.store, container, names, prefix=kw.pop("prefix", None) or loc.prefix or None, **kw)
+
+    def delete(self, loc: StoreLocation, container: str, names: list[str] | None = None) -> list[str]:
+        return object_transfer.delete(loc.store, container, [loc.key(n) for n in names] if names else None)
+
+    def listing(self, loc: StoreLocation, container: str | None, **kw: Any) -> list[Any]:
+        if container is not None and loc.prefix and not kw.get("prefix"):
+            kw["prefix"] = loc.prefix + "/"
+        return object_transfer.listing(loc.store, container, **kw)
+
+    def stat(self, loc: StoreLocation, container: str | None = None, name: str | None = None) -> Any:
+        if container is None:
+            return object_transfer.account_summary(loc.store)
+        if name is None:
+            return loc.store.stat_container(container)
+        return loc.store.head_object(container, loc.key(name))
+
+    def post(self, loc: StoreLocation, container: str, metadata: Mapping[str, str] | None = None) -> Any:
+        loc.store.create_container(container, metadata or None)
+        return loc.store.stat_container(container)
 
     # -- URLs -------------------------------------------------------------
     def open_url(self, url: str) -> StoreLocation:
@@ -191,3 +243,18 @@ class ObjectService:
                 field="store",
             )
         return ENV_STORE, env_opts
+
+
+def choose_default_store(configured: Mapping[str, str], swift_env: bool) -> str:
+    """Pure rule for the default store: the only configured swift store; else the environment's
+    swift credentials (ST_AUTH/OS_*) when set; else the only configured non-local store; else
+    ``local``."""
+    swift = sorted(n for n, t in configured.items() if t == "swift")
+    if len(swift) == 1:
+        return swift[0]
+    if not swift and swift_env:
+        return ENV_STORE
+    others = sorted(n for n in configured if n != "local")
+    if len(others) == 1:
+        return others[0]
+    return "local"
