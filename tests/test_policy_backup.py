@@ -163,3 +163,16 @@ def test_backup_policy_against_real_swift(swift_st: storage.Storage) -> None:
     [latest] = st.policies.history("sw", limit=1)
     assert latest.items_pruned == [ids[0]] and latest.bytes >= 0
     store.close()
+
+
+def test_compression_choice_is_checked_against_the_repository(st: storage.Storage, repo_url: str) -> None:
+    base = {"selector": {"all": True}, "retention": {"keep_last": 1}}
+    with pytest.raises(InvalidInput, match="will be created with") as info:  # no config object yet: settings apply
+        st.policies.create("c", "backup", "@daily", backup={"repository": repo_url, "compression": "none"}, **base)
+    assert info.value.details["field"] == "compression"
+    fill(st, "v", 5)
+    st.backups.create("v", repository=repo_url)  # writes the repository's config (zstd, the default)
+    with pytest.raises(InvalidInput, match="was fixed when it was created \\('zstd'\\); accepted: 'zstd'"):
+        st.policies.create("c", "backup", "@daily", backup={"repository": repo_url, "compression": "none"}, **base)
+    p = st.policies.create("c", "backup", "@daily", backup={"repository": repo_url, "compression": "zstd"}, **base)
+    assert p.backup is not None and p.backup.compression == "zstd"

@@ -154,21 +154,49 @@ def actions_for(st: "Storage", policy: Policy) -> Actions:
     return SnapshotActions(st, policy) if policy.kind == "snapshot" else BackupActions(st, policy)
 
 
-def check_repository(st: "Storage", url: str) -> None:
-    """Refuse a backup target whose store or container does not exist (field ``repository``)."""
+def check_repository(st: "Storage", url: str | None, compression: str | None = None) -> None:
+    """Refuse a backup target whose store or container does not exist (field ``repository``), and
+    a compression choice the repository cannot honour (field ``compression``): compression is fixed
+    when a repository's config object is written, from ``[backup] compression`` for a new one."""
+    target = url or st.settings.backup.repository or ""
     try:
-        location = st.objects.open_url(url)
+        location = st.objects.open_url(target)
     except StorageError as exc:
-        raise InvalidInput(f"backup repository {url!r} is not usable: {exc.message}", field="repository") from None
+        raise InvalidInput(f"backup repository {target!r} is not usable: {exc.message}", field="repository") from None
     try:
-        location.store.stat_container(location.container)
-    except NotFound:
-        raise NotFound(
-            f"backup repository {url!r} does not exist: container {location.container!r} not found; accepted: an "
-            "existing repository or container (create the container first, e.g. `storagectl object container create`)",
-            field="repository",
-        ) from None
-    except StorageError as exc:
-        raise InvalidInput(f"backup repository {url!r} cannot be checked: {exc.message}", field="repository") from None
+        try:
+            location.store.stat_container(location.container)
+        except NotFound:
+            if url is None:  # the default repository is created by the first backup
+                return _check_compression(compression, st.settings.backup.compression, target, existing=False)
+            raise NotFound(
+                f"backup repository {target!r} does not exist: container {location.container!r} not found; accepted: "
+                "an existing repository or container (create the container first, e.g. `storagectl object container "
+                "create`)",
+                field="repository",
+            ) from None
+        except StorageError as exc:
+            raise InvalidInput(f"backup repository {target!r} cannot be checked: {exc.message}", field="repository") from None
+        if compression is None:
+            return None
+        from storage.backup import format as repo_format
+
+        try:
+            raw = location.store.get_bytes(location.container, location.key(repo_format.CONFIG_OBJECT))
+        except NotFound:
+            return _check_compression(compression, st.settings.backup.compression, target, existing=False)
+        config = repo_format.RepoConfig.from_json(raw, target)
+        return _check_compression(compression, config.compression, target, existing=True)
     finally:
         location.store.close()
+
+
+def _check_compression(wanted: str | None, actual: str, url: str, *, existing: bool) -> None:
+    if wanted is None or wanted == actual:
+        return
+    why = "was fixed when it was created" if existing else "will be created with [backup] compression"
+    raise InvalidInput(
+        f"backup.compression {wanted!r} does not match repository {url!r}, whose compression {why} ({actual!r}); "
+        f"accepted: {actual!r} or leave it out",
+        field="compression",
+    )

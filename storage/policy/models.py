@@ -166,7 +166,8 @@ class BackupOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     repository: str | None = None  # None: the configured default repository
     # Compression is a property of the repository (fixed when its config object is written, from
-    # backup.compression); the backup engine takes no per-backup choice, so this is recorded only.
+    # [backup] compression); the engine takes no per-backup choice, so a given value is checked
+    # against the repository when the policy is created or changed.
     compression: Literal["zstd", "none"] | None = None
     encryption_key_file: str | None = None  # path of the key file; never the key itself
     verify: VerifyMode = "none"

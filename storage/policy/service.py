@@ -92,8 +92,8 @@ class PolicyService:
             return _policy(row)
 
     def _check_targets(self, spec: PolicySpec) -> None:
-        if spec.backup is not None and spec.backup.repository:
-            check_repository(self.st, spec.backup.repository)
+        if spec.backup is not None and (spec.backup.repository or spec.backup.compression):
+            check_repository(self.st, spec.backup.repository, spec.backup.compression)
         if spec.backup is not None and spec.backup.encryption_key_file:
             from pathlib import Path
 
