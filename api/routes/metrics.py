@@ -11,7 +11,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from api.deps import authorize
@@ -84,7 +84,11 @@ def collect(st: Storage) -> list[Family]:
     return families + [up]
 
 
-@router.get("/metrics", response_class=PlainTextResponse, responses={200: {"content": {CONTENT_TYPE: {}}}})
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"description": "Prometheus text exposition", "content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
 def metrics(request: Request) -> PlainTextResponse:
     st: Storage = request.app.state.storage
     families = collect(st) + request.app.state.request_stats.families()

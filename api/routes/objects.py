@@ -166,7 +166,7 @@ def head_object(store: str, container: str, name: str, st: StorageDep) -> Respon
 @router.get(
     "/{store}/containers/{container}/objects/{name:path}",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
+    responses={200: {"description": "The object's bytes, with its own Content-Type", "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}},
 )
 def download_object(store: str, container: str, name: str, st: StorageDep) -> StreamingResponse:
     s = _open(st, store)
