@@ -165,3 +165,30 @@ def test_in_use_volume_backup_and_restores_to_volumes(st: storage.Storage, tmp_p
         assert read_at(path, MIB, 3 * MIB) == payload
         assert read_at(path, 8 * MIB, MIB) == b"\xee" * MIB  # past the backup: untouched
     assert st.volumes.get("big").status.value == "available"
+
+
+@pytest.mark.loop
+@requires_loop
+def test_block_device_paths_as_source_and_target(st: storage.Storage, tmp_path: Path, loop_hygiene: Path) -> None:
+    st.volumes.create("src", "6M")
+    st.volumes.create("dst", "8M")
+    st.volumes.create("tiny", "2M")
+    src = st.volumes.attach("src").attached_device
+    dst = st.volumes.attach("dst").attached_device
+    tiny = st.volumes.attach("tiny").attached_device
+    assert src and dst and tiny
+    try:
+        payload = os.urandom(2 * MIB + 99)
+        write_at(src, 3 * MIB, payload)
+        b = st.backups.create(f"path:{src}")  # a raw block device: no SEEK_HOLE, zero chunks found by reading
+        assert b.volume_id is None and b.zero_chunk_count == 3 and b.read_bytes == 6 * MIB
+        write_at(dst, 0, b"\xaa" * (8 * MIB))
+        result = st.backups.restore(b.id, to_path=dst)
+        assert result.written_bytes == 6 * MIB  # an existing device: zeros are written too
+        assert read_at(dst, 0, 6 * MIB) == read_at(src, 0, 6 * MIB)
+        assert read_at(dst, 6 * MIB, MIB) == b"\xaa" * MIB
+        with pytest.raises(InsufficientCapacity, match="needs at least"):
+            st.backups.restore(b.id, to_path=tiny)
+    finally:
+        for name in ("src", "dst", "tiny"):
+            st.volumes.detach(name)
