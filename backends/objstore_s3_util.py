@@ -63,9 +63,11 @@ def map_s3_error(exc: S3Error, op: str, what: str, endpoint: str, access_key: st
         return NotFound(f"{what} does not exist (s3 {op}: {code})")
     if code in _AUTH:
         who = f" for access key {access_key!r}" if access_key else ""
-        return AuthenticationFailed(f"s3 at {endpoint} rejected the credentials{who} ({code}); check access and secret key")
+        return AuthenticationFailed(f"s3 at {endpoint} rejected the credentials{who} ({code}); check the access key, secret key")
     if code == "AccessDenied":
-        return PermissionDenied(f"s3 at {endpoint} denied {op} of {what} (AccessDenied)")
+        return PermissionDenied(
+            f"s3 at {endpoint} denied {op} of {what} (AccessDenied); check the access key, secret key and permissions"
+        )
     if code in ("BucketNotEmpty", "BucketAlreadyExists", "OperationAborted"):
         return Conflict(f"{what}: {code}; a bucket must be empty to be deleted")
     if code == "InvalidRange":
