@@ -1,0 +1,39 @@
+"""Host side of the guest tier: boot the QEMU guest, run commands and the guest suites in it."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.fixtures_guest import GuestSuite, RunInGuest, guest_test_modules
+
+pytestmark = [pytest.mark.guest, pytest.mark.slow]
+
+
+def test_guest_runs_a_command_and_reports_its_exit_code_and_output(run_in_guest: RunInGuest) -> None:
+    result = run_in_guest("uname -r; echo to-stderr >&2; test -d /src/storage && echo src-ok; exit 3", timeout=300)
+    code, output = result
+    assert code == 3, result.describe()
+    assert "src-ok" in output and "to-stderr" in output, result.describe()
+    assert "-amd64" in output.splitlines()[0]
+
+
+def test_results_share_is_writable_and_read_back(run_in_guest: RunInGuest) -> None:
+    result = run_in_guest("dd if=/dev/urandom of=/results/blob bs=1k count=64 status=none && sha256sum /results/blob",
+                          timeout=300, keep_results=True)
+    assert result.exit_code == 0, result.describe()
+    assert result.results_dir is not None
+    import hashlib
+    digest = hashlib.sha256((result.results_dir / "blob").read_bytes()).hexdigest()
+    assert digest in result.output
+    import shutil
+    shutil.rmtree(result.results_dir.parent)
+
+
+@pytest.mark.parametrize("module", guest_test_modules())
+def test_guest_suite_file_passed(guest_suite: GuestSuite, module: str) -> None:
+    outcome = guest_suite.outcomes.get(module)
+    detail = "\n".join(guest_suite.failures.get(module, []))
+    assert outcome is not None, f"{module} did not run in the guest\n{guest_suite.result.describe()}"
+    assert outcome["failed"] == 0 and outcome["error"] == 0, f"{outcome}\n{detail}\n{guest_suite.result.describe()}"
+    assert outcome["skipped"] == 0, f"guest tests were skipped: {detail}"
+    assert outcome["passed"] > 0, f"{outcome}\n{guest_suite.result.describe()}"
