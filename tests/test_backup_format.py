@@ -228,3 +228,26 @@ def test_lock_rules() -> None:
     assert is_stale(LockRecord("b", "shared", "h", 2**22 + 12345, "backup", now), now, "h")  # gone pid
     assert not is_stale(LockRecord("b", "shared", "other", 2**22 + 12345, "backup", now), now, "h")
     assert conflicts("exclusive", "shared") and conflicts("shared", "exclusive") and not conflicts("shared", "shared")
+
+
+@settings(max_examples=80, deadline=None)
+@given(hst.lists(hst.one_of(hst.none(), hst.integers(0, 5)), max_size=60))
+def test_chunk_list_encoding_round_trips(items: list[int | None]) -> None:
+    chunks = [None if i is None else ref(i) for i in items]
+    encoded = fmt.encode_chunk_list(chunks)
+    assert fmt.decode_chunk_list(json.loads(json.dumps(encoded))) == chunks
+    assert not any(isinstance(a, int) and isinstance(b, int) for a, b in zip(encoded, encoded[1:]))  # runs merged
+
+
+def test_throttle_limits_the_rate() -> None:
+    from storage.backup.pipeline import Throttle
+
+    throttle = Throttle(8 * MIB)
+    started = time.monotonic()
+    for _ in range(4):
+        throttle.take(MIB)
+    assert time.monotonic() - started >= 0.3  # 4 MiB at 8 MiB/s, the first MiB free
+    unlimited = Throttle(None)
+    started = time.monotonic()
+    unlimited.take(10**9)
+    assert time.monotonic() - started < 0.1
