@@ -192,3 +192,14 @@ def test_block_device_paths_as_source_and_target(st: storage.Storage, tmp_path: 
     finally:
         for name in ("src", "dst", "tiny"):
             st.volumes.detach(name)
+
+
+def test_repeated_chunks_are_stored_and_downloaded_once(st: storage.Storage, tmp_path: Path) -> None:
+    block = os.urandom(MIB)
+    image = tmp_path / "repeated"
+    image.write_bytes(block * 5 + os.urandom(MIB) + block[:1000])
+    b = st.backups.create(str(image))
+    assert b.new_chunk_count == 3 and b.dedup_chunk_count == 4  # in-backup dedup
+    out = tmp_path / "out"
+    result = st.backups.restore(b.id, to_path=str(out))
+    assert result.chunks_downloaded == 3 and same_bytes(out, image)

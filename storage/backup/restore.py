@@ -87,15 +87,17 @@ def restore_to_fd(
                 stores.append(s)
         return s
 
-    def fetch(index: int, ref: ChunkRef) -> None:
+    def fetch(indexes: list[int], ref: ChunkRef) -> None:
+        """Download a chunk once and write it wherever the image holds it."""
         if cancel is not None and cancel.is_set():
             return
-        length = manifest.chunk_length(index)
+        length = manifest.chunk_length(indexes[0])
         data = repo.get_chunk(store(), ref, length)
-        os.pwrite(fd, data, index * manifest.chunk_size)
+        for index in indexes:
+            os.pwrite(fd, data, index * manifest.chunk_size)
         with lock:
-            state["done"] += length
-            state["written"] += length
+            state["done"] += length * len(indexes)
+            state["written"] += length * len(indexes)
             state["downloaded"] += ref.stored_size
             state["chunks"] += 1
 
@@ -104,6 +106,10 @@ def restore_to_fd(
     try:
         with ThreadPoolExecutor(max_workers=downloaders, thread_name_prefix="restore") as pool:
             try:
+                where: dict[str, list[int]] = {}
+                for index, ref in enumerate(manifest.chunks):
+                    if ref is not None:
+                        where.setdefault(ref.id, []).append(index)
                 for index, ref in enumerate(manifest.chunks):
                     if cancel is not None and cancel.is_set():
                         raise Cancelled(f"restore of backup {manifest.backup_id} to {target!r} cancelled; the target is incomplete")
@@ -115,11 +121,14 @@ def restore_to_fd(
                             state["done"] += length
                             state["written" if not fresh else "skipped"] += length
                         continue
+                    indexes = where.pop(ref.id, None)
+                    if indexes is None:  # a repeated chunk: written with its first occurrence
+                        continue
                     while len(pending) >= downloaders * 2:
                         finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                         for f in finished:
                             f.result()
-                    pending.add(pool.submit(fetch, index, ref))
+                    pending.add(pool.submit(fetch, indexes, ref))
                     report()
                 for f in pending:
                     f.result()
