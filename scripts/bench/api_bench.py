@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""Benchmark of the admin API on a real server: requests per second and p50/p99 latency.
+
+Scenarios (each at 1 and 50 concurrent clients, closed loop):
+  list      GET /volumes with 1,000 volumes in the catalog
+  create    POST /volumes then DELETE /volumes/{name} (one create+delete pair is one request each)
+
+    .venv/bin/python scripts/bench/api_bench.py [--volumes 1000] [--seconds 10] [--workers 1] [--json]
+
+The server is `storagectl serve` on 127.0.0.1 with a throw-away data dir; the clients are
+asyncio + httpx in this process (on the same machine, so they share its CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+import storage  # noqa: E402
+
+STORAGECTL = str(Path(sys.executable).parent / "storagectl")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+async def closed_loop(url: str, headers: dict, clients: int, seconds: float, request) -> dict:  # type: ignore[no-untyped-def]
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60, limits=limits) as client:
+
+        async def worker(idx: int) -> None:
+            nonlocal errors
+            n = 0
+            while time.perf_counter() < deadline:
+                try:
+                    for ok, seconds_taken in await request(client, idx, n):
+                        latencies.append(seconds_taken)
+                        errors += 0 if ok else 1
+                except httpx.TransportError as exc:
+                    errors += 1
+                    print(f"transport error: {exc!r}", file=sys.stderr)
+                n += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(i) for i in range(clients)))
+        elapsed = time.perf_counter() - started
+    return {
+        "clients": clients,
+        "requests": len(latencies),
+        "errors": errors,
+        "rps": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(percentile(latencies, 50) * 1000, 2) if latencies else None,
+        "p99_ms": round(percentile(latencies, 99) * 1000, 2) if latencies else None,
+        "mean_ms": round(statistics.fmean(latencies) * 1000, 2) if latencies else None,
+    }
+
+
+async def timed(coro) -> tuple[bool, float]:  # type: ignore[no-untyped-def]
+    t = time.perf_counter()
+    resp = await coro
+    return resp.status_code < 400, time.perf_counter() - t
+
+
+def list_request(expected: int):  # type: ignore[no-untyped-def]
+    async def request(client: httpx.AsyncClient, idx: int, n: int) -> list[tuple[bool, float]]:
+        t = time.perf_counter()
+        resp = await client.get("/volumes")
+        ok = resp.status_code == 200
+        if n == 0 and ok:  # check the size once per client; parsing every body would load the client side
+            ok = len(resp.json()) >= expected
+        return [(ok, time.perf_counter() - t)]
+
+    return request
+
+
+def create_delete_request(run: str):  # type: ignore[no-untyped-def]
+    async def request(client: httpx.AsyncClient, idx: int, n: int) -> list[tuple[bool, float]]:
+        name = f"bench-{run}-{idx}-{n}"
+        created = await timed(client.post("/volumes", json={"name": name, "size": "1M"}))
+        deleted = await timed(client.delete(f"/volumes/{name}"))
+        return [created, deleted]
+
+    return request
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--volumes", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=10.0, help="per scenario")
+    parser.add_argument("--workers", type=int, default=1, help="server worker processes")
+    parser.add_argument("--clients", default="1,50")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="api-bench-") as tmp:
+        data = Path(tmp) / "data"
+        data.mkdir()
+        config = data / "storage.toml"
+        config.write_text(f'data_dir = "{data}"\n')
+        with storage.open(config) as st:
+            _, token = st.tokens.create("operator", name="bench")
+            t = time.perf_counter()
+            for i in range(args.volumes):
+                st.volumes.create(f"seed-{i:05d}", "1M")
+            seed_seconds = time.perf_counter() - t
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STORAGE_")}
+        server = subprocess.Popen(
+            [STORAGECTL, "-c", str(config), "serve", "--port", str(port), "--workers", str(args.workers), "--log-level", "warning"],
+            stdout=subprocess.DEVNULL, stderr=(data / "server.log").open("wb"), env=env, start_new_session=True,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(300):
+                try:
+                    if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.1)
+            headers = {"Authorization": f"Bearer {token}"}
+            results: dict = {"volumes": args.volumes, "server_workers": args.workers, "cpus": os.cpu_count(),
+                             "seed_seconds": round(seed_seconds, 1), "scenarios": {}}
+            for clients in (int(c) for c in args.clients.split(",")):
+                asyncio.run(closed_loop(url, headers, clients, 1.0, list_request(args.volumes)))  # warm-up
+                results["scenarios"][f"list_{clients}"] = asyncio.run(
+                    closed_loop(url, headers, clients, args.seconds, list_request(args.volumes)))
+                results["scenarios"][f"create_delete_{clients}"] = asyncio.run(
+                    closed_loop(url, headers, clients, args.seconds, create_delete_request(f"c{clients}")))
+                print(json.dumps({k: v for k, v in results["scenarios"].items() if k.endswith(f"_{clients}")}), file=sys.stderr)
+                if server.poll() is not None:
+                    raise SystemExit(f"the server exited with {server.returncode}")
+        finally:
+            if server.poll() is None:
+                os.killpg(server.pid, signal.SIGTERM)
+                server.wait(30)
+            log = (data / "server.log").read_text(errors="replace")
+            if "Traceback" in log or "ERROR" in log:
+                print(log[-3000:], file=sys.stderr)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        print(f"{args.volumes} volumes, {args.workers} server worker(s), {os.cpu_count()} CPUs")
+        print(f"{'scenario':<20}{'clients':>8}{'requests':>10}{'errors':>8}{'rps':>9}{'p50 ms':>9}{'p99 ms':>9}")
+        for name, r in results["scenarios"].items():
+            print(f"{name:<20}{r['clients']:>8}{r['requests']:>10}{r['errors']:>8}{r['rps']:>9}{r['p50_ms']:>9}{r['p99_ms']:>9}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
