@@ -15,6 +15,7 @@ from storage.policy.schedule import (
     next_slot,
     parse_schedule,
     parse_timezone,
+    slots_between,
 )
 
 
@@ -150,3 +151,37 @@ def test_failed_slot_is_retried_then_given_up() -> None:
 def test_naive_now_is_refused() -> None:
     with pytest.raises(InvalidInput, match="no time zone"):
         latest_slot(parse_schedule("6h"), datetime(2024, 1, 1), ANCHOR)
+
+
+@pytest.mark.parametrize(
+    ("expr", "tz", "start", "end", "count"),
+    [
+        ("0 * * * *", "UTC", "2024-05-01 10:00", "2024-05-01 14:00", 3),  # 11, 12, 13 (both ends excluded)
+        ("30 2 * * *", "Europe/Berlin", "2024-10-26 00:00", "2024-10-28 12:00", 3),  # 26th, 27th once (not twice), 28th
+        ("30 * * * *", "Europe/Berlin", "2024-10-26 22:00", "2024-10-27 03:00", 5),  # 00:30 01:30 02:30 02:30 03:30
+        ("30 2 * * *", "Europe/Berlin", "2024-03-30 12:00", "2024-04-01 12:00", 2),  # the 03-31 one at 03:00
+        ("* * * * *", "UTC", "2023-01-01 00:00", "2024-01-01 00:00", 1000),  # capped
+    ],
+)
+def test_slots_between_counts_dst_and_caps(expr: str, tz: str, start: str, end: str, count: int) -> None:
+    assert slots_between(parse_schedule(expr, tz), z(start), z(end), ANCHOR - timedelta(days=400)) == count
+
+
+def test_interval_slots_between() -> None:
+    sched = parse_schedule("6h")
+    anchor = z("2024-01-01 10:00")
+    assert slots_between(sched, z("2024-01-01 10:00"), z("2024-01-02 10:00"), anchor) == 3  # 16, 22, 04
+    assert slots_between(sched, anchor - timedelta(microseconds=1), z("2024-01-01 16:00"), anchor) == 1  # the anchor
+    assert slots_between(sched, z("2023-01-01 00:00"), z("2023-06-01 00:00"), anchor) == 0
+
+
+def test_missed_count_is_fast_for_frequent_schedules_near_dst() -> None:
+    import time
+
+    sched = parse_schedule("* * * * *", "Europe/Berlin")
+    began = time.monotonic()
+    d = decide(sched, z("2024-03-31 01:00:30"), ANCHOR, SlotState(last_done_slot=z("2024-03-31 00:00")))
+    assert d.due and d.missed == 59 and d.slot == z("2024-03-31 01:00")
+    d = decide(sched, z("2024-06-01 00:00"), ANCHOR, SlotState(last_done_slot=z("2023-06-01 00:00")))
+    assert d.missed == 1000
+    assert time.monotonic() - began < 5

@@ -28,7 +28,7 @@ from storage.errors import InvalidInput
 from storage.policy.durations import parse_duration
 
 MAX_ATTEMPTS_PER_SLOT = 3
-_MISSED_SCAN_LIMIT = 10_000
+MISSED_SCAN_LIMIT = 1000  # missed slots are counted up to this many
 _ALIASES = {"@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually"}
 ACCEPTED_SCHEDULES = (
     "a 5-field cron expression (minute hour day-of-month month day-of-week, e.g. '0 2 * * *'), "
@@ -140,10 +140,19 @@ def _instants(naive: datetime, zone: ZoneInfo, fixed_hour: bool) -> list[datetim
     return [hi.replace(microsecond=0)]
 
 
+def _steady(zone: ZoneInfo, moment: datetime) -> bool:
+    """True when the zone's UTC offset is the same throughout ``moment`` +- the DST margin."""
+    return (moment - _DST_MARGIN).astimezone(zone).utcoffset() == (moment + _DST_MARGIN).astimezone(zone).utcoffset()
+
+
 def _cron_prev(schedule: Schedule, now: datetime) -> datetime:
     """The newest cron slot at or before ``now`` (UTC), walking wall-clock times with croniter."""
     zone, fixed = schedule.zone, _fixed_hour(schedule)
     naive_now = now.astimezone(zone).replace(tzinfo=None)
+    if _steady(zone, now):  # no DST change near: the wall clock maps one to one
+        wall = croniter(schedule.expression, naive_now + timedelta(seconds=1)).get_prev(datetime)
+        if wall >= naive_now - _DST_MARGIN:
+            return wall.replace(tzinfo=zone).astimezone(UTC)
     it = croniter(schedule.expression, naive_now + _DST_MARGIN + timedelta(seconds=1))
     best: datetime | None = None
     while True:
@@ -159,6 +168,10 @@ def _cron_next(schedule: Schedule, after: datetime) -> datetime:
     """The first cron slot strictly after ``after`` (UTC)."""
     zone, fixed = schedule.zone, _fixed_hour(schedule)
     naive_after = after.astimezone(zone).replace(tzinfo=None)
+    if _steady(zone, after):
+        wall = croniter(schedule.expression, naive_after).get_next(datetime)
+        if wall <= naive_after + _DST_MARGIN:
+            return wall.replace(tzinfo=zone).astimezone(UTC)
     it = croniter(schedule.expression, naive_after - _DST_MARGIN - timedelta(seconds=1))
     best: datetime | None = None
     while True:
@@ -195,15 +208,27 @@ def next_slot(schedule: Schedule, after: datetime, anchor: datetime) -> datetime
 
 
 def slots_between(schedule: Schedule, start: datetime, end: datetime, anchor: datetime) -> int:
-    """How many slots lie strictly after ``start`` and strictly before ``end`` (capped scan)."""
+    """How many slots (not before ``anchor``) lie strictly between ``start`` and ``end``; counted
+    up to MISSED_SCAN_LIMIT."""
+    start, end, anchor = (_aware(t).astimezone(UTC) for t in (start, end, anchor))
+    if end <= start:
+        return 0
+    if schedule.interval is not None:
+        step = schedule.interval
+        first = 0 if start < anchor else (start - anchor) // step + 1  # first k with anchor + k*step > start
+        last = -((anchor - end) // step) - 1  # last k with anchor + k*step < end
+        return max(0, min(MISSED_SCAN_LIMIT, last - first + 1))
+    zone, fixed = schedule.zone, _fixed_hour(schedule)
+    naive_end = end.astimezone(zone).replace(tzinfo=None)
+    begin = max(start, anchor - timedelta(seconds=1))  # nothing before the anchor counts
+    it = croniter(schedule.expression, begin.astimezone(zone).replace(tzinfo=None) - _DST_MARGIN)
     count = 0
-    cursor = start
-    while count < _MISSED_SCAN_LIMIT:
-        cursor = next_slot(schedule, cursor, anchor)
-        if cursor >= end:
+    while count < MISSED_SCAN_LIMIT:
+        wall = it.get_next(datetime)
+        if wall > naive_end + _DST_MARGIN:
             break
-        count += 1
-    return count
+        count += sum(1 for t in _instants(wall, zone, fixed) if start < t < end and t >= anchor)
+    return min(count, MISSED_SCAN_LIMIT)
 
 
 @dataclass(frozen=True)
