@@ -33,6 +33,8 @@ NATIVE_ROUTERS = [
     "api.routes.objects",
     "api.routes.policies",
 ]
+TOKEN_CACHE_SECONDS = 2.0  # a revocation by another process applies within this long
+
 CINDER_MODULES = [
     "api.cinder.versions",
     "api.cinder.volumes",
@@ -64,6 +66,7 @@ def create_app(config: Settings | Storage | str | os.PathLike[str] | None = None
         lifespan=lifespan,
     )
     app.state.storage = st
+    st.tokens.cache_seconds = TOKEN_CACHE_SECONDS
     app.state.request_stats = RequestStats()
     errors.install(app)
     for name in NATIVE_ROUTERS:

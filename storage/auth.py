@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -112,8 +113,13 @@ def _info(row: ApiToken) -> TokenInfo:
 class TokenService:
     """Tokens stored (hashed) in the catalog."""
 
-    def __init__(self, storage: "Storage") -> None:
+    def __init__(self, storage: "Storage", *, cache_seconds: float = 0.0) -> None:
         self._catalog = storage.catalog
+        # Seconds an authenticated token is trusted without a catalog lookup (0: always look up).
+        # A revocation in this process applies at once; one made by another process (another API
+        # worker, `storagectl token revoke`) applies after at most this long.
+        self.cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, Principal]] = {}
 
     def create(
         self, role: str, name: str | None = None, expires: datetime | timedelta | None = None
@@ -154,6 +160,7 @@ class TokenService:
                 raise NotFound(f"token {token_id!r} does not exist; see `storagectl token list`", token=token_id)
             if row.revoked_at is None:
                 row.revoked_at = datetime.now(UTC)
+            self._cache.clear()
             return _info(row)
 
     def authenticate(self, bearer: str | None) -> Principal:
@@ -162,6 +169,21 @@ class TokenService:
         if parts is None:
             raise AuthenticationFailed("missing or malformed bearer token; expected '<token id>.<secret>'")
         token_id, secret = parts
+        key = hash_secret(bearer or "")
+        cached = self._cache.get(key) if self.cache_seconds > 0 else None
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        principal, expires_at = self._lookup(token_id, secret)
+        if self.cache_seconds > 0:
+            until = time.monotonic() + self.cache_seconds
+            if expires_at is not None:
+                until = min(until, time.monotonic() + (expires_at - datetime.now(UTC)).total_seconds())
+            if len(self._cache) > 10000:
+                self._cache.clear()
+            self._cache[key] = (until, principal)
+        return principal
+
+    def _lookup(self, token_id: str, secret: str) -> tuple[Principal, datetime | None]:
         now = datetime.now(UTC)
         with self._catalog.session() as session:
             row = session.get(ApiToken, token_id)
@@ -172,4 +194,4 @@ class TokenService:
             last = _aware(row.last_used_at)
             if last is None or now - last > _LAST_USED_RESOLUTION:
                 row.last_used_at = now
-            return Principal(token_id=row.id, name=row.name, role=row.role)
+            return Principal(token_id=row.id, name=row.name, role=row.role), _aware(row.expires_at)

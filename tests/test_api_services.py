@@ -202,3 +202,22 @@ def test_shutdown_marks_running_jobs_interrupted(st: storage.Storage) -> None:
     assert st.jobs.get(job.id).state == JobState.INTERRUPTED
     with pytest.raises(Conflict, match="shutting down"):
         st.jobs.submit("copy", work)
+
+
+def test_token_cache_honours_revocation(config_file: Path, st: storage.Storage) -> None:
+    st.tokens.cache_seconds = 1.0
+    info, bearer = st.tokens.create("reader")
+    assert st.tokens.authenticate(bearer).token_id == info.id
+    with storage.open(config_file) as other:  # another process revokes
+        other.tokens.revoke(info.id)
+    assert st.tokens.authenticate(bearer).token_id == info.id  # still cached here, for at most 1 s
+    time.sleep(1.1)
+    with pytest.raises(AuthenticationFailed):
+        st.tokens.authenticate(bearer)
+    info2, bearer2 = st.tokens.create("reader")
+    st.tokens.authenticate(bearer2)
+    st.tokens.revoke(info2.id)  # a revocation in this process applies at once
+    with pytest.raises(AuthenticationFailed):
+        st.tokens.authenticate(bearer2)
+    with pytest.raises(AuthenticationFailed):  # a wrong secret is never served from the cache
+        st.tokens.authenticate(bearer2[:-2] + "xx")

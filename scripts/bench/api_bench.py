@@ -82,10 +82,19 @@ async def closed_loop(url: str, headers: dict, clients: int, seconds: float, req
     }
 
 
+STATUS_COUNTS: dict[int, int] = {}
+
+
 async def timed(coro) -> tuple[bool, float]:  # type: ignore[no-untyped-def]
     t = time.perf_counter()
     resp = await coro
+    STATUS_COUNTS[resp.status_code] = STATUS_COUNTS.get(resp.status_code, 0) + 1
+    if resp.status_code >= 400 and len(ERROR_SAMPLES) < 5:
+        ERROR_SAMPLES.append(f"{resp.request.method} {resp.status_code} {resp.text[:200]}")
     return resp.status_code < 400, time.perf_counter() - t
+
+
+ERROR_SAMPLES: list[str] = []
 
 
 def list_request(expected: int):  # type: ignore[no-untyped-def]
@@ -164,6 +173,8 @@ def main() -> int:
             log = (data / "server.log").read_text(errors="replace")
             if "Traceback" in log or "ERROR" in log:
                 print(log[-3000:], file=sys.stderr)
+    results["create_delete_statuses"] = {str(k): v for k, v in sorted(STATUS_COUNTS.items())}
+    results["error_samples"] = ERROR_SAMPLES
     if args.json:
         print(json.dumps(results, indent=2))
     else:
@@ -171,6 +182,9 @@ def main() -> int:
         print(f"{'scenario':<20}{'clients':>8}{'requests':>10}{'errors':>8}{'rps':>9}{'p50 ms':>9}{'p99 ms':>9}")
         for name, r in results["scenarios"].items():
             print(f"{name:<20}{r['clients']:>8}{r['requests']:>10}{r['errors']:>8}{r['rps']:>9}{r['p50_ms']:>9}{r['p99_ms']:>9}")
+        print("create/delete statuses:", results["create_delete_statuses"])
+        for sample in ERROR_SAMPLES:
+            print("  error:", sample)
     return 0
 
 
