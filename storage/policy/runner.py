@@ -317,6 +317,7 @@ class Runner:
         try:
             for item in actions.items(vol.id):
                 if item.good and item.slot == slot_text(slot):
+                    actions.verify(item.id)  # an earlier attempt may have stopped before verifying it
                     return VolumeOutcome(vol.id, vol.name, True, item.id, reused=True)
             progress = None
             if self.progress is not None:
