@@ -176,3 +176,24 @@ def test_compression_choice_is_checked_against_the_repository(st: storage.Storag
         st.policies.create("c", "backup", "@daily", backup={"repository": repo_url, "compression": "none"}, **base)
     p = st.policies.create("c", "backup", "@daily", backup={"repository": repo_url, "compression": "zstd"}, **base)
     assert p.backup is not None and p.backup.compression == "zstd"
+
+
+def test_verification_after_backup_fails_the_run_and_prunes_nothing(st: storage.Storage, clock: FakeClock,
+                                                                     repo_url: str) -> None:
+    from tests.backup_helpers import flip_byte, open_repo
+
+    fill(st, "db", 6)
+    policy = st.policies.create("checked", "backup", "@daily", selector={"volumes": ["db"]}, retention={"keep_last": 1},
+                                backup={"repository": repo_url, "verify": "deep", "verify_sample_percent": 100})
+    clock.set("2024-06-02 00:05")
+    assert st.policies.run().ok
+    [first] = backups_of(st, policy.id)
+    repo = open_repo(st, repo_url)
+    chunk = next(c for c in repo.read_manifest(repo.location.store, first.id).chunks if c is not None)
+    flip_byte(repo, chunk.id)  # bit rot in a chunk the next (deduplicated) backup will share
+    clock.set("2024-06-03 00:05")
+    report = st.policies.run()
+    assert report.exit_code == 9 and "verification" in report.failures[0]  # DataCorruption
+    assert report.policies[0].pruned == []
+    assert {b.id for b in backups_of(st, policy.id)} >= {first.id}  # nothing was removed
+    assert st.policies.history("checked", limit=1)[0].status == "failed"
