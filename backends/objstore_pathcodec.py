@@ -1,14 +1,19 @@
 """How the directory store maps container and object names to paths (pure functions).
 
 An object name is split at '/'. Every component is percent-encoded so that no component can
-be '.', '..', empty or contain a separator: bytes outside ``[A-Za-z0-9_.-]`` become ``%XX``,
+be '.', '..', empty or contain a separator: ASCII characters outside ``[A-Za-z0-9_.-]`` become
+``%XX`` (non-ASCII characters stay as they are, UTF-8 on disk),
 a leading '.' becomes ``%2E`` (names starting with '.' are the store's own temp files), and
 an empty component is a lone ``%``. Directory components get the suffix ``+`` (never produced
 by the encoding), so ``a`` and ``a/b`` can both exist, as in Swift::
 
     "chunks/ab/abcdef"  ->  chunks+/ab+/abcdef
-    "../etc/passwd"     ->  %2E%2E+/etc+/passwd
+    "../etc/passwd"     ->  %2E.+/etc+/passwd
     "/x"                ->  %+/x
+    "ünï/a b"           ->  ünï+/a%20b
+
+A component may be at most 254 bytes once encoded (the file-name limit of ext4/xfs/tmpfs);
+longer ones are refused with InvalidInput.
 
 Nothing a caller chooses can reach outside the container directory.
 """
@@ -22,8 +27,8 @@ from storage.errors import InvalidInput
 DIR_SUFFIX = "+"
 EMPTY = "%"
 COMPONENT_MAX = 255  # bytes per path component on ext4, xfs, tmpfs
-_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
-_UNSAFE_RE = re.compile(r"[^A-Za-z0-9_.\-]")
+_SAFE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
+_UNSAFE_RE = re.compile(r"[^A-Za-z0-9_.\-\u0080-\U0010ffff]")
 _ESCAPES = {b: f"%{b:02X}" for b in range(256)}
 
 
@@ -34,13 +39,14 @@ def encode_component(component: str) -> str:
     if _UNSAFE_RE.search(component) is None:
         out = component
     else:
-        out = "".join(chr(b) if b in _SAFE else _ESCAPES[b] for b in component.encode("utf-8"))
+        out = "".join(c if c in _SAFE_CHARS or ord(c) > 127 else _ESCAPES[ord(c)] for c in component)
     if out[0] == ".":
         out = "%2E" + out[1:]
-    if len(out) > COMPONENT_MAX - 1:
+    size = len(out.encode("utf-8"))
+    if size > COMPONENT_MAX - 1:
         raise InvalidInput(
-            f"name component {component[:40]!r}... is {len(out)} bytes once encoded; the file store accepts "
-            f"components (text between '/') of at most {COMPONENT_MAX - 1} encoded bytes",
+            f"name component {component[:40]!r}... is {size} bytes once encoded; the file store accepts "
+            f"components (text between '/') of at most {COMPONENT_MAX - 1} bytes (UTF-8; ASCII punctuation counts 3)",
             field="object",
         )
     return out
@@ -59,7 +65,7 @@ def decode_component(encoded: str) -> str:
             raw.append(int(encoded[i + 1 : i + 3], 16))
             i += 3
         else:
-            raw.append(ord(ch))
+            raw += ch.encode("utf-8")
             i += 1
     return raw.decode("utf-8")
 

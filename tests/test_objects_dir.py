@@ -25,10 +25,16 @@ def ds(tmp_path: Path) -> DirectoryStore:
     return store
 
 
-@given(hst.text(hst.characters(blacklist_categories=("Cs",), blacklist_characters="/\x00"), max_size=60))
+@given(hst.text(hst.characters(blacklist_categories=("Cs",), blacklist_characters="/\x00"), max_size=120))
 @settings(max_examples=300, deadline=None)
 def test_component_codec_round_trips_and_is_a_safe_file_name(component: str) -> None:
-    enc = encode_component(component)
+    try:
+        enc = encode_component(component)
+    except InvalidInput:
+        worst = sum(1 if c.isascii() and (c.isalnum() or c in "_.-") else 3 if c.isascii() else len(c.encode()) for c in component)
+        assert worst > 254
+        return
+    assert len(enc.encode()) <= 254
     assert decode_component(enc) == component
     assert "/" not in enc and enc not in (".", "..", "") and not enc.startswith(".") and not enc.endswith("+")
 
@@ -122,6 +128,15 @@ def test_fold_delimiter_matches_swift_rules() -> None:
 
 def test_object_relpath_layout() -> None:
     assert object_relpath("chunks/ab/abcdef") == (["chunks+", "ab+"], "abcdef")
+    assert object_relpath("ünï/a b") == (["ünï+"], "a%20b")
+    assert object_relpath("../x") == (["%2E.+"], "x")
+
+
+def test_long_components_fit_or_fail_clearly(ds: DirectoryStore) -> None:
+    ds.put_object("c", "名" * 84 + "/x", b"1")  # 252 bytes of UTF-8 in one component
+    assert [o.name for o in ds.list_objects("c")] == ["名" * 84 + "/x"]
+    with pytest.raises(InvalidInput, match="at most 254 bytes"):
+        ds.put_object("c", "名" * 85, b"1")
 
 
 def test_open_url_file_rules(st: storage.Storage, tmp_path: Path) -> None:
