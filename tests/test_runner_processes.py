@@ -11,7 +11,6 @@ import textwrap
 import time
 from pathlib import Path
 
-import pytest
 
 import storage
 from storage.policy.models import POLICY_LABEL, SLOT_LABEL
