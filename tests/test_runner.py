@@ -193,6 +193,7 @@ def test_busy_lock_raises_exit_7_or_waits(st: storage.Storage, clock: FakeClock)
     assert st.policies.run(wait=True, wait_timeout=5).ok
 
 
+@pytest.mark.loop
 @requires_loop
 def test_snapshot_policy_on_attached_loop_volume(st: storage.Storage, clock: FakeClock, loop_hygiene: Path) -> None:
     st.volumes.create("live", "8M")
