@@ -107,3 +107,7 @@ def test_delete_keeps_history_and_items(st: storage.Storage) -> None:
         st.policies.history("never-existed")
     with pytest.raises(InvalidInput, match="limit"):
         st.policies.history(limit=0)
+    with pytest.raises(InvalidInput, match="accepted: running, succeeded, partial, failed, interrupted"):
+        st.policies.history(status="ok")
+    with pytest.raises(InvalidInput, match="accepted: snapshot, backup"):
+        st.policies.list(kind="mirror")

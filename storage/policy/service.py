@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from storage.service import Storage
 
 DONE = "succeeded"
+RUN_STATUSES = ("running", "succeeded", "partial", "failed", "interrupted")
 NOT_DONE = ("failed", "partial", "interrupted")
 
 
@@ -129,6 +130,8 @@ class PolicyService:
             return _policy(row)
 
     def list(self, *, kind: str | None = None) -> list[Policy]:
+        if kind is not None and kind not in ("snapshot", "backup"):
+            raise InvalidInput(f"kind {kind!r} is not a policy kind; accepted: snapshot, backup", field="kind")
         with self.st.catalog.session() as s:
             q = select(PolicyRow).order_by(PolicyRow.name)
             if kind is not None:
@@ -188,6 +191,8 @@ class PolicyService:
         """Runs, newest first; of one policy (name or id; also of a deleted one by id) or of all."""
         if limit < 1:
             raise InvalidInput(f"limit {limit} is not accepted; accepted: a whole number of at least 1", field="limit")
+        if status is not None and status not in RUN_STATUSES:
+            raise InvalidInput(f"status {status!r} is not a run status; accepted: {', '.join(RUN_STATUSES)}", field="status")
         with self.st.catalog.session() as s:
             q = select(PolicyRunRow).order_by(PolicyRunRow.started_at.desc(), PolicyRunRow.id).limit(limit)
             if ref is not None:
