@@ -296,7 +296,10 @@ class DirectoryStore(ObjectStore):
         except (FileNotFoundError, NotADirectoryError):
             raise NotFound(f"object {name!r} does not exist in container {container!r}", container=container, object=name) from None
         if self.fsync == "full":
-            _fsync_dir(ddir)
+            try:
+                _fsync_dir(ddir)
+            except FileNotFoundError:  # a concurrent delete pruned the now-empty directory
+                pass
         while ddir != cdir:  # drop directories left empty (best effort; puts retry on races)
             try:
                 os.rmdir(ddir)

@@ -47,15 +47,41 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Obje
         st.close()
 
 
+def _parallel(st: ObjectStore, items: list[Any], work: Any, threads: int = 8) -> None:
+    """work(store, item) over items, each thread with its own store clone."""
+    chunks = [items[i::threads] for i in range(threads)]
+    errors: list[BaseException] = []
+
+    def run(chunk: list[Any]) -> None:
+        mine = st.clone()
+        try:
+            for item in chunk:
+                work(mine, item)
+        except BaseException as exc:  # noqa: BLE001 - re-raised below
+            errors.append(exc)
+        finally:
+            mine.close()
+
+    pool = [threading.Thread(target=run, args=(c,)) for c in chunks if c]
+    for th in pool:
+        th.start()
+    for th in pool:
+        th.join()
+    if errors:
+        raise errors[0]
+
+
 def _empty_and_delete(st: ObjectStore, container: str) -> None:
+    def drop(store: ObjectStore, item: tuple[str, str]) -> None:
+        try:
+            store.delete_object(*item)
+        except NotFound:
+            pass
+
     for c in (container, container + "_segments"):
         try:
-            for entry in list(st.list_objects(c)):
-                assert isinstance(entry, ObjectInfo)
-                try:
-                    st.delete_object(c, entry.name)
-                except NotFound:
-                    pass
+            names = [(c, e.name) for e in st.list_objects(c) if isinstance(e, ObjectInfo)]
+            _parallel(st, names, drop)
             st.delete_container(c)
         except (NotFound, InvalidInput):
             pass
@@ -215,9 +241,11 @@ def test_concurrent_puts_8_threads_x_50(store: tuple[ObjectStore, str]) -> None:
     assert errors == []
     listed = {e.name: e for e in st.list_objects(c) if isinstance(e, ObjectInfo)}
     assert set(listed) == set(expected) and len(listed) == 400
-    for name, digest in expected.items():
-        assert listed[name].etag == digest
-        assert _md5(st.get_bytes(c, name)) == digest
+    def check(store: ObjectStore, name: str) -> None:
+        assert listed[name].etag == expected[name]
+        assert _md5(store.get_bytes(c, name)) == expected[name]
+
+    _parallel(st, sorted(expected), check)
 
 
 @pytest.mark.swift
