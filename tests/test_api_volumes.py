@@ -148,3 +148,17 @@ def test_host_devices(shared_api_server: ApiServer) -> None:
     assert report["lsblk"]["available"] is True and "blockdevices" in report["lsblk"]["data"]
     assert report["losetup"]["tool"] == "losetup"
     assert report["lvm_available"] or "not installed" in report["lvm_message"]
+
+
+def test_metrics_cover_volumes_pools_backups(shared_api_server: ApiServer) -> None:
+    from tests.test_api_http import sample
+
+    with shared_api_server.client("operator") as c:
+        before = sample(c.get("/metrics").text, 'storage_volumes{status="available"}')
+        assert c.post("/volumes", json={"name": "metered", "size": "1M"}).status_code == 201
+        text = c.get("/metrics").text
+        assert sample(text, 'storage_volumes{status="available"}') == before + 1
+        assert sample(text, 'storage_pool_total_bytes{pool="default"}') > 0
+        for area in ("volume", "pool", "backup", "job"):
+            assert f'storage_collector_up{{area="{area}"}} 1' in text
+        assert c.delete("/volumes/metered").status_code == 204
