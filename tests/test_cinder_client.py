@@ -154,3 +154,19 @@ def test_backup_restore_with_cinderclient(shared_api_server: ApiServer) -> None:
         cc.backups.get(backup.id)
     for v in (restore.volume_id, vol.id):
         cc.volumes.delete(v)
+
+
+def test_cinder_cli_negotiates_the_version(shared_api_server: ApiServer) -> None:
+    """The real `cinder` shell GETs / first, reads the versions document and downgrades to our maximum."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cinder = Path(sys.executable).parent / "cinder"
+    r = subprocess.run(
+        [str(cinder), "--os-auth-type", "noauth", "--os-user-id", "u", "--os-project-id", PROJECT,
+         "--os-endpoint", f"{shared_api_server.url}/v3/{PROJECT}", "api-version"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "v3.0" in r.stdout and "3.70" in r.stdout and "CURRENT" in r.stdout
