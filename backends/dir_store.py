@@ -244,12 +244,12 @@ class DirectoryStore(ObjectStore):
 
     def _open_temp(self, ddir: Path) -> tuple[int, Path]:
         # A concurrent delete may remove an empty directory between makedirs and open: retry.
-        for _attempt in range(10):
+        for _attempt in range(100):
             try:
                 ddir.mkdir(parents=True, exist_ok=True)
                 tmp = ddir / f".tmp.{uuid.uuid4().hex}"
                 return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644), tmp
-            except FileNotFoundError:
+            except (FileNotFoundError, FileExistsError):  # pruned between mkdir and open, or during mkdir
                 continue
             except OSError as exc:
                 raise BackendError(f"cannot write under {str(ddir)!r}: {exc.strerror}") from None

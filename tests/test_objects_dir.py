@@ -166,3 +166,33 @@ def test_open_url_file_rules(st: storage.Storage, tmp_path: Path) -> None:
 def test_open_url_errors_name_what_is_accepted(st: storage.Storage, url: str, message: str) -> None:
     with pytest.raises((InvalidInput, NotFound), match=message):
         st.objects.open_url(url)
+
+
+def test_concurrent_puts_and_deletes_in_shared_directories(ds: DirectoryStore) -> None:
+    """Deletes prune empty directories while other threads write into them: no put may fail or vanish."""
+    import threading
+
+    errors: list[BaseException] = []
+    kept: list[str] = []
+
+    def worker(t: int) -> None:
+        mine = ds.clone()
+        try:
+            for i in range(150):
+                name = f"shared/{i % 3}/t{t}-{i}"
+                mine.put_object("c", name, name.encode())
+                if i < 147:  # directories keep emptying (and being pruned) while others write
+                    mine.delete_object("c", name)
+                else:
+                    kept.append(name)
+        except BaseException as exc:  # noqa: BLE001 - asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+    assert sorted(o.name for o in ds.list_objects("c")) == sorted(kept)
+    assert all(ds.get_bytes("c", n) == n.encode() for n in kept)
