@@ -13,7 +13,7 @@ from storage.backup.models import Progress
 from storage.backup.sources import BASE_LABEL
 from storage.errors import Busy, DataCorruption
 from tests.backup_helpers import MIB, chunk_ids, delete_chunk, flip_byte, make_image, open_repo, same_bytes
-from tests.volume_helpers import loop_hygiene, read_at, reflink_dir, reflink_pool, requires_loop, write_at  # noqa: F401
+from tests.volume_helpers import loop_hygiene, reflink_dir, reflink_pool, requires_loop, write_at  # noqa: F401
 
 
 def _volume_bytes(st: storage.Storage, name: str, out: Path) -> Path:

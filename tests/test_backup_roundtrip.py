@@ -126,7 +126,6 @@ def test_bad_sources_and_targets(st: storage.Storage, tmp_path: Path) -> None:
         st.backups.get("00000000-0000-0000-0000-000000000000")
 
 
-pytestmark_loop = [pytest.mark.loop, requires_loop]
 
 
 @pytest.mark.loop

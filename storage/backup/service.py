@@ -22,7 +22,6 @@ from storage.backup.format import Manifest, iso_now
 from storage.backup.locks import EXCLUSIVE, SHARED, RepositoryLock
 from storage.backup.models import (
     STATUS_AVAILABLE,
-    STATUS_DAMAGED,
     STATUS_ERROR,
     Backup,
     GcReport,
