@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
+from keystoneauth1 import exceptions as ks_exceptions
 from requests.exceptions import RequestException
 from swiftclient.exceptions import ClientException
 
@@ -67,6 +68,19 @@ def swift_errors(op: str, what: str, endpoint: str = "", user: str | None = None
         raise
     except ClientException as exc:
         raise map_client_error(exc, op, what, endpoint, user) from None
+    except ks_exceptions.http.HttpError as exc:
+        where = endpoint_label(endpoint) if endpoint else "keystone"
+        if exc.http_status == 401:
+            who = f" of user {user!r}" if user else ""
+            raise AuthenticationFailed(f"keystone at {where} rejected the credentials{who} (HTTP 401)") from None
+        if exc.http_status == 403:
+            raise PermissionDenied(f"keystone at {where} denied {op} of {what} (HTTP 403)") from None
+        raise BackendError(f"keystone at {where} failed during {op} of {what}: HTTP {exc.http_status}") from None
+    except ks_exceptions.ClientException as exc:
+        where = endpoint_label(endpoint) if endpoint else "keystone"
+        raise BackendError(
+            f"keystone/swift at {where} is unreachable or failed during {op} of {what} ({type(exc).__name__})"
+        ) from None
     except (RequestException, socket.error) as exc:
         where = endpoint_label(endpoint) if endpoint else "swift"
         raise BackendError(

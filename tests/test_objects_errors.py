@@ -88,6 +88,33 @@ def test_unreachable_endpoints_fail_fast_and_clearly(caplog: pytest.LogCaptureFi
         assert SECRET not in text
 
 
+def test_keystone_v3_unreachable_is_clear(caplog: pytest.LogCaptureFixture) -> None:
+    """The Keystone v3 session path (no Keystone on this host: an unreachable one is what we can test)."""
+    caplog.set_level(logging.DEBUG)
+    port = _free_port()
+    store = SwiftStore(
+        {"auth_url": f"http://127.0.0.1:{port}/v3", "username": "admin", "password": SECRET, "project_name": "p",
+         "retries": 1, "starting_backoff": 0.05}
+    )
+    with pytest.raises(BackendError, match=rf"at http://127.0.0.1:{port} is unreachable") as exc:
+        store.create_container("c")
+    assert SECRET not in exc.value.message and SECRET not in caplog.text
+
+
+@pytest.mark.swift
+def test_preauth_token_and_storage_url(swift_server: Any, swift_options: dict[str, Any]) -> None:
+    authed = SwiftStore(swift_options)
+    authed.create_container("preauth")
+    pre = SwiftStore({"preauth_token": authed.conn.token, "storage_url": authed.conn.url, "retries": 1})
+    pre.put_object("preauth", "x", b"via token")
+    assert authed.get_bytes("preauth", "x") == b"via token"
+    bad = SwiftStore({"preauth_token": "AUTH_tk" + "0" * 32, "storage_url": authed.conn.url, "retries": 1})
+    with pytest.raises(AuthenticationFailed):
+        bad.head_object("preauth", "x")
+    authed.delete_object("preauth", "x")
+    authed.delete_container("preauth")
+
+
 @pytest.mark.swift
 def test_wrong_credentials_never_leak_the_secret(swift_server: Any, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
