@@ -134,3 +134,53 @@ def test_sigkill_mid_run_next_run_finishes_the_job(st: storage.Storage, config_f
     assert lines[-1]["event"] == "report" and lines[-1]["ok"] is True
     assert [r.status for r in st.policies.history("p")] == ["succeeded", "interrupted"]
     assert len(st.snapshots.list(labels={POLICY_LABEL: pid})) == 3
+
+
+def _write_random(st: storage.Storage, name: str, size: int) -> None:
+    vol = st.volumes.get(name)
+    with st.volumes.backend_for_pool(vol.pool).open_volume(vol.id) as path:
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            os.pwrite(fd, os.urandom(size), 0)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def test_sigkill_mid_backup_keeps_old_backups_and_next_run_finishes(st: storage.Storage, config_file: Path) -> None:
+    size = 12 * 1024 * 1024
+    root = st.settings.data_dir / "objects"
+    (root / "kill-repo").mkdir(parents=True)
+    repo_url = f"file://{root}/kill-repo"
+    for name in ("k1", "k2"):
+        st.volumes.create(name, "12M", labels={"kill": "yes"})
+        _write_random(st, name, size)
+    policy = st.policies.create("kb", "backup", "1d", selector={"labels": {"kill": "yes"}}, retention={"keep_last": 1},
+                                backup={"repository": repo_url})
+    assert st.policies.run(now_policies=["kb"]).ok  # a manual run: the good backups to protect
+    old = {b.id for b in st.backups.list(labels={POLICY_LABEL: policy.id})}
+    assert len(old) == 2
+    for name in ("k1", "k2"):
+        _write_random(st, name, size)  # new data, so the next backups upload again
+    st.policies.update("kb", backup={"bandwidth_limit": "4M"})  # about 3 s per volume: time to kill it
+    victim = start(config_file, "run", "--log-json")
+    assert victim.stdout is not None
+    for line in victim.stdout:
+        if '"event":"start"' in line:
+            break
+    time.sleep(1.5)
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait(timeout=10)
+    victim.communicate()
+    backups = st.backups.list(labels={POLICY_LABEL: policy.id})
+    assert {b.id for b in backups if b.status == "available"} >= old  # nothing pruned by the killed run
+    assert [r.status for r in st.policies.history("kb")] == ["running", "succeeded"]
+    done = storagectl(config_file, "run", "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.splitlines()[-1])
+    assert report["ok"] and sorted(p["id"] for p in report["policies"][0]["pruned"]) == sorted(old)
+    good = [b for b in st.backups.list(labels={POLICY_LABEL: policy.id}) if b.status == "available"]
+    assert sorted(b.volume_name for b in good) == ["k1", "k2"]
+    assert len({b.labels[SLOT_LABEL] for b in good}) == 1 and not {b.id for b in good} & old
+    assert [r.status for r in st.policies.history("kb")] == ["succeeded", "interrupted", "succeeded"]
+    assert st.backups.verify(repo_url, deep=True).ok  # what the killed upload left behind harmed nothing

@@ -1,11 +1,12 @@
 """What a policy does to one volume: create a snapshot or a backup, list and delete its items.
 
 This is the only module of the policy package that calls the snapshot and backup services, so
-their API is adapted in one place. Items made by a policy carry two labels: ``storage.policy``
-(the policy id) and ``storage.policy.slot`` (the UTC slot time). Retention only ever looks at
-items with the policy's label, and buckets them by their slot time (the logical time of the run,
-equal to the creation time up to the runner's delay; it keeps retention exact when a catch-up
-run starts late).
+their API is adapted in one place. Items made by a policy carry three labels: ``storage.policy``
+(the policy id), ``storage.policy.slot`` (the UTC slot time: a retry of the slot reuses items
+that carry it) and ``storage.policy.time`` (when the runner made it, by the runner's clock).
+Retention only ever looks at items with the policy's label and orders and buckets them by
+``storage.policy.time`` (falling back to the catalog's creation time), so manual runs, late
+catch-up runs and scheduled runs are ordered as they really happened.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from storage.errors import DataCorruption, InvalidInput, NotFound, StorageError
-from storage.policy.models import POLICY_LABEL, SLOT_LABEL, Policy
+from storage.policy.models import POLICY_LABEL, SLOT_LABEL, TIME_LABEL, Policy
 
 if TYPE_CHECKING:
     from storage.service import Storage
@@ -29,7 +30,7 @@ GOOD_BACKUP_STATUSES = frozenset({"available"})
 class PolicyItem:
     id: str
     volume_id: str
-    created_at: datetime  # the slot time of the run that made it (else its creation time)
+    created_at: datetime  # when the runner made it (storage.policy.time), else its catalog creation time
     status: str
     good: bool
     slot: str | None  # the slot label
@@ -56,9 +57,9 @@ def parse_slot_text(text: str | None) -> datetime | None:
 
 
 def _when(labels: dict[str, str], created_at: datetime | None) -> datetime:
-    slot = parse_slot_text(labels.get(SLOT_LABEL))
-    if slot is not None:
-        return slot
+    made = parse_slot_text(labels.get(TIME_LABEL))
+    if made is not None:
+        return made
     if created_at is None:
         return datetime.fromtimestamp(0, UTC)
     return created_at if created_at.tzinfo else created_at.replace(tzinfo=UTC)
@@ -71,13 +72,14 @@ class Actions:
         self.st = st
         self.policy = policy
 
-    def labels_for(self, slot: datetime) -> dict[str, str]:
-        return {POLICY_LABEL: self.policy.id, SLOT_LABEL: slot_text(slot)}
+    def labels_for(self, slot: datetime, made_at: datetime) -> dict[str, str]:
+        return {POLICY_LABEL: self.policy.id, SLOT_LABEL: slot_text(slot), TIME_LABEL: slot_text(made_at)}
 
     def items(self, volume_id: str) -> list[PolicyItem]:
         raise NotImplementedError
 
-    def create(self, volume_id: str, slot: datetime, progress: Callable[[Any], None] | None = None) -> Created:
+    def create(self, volume_id: str, slot: datetime, made_at: datetime,
+               progress: Callable[[Any], None] | None = None) -> Created:
         raise NotImplementedError
 
     def delete(self, item_id: str) -> None:
@@ -98,8 +100,9 @@ class SnapshotActions(Actions):
             for s in snaps
         ]
 
-    def create(self, volume_id: str, slot: datetime, progress: Callable[[Any], None] | None = None) -> Created:
-        snap = self.st.snapshots.create(volume_id, None, labels=self.labels_for(slot))
+    def create(self, volume_id: str, slot: datetime, made_at: datetime,
+               progress: Callable[[Any], None] | None = None) -> Created:
+        snap = self.st.snapshots.create(volume_id, None, labels=self.labels_for(slot, made_at))
         return Created(snap.id, 0, snap.size_bytes)
 
     def delete(self, item_id: str) -> None:
@@ -118,10 +121,11 @@ class BackupActions(Actions):
             if b.labels.get(POLICY_LABEL) == self.policy.id
         ]
 
-    def create(self, volume_id: str, slot: datetime, progress: Callable[[Any], None] | None = None) -> Created:
+    def create(self, volume_id: str, slot: datetime, made_at: datetime,
+               progress: Callable[[Any], None] | None = None) -> Created:
         opts = self.policy.backup
         assert opts is not None
-        kwargs: dict[str, Any] = {"labels": self.labels_for(slot), "progress": progress}
+        kwargs: dict[str, Any] = {"labels": self.labels_for(slot, made_at), "progress": progress}
         if opts.repository:
             kwargs["repository"] = opts.repository
         if opts.encryption_key_file:

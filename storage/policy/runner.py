@@ -227,7 +227,7 @@ class Runner:
             out.volumes.append(VolumeOutcome(vol.id, vol.name, True, reused=already))
             items = [retention.Item(i.id, i.created_at) for i in good]
             if not already:
-                items.append(retention.Item(NEW_ITEM, decision.slot))
+                items.append(retention.Item(NEW_ITEM, self.clock()))
             for d in plan_prune(items, policy):
                 if d.keep:
                     out.would_keep.append(Pruned(d.id, vol.name, d.created_at, d.reason))
@@ -323,7 +323,7 @@ class Runner:
             if self.progress is not None:
                 sink = self.progress
                 progress = lambda p: sink(policy.name, vol.name, p)  # noqa: E731
-            created: Created = actions.create(vol.id, slot, progress)
+            created: Created = actions.create(vol.id, slot, self.clock(), progress)
             actions.verify(created.id)
             return VolumeOutcome(vol.id, vol.name, True, created.id, False, created.bytes, created.size_bytes)
         except StorageError as exc:
