@@ -139,14 +139,15 @@ class BackupService:
             message = exc.message if isinstance(exc, StorageError) else f"{type(exc).__name__}: {exc}"
             self._update(backup_id, status=STATUS_ERROR, error=message, owner=None)
             raise
+        base_id = None
         if src.kind == "volume" and manifest.snapshot_id and src.volume_id:
-            sources.retire_old_bases(self._st, src.volume_id, repo.id, keep=manifest.snapshot_id)
+            base_id = sources.keep_or_drop_base(self._st, src.volume_id, repo.id, manifest.snapshot_id)
         return self._update(
             backup_id, status=STATUS_AVAILABLE, owner=None, size_bytes=manifest.size, stored_bytes=counters.uploaded,
             read_bytes=counters.read, chunk_count=len(manifest.chunks),
             zero_chunk_count=sum(1 for c in manifest.chunks if c is None), new_chunk_count=counters.chunks_new,
             dedup_chunk_count=counters.chunks_dedup, reused_chunk_count=counters.chunks_reused,
-            snapshot_id=manifest.snapshot_id if src.kind == "volume" else None,
+            snapshot_id=base_id,
             completed_at=records.parse_iso(manifest.completed_at),
         )
 

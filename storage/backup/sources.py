@@ -1,8 +1,9 @@
 """Backup sources: a catalog volume (through a temporary snapshot), a snapshot, or a path.
 
-For a catalog volume the snapshot taken for the backup is kept afterwards, labelled
-``storage.backup/base=<repository id>``, as the base of the next backup of that volume to that
-repository: ``st.snapshots.changed_ranges(base, new)`` then says what to read.
+For a catalog volume on a pool that reports changed ranges (reflinks), the snapshot taken for
+the backup is kept afterwards, labelled ``storage.backup/base=<repository id>``, as the base of
+the next backup of that volume to that repository: ``st.snapshots.changed_ranges(base, new)``
+then says what to read. On other pools it is deleted right after the backup.
 """
 
 from __future__ import annotations
@@ -98,6 +99,18 @@ def changed_ranges(st: "Storage", base_snapshot_id: str, snapshot_id: str) -> An
         return st.snapshots.changed_ranges(base_snapshot_id, snapshot_id)
     except NotFound:
         return None
+
+
+def keep_or_drop_base(st: "Storage", volume_id: str, repository_id: str, snapshot_id: str) -> str | None:
+    """After a backup: keep its snapshot as the next base when the pool reports changed ranges
+    (retiring older bases), else delete it (a full copy on a non-reflink pool, useless as a base)."""
+    vol = st.volumes.get(volume_id)
+    if st.volumes.backend_for_pool(vol.pool).capabilities().changed_ranges:
+        retire_old_bases(st, volume_id, repository_id, keep=snapshot_id)
+        return snapshot_id
+    _delete_quietly(st, snapshot_id)
+    retire_old_bases(st, volume_id, repository_id, keep="")
+    return None
 
 
 def retire_old_bases(st: "Storage", volume_id: str, repository_id: str, keep: str) -> None:
