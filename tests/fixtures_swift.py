@@ -146,7 +146,7 @@ def _toml_table(name: str, values: dict[str, Any]) -> str:
 @pytest.fixture
 def objects_config(data_dir: Path, swift_options: dict[str, Any], s3_options: dict[str, Any]) -> Path:
     """A config file with the Swift server configured as store ``swift`` and as S3 store ``s3``."""
-    path = data_dir / "storage.toml"
+    path = data_dir / "objects.toml"  # not storage.toml: the conftest's config_file fixture writes that one
     path.write_text(
         f'data_dir = "{data_dir}"\n\n'
         + _toml_table("swift", {"type": "swift", **swift_options})

@@ -147,3 +147,25 @@ def test_cli_subprocess_usage_error_has_no_traceback(tmp_path: Path) -> None:
         env={**os.environ, "STORAGE_DATA_DIR": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path)},
     )
     assert out.returncode == 2 and "Missing argument" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.swift
+def test_open_url_swift_and_s3(swift_server: Any, objects_config: Path, config_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import storage
+
+    container = f"url-{uuid.uuid4().hex[:8]}"
+    with storage.open(objects_config) as st:
+        loc = st.objects.open_url(f"swift://{container}/pre/fix")
+        assert (loc.store_name, loc.container, loc.prefix, loc.url) == ("swift", container, "pre/fix", f"swift://{container}/pre/fix")
+        loc.ensure_container().store.put_object(loc.container, loc.key("obj"), b"via url")
+        named = st.objects.open_url(f"s3://s3@{container}/pre")
+        assert named.store.get_bytes(named.container, named.key("fix/obj")) == b"via url"  # same account via S3
+        assert named.clone_store() is not named.store
+    for key, value in swift_server.cli_env().items():
+        monkeypatch.setenv(key, value)
+    with storage.open(config_file) as st:  # nothing configured: ST_AUTH/ST_USER/ST_KEY
+        env_loc = st.objects.open_url(f"swift://{container}")
+        assert env_loc.store_name == "env" and swift_server.key not in env_loc.url
+        assert env_loc.store.get_bytes(container, "pre/fix/obj") == b"via url"
+        env_loc.store.delete_object(container, "pre/fix/obj")
+        env_loc.store.delete_container(container)
