@@ -15,6 +15,7 @@ from typing import Annotated, Any, Iterator
 import typer
 from pydantic import BaseModel
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -140,5 +141,5 @@ def progress_bar(description: str, total: int | None, *, enabled: bool = True) -
 def fail(exc: StorageError, as_json: bool) -> None:
     if as_json:
         sys.stdout.write(json.dumps({"error": exc.to_dict()}) + "\n")
-    err_console.print(f"[red]error:[/red] {exc.message}", highlight=False, markup=True)
+    err_console.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False, markup=True)
     raise typer.Exit(exc.exit_code)
