@@ -85,7 +85,7 @@ def test_verify_and_restore_catch_missing_and_flipped_chunks(st: storage.Storage
     assert not report.ok and report.missing_chunks == [shared.id]
     assert report.damaged_backups == sorted([a.id, b.id])
     assert st.backups.get(a.id).status == "damaged" and st.backups.get(c.id).status == "available"
-    with pytest.raises(DataCorruption, match="missing"):
+    with pytest.raises(DataCorruption, match=f"backup {b.id} is damaged: chunk .* is missing"):
         st.backups.restore(b.id, to_path=str(tmp_path / "rb"))
 
     flip_byte(repo, only_a.id)
@@ -200,3 +200,22 @@ def test_catalog_rebuilt_from_repository_and_restore_without_catalog(st: storage
         st2.backups.restore(b.id, to_path=str(out2))
         assert same_bytes(out2, image)
         assert st2.backups.import_repository(url, key_file=str(key))[0].id == b.id  # idempotent
+
+
+@pytest.mark.loop
+@requires_loop
+def test_existing_snapshot_as_source(st: storage.Storage, tmp_path: Path, loop_hygiene: Path) -> None:
+    vol = st.volumes.create("snapsrc", "4M")
+    with st.volumes.backend_for_pool(vol.pool).open_volume(vol.id) as path:
+        write_at(path, MIB, b"before" * 1000)
+    snap = st.snapshots.create("snapsrc", "snapsrc-s1")
+    with st.volumes.backend_for_pool(vol.pool).open_volume(vol.id) as path:
+        write_at(path, MIB, b"after!" * 1000)
+    b = st.backups.create("snapsrc-s1")
+    assert b.volume_id == vol.id and b.source == "snapshot snapsrc-s1" and b.snapshot_id is None
+    out = tmp_path / "out"
+    st.backups.restore(b.id, to_path=str(out))
+    with st.snapshots.open(snap.id) as path:
+        assert same_bytes(out, path)
+    assert out.read_bytes()[MIB:MIB + 6] == b"before"
+    assert [s.name for s in st.snapshots.list(volume="snapsrc")] == ["snapsrc-s1"]  # the user's snapshot stays

@@ -68,6 +68,23 @@ def restore(
         manifest = repo.read_manifest(store, backup_id)
     finally:
         store.close()
+    try:
+        return _restore_to(svc, repo, manifest, to_volume=to_volume, new_volume_name=new_volume_name, to_path=to_path,
+                           pool=pool, progress=progress, cancel=cancel)
+    except DataCorruption as exc:
+        _mark(svc, repo.url, [backup_id], [])
+        raise DataCorruption(
+            f"backup {backup_id} is damaged: {exc.message}; the target is incomplete. "
+            "Run `storagectl backup verify` to list every damaged backup",
+            backup=backup_id, **exc.details,
+        ) from None
+
+
+def _restore_to(
+    svc: "BackupService", repo: Repository, manifest: Manifest, *, to_volume: str | None, new_volume_name: str | None,
+    to_path: str | None, pool: str | None, progress: ProgressCallback | None, cancel: threading.Event | None,
+) -> RestoreResult:
+    backup_id = manifest.backup_id
     kwargs = dict(downloaders=svc.settings.uploaders, progress=progress, cancel=cancel)
     if to_path:
         fd, fresh = open_target(to_path, manifest.size, create=True)
