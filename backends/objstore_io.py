@@ -22,12 +22,13 @@ SPOOL_IN_MEMORY = 64 * 1024 * 1024
 class HashingWindow(io.RawIOBase):
     """``length`` bytes of ``source`` from ``start``: read, tell, seek, MD5 of what was read."""
 
-    def __init__(self, source: BinaryIO, start: int, length: int) -> None:
+    def __init__(self, source: BinaryIO, start: int, length: int, *, hashing: bool = True) -> None:
         super().__init__()
         self._src = source
         self._start = start
         self._length = length
         self._pos = 0
+        self._hashing = hashing  # False when the caller already knows the MD5
         self._md5 = hashlib.md5(usedforsecurity=False)
         self._src.seek(start)
 
@@ -70,7 +71,8 @@ class HashingWindow(io.RawIOBase):
                 f"source ended after {self._pos} of the {self._length} bytes announced", field="length"
             )
         self._pos += len(data)
-        self._md5.update(data)
+        if self._hashing:
+            self._md5.update(data)
         return data
 
     def readinto(self, buffer: Any) -> int:

@@ -275,7 +275,7 @@ class SwiftStore(ObjectStore):
         headers: dict[str, str],
         known_md5: str | None = None,
     ) -> str:
-        window = HashingWindow(src, start, size)
+        window = HashingWindow(src, start, size, hashing=known_md5 is None)
         body: Any = window if size else io.BytesIO(b"")
         with self._ctx("upload", f"object {name!r} to container {container!r}"):
             etag = self.conn.put_object(
