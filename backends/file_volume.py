@@ -7,8 +7,12 @@ reflinks (FICLONE) on xfs/btrfs and hole-preserving copies elsewhere; ``capabili
 reports which as ``copy_method``. Sizes are multiples of 1 MiB.
 
 Options: ``path`` (pool directory, required), ``overcommit_ratio`` (float > 0, default 1.0),
-``direct_io`` ("auto" | "on" | "off", default "auto"), ``connector`` ("os-brick" | "losetup",
-default "os-brick": the attach goes through os-brick's LOCAL connector).
+``direct_io`` ("auto" | "on" | "off", default "auto"), ``connector`` ("losetup" | "os-brick",
+default "losetup"). With "os-brick" the loop device is passed through os-brick's LOCAL
+connector. os-brick imports eventlet, and importing it first in a non-main thread leaves that
+thread unable to exit (measured: the thread never finishes and join() hangs), so the backend
+imports os-brick on the main thread when it is constructed there, and attaches from other
+threads without it when it is not loaded yet.
 """
 
 from __future__ import annotations
@@ -62,12 +66,14 @@ class FileVolumeBackend(VolumeBackend):
             self.direct_io = "off"
         if self.direct_io not in _DIRECT_IO:
             raise InvalidInput(f"pool {pool_name!r}: direct_io {options.get('direct_io')!r}; accepted: auto, on, off")
-        self.connector = str(options.get("connector", "os-brick"))
+        self.connector = str(options.get("connector", "losetup"))
         if self.connector not in _CONNECTORS:
             raise InvalidInput(f"pool {pool_name!r}: connector {self.connector!r}; accepted: {', '.join(_CONNECTORS)}")
         self._lock = threading.Lock()  # serialises capacity checks with creation in this process
         self._reflink: bool | None = None
         self._ensure_dirs()
+        if self.connector == "os-brick" and threading.current_thread() is threading.main_thread():
+            _load_os_brick()
 
     # -- paths -------------------------------------------------------------
     def _ensure_dirs(self) -> None:
@@ -266,7 +272,7 @@ class FileVolumeBackend(VolumeBackend):
         device = file_loop.attach(path, direct_io=self.direct_io)
         if not device.startswith("/dev/loop"):
             raise BackendError(f"losetup returned {device!r} instead of a /dev/loopN path")
-        if self.connector == "os-brick":
+        if self.connector == "os-brick" and _os_brick_usable():
             try:
                 device = _os_brick_local(device)
             except Exception:
@@ -351,14 +357,24 @@ def _safe_id(item_id: str) -> str:
         raise InvalidInput(f"{item_id!r} is not a volume or snapshot id; accepted: a UUID") from None
 
 
-def _os_brick_local(device: str) -> str:
-    """Pass the loop device through os-brick's LOCAL connector (validates it, returns its path)."""
+def _load_os_brick() -> Any:
     import warnings
 
     with warnings.catch_warnings():  # os-brick pulls in eventlet, which warns on import
         warnings.simplefilter("ignore")
         from os_brick.initiator import connector as brick_connector
+    return brick_connector
 
-    conn = brick_connector.InitiatorConnector.factory("LOCAL", "sudo")
+
+def _os_brick_usable() -> bool:
+    """os-brick may be used once imported, or when we are on the main thread (safe to import)."""
+    import sys
+
+    return "os_brick.initiator.connector" in sys.modules or threading.current_thread() is threading.main_thread()
+
+
+def _os_brick_local(device: str) -> str:
+    """Pass the loop device through os-brick's LOCAL connector (validates it, returns its path)."""
+    conn = _load_os_brick().InitiatorConnector.factory("LOCAL", "sudo")
     info = conn.connect_volume({"device_path": device})
     return str(info.get("path") or device)

@@ -169,3 +169,22 @@ def test_volume_ids_are_uuid_file_names(ext4_backend: FileVolumeBackend) -> None
     vid = str(uuid.uuid4())
     ext4_backend.create_volume(vid, MIB)
     assert ext4_backend.volume_path(vid) == ext4_backend.root / "volumes" / f"{vid}.img"
+
+
+def test_os_brick_local_connector(tmp_path: Path, loop_hygiene: Path) -> None:
+    b = FileVolumeBackend("t", {"path": str(tmp_path / "pool"), "connector": "os-brick"})
+    vid = new_id()
+    b.create_volume(vid, 4 * MIB)
+    with attached(b, vid) as dev:
+        assert dev.startswith("/dev/loop") and b.attached_device(vid) == dev
+
+
+def test_changed_extents_pure() -> None:
+    # base: one extent at physical 1000; new shares its first half, rewrote the rest, punched nothing
+    base = [(0, 1000, 8192, 0)]
+    new = [(0, 1000, 4096, 0x2000), (4096, 9000, 4096, 0), (16384, 7000, 4096, 1)]
+    assert file_copy.changed_extents(base, new) == [(4096, 4096), (16384, 4096)]
+    # data in base that became a hole in new is reported; uncomparable extents count as changed
+    assert file_copy.changed_extents([(0, 10, 4096, 0), (8192, 50, 4096, 0)], [(0, 10, 4096, 0x4)]) == [
+        (0, 4096), (8192, 4096)]
+    assert file_copy.merge_ranges([(10, 5), (0, 10), (30, 1)]) == [(0, 15), (30, 1)]
