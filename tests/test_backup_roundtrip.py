@@ -203,3 +203,33 @@ def test_repeated_chunks_are_stored_and_downloaded_once(st: storage.Storage, tmp
     out = tmp_path / "out"
     result = st.backups.restore(b.id, to_path=str(out))
     assert result.chunks_downloaded == 3 and same_bytes(out, image)
+
+
+def test_concurrent_backups_keep_each_others_chunks_in_the_cache(st: storage.Storage, tmp_path: Path) -> None:
+    """Two backups into one repository at once: the later cache save merges, never drops, the other's chunks."""
+    from storage.backup.cache import ChunkCache
+
+    one, two = make_image(tmp_path / "one", 2 * MIB, seed=11), make_image(tmp_path / "two", 2 * MIB, seed=12)
+    st.backups.create(str(one))  # creates the repository
+    repo = open_repo(st)
+    store = repo.location.store
+    cache_a = ChunkCache(tmp_path / "cache", repo)
+    known_a = cache_a.load(store)
+    known_b = ChunkCache(tmp_path / "cache", repo).load(store)
+    known_a.set("aa" * 32, 10)
+    known_b.set("bb" * 32, 20)
+    cache_a.save(store, known_a)
+    ChunkCache(tmp_path / "cache", repo).save(store, known_b)
+    merged = ChunkCache(tmp_path / "cache", repo).load(store)
+    assert merged.size("aa" * 32) == 10 and merged.size("bb" * 32) == 20
+
+    # End to end: back up two images at once, then both again: nothing is uploaded twice.
+    import threading
+
+    threads = [threading.Thread(target=st.backups.create, args=(str(p),)) for p in (one, two)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert st.backups.create(str(one)).stored_bytes == 0
+    assert st.backups.create(str(two)).stored_bytes == 0

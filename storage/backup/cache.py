@@ -13,6 +13,9 @@ import hashlib
 import json
 import os
 import threading
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +95,26 @@ class ChunkCache:
         tmp.write_text(json.dumps(state))
         os.replace(tmp, self.state_path)
 
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Serialise cache writers on this host (two backups into one repository at once)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / "lock", "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _read_ids(self, state: dict[str, Any]) -> dict[bytes, int] | None:
+        try:
+            blob = self.ids_path.read_bytes()
+        except OSError:
+            return None
+        if len(blob) % ENTRY or len(blob) // ENTRY != state.get("count"):
+            return None
+        return {blob[i : i + 32]: int.from_bytes(blob[i + 32 : i + ENTRY], "little") for i in range(0, len(blob), ENTRY)}
+
     def load(self, store: Any) -> KnownChunks:
         """Return the known chunk set, rebuilding it from a listing when it cannot be trusted; marks the cache dirty."""
         state = self._state()
@@ -100,14 +123,7 @@ class ChunkCache:
         trusted = state.get("clean") is True and state.get("manifests") == digest and state.get("gc_generation") == generation
         ids: dict[bytes, int] | None = None
         if trusted:
-            try:
-                blob = self.ids_path.read_bytes()
-                if len(blob) % ENTRY == 0 and len(blob) // ENTRY == state.get("count"):
-                    ids = {
-                        blob[i : i + 32]: int.from_bytes(blob[i + 32 : i + ENTRY], "little") for i in range(0, len(blob), ENTRY)
-                    }
-            except OSError:
-                ids = None
+            ids = self._read_ids(state)
         if ids is None:
             ids = {bytes.fromhex(c.id): c.size for c in self.repo.list_chunks(store)}
             self.rebuilt = True
@@ -115,20 +131,30 @@ class ChunkCache:
         return KnownChunks(ids)
 
     def save(self, store: Any, known: KnownChunks) -> None:
-        """Persist the set after a completed backup (or GC) and mark the cache clean."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        ids = [(raw, size) for raw, size in known.items() if size > 0]
-        tmp = self.ids_path.with_suffix(".tmp")
-        tmp.write_bytes(b"".join(raw + size.to_bytes(8, "little") for raw, size in sorted(ids)))
-        os.replace(tmp, self.ids_path)
-        self._write_state(
-            {
-                "clean": True,
-                "count": len(ids),
-                "manifests": manifests_digest(self.repo.list_manifest_ids(store)),
-                "gc_generation": read_gc_generation(self.repo, store),
-            }
-        )
+        """Persist the set after a completed backup (or GC) and mark the cache clean.
+
+        A concurrent backup into the same repository may have saved its own set meanwhile:
+        when that one is clean and of the same GC generation (GC cannot run while backups
+        hold the repository lock), its ids are merged in rather than overwritten.
+        """
+        with self._locked():
+            generation = read_gc_generation(self.repo, store)
+            merged = {raw: size for raw, size in known.items() if size > 0}
+            state = self._state()
+            if state.get("clean") is True and state.get("gc_generation") == generation:
+                for raw, size in (self._read_ids(state) or {}).items():
+                    merged.setdefault(raw, size)
+            tmp = self.ids_path.with_suffix(".tmp")
+            tmp.write_bytes(b"".join(raw + size.to_bytes(8, "little") for raw, size in sorted(merged.items())))
+            os.replace(tmp, self.ids_path)
+            self._write_state(
+                {
+                    "clean": True,
+                    "count": len(merged),
+                    "manifests": manifests_digest(self.repo.list_manifest_ids(store)),
+                    "gc_generation": generation,
+                }
+            )
 
     def invalidate(self) -> None:
         self._write_state({"clean": False})
