@@ -112,3 +112,11 @@ def test_metrics_exposition(shared_api_server: ApiServer) -> None:
     for line in text.splitlines():  # every sample line is "name{labels} number"
         if line and not line.startswith("#"):
             float(line.rsplit(" ", 1)[1].replace("+Inf", "inf"))
+
+
+def test_binds_to_loopback_by_default(shared_api_server: ApiServer) -> None:
+    import subprocess
+
+    out = subprocess.run(["ss", "-ltnH", f"sport = :{shared_api_server.port}"], capture_output=True, text=True, check=True).stdout
+    local = [line.split()[3] for line in out.splitlines() if line.strip()]
+    assert local == [f"127.0.0.1:{shared_api_server.port}"], out
