@@ -183,12 +183,22 @@ class _PoolCheck:
         self.report.findings.append(finding)
 
     def run(self, vols: list[VolumeRow], snaps: list[SnapshotRow], atts: dict[str, AttachmentRow]) -> None:
+        known_vols = {v.id for v in vols}
+        # stale devices first: an orphan image cannot be removed while a loop device holds it
+        active = {v.id for v in vols if v.id in atts or V(v.status) in TRANSITIONAL_VOLUME_STATUSES}
+        try:
+            stale = self.backend.stale_attachments(active)
+        except StorageError as exc:
+            self.report.errors.append(f"pool {self.pool!r}: listing attachments failed: {exc.message}")
+            stale = []
+        for device in stale:
+            self.add("stale_device", f"{device} is backed by data of pool {self.pool!r} but belongs to no attached volume",
+                     f"detach {device}", lambda device=device: self.backend.remove_stale_attachment(device), name=device)
         busy_vols = {v.id for v in vols if self._busy(V(v.status) in TRANSITIONAL_VOLUME_STATUSES, v.task_owner, v.updated_at)}
         for snap in snaps:
             self._snapshot(snap, busy=snap.volume_id in busy_vols)
         for vol in vols:
             self._volume(vol, atts.get(vol.id), busy=vol.id in busy_vols)
-        known_vols = {v.id for v in vols}
         known_snaps = {x.id for x in snaps}
         for vid, item in self.vol_items.items():
             if vid not in known_vols:
@@ -201,15 +211,6 @@ class _PoolCheck:
                          "delete the orphan data",
                          lambda sid=sid, parent=item.parent_id: self.backend.delete_snapshot(parent or "", sid),
                          object_id=sid)
-        attached_ids = {vid for vid in atts if vid in known_vols}
-        try:
-            stale = self.backend.stale_attachments(attached_ids)
-        except StorageError as exc:
-            self.report.errors.append(f"pool {self.pool!r}: listing attachments failed: {exc.message}")
-            stale = []
-        for device in stale:
-            self.add("stale_device", f"{device} is backed by data of pool {self.pool!r} but belongs to no attached volume",
-                     f"detach {device}", lambda device=device: self.backend.remove_stale_attachment(device), name=device)
 
     # -- volumes ---------------------------------------------------------------
     def _volume(self, vol: VolumeRow, att: AttachmentRow | None, busy: bool) -> None:
@@ -247,10 +248,6 @@ class _PoolCheck:
         elif att is not None and device is not None and device != att.device:
             self.add("attachment_moved", f"volume {vol.name!r} is recorded at {att.device} but attached at {device}",
                      f"record {device}", lambda: self._record_attachment(vol.id, device), object_id=vol.id, name=vol.name)
-        elif att is None and device is not None and status is V.AVAILABLE:
-            self.add("unrecorded_attachment", f"volume {vol.name!r} is available in the catalog but attached at {device}",
-                     f"record the attachment at {device} (status in-use)",
-                     lambda: self._record_attachment(vol.id, device), object_id=vol.id, name=vol.name)
 
     def _set_volume(self, vid: str, status: VolumeStatus, **values: Any) -> None:
         with self.st.catalog.session() as s:
