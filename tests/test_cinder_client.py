@@ -98,6 +98,9 @@ def test_cinder_errors_and_limits(shared_api_server: ApiServer) -> None:
     assert r.status_code == 404 and r.json()["itemNotFound"]["code"] == 404
     r = httpx.post(f"{shared_api_server.url}/v3/{PROJECT}/volumes", headers={"X-Auth-Token": shared_api_server.tokens["operator"]}, json={"volume": {"size": "big"}})
     assert r.status_code == 400 and "size" in r.json()["badRequest"]["message"]
+    r = httpx.post(f"{shared_api_server.url}/v3/{PROJECT}/volumes", headers={"X-Auth-Token": shared_api_server.tokens["operator"]},
+                   json={"volume": {"size": 10**7, "name": "huge"}})
+    assert r.status_code == 413 and r.json()["overLimit"]["code"] == 413  # past the pool's capacity
     r = httpx.get(f"{shared_api_server.url}/v3/{PROJECT}/volumes")
     assert r.status_code == 401 and "unauthorized" in r.json()
     r = httpx.get(f"{shared_api_server.url}/v3/volumes", headers={**headers, "OpenStack-API-Version": "volume 3.999"})
