@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -37,7 +38,7 @@ def main(argv: list[str]) -> int:
     else:
         print(f"unknown command {command!r}; accepted: build, run, pytest", file=sys.stderr)
         return 2
-    result = run_job(script, log=lambda m: print(m, file=sys.stderr))
+    result = run_job(script, timeout=float(os.environ.get("STORAGE_VM_TIMEOUT", "1800")), disk_sizes=(8 * 2**30, 8 * 2**30), log=lambda m: print(m, file=sys.stderr))
     sys.stdout.write(result.output)
     print(f"[guest exit {result.exit_code}, {result.seconds:.1f} s]", file=sys.stderr)
     if result.exit_code != 0:
