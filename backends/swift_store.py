@@ -25,6 +25,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, BinaryIO, ClassVar
 
 from swiftclient.client import Connection
+from swiftclient.exceptions import ClientException
 
 from backends.object_base import ContainerInfo, ObjectInfo, ObjectReader, ObjectStore, PrefixEntry
 from backends.objstore_io import HashingWindow, as_seekable
@@ -402,11 +403,18 @@ class SwiftStore(ObjectStore):
                 self.conn.delete_object(container, name)
 
     def _delete_slo(self, container: str, name: str) -> None:
-        resp: dict[str, Any] = {}
+        """Delete a manifest and its segments. The bulk response is 200 even when parts of it
+        failed, so check that the manifest is really gone."""
         self.conn.delete_object(
-            container, name, query_string="multipart-manifest=delete", headers={"Accept": "application/json"},
-            response_dict=resp,
+            container, name, query_string="multipart-manifest=delete", headers={"Accept": "application/json"}
         )
+        try:
+            self.conn.head_object(container, name)
+        except ClientException as exc:
+            if exc.http_status == 404:
+                return
+            raise
+        raise BackendError(f"swift did not delete large object {name!r} in container {container!r}; retry the delete")
 
     def list_objects(
         self,
