@@ -20,6 +20,8 @@ def test_containers_and_objects(shared_api_server: ApiServer) -> None:
         assert "local" in [s["name"] for s in c.get("/object-stores").json()]
         r = c.put(f"{base}/photos", json={"metadata": {"owner": "ops"}})
         assert r.status_code == 201 and r.json()["name"] == "photos"
+        assert "photos" in [x["name"] for x in c.get(base).json()]
+        assert [x["name"] for x in c.get(base, params={"prefix": "pho"}).json()] == ["photos"]
         body = os.urandom(100_000)
         r = c.put(f"{base}/photos/objects/2026/a.bin", content=body,
                   headers={"Content-Type": "application/x-test", "X-Object-Meta-Camera": "x100"})

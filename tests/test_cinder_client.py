@@ -173,3 +173,25 @@ def test_cinder_cli_negotiates_the_version(shared_api_server: ApiServer) -> None
     )
     assert r.returncode == 0, r.stderr
     assert "v3.0" in r.stdout and "3.70" in r.stdout and "CURRENT" in r.stdout
+
+
+def test_types_snapshot_update_and_force_delete(shared_api_server: ApiServer) -> None:
+    cc = make_client(shared_api_server)
+    types = cc.volume_types.list()
+    assert [t.name for t in types] == ["default"]
+    assert cc.volume_types.default().name == "default"
+    with pytest.raises(cinder_exc.NotFound):
+        cc.volume_types.get("gold")
+    with pytest.raises(cinder_exc.NotFound):  # volume_type names the pool
+        cc.volumes.create(1, name="cc-gold", volume_type="gold")
+
+    vol = cc.volumes.create(1, name="cc-force")
+    snap = cc.volume_snapshots.create(vol.id, name="cc-force-s")
+    cc.volume_snapshots.update(snap, name="cc-force-s2")
+    assert cc.volume_snapshots.get(snap.id).name == "cc-force-s2"
+    assert [s.id for s in cc.volume_snapshots.list(search_opts={"volume_id": vol.id})] == [snap.id]
+    cc.volumes.force_delete(vol)  # takes its snapshot along
+    with pytest.raises(cinder_exc.NotFound):
+        cc.volumes.get(vol.id)
+    with pytest.raises(cinder_exc.NotFound):
+        cc.volume_snapshots.get(snap.id)
