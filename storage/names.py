@@ -23,7 +23,7 @@ def validate_name(name: str, *, kind: str = "volume") -> str:
         raise InvalidInput(
             f"{kind} name is {len(name)} characters long; accepted: {ACCEPTED_NAMES}", field="name"
         )
-    if ".." in name or not _NAME_RE.match(name):
+    if ".." in name or not _NAME_RE.fullmatch(name):
         raise InvalidInput(f"{kind} name {name!r} is not accepted; accepted: {ACCEPTED_NAMES}", field="name")
     if is_uuid(name):
         raise InvalidInput(f"{kind} name {name!r} looks like an id; names must not be UUIDs", field="name")
@@ -46,7 +46,7 @@ def parse_labels(items: list[str] | None) -> dict[str, str]:
     labels: dict[str, str] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
-        if not sep or not LABEL_RE.match(key) or len(value) > 255:
+        if not sep or not LABEL_RE.fullmatch(key) or len(value) > 255:
             raise InvalidInput(
                 f"label {item!r} is not accepted; accepted: KEY=VALUE with KEY of letters, digits, . _ / - "
                 "(max 63) and VALUE up to 255 characters",

@@ -53,7 +53,7 @@ def validate_labels(labels: dict[str, str] | None) -> dict[str, str]:
 
     out: dict[str, str] = {}
     for key, value in (labels or {}).items():
-        if not isinstance(key, str) or not LABEL_RE.match(key) or not isinstance(value, str) or len(value) > 255:
+        if not isinstance(key, str) or not LABEL_RE.fullmatch(key) or not isinstance(value, str) or len(value) > 255:
             raise InvalidInput(
                 f"label {key!r}={value!r} is not accepted; accepted: KEY of letters, digits, . _ / - (max 63) "
                 "and a string VALUE up to 255 characters",

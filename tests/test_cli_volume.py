@@ -70,6 +70,7 @@ def test_human_output(cli) -> None:  # type: ignore[no-untyped-def]
     assert "available" in cli("volume", "list")
     out = cli("snapshot", "create", "db")
     assert "db-" in out  # auto-generated name
+    assert "before-upgrade" in cli("snapshot", "create", "db", "--name", "before-upgrade")
     assert "db" in cli("snapshot", "list")
     pools = cli("pools")
     assert "default" in pools and "file" in pools

@@ -33,11 +33,16 @@ def create(
     ctx: typer.Context,
     volume: Annotated[str, typer.Argument(help="Volume, name or id.")],
     name: Annotated[Optional[str], typer.Argument(help="Snapshot name (default: <volume>-<UTC time>-<random>).")] = None,
+    name_opt: Annotated[Optional[str], typer.Option("--name", "-n", help="Snapshot name (same as the argument).")] = None,
     label: Annotated[Optional[list[str]], typer.Option("--label", "-l", help="KEY=VALUE; repeat for more.")] = None,
     as_json: common.JsonOpt = False,
 ) -> None:
     """Take a snapshot of a volume (attached or not)."""
-    snap = common.get_storage(ctx).snapshots.create(volume, name, labels=parse_labels(label))
+    if name and name_opt and name != name_opt:
+        from storage.errors import InvalidInput
+
+        raise InvalidInput(f"two snapshot names given ({name!r} and --name {name_opt!r}); accepted: one of them")
+    snap = common.get_storage(ctx).snapshots.create(volume, name or name_opt, labels=parse_labels(label))
     common.emit(snap, as_json, show_snapshot)
 
 
