@@ -223,6 +223,17 @@ class VolumeService:
         return self.create(new_name, size, source_volume=ref)
 
     # -- holding a status for the length of an operation ---------------------
+    def hold(
+        self, ref: str, status: VolumeStatus | str, *, allowed_from: frozenset[VolumeStatus] | None = None
+    ) -> "_Hold":
+        """Context manager for long operations of other services (backup, restore).
+
+        ``with st.volumes.hold("db1", VolumeStatus.BACKING_UP) as prior:`` moves the volume into
+        ``status`` by compare-and-set (Conflict if the state machine or ``allowed_from`` forbids
+        it, or another writer won) and puts ``prior`` back on exit, also on error.
+        """
+        return _Hold(self, self.get(ref).id, VolumeStatus(status), allowed_from)
+
     def _hold_volume(self, vid: str, status: VolumeStatus, allowed_from: frozenset[VolumeStatus] | None = None):
         return _Hold(self, vid, status, allowed_from)
 

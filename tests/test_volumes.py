@@ -277,3 +277,21 @@ def test_volume_found_after_restart(config_file: Path, loop_hygiene: Path) -> No
                              capture_output=True, text=True, check=True).stdout
         assert dev in out
         s.volumes.detach("keep")
+
+
+def test_hold_for_other_services(vst: storage.Storage) -> None:
+    vst.volumes.create("held", "1M")
+    with vst.volumes.hold("held", VolumeStatus.BACKING_UP) as prior:
+        assert prior is VolumeStatus.AVAILABLE
+        with pytest.raises(Conflict, match="backing-up"):
+            vst.volumes.attach("held")
+        with pytest.raises(Conflict, match="backing-up"):
+            vst.volumes.delete("held")
+    assert vst.volumes.get("held").status is VolumeStatus.AVAILABLE
+    with pytest.raises(RuntimeError):
+        with vst.volumes.hold("held", VolumeStatus.RESTORING_BACKUP):
+            raise RuntimeError("restore failed")
+    assert vst.volumes.get("held").status is VolumeStatus.AVAILABLE  # put back on error too
+    with pytest.raises(Conflict, match="cannot move to in-use"):
+        with vst.volumes.hold("held", VolumeStatus.IN_USE):
+            pass
