@@ -1,4 +1,5 @@
-"""storagectl token / job / serve, run as real subprocesses."""
+"""storagectl token / job (through storage.cli.main.main, in-process: each subprocess start costs
+seconds of a shared CPU) and serve (a real subprocess with TLS)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import ssl
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pytest
 
 import storage
 from tests.api_server import STORAGECTL, ApiServer
@@ -18,11 +21,27 @@ from tests.api_server import STORAGECTL, ApiServer
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("STORAGE_")}
 
 
-def ctl(config: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([STORAGECTL, "-c", str(config), *args], capture_output=True, text=True, env=ENV, timeout=60)
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
 
 
-def test_token_commands(config_file: Path) -> None:
+@pytest.fixture
+def ctl(capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+    from storage.cli.main import main
+
+    def run(config: Path, *args: str) -> Result:
+        capsys.readouterr()
+        rc = main(["-c", str(config), *args])
+        out = capsys.readouterr()
+        return Result(rc, out.out, out.err)
+
+    return run
+
+
+def test_token_commands(config_file: Path, ctl) -> None:  # type: ignore[no-untyped-def]
     r = ctl(config_file, "token", "create", "--role", "operator", "--name", "ci", "--json")
     assert r.returncode == 0, r.stderr
     created = json.loads(r.stdout)
@@ -47,7 +66,7 @@ def test_token_commands(config_file: Path) -> None:
     assert r.returncode == 3
 
 
-def test_job_commands(config_file: Path, tmp_path: Path) -> None:
+def test_job_commands(config_file: Path, tmp_path: Path, ctl) -> None:  # type: ignore[no-untyped-def]
     script = f"""
 import time, storage
 st = storage.open({str(config_file)!r})
@@ -109,5 +128,6 @@ def test_serve_tls(config_file: Path, tmp_path: Path) -> None:
         assert r.status_code == 200
     finally:
         server.stop()
-    r = ctl(config_file, "serve", "--ssl-certfile", str(cert))
+    r = subprocess.run([STORAGECTL, "-c", str(config_file), "serve", "--ssl-certfile", str(cert)],
+                       capture_output=True, text=True, env=ENV, timeout=60)
     assert r.returncode == 2 and "both" in r.stderr
