@@ -12,7 +12,9 @@ import storage
 from storage.domain import SnapshotStatus, VolumeStatus
 from storage.errors import Conflict, InsufficientCapacity, InvalidInput, NotFound
 from tests.volume_contract import block_size_of
-from tests.volume_helpers import MIB, loop_hygiene, read_at, requires_loop, write_at  # noqa: F401
+from tests.volume_helpers import (  # noqa: F401  (fixtures)
+    MIB, loop_hygiene, read_at, reflink_dir, reflink_pool, requires_loop, write_at,
+)
 
 pytestmark = [pytest.mark.loop, requires_loop]
 
@@ -295,3 +297,31 @@ def test_hold_for_other_services(vst: storage.Storage) -> None:
     with pytest.raises(Conflict, match="cannot move to in-use"):
         with vst.volumes.hold("held", VolumeStatus.IN_USE):
             pass
+
+
+def test_reflink_pool_changed_ranges_through_the_service(data_dir: Path, reflink_pool: Path, loop_hygiene: Path) -> None:
+    import os
+
+    cfg = data_dir / "reflink.toml"
+    cfg.write_text(
+        f'data_dir = "{data_dir}"\ndefault_pool = "fast"\n[pools.fast]\ndriver = "file"\npath = "{reflink_pool}"\n'
+    )
+    with storage.open(cfg) as s:
+        assert s.pools.get("fast").capabilities["copy_method"] == "reflink"
+        s.volumes.create("r", "32M")
+        dev = s.volumes.attach("r").attached_device
+        assert dev is not None
+        try:
+            write_at(dev, 0, os.urandom(8 * MIB))
+            s.snapshots.create("r", "r1")
+            write_at(dev, 6 * MIB, os.urandom(4096))
+            write_at(dev, 20 * MIB, os.urandom(4096))
+            s.snapshots.create("r", "r2")
+        finally:
+            s.volumes.detach("r")
+        changed = s.snapshots.changed_ranges("r1", "r2")
+        assert changed is not None and changed.ranges == [(6 * MIB, 4096), (20 * MIB, 4096)]
+        s.volumes.create("other", "1M")
+        s.snapshots.create("other", "o1")
+        with pytest.raises(InvalidInput, match="different volumes"):
+            s.snapshots.changed_ranges("r1", "o1")
