@@ -20,17 +20,17 @@ def pools(ctx: typer.Context, as_json: common.JsonOpt = False) -> None:
         rows = []
         for p in items:
             if p.error:
-                rows.append([p.name + (" *" if p.default else ""), p.driver, "", "", "", "", "", "", p.error])
+                rows.append([p.name, "yes" if p.default else "", p.driver, "", "", "", "", "", "", p.error])
                 continue
             rows.append([
-                p.name + (" *" if p.default else ""), p.driver, format_size(p.total_bytes), format_size(p.free_bytes),
+                p.name, "yes" if p.default else "", p.driver, format_size(p.total_bytes), format_size(p.free_bytes),
                 format_size(p.provisioned_bytes), format_size(p.allocated_bytes), f"{p.overcommit_ratio:g}",
                 p.capabilities.get("copy_method", ""), "",
             ])
-        common.print_table(
-            rows, ["Pool", "Driver", "Total", "Free", "Provisioned", "Allocated", "Overcommit", "Copy", "Error"],
-            title="Pools (* = default)",
-        )
+        columns = ["Pool", "Default", "Driver", "Total", "Free", "Provisioned", "Allocated", "Overcommit", "Copy", "Error"]
+        if not any(p.error for p in items):  # the error column only when a pool failed
+            columns, rows = columns[:-1], [r[:-1] for r in rows]
+        common.print_table(rows, columns, title="Volume pools")
 
     common.emit(infos, as_json, human)
 
