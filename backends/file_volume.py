@@ -69,7 +69,7 @@ class FileVolumeBackend(VolumeBackend):
         self.connector = str(options.get("connector", "losetup"))
         if self.connector not in _CONNECTORS:
             raise InvalidInput(f"pool {pool_name!r}: connector {self.connector!r}; accepted: {', '.join(_CONNECTORS)}")
-        self._lock = threading.Lock()  # serialises capacity checks with creation in this process
+        self._thread_lock = threading.Lock()
         self._reflink: bool | None = None
         self._ensure_dirs()
         if self.connector == "os-brick" and threading.current_thread() is threading.main_thread():
@@ -100,6 +100,18 @@ class FileVolumeBackend(VolumeBackend):
         if not path.is_file():
             raise NotFound(f"snapshot {snapshot_id} has no image file in pool {self.pool_name!r} ({path})")
         return path
+
+    @contextmanager
+    def _capacity_lock(self) -> Iterator[None]:
+        """Capacity check + allocation as one step, across threads and processes (flock on .lock)."""
+        import fcntl
+
+        with self._thread_lock, open(self.root / ".lock", "a") as lock_file:
+            fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
 
     # -- pool --------------------------------------------------------------
     @property
@@ -158,7 +170,7 @@ class FileVolumeBackend(VolumeBackend):
     # -- volumes -----------------------------------------------------------
     def create_volume(self, volume_id: str, size_bytes: int) -> None:
         path = self.volume_path(volume_id)
-        with self._lock:
+        with self._capacity_lock():
             self._require_capacity(size_bytes)
             try:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -190,7 +202,7 @@ class FileVolumeBackend(VolumeBackend):
         current = path.stat().st_size
         if new_size_bytes < current:
             raise InvalidInput(f"new size {new_size_bytes} is smaller than the current {current} bytes; shrinking is refused")
-        with self._lock:
+        with self._capacity_lock():
             self._require_capacity(new_size_bytes - current)
             os.truncate(path, new_size_bytes)
         for device in file_loop.devices_for(path):
@@ -204,7 +216,7 @@ class FileVolumeBackend(VolumeBackend):
     def _copy_new(self, src: Path, dst: Path, size_bytes: int) -> None:
         if dst.exists():
             raise Conflict(f"{dst.name} already exists in pool {self.pool_name!r}")
-        with self._lock:
+        with self._capacity_lock():
             self._require_capacity(size_bytes)
             self._require_space_for_copy(src)
             file_copy.copy_file(src, dst, reflink=self.reflink, size_bytes=size_bytes)
@@ -231,7 +243,7 @@ class FileVolumeBackend(VolumeBackend):
         if dst.exists():
             raise Conflict(f"snapshot {snapshot_id} already has an image file in pool {self.pool_name!r}")
         self._flush_attached(src)
-        with self._lock:
+        with self._capacity_lock():
             self._require_space_for_copy(src)
             file_copy.copy_file(src, dst, reflink=self.reflink)
         try:

@@ -188,3 +188,21 @@ def test_changed_extents_pure() -> None:
     assert file_copy.changed_extents([(0, 10, 4096, 0), (8192, 50, 4096, 0)], [(0, 10, 4096, 0x4)]) == [
         (0, 4096), (8192, 4096)]
     assert file_copy.merge_ranges([(10, 5), (0, 10), (30, 1)]) == [(0, 15), (30, 1)]
+
+
+def test_capacity_is_not_overshot_by_concurrent_processes(reflink_pool: Path) -> None:
+    """Four processes each try to create a volume of 40% of the pool: at most two succeed."""
+    import subprocess
+    import sys
+
+    total = FileVolumeBackend("cap", {"path": str(reflink_pool)}).usage().total_bytes
+    size = (total * 2 // 5 // MIB) * MIB
+    code = (
+        "import sys, uuid\nfrom backends.file_volume import FileVolumeBackend\nfrom storage.errors import InsufficientCapacity\n"
+        "b = FileVolumeBackend('cap', {'path': sys.argv[1]})\n"
+        "try:\n    b.create_volume(str(uuid.uuid4()), int(sys.argv[2]))\nexcept InsufficientCapacity:\n    sys.exit(6)\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(reflink_pool), str(size)]) for _ in range(4)]
+    codes = sorted(p.wait(120) for p in procs)
+    assert codes == [0, 0, 6, 6], codes
+    assert FileVolumeBackend("cap", {"path": str(reflink_pool)}).usage().provisioned_bytes == 2 * size
