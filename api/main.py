@@ -17,6 +17,7 @@ from fastapi import FastAPI
 
 import storage
 from api import errors
+from api.coalesce import Coalescer
 from api.metrics import MetricsMiddleware, RequestStats
 from storage.config import Settings
 from storage.service import Storage
@@ -68,6 +69,7 @@ def create_app(config: Settings | Storage | str | os.PathLike[str] | None = None
     app.state.storage = st
     st.tokens.cache_seconds = TOKEN_CACHE_SECONDS
     app.state.request_stats = RequestStats()
+    app.state.coalescer = Coalescer()
     errors.install(app)
     for name in NATIVE_ROUTERS:
         app.include_router(importlib.import_module(name).router)

@@ -25,7 +25,7 @@ def _size_gib(value: Any, field: str) -> int:
 
 def _listing(request: Request, st: StorageDep, detail: bool, status: str | None, name: str | None,
              marker: str | None, limit: int | None) -> dict[str, Any]:
-    vols = st.volumes.list()
+    vols = request.app.state.coalescer.get(("cinder-volumes",), st.volumes.list)
     url, pid = base_url(request), project_id(request)
     rows = [views.volume_detail(v, url, pid) for v in vols]
     if status:

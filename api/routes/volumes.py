@@ -56,14 +56,20 @@ VOLUME_LIST = TypeAdapter(list[Volume])
 
 @router.get("", response_model=list[Volume])
 def list_volumes(
+    request: Request,
     st: StorageDep,
     pool: Annotated[str | None, Query(max_length=128)] = None,
     status: Annotated[VolumeStatus | None, Query()] = None,
     label: Annotated[list[str] | None, Query(description="KEY=VALUE; repeat to require several")] = None,
 ) -> Response:
-    vols = st.volumes.list(pool=pool, status=status, labels=labels_query(label))
-    # the models are already valid: serialize once in pydantic-core instead of re-validating each
-    return Response(VOLUME_LIST.dump_json(vols), media_type="application/json")
+    labels = labels_query(label)
+
+    def listing() -> bytes:
+        # the models are already valid: serialize once in pydantic-core instead of re-validating each
+        return VOLUME_LIST.dump_json(st.volumes.list(pool=pool, status=status, labels=labels))
+
+    key = ("volumes", pool, status, tuple(sorted((labels or {}).items())))
+    return Response(request.app.state.coalescer.get(key, listing), media_type="application/json")
 
 
 @router.post("", response_model=Volume, status_code=201)
