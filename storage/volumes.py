@@ -389,21 +389,33 @@ class VolumeService:
                 f"volume {vol.name!r} is attached at {vol.attached_device}; detach it first or use force (--force)",
                 volume=vol.name,
             )
-        allowed = None if force else frozenset({V.AVAILABLE, V.ERROR, V.ERROR_DELETING})
+        busy = [r.name for r in snaps if r.status not in (SnapshotStatus.AVAILABLE.value, SnapshotStatus.ERROR.value,
+                                                          SnapshotStatus.ERROR_DELETING.value)]
+        if busy and not force:
+            raise Conflict(
+                f"volume {vol.name!r} has snapshot(s) in use: {', '.join(busy[:5])}; wait for them or use force",
+                volume=vol.name,
+            )
+        allowed = frozenset({V.AVAILABLE, V.ERROR, V.ERROR_DELETING})
         with self._st.catalog.session() as s:
             if force:
                 _force_to_deleting(s, vol)
+                prior = vol.status
             else:
-                cas_volume_status(s, vol.id, V.DELETING, allowed_from=allowed)
+                prior = cas_volume_status(s, vol.id, V.DELETING, allowed_from=allowed)
         backend = self.backend_for_pool(vol.pool)
+        data_touched = False
         try:
             if force and backend.attached_device(vol.id):
                 backend.detach(vol.id)
             for snap_id in (r.id for r in snaps):
+                data_touched = True
                 self._st.snapshots._delete_by_id(snap_id, force=force)
+            data_touched = True
             backend.delete_volume(vol.id, WipeMode(wipe), progress)
         except BaseException:
-            self._set(vol.id, V.ERROR_DELETING)
+            # nothing deleted yet: put the volume back; otherwise it is half deleted
+            self._set(vol.id, V.ERROR_DELETING if data_touched else prior)
             raise
         with self._st.catalog.session() as s:
             delete_volume_row(s, vol.id)

@@ -325,3 +325,17 @@ def test_reflink_pool_changed_ranges_through_the_service(data_dir: Path, reflink
         s.snapshots.create("other", "o1")
         with pytest.raises(InvalidInput, match="different volumes"):
             s.snapshots.changed_ranges("r1", "o1")
+
+
+def test_cascade_delete_refused_while_a_snapshot_is_in_use(vst: storage.Storage) -> None:
+    from storage.catalog.volumes import cas_snapshot_status
+
+    vst.volumes.create("v", "2M")
+    snap = vst.snapshots.create("v", "v-s")
+    with vst.catalog.session() as s:
+        cas_snapshot_status(s, snap.id, SnapshotStatus.BACKING_UP)  # e.g. a backup reads it
+    with pytest.raises(Conflict, match="in use: v-s"):
+        vst.volumes.delete("v", cascade=True)
+    assert vst.volumes.get("v").status is VolumeStatus.AVAILABLE  # untouched
+    with pytest.raises(Conflict, match="backing-up"):
+        vst.snapshots.delete("v-s")
