@@ -135,8 +135,6 @@ def load_snapshot(session: Session, snapshot_id: str) -> Snapshot | None:
 
 # -- compare-and-set ---------------------------------------------------------
 
-TRANSITIONAL_OWNER = object()
-
 
 def cas_volume_status(
     session: Session,
