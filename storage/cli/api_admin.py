@@ -14,6 +14,10 @@ from storage.units import format_size
 token_app = typer.Typer(help="Bearer tokens of the admin API.", no_args_is_help=True)
 job_app = typer.Typer(help="Long operations run by the API (backup, restore, verify, wipe, gc).", no_args_is_help=True)
 
+# uvicorn's default of 5 s closes idle keep-alive connections so early that a busy client racing
+# its next request onto a just-closed connection gets a read error; admin clients are few.
+KEEP_ALIVE_SECONDS = 30
+
 TOKEN_COLUMNS = ["ID", "Name", "Role", "Created", "Expires", "Revoked", "Last used"]
 JOB_COLUMNS = ["ID", "Kind", "Target", "State", "Done", "Total", "%", "Created"]
 
@@ -123,6 +127,7 @@ def serve(
     uvicorn.run(
         "api.main:app_from_env", factory=True, host=bind["host"], port=bind["port"], workers=bind["workers"],
         ssl_certfile=certfile, ssl_keyfile=keyfile, log_level=log_level, timeout_graceful_shutdown=15,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
 
 
