@@ -131,8 +131,7 @@ class FileVolumeBackend(VolumeBackend):
     def usage(self) -> PoolUsage:
         vfs = os.statvfs(self.root)
         provisioned = allocated = 0
-        for item in self._image_files():
-            st = item.stat()
+        for st in _stats(self._image_files()):
             provisioned += st.st_size
             allocated += st.st_blocks * 512
         return PoolUsage(
@@ -145,7 +144,7 @@ class FileVolumeBackend(VolumeBackend):
         )
 
     def _volume_provisioned(self) -> int:
-        return sum(p.stat().st_size for p in (self.root / "volumes").glob("*.img"))
+        return sum(st.st_size for st in _stats((self.root / "volumes").glob("*.img")))
 
     def _require_capacity(self, extra_bytes: int) -> None:
         """Refuse to provision past total * overcommit_ratio (volumes' virtual sizes)."""
@@ -390,3 +389,12 @@ def _os_brick_local(device: str) -> str:
     conn = _load_os_brick().InitiatorConnector.factory("LOCAL", "sudo")
     info = conn.connect_volume({"device_path": device})
     return str(info.get("path") or device)
+
+
+def _stats(paths: Iterator[Path]) -> Iterator[os.stat_result]:
+    """stat() each path, passing over files deleted meanwhile (a concurrent delete)."""
+    for path in paths:
+        try:
+            yield path.stat()
+        except FileNotFoundError:
+            continue
