@@ -115,7 +115,7 @@ def _restore_into_volume(svc: "BackupService", repo: Repository, manifest: Manif
     st = svc._st
     vol = st.volumes.get(volume_id)
     backend = st.volumes.backend_for_pool(vol.pool)
-    with st.volumes._hold_volume(vol.id, VolumeStatus.RESTORING_BACKUP, frozenset({VolumeStatus.AVAILABLE})):
+    with st.volumes.hold(vol.id, VolumeStatus.RESTORING_BACKUP, allowed_from=frozenset({VolumeStatus.AVAILABLE})):
         with backend.open_volume(vol.id) as path:
             fd, _ = open_target(path, manifest.size, create=False)
             try:
