@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -75,9 +76,25 @@ class LioExportBackend(ExportBackend):
             raise Unsupported("the kernel has no configfs, which LIO needs; use the tgt export driver on this host")
 
     # -- service ------------------------------------------------------------
+    def _mount_configfs(self) -> None:
+        # rtslib-fb 2.2.4's own mount_configfs runs the literal 'mount ... none {config_dir}'
+        # (a missing f-string prefix) and always fails, so we mount configfs ourselves.
+        config = Path("/sys/kernel/config")
+        if os.path.ismount(config):
+            return
+        proc = subprocess.run(
+            ["mount", "-t", "configfs", "configfs", str(config)], capture_output=True, text=True, check=False
+        )
+        if proc.returncode != 0 and not os.path.ismount(config):
+            raise Unsupported(f"cannot mount configfs on {config}, which LIO needs: {proc.stderr.strip()}")
+
     def _rts(self) -> Any:
         if self._root is None:
             self.check_host()
+            self._mount_configfs()
+            # rtslib sets the target's dbroot (persistent reservations, ALUA state) to
+            # /etc/target, targetcli's directory, and fails when it does not exist.
+            Path("/etc/target").mkdir(mode=0o700, parents=True, exist_ok=True)
             rts = _rtslib()
             try:
                 self._root = rts.RTSRoot()

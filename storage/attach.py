@@ -69,12 +69,15 @@ def _setup(lock_path: Path | None) -> None:
 
             from os_brick import privileged
 
+            from oslo_concurrency import lockutils
+
         path = lock_path or DEFAULT_LOCK_PATH
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
             cfg.CONF([], project="storage", default_config_files=[])
         except cfg.Error:
             pass  # already parsed by an embedding application
+        lockutils.set_defaults(str(path))  # registers [oslo_concurrency], which os_brick.setup reads
         os_brick.setup(cfg.CONF)
         cfg.CONF.set_override("lock_path", str(path), group="oslo_concurrency")
         if os.geteuid() == 0:

@@ -124,3 +124,16 @@ def test_protocol_of_shapes() -> None:
         protocol_of({"target_portal": "h:1", "target_iqn": "iqn.x"})
     with pytest.raises(InvalidInput, match="no target_iqn"):
         protocol_of({"volume_id": "x"})
+
+
+def test_os_brick_setup_in_a_fresh_process(tmp_path: Path) -> None:
+    """os_brick.setup needs oslo.concurrency's options registered first (it failed in the guest)."""
+    import subprocess
+    import sys
+
+    code = (
+        "from pathlib import Path; from storage import attach; attach._setup(Path(%r));"
+        "from oslo_config import cfg; print(cfg.CONF.os_brick.lock_path)" % str(tmp_path / "locks")
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == str(tmp_path / "locks")
