@@ -7,6 +7,7 @@ device ids come from ``lvs -o thin_id``.
 
 from __future__ import annotations
 
+import random
 import xml.etree.ElementTree as ET
 
 # thin_delta --verbose output elements: same (unchanged), different, left_only, right_only.
@@ -69,3 +70,25 @@ def thin_ids(lvs_output: str) -> dict[str, int]:
         if thin_id:
             ids[name] = int(thin_id)
     return ids
+
+
+def sample_unchanged(
+    ranges: list[tuple[int, int]], size_bytes: int, block_bytes: int, count: int, rng: random.Random
+) -> list[int]:
+    """Up to count distinct block offsets in [0, size_bytes) outside every changed range (pure)."""
+    changed = merge_ranges(ranges)
+    blocks = size_bytes // block_bytes
+    if blocks <= 0 or count <= 0:
+        return []
+
+    def unchanged(offset: int) -> bool:
+        return all(not (o < offset + block_bytes and offset < o + n) for o, n in changed)
+
+    picks: set[int] = set()
+    for _ in range(count * 20):  # random probes; a pool that changed almost everywhere yields fewer
+        if len(picks) >= count:
+            break
+        offset = rng.randrange(blocks) * block_bytes
+        if unchanged(offset):
+            picks.add(offset)
+    return sorted(picks)

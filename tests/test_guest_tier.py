@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import shutil
+
 import pytest
 
 from tests.fixtures_guest import GuestSuite, RunInGuest, guest_test_modules
@@ -9,24 +12,28 @@ from tests.fixtures_guest import GuestSuite, RunInGuest, guest_test_modules
 pytestmark = [pytest.mark.guest, pytest.mark.slow]
 
 
-def test_guest_runs_a_command_and_reports_its_exit_code_and_output(run_in_guest: RunInGuest) -> None:
-    result = run_in_guest("uname -r; echo to-stderr >&2; test -d /src/storage && echo src-ok; exit 3", timeout=300)
-    code, output = result
-    assert code == 3, result.describe()
-    assert "src-ok" in output and "to-stderr" in output, result.describe()
-    assert "-amd64" in output.splitlines()[0]
+def test_guest_runs_a_command_and_reports_exit_code_output_and_files(run_in_guest: RunInGuest) -> None:
+    result = run_in_guest(
+        "uname -r; echo to-stderr >&2; test -d /src/storage && echo src-ok; "
+        "dd if=/dev/urandom of=/results/blob bs=1k count=64 status=none && sha256sum /results/blob; exit 3",
+        timeout=300,
+        keep_results=True,
+    )
+    try:
+        code, output = result
+        assert code == 3, result.describe()
+        assert "src-ok" in output and "to-stderr" in output, result.describe()
+        assert output.splitlines()[0].endswith("-amd64")
+        assert result.results_dir is not None
+        assert hashlib.sha256((result.results_dir / "blob").read_bytes()).hexdigest() in output
+    finally:
+        if result.results_dir is not None:
+            shutil.rmtree(result.results_dir.parent, ignore_errors=True)
 
 
-def test_results_share_is_writable_and_read_back(run_in_guest: RunInGuest) -> None:
-    result = run_in_guest("dd if=/dev/urandom of=/results/blob bs=1k count=64 status=none && sha256sum /results/blob",
-                          timeout=300, keep_results=True)
-    assert result.exit_code == 0, result.describe()
-    assert result.results_dir is not None
-    import hashlib
-    digest = hashlib.sha256((result.results_dir / "blob").read_bytes()).hexdigest()
-    assert digest in result.output
-    import shutil
-    shutil.rmtree(result.results_dir.parent)
+def test_guest_that_overruns_its_timeout_is_killed(run_in_guest: RunInGuest) -> None:
+    result = run_in_guest("sleep 600", timeout=30)
+    assert result.exit_code == 124 and "timeout" in result.output, result.describe()
 
 
 @pytest.mark.parametrize("module", guest_test_modules())

@@ -194,3 +194,18 @@ def test_storagectl_refuses_lvm_pool_on_this_host(tmp_path: Path) -> None:
     error = json.loads(proc.stdout.strip().splitlines()[-1])["error"]
     assert error["code"] == "unsupported" and "device-mapper" in error["message"]
     assert "WARNING" not in proc.stderr and "/dev/mapper/control" in proc.stderr
+
+
+def test_spot_check_samples_only_unchanged_blocks() -> None:
+    import random
+
+    from backends.lvm_thin_delta import sample_unchanged
+
+    block = 64 * 1024
+    ranges = [(0, 10 * block), (20 * block, 5 * block)]
+    picks = sample_unchanged(ranges, 40 * block, block, 8, random.Random(1))
+    assert len(picks) == 8 and picks == sorted(set(picks))
+    for offset in picks:
+        assert offset % block == 0 and 10 * block <= offset < 20 * block or 25 * block <= offset < 40 * block
+    assert sample_unchanged([(0, 40 * block)], 40 * block, block, 8, random.Random(1)) == []
+    assert sample_unchanged([], 0, block, 8, random.Random(1)) == []

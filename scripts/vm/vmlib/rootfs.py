@@ -56,8 +56,9 @@ def copied_entries(names: list[str]) -> list[str]:
 
 
 def image_size_bytes(tree_bytes: int) -> int:
-    """ext4 image size for a tree: 30 % headroom plus 256 MiB, rounded to 64 MiB (pure)."""
-    raw = int(tree_bytes * 1.3) + 256 * 2**20
+    """ext4 image size for a tree: 30 % headroom plus 1 GiB of scratch space for tests (ext4,
+    unlike the guest's tmpfs /tmp, has user xattrs), rounded to 64 MiB (pure; the file is sparse)."""
+    raw = int(tree_bytes * 1.3) + 2**30
     return -(-raw // (64 * 2**20)) * (64 * 2**20)
 
 
