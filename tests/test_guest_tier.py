@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from tests.fixtures_guest import GuestSuite, RunInGuest, guest_test_modules
+from tests.fixtures_guest import SUITE_TIMEOUT, GuestSuite, RunInGuest, guest_test_modules
 
 pytestmark = [pytest.mark.guest, pytest.mark.slow]
 
@@ -36,6 +36,7 @@ def test_guest_that_overruns_its_timeout_is_killed(run_in_guest: RunInGuest) -> 
     assert result.exit_code == 124 and "timeout" in result.output, result.describe()
 
 
+@pytest.mark.timeout(SUITE_TIMEOUT + 600)  # the first one boots the guest and runs every file
 @pytest.mark.parametrize("module", guest_test_modules())
 def test_guest_suite_file_passed(guest_suite: GuestSuite, module: str) -> None:
     outcome = guest_suite.outcomes.get(module)

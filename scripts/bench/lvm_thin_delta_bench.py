@@ -138,7 +138,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--regions", type=int, default=10)
-    parser.add_argument("--disk", default=(os.environ.get("GUEST_DISKS", "/dev/vdb").split() or ["/dev/vdb"])[0])
+    disks = os.environ.get("GUEST_DISKS", "/dev/vdb /dev/vdc").split()
+    parser.add_argument("--disk", default=disks[0], help="scratch disk for the thin VG")
+    parser.add_argument("--repo-disk", default=disks[1] if len(disks) > 1 else None,
+                        help="scratch disk formatted ext4 for the data dir and backup repository (xattrs)")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     if os.environ.get("STORAGE_IN_GUEST") != "1":
@@ -147,7 +150,11 @@ def main() -> int:
     size = args.size_mib * MIB
     registry.register(registry.VOLUME_BACKENDS, "lvm-full-read", FullReadLvmBackend)
     LvmVolumeBackend("setup", {"vg_name": VG, "lvm_type": "thin", "physical_volumes": args.disk}).usage()
-    with tempfile.TemporaryDirectory() as tmp:
+    tmp = tempfile.mkdtemp(prefix="bench-", dir="/var/tmp")
+    if args.repo_disk:
+        subprocess.run(["mkfs.ext4", "-q", "-F", args.repo_disk], check=True)
+        subprocess.run(["mount", args.repo_disk, tmp], check=True)
+    try:
         cfg = Path(tmp) / "storage.toml"
         cfg.write_text(
             f'data_dir = "{tmp}"\ndefault_pool = "delta"\n'
@@ -166,6 +173,9 @@ def main() -> int:
                 st.snapshots.delete(snap.id)
             for vol in st.volumes.list():
                 st.volumes.delete(vol.id, force=True)
+    finally:
+        if args.repo_disk:
+            subprocess.run(["umount", tmp], check=False)
     print(json.dumps(report, indent=2))
     subprocess.run(["vgremove", "-f", VG], capture_output=True, check=False)
     return 0

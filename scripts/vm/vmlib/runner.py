@@ -149,6 +149,11 @@ def run_job(
             proc.kill()
             qemu_out, _ = proc.communicate()
             timed_out = True
+        except BaseException:  # interrupted (Ctrl-C, pytest-timeout): never leave the guest running
+            proc.kill()
+            proc.wait()
+            subprocess.run(["rm", "-rf", str(workdir)], check=False)
+            raise
     seconds = time.monotonic() - started
     output = _read(results / "output.log")
     console_text = _read(console) + (("\n--- qemu ---\n" + qemu_out.decode(errors="replace")) if qemu_out else "")
