@@ -39,7 +39,10 @@ def iscsid() -> Iterator[None]:
     Path("/etc/iscsi").mkdir(parents=True, exist_ok=True)
     Path("/etc/iscsi/initiatorname.iscsi").write_text(f"InitiatorName={INITIATOR}\n")
     Path("/run/lock/iscsi").mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen(["iscsid", "-f"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Its own session: on SIGTERM iscsid signals its whole process group, which would be ours.
+    proc = subprocess.Popen(
+        ["iscsid", "-f"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     time.sleep(0.5)
     try:
         yield
