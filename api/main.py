@@ -33,6 +33,7 @@ NATIVE_ROUTERS = [
     "api.routes.backups",
     "api.routes.objects",
     "api.routes.policies",
+    "api.routes.exports",
 ]
 TOKEN_CACHE_SECONDS = 2.0  # a revocation by another process applies within this long
 
