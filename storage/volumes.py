@@ -10,6 +10,7 @@ Sizes are rounded up to the pool's granularity (1 MiB for the file backend).
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,8 @@ from storage.domain import SnapshotStatus, Volume, VolumeStatus
 from storage.errors import Conflict, InvalidInput, NotFound, StorageError
 from storage.names import is_uuid, validate_name
 from storage.units import format_size, parse_size, round_up
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from backends.base import ProgressCallback, VolumeBackend
@@ -302,7 +305,15 @@ class VolumeService:
         except BaseException:
             self._set(vol.id, prior)
             raise
-        return self._set(vol.id, prior, size_bytes=size_bytes)
+        extended = self._set(vol.id, prior, size_bytes=size_bytes)
+        try:
+            self._st.exports.on_extend(vol.id)  # an exported volume's LUN shows the new size
+        except StorageError as exc:
+            log.warning(
+                "volume %s grew to %d bytes but its iSCSI export kept the old size (%s); "
+                "run `storagectl export reconcile`", vol.name, size_bytes, exc.message,
+            )
+        return extended
 
     def revert(self, ref: str, snapshot_ref: str) -> Volume:
         """Put the volume's data back to a snapshot's (the volume must be detached)."""
@@ -403,7 +414,7 @@ class VolumeService:
                 prior = vol.status
             else:
                 prior = cas_volume_status(s, vol.id, V.DELETING, allowed_from=allowed)
-        backend = self.backend_for_pool(vol.pool)
+        backend = self._backend_for_delete(vol, force)
         data_touched = False
         try:
             if force and backend.attached_device(vol.id):
@@ -419,6 +430,12 @@ class VolumeService:
             raise
         with self._st.catalog.session() as s:
             delete_volume_row(s, vol.id)
+
+    def _backend_for_delete(self, vol: Volume, force: bool) -> "VolumeBackend":
+        """The pool's backend; with force, first remove an iSCSI export (its target holds the device open)."""
+        if force:
+            self._st.exports.on_delete(vol.id)
+        return self.backend_for_pool(vol.pool)
 
 
 def _force_to_deleting(session: Any, vol: Volume) -> None:

@@ -165,10 +165,11 @@ def test_extend_is_visible_to_initiator(est) -> None:
     est.exports.export("exp7")
     info = est.exports.connection_info("exp7", include_secret=True)
     assert it.total_size(url_of(info)) == 16 * MiB
-    est.volumes.extend("exp7", "40M")
-    exp = est.exports.on_extend("exp7")
-    assert exp is not None and exp.size_bytes == 40 * MiB
+    est.volumes.extend("exp7", "40M")  # the volume service updates the LUN itself
     assert it.total_size(url_of(info)) == 40 * MiB
+    assert est.exports.get("exp7").size_bytes == 40 * MiB
+    exp = est.exports.on_extend("exp7")  # idempotent
+    assert exp is not None and exp.size_bytes == 40 * MiB
     est.volumes.create("plain", "8M")
     assert est.exports.on_extend("plain") is None
 
@@ -246,11 +247,10 @@ def test_reconcile_reports_and_removes_strays(est) -> None:
 
 def test_delete_hook_removes_target_so_volume_can_go(est) -> None:
     est.volumes.create("doomed", "8M")
-    exp = est.exports.export("doomed")
+    est.exports.export("doomed")
     with pytest.raises(Conflict, match="attached"):
         est.volumes.delete("doomed")  # exported means in-use
-    assert est.exports.on_delete("doomed").target_iqn == exp.target_iqn
-    est.volumes.delete("doomed", force=True)  # the target no longer holds the loop device
+    est.volumes.delete("doomed", force=True)  # removes the target first: it held the loop device
     assert est.exports.list() == [] and est.exports.secrets.keys() == []
     assert est.exports.backend.list_exports() == []
     est.volumes.create("kept", "8M")
