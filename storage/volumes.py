@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from storage import registry
 from storage.catalog.base import new_id, utcnow
+from storage.catalog.volume_listing import list_volume_models, volume_list_version
 from storage.catalog.volumes import (
     AttachmentRow,
     SnapshotRow,
@@ -30,7 +31,6 @@ from storage.catalog.volumes import (
     force_volume_status,
     load_volume,
     this_owner,
-    volume_model,
 )
 from storage.domain import SnapshotStatus, Volume, VolumeStatus
 from storage.errors import Conflict, InvalidInput, NotFound, StorageError
@@ -122,15 +122,17 @@ class VolumeService:
                     f"status {status!r} is not a volume status; accepted: {', '.join(v.value for v in VolumeStatus)}"
                 ) from None
         with self._st.catalog.session() as s:
-            q = select(VolumeRow).order_by(VolumeRow.created_at, VolumeRow.name)
-            if pool is not None:
-                q = q.where(VolumeRow.pool == pool)
-            if status is not None:
-                q = q.where(VolumeRow.status == status.value)
-            rows = s.scalars(q).all()
-            atts = {a.volume_id: a for a in s.scalars(select(AttachmentRow)).all()}
-            vols = [volume_model(r, atts.get(r.id)) for r in rows]
+            vols = list_volume_models(s, pool=pool, status=status)
         return [v for v in vols if labels_match(v.labels, labels)]
+
+    def list_version(self) -> int | None:
+        """A counter that changes with every write to a volume or attachment, by any process.
+
+        Read it *before* ``list()`` and a listing is at least as new as the counter it is kept
+        under. None when the catalog keeps no counter (then nothing may be cached).
+        """
+        with self._st.catalog.session() as s:
+            return volume_list_version(s)
 
     # -- create / clone ----------------------------------------------------
     def create(

@@ -67,6 +67,15 @@ class AttachmentRow(Base):
     attached_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class CatalogVersionRow(Base):
+    """Change counters kept by triggers (migration 0006): ``volumes`` counts every write to volumes/attachments."""
+
+    __tablename__ = "catalog_versions"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)
+
+
 def this_owner() -> str:
     """Identity of the running process, stored while it holds a transitional status."""
     return f"{socket.gethostname()}:{os.getpid()}"
