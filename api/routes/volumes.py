@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, TypeAdapter
 
 from api.deps import StorageDep, authorize, require_admin
 from api.errors import ERROR_RESPONSES
+from api.listing_cache import cache_of, etag_matches
 from api.routes.common import labels_query, submit_job
 from storage.domain import Volume, VolumeStatus
 from storage.jobs import JobInfo
@@ -54,13 +55,19 @@ class ResetStatus(BaseModel):
 VOLUME_LIST = TypeAdapter(list[Volume])
 
 
-@router.get("", response_model=list[Volume])
+LIST_RESPONSES: dict[int | str, dict] = {
+    304: {"description": "Not modified: the If-None-Match ETag is still the listing's ETag"},
+}
+
+
+@router.get("", response_model=list[Volume], responses=LIST_RESPONSES)
 def list_volumes(
     request: Request,
     st: StorageDep,
     pool: Annotated[str | None, Query(max_length=128)] = None,
     status: Annotated[VolumeStatus | None, Query()] = None,
     label: Annotated[list[str] | None, Query(description="KEY=VALUE; repeat to require several")] = None,
+    if_none_match: Annotated[str | None, Header(description="An ETag from an earlier listing: 304 while unchanged")] = None,
 ) -> Response:
     labels = labels_query(label)
 
@@ -69,7 +76,12 @@ def list_volumes(
         return VOLUME_LIST.dump_json(st.volumes.list(pool=pool, status=status, labels=labels))
 
     key = ("volumes", pool, status, tuple(sorted((labels or {}).items())))
-    return Response(request.app.state.coalescer.get(key, listing), media_type="application/json")
+    # cached bytes while the catalog's volume counter is unchanged; identical misses computed once
+    result = cache_of(request.app.state).get(key, st.volumes.list_version, listing, request.app.state.coalescer.get)
+    headers = {"ETag": result.etag, "Cache-Control": "no-cache"}
+    if etag_matches(if_none_match, result.etag):
+        return Response(status_code=304, headers=headers)
+    return Response(result.body, media_type="application/json", headers=headers)
 
 
 @router.post("", response_model=Volume, status_code=201)
