@@ -1,8 +1,9 @@
-"""The backup pipeline: reader -> hash/compress/encrypt workers -> uploaders.
+"""The backup pipeline: reader -> hash/compress/encrypt workers -> pack uploaders.
 
-Bounded queues between the stages cap the memory at about (2 x workers + 2 x uploaders +
-2) x chunk size whatever the image size. hashlib, zstandard and cryptography release the
-GIL on large buffers, so threads run in parallel. Each uploader has its own store clone.
+Bounded queues between the stages cap the memory at about uploaders x pack size + (2 x
+workers + uploaders + 2) x chunk size whatever the image size. hashlib, zstandard and
+cryptography release the GIL on large buffers, so threads run in parallel. Each uploader
+has its own store clone and fills its own pack; a pack is uploaded before its index.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class BackupCounters:
     chunks_reused: int = 0
     chunks_new: int = 0
     chunks_dedup: int = 0
+    packs: int = 0
     started: float = field(default_factory=time.monotonic)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -159,19 +161,35 @@ def run_backup(
                 counters.chunks_dedup += 1
 
     def uploader() -> None:
+        """Collect sealed chunks into a pack of about repo.pack_size bytes; upload it and its index."""
         store = repo.clone_store()
+        bodies: list[tuple[str, bytes]] = []
+        filled = 0
+
+        def flush() -> None:
+            nonlocal bodies, filled
+            if not bodies:
+                return
+            throttle.take(filled)
+            repo.write_pack(store, bodies)
+            with counters.lock:
+                counters.uploaded += filled
+                counters.packs += 1
+            bodies, filled = [], 0
+
         try:
             while True:
                 item = upload_q.get()
                 if item is _STOP:
+                    if not failure.event.is_set():
+                        flush()  # also after a cancel: the rerun reuses what was sealed
                     return
                 if failure.event.is_set():
                     continue
-                cid, body = item
-                throttle.take(len(body))
-                repo.put_chunk(store, cid, body)
-                with counters.lock:
-                    counters.uploaded += len(body)
+                bodies.append(item)
+                filled += len(item[1])
+                if filled >= repo.pack_size:
+                    flush()
         except BaseException as exc:  # noqa: BLE001
             failure.set(exc)
             while upload_q.get() is not _STOP:  # keep draining so workers never block
