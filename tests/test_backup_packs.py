@@ -57,13 +57,14 @@ def test_judge_packs_delete_repack_keep_young_orphans() -> None:
         "p5": PackInfo("p5", 70, old),  # no index -> orphan pack
         "p6": PackInfo("p6", None, None, PackIndex("p6", 5, [PackEntry("g", 0, 5)]), old),  # no pack
         "p7": pack("p7", [("a", 10)]),  # duplicate of a (p1 wins): dead here
+        "p8": PackInfo("p8", 10, old, PackIndex("p8", 10, []), old),  # an index naming no chunk
     })
     idx.locate()
     from storage.backup.gc import age_seconds
 
     verdicts = {v.pack_id: v.action for v in judge_packs(idx, {"a", "c"}, 4_000_000_000.0, 3600, 0.25, age_seconds)}
     assert verdicts == {"p1": "repack", "p2": "keep", "p3": "delete", "p4": "young", "p5": "orphan-pack",
-                        "p6": "orphan-index", "p7": "delete"}
+                        "p6": "orphan-index", "p7": "delete", "p8": "delete"}
 
 
 def test_backup_writes_packs_not_chunk_objects(st: storage.Storage, tmp_path: Path) -> None:

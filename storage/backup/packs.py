@@ -217,12 +217,12 @@ def judge_packs(index: RepoIndex, referenced: set[str], now: float, grace_second
             is_here = loc is not None and loc.pack_id == pid and loc.offset == e.offset
             (live if e.chunk_id in referenced and is_here else dead).append(e)
         dead_bytes = info.size - sum(e.length for e in live)
-        if not dead:
+        if live and not dead:
             action = "keep"
         elif not old(info.last_modified):
             action = "young"
         elif not live:
-            action = "delete"
+            action = "delete"  # also a pack whose index names no chunk
         elif info.size and dead_bytes / info.size > repack_threshold:
             action = "repack"
         else:
