@@ -155,10 +155,13 @@ class Repository:
     def write_pack(self, store: Any, bodies: list[tuple[str, bytes]]) -> PackIndex:
         """Upload sealed chunk bodies as one pack, then its index (the pack first: an index never names a missing pack)."""
         data, index = build_pack(bodies)
-        store.put_object(self.container, self.object_name(fmt.pack_object_name(index.pack_id)), data, length=len(data))
-        del data
-        self.put_index(store, index)
+        self.upload_pack(store, data, index)
         return index
+
+    def upload_pack(self, store: Any, data: bytes, index: PackIndex) -> None:
+        """Upload a built pack, then its index."""
+        store.put_object(self.container, self.object_name(fmt.pack_object_name(index.pack_id)), data, length=len(data))
+        self.put_index(store, index)
 
     def put_index(self, store: Any, index: PackIndex) -> None:
         body = fmt.seal(index.to_json(), self.config, self.keys, lambda flag: fmt.index_aad(flag, index.pack_id))
