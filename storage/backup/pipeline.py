@@ -17,6 +17,7 @@ from typing import Any
 
 from storage.backup.cache import KnownChunks
 from storage.backup.format import ChunkRef
+from storage.backup.memory import pin_mmap_threshold
 from storage.backup.models import Progress, ProgressCallback
 from storage.backup.packs import build_pack
 from storage.backup.planner import Action, PlannedChunk
@@ -111,6 +112,7 @@ def run_backup(
     progress_interval: float = 0.25,
 ) -> list[ChunkRef | None]:
     """Run the plan; return the manifest's chunk list. Raises Cancelled or the first stage error."""
+    pin_mmap_threshold()
     results: dict[int, str | ChunkRef | None] = {}
     work_q: queue.Queue[Any] = queue.Queue(maxsize=max(2, workers))
     upload_q: queue.Queue[Any] = queue.Queue(maxsize=max(2, workers))
