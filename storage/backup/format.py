@@ -174,12 +174,12 @@ def seal(plain: bytes | memoryview, cfg: RepoConfig, keys: RepoKeys | None, aad_
     return bytes([flag]) + keys.encrypt(payload, aad_of(flag))
 
 
-def unseal(body: bytes, keys: RepoKeys | None, aad_of: Any, expected_size: int | None, what: str) -> bytes:
+def unseal(body: bytes | memoryview, keys: RepoKeys | None, aad_of: Any, expected_size: int | None, what: str) -> bytes:
     """Decode an object body (decrypt + verify tag, decompress); raise DataCorruption on any mismatch."""
-    if not body:
+    if not len(body):
         raise DataCorruption(f"{what} is empty")
     flag = body[0]
-    payload: bytes = body[1:]
+    payload: Any = memoryview(body)[1:]
     if flag & FLAG_ENCRYPTED:
         if keys is None:
             raise DataCorruption(f"{what} is encrypted but the repository config says it is not")

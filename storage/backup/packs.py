@@ -167,9 +167,10 @@ def plan_reads(wanted: Iterable[tuple[str, ChunkLocation]], *, max_gap: int, max
     return reads
 
 
-def slice_entry(read: RangeRead, body: bytes, loc: ChunkLocation) -> bytes:
+def slice_entry(read: RangeRead, body: bytes, loc: ChunkLocation) -> memoryview:
+    """The chunk's sealed body inside a ranged read, without a copy."""
     start = loc.offset - read.start
-    return body[start : start + loc.length]
+    return memoryview(body)[start : start + loc.length]
 
 
 # -- garbage collection decisions -----------------------------------------------------------

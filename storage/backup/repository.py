@@ -133,7 +133,7 @@ class Repository:
     def seal_chunk(self, chunk_id: str, data: bytes | memoryview) -> bytes:
         return fmt.seal(data, self.config, self.keys, lambda flag: fmt.chunk_aad(flag, chunk_id))
 
-    def open_chunk(self, body: bytes, ref: ChunkRef, length: int | None) -> bytes:
+    def open_chunk(self, body: bytes | memoryview, ref: ChunkRef, length: int | None) -> bytes:
         """Decode and verify a chunk body: tag (encrypted), size and content address."""
         what = f"chunk {ref.id}"
         data = fmt.unseal(body, self.keys, lambda flag: fmt.chunk_aad(flag, ref.id), length, what)
