@@ -53,7 +53,11 @@ class BackupCounters:
 
 
 class Throttle:
-    """A token bucket shared by the uploaders (bytes per second); None = unlimited."""
+    """A token bucket shared by the uploaders (bytes per second); None = unlimited.
+
+    take(n) returns once n bytes fit the rate *including* themselves (pay first): a whole pack
+    is sent at once, so charging it afterwards would let the first packs through unlimited.
+    """
 
     def __init__(self, rate: int | None) -> None:
         self.rate = rate
@@ -67,7 +71,7 @@ class Throttle:
             now = time.monotonic()
             start = max(now, self.next_free)
             self.next_free = start + nbytes / self.rate
-        delay = start - now
+        delay = (start + nbytes / self.rate) - now  # pay before sending
         if delay > 0:
             time.sleep(delay)
 
@@ -113,6 +117,8 @@ def run_backup(
 ) -> list[ChunkRef | None]:
     """Run the plan; return the manifest's chunk list. Raises Cancelled or the first stage error."""
     pin_mmap_threshold()
+    # with a bandwidth limit, packs of about one second of data keep the upload smooth
+    pack_limit = repo.pack_size if not bandwidth_limit else max(repo.config.chunk_size, min(repo.pack_size, bandwidth_limit))
     results: dict[int, str | ChunkRef | None] = {}
     work_q: queue.Queue[Any] = queue.Queue(maxsize=max(2, workers))
     upload_q: queue.Queue[Any] = queue.Queue(maxsize=max(2, workers))
@@ -183,7 +189,7 @@ def run_backup(
                     continue
                 bodies.append(item)
                 filled += len(item[1])
-                if filled >= repo.pack_size:
+                if filled >= pack_limit:
                     pack = build_pack(bodies)
                     bodies, filled = [], 0
                     _put(pack_q, pack, failure)
