@@ -68,6 +68,8 @@ class BackupConfig(BaseModel):
     uploaders: int = Field(default=4, ge=1)
     key_file: str | None = None
     gc_grace_seconds: int = Field(default=24 * 3600, ge=0)
+    pack_size: str = "16M"  # target size of pack objects (format version 2)
+    repack_threshold: float = Field(default=0.25, ge=0, le=1)  # gc repacks packs with more dead bytes than this fraction
 
 
 class ApiConfig(BaseModel):

@@ -55,13 +55,33 @@ def chunk_ids(repo: Repository) -> list[str]:
     return sorted(c.id for c in repo.list_chunks())
 
 
+def _locate(repo: Repository, chunk_id: str):  # type: ignore[no-untyped-def]
+    index = repo.load_index(repo.location.store)
+    return index, index.locations[chunk_id]
+
+
 def delete_chunk(repo: Repository, chunk_id: str) -> None:
-    repo.location.store.delete_object(repo.container, repo.object_name(fmt.chunk_object_name(chunk_id)))
+    """Lose one chunk: drop its entry from its pack's index (or delete a version-1 chunk object)."""
+    index, loc = _locate(repo, chunk_id)
+    if loc.pack_id is None:
+        repo.location.store.delete_object(repo.container, repo.object_name(loc.object))
+        return
+    pack_index = index.packs[loc.pack_id].index
+    assert pack_index is not None
+    pack_index.entries = [e for e in pack_index.entries if e.chunk_id != chunk_id]
+    repo.put_index(repo.location.store, pack_index)
 
 
 def flip_byte(repo: Repository, chunk_id: str, position: int = -1) -> None:
-    """Rewrite a chunk object with one bit flipped (bit rot the store does not notice)."""
-    name = repo.object_name(fmt.chunk_object_name(chunk_id))
+    """Rewrite the chunk's pack with one bit of the chunk flipped (bit rot the store does not notice)."""
+    _index, loc = _locate(repo, chunk_id)
+    name = repo.object_name(loc.object)
     body = bytearray(repo.location.store.get_bytes(repo.container, name))
-    body[position] ^= 0x01
+    body[loc.offset + (position % loc.length)] ^= 0x01
     repo.location.store.put_object(repo.container, name, bytes(body))
+
+
+def stored_chunk_body(repo: Repository, chunk_id: str) -> bytes:
+    """The sealed body of one chunk, read from its pack."""
+    _index, loc = _locate(repo, chunk_id)
+    return repo.read_range(repo.location.store, loc.object, loc.offset, loc.length)

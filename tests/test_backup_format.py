@@ -102,7 +102,7 @@ def test_seal_unseal_round_trip(encrypted: bool, payload: bytes) -> None:
     cid = fmt.content_id(payload, keys)
     body = fmt.seal(payload, cfg, keys, lambda f: fmt.chunk_aad(f, cid))
     assert bool(body[0] & fmt.FLAG_ENCRYPTED) == encrypted
-    if payload[:1] == b"a":
+    if payload == b"a" * 300_000:  # (not payload[:1]: random data starts with "a" once in 256 runs)
         assert body[0] & 0x7F == compression.FLAG_ZSTD and len(body) < 1000
     else:
         assert body[0] & 0x7F == compression.FLAG_RAW  # random data is stored raw
@@ -246,7 +246,7 @@ def test_throttle_limits_the_rate() -> None:
     started = time.monotonic()
     for _ in range(4):
         throttle.take(MIB)
-    assert time.monotonic() - started >= 0.3  # 4 MiB at 8 MiB/s, the first MiB free
+    assert time.monotonic() - started >= 0.45  # 4 MiB at 8 MiB/s, each paid before it is sent
     unlimited = Throttle(None)
     started = time.monotonic()
     unlimited.take(10**9)

@@ -13,7 +13,7 @@ from storage.backup import format as fmt
 from storage.backup.models import Progress
 from storage.backup.sources import BASE_LABEL
 from storage.errors import AuthenticationFailed, Cancelled, InsufficientCapacity, InvalidInput
-from tests.backup_helpers import MIB, chunk_ids, make_image, open_repo, overwrite, same_bytes
+from tests.backup_helpers import MIB, chunk_ids, make_image, open_repo, overwrite, same_bytes, stored_chunk_body
 from tests.volume_helpers import loop_hygiene, read_at, requires_loop, write_at  # noqa: F401
 
 
@@ -77,7 +77,7 @@ def test_encrypted_round_trip_wrong_key_and_no_key(st: storage.Storage, tmp_path
     stored = chunk_ids(repo)
     assert len(stored) == 2 and not plain_ids & set(stored)  # keyed addresses
     for cid in stored:
-        body = repo.location.store.get_bytes(repo.container, repo.object_name(fmt.chunk_object_name(cid)))
+        body = stored_chunk_body(repo, cid)
         assert b"TOPSECRET" not in body and body[0] & fmt.FLAG_ENCRYPTED
     out = tmp_path / "out"
     st.backups.restore(b.id, to_path=str(out))  # the catalog remembers the key file path

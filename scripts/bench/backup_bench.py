@@ -40,7 +40,10 @@ def run(cmd: list[str], env: dict[str, str] | None = None, **kw: Any) -> subproc
 def ours(cfg: Path, *args: str) -> tuple[float, int, dict[str, Any]]:
     """storagectl in a child: (wall, peak RSS MiB, JSON). Peak RSS via wait4 on the child."""
     t0 = time.monotonic()
-    proc = subprocess.Popen([str(STORAGECTL), "-c", str(cfg), *args, "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # this checkout's code (a worktree shares the main checkout's venv, whose storagectl points elsewhere)
+    cmd = [sys.executable, "-m", "storage.cli.main", "-c", str(cfg), *args, "--json"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=str(ROOT))
     out = proc.stdout.read() if proc.stdout else b""
     err = proc.stderr.read() if proc.stderr else b""
     _pid, status, usage = os.wait4(proc.pid, 0)

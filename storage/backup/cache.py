@@ -3,8 +3,8 @@
 The repository is the truth. The cache is trusted only when (a) the last backup on this
 host closed it cleanly (a killed backup leaves it dirty), (b) the set of manifests in the
 repository is the one it saw (another writer changes it), and (c) the repository's GC
-generation object is the one it saw (GC deletes chunks). Otherwise it is rebuilt from one
-listing of chunks/.
+generation object is the one it saw (GC deletes and repacks). Otherwise it is rebuilt from the
+pack indexes (listings of packs/ and index/, index objects read through the local index cache).
 """
 
 from __future__ import annotations
@@ -125,7 +125,8 @@ class ChunkCache:
         if trusted:
             ids = self._read_ids(state)
         if ids is None:
-            ids = {bytes.fromhex(c.id): c.size for c in self.repo.list_chunks(store)}
+            # only readable chunks: a pack whose size differs from its index lists its chunks with size 0
+            ids = {bytes.fromhex(c.id): c.size for c in self.repo.list_chunks(store) if c.size > 0}
             self.rebuilt = True
         self._write_state({"clean": False})
         return KnownChunks(ids)

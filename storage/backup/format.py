@@ -1,8 +1,10 @@
-"""The repository format, version 1 (documented in docs/backup-format.md).
+"""The repository format, version 2 (documented in docs/backup-format.md).
 
 Objects under the repository prefix:
   config                      JSON, plain: format version, chunk size, hash, compression, encryption
-  chunks/<id[:2]>/<id>        one chunk: flag byte + payload (zstd or raw, optionally AES-256-GCM)
+  packs/<pack-id>             sealed chunks (flag byte + payload each) concatenated
+  index/<pack-id>             which chunk lies where in the pack; same envelope as a manifest
+  chunks/<id[:2]>/<id>        version 1 only: one chunk per object (still read, never written)
   manifests/<backup-id>       one backup, written last: same envelope as a chunk around zstd'd JSON
   locks/<lock-id>             JSON lock records (see storage.backup.locks)
 """
@@ -20,9 +22,11 @@ from storage.backup.crypto import RepoKeys, plain_chunk_id
 from storage.errors import DataCorruption, InvalidInput, Unsupported
 
 FORMAT_NAME = "storage-backup"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CONFIG_OBJECT = "config"
 CHUNKS_DIR = "chunks/"
+PACKS_DIR = "packs/"
+INDEX_DIR = "index/"
 MANIFESTS_DIR = "manifests/"
 LOCKS_DIR = "locks/"
 FLAG_ENCRYPTED = 0x80
@@ -138,6 +142,14 @@ def manifest_object_name(backup_id: str) -> str:
     return f"{MANIFESTS_DIR}{backup_id}"
 
 
+def pack_object_name(pack_id: str) -> str:
+    return f"{PACKS_DIR}{pack_id}"
+
+
+def index_object_name(pack_id: str) -> str:
+    return f"{INDEX_DIR}{pack_id}"
+
+
 # -- the object envelope shared by chunks and manifests ------------------------------------
 
 
@@ -149,6 +161,10 @@ def manifest_aad(flag: int, backup_id: str) -> bytes:
     return bytes([flag]) + b"manifest:" + backup_id.encode()
 
 
+def index_aad(flag: int, pack_id: str) -> bytes:
+    return bytes([flag]) + b"index:" + pack_id.encode()
+
+
 def seal(plain: bytes | memoryview, cfg: RepoConfig, keys: RepoKeys | None, aad_of: Any, *, level: int | None = None) -> bytes:
     """Encode plaintext as an object body: flag byte + (zstd|raw) payload, encrypted when keys are given."""
     flag, payload = compression.compress(plain, cfg.compression, cfg.compression_level if level is None else level)
@@ -158,12 +174,12 @@ def seal(plain: bytes | memoryview, cfg: RepoConfig, keys: RepoKeys | None, aad_
     return bytes([flag]) + keys.encrypt(payload, aad_of(flag))
 
 
-def unseal(body: bytes, keys: RepoKeys | None, aad_of: Any, expected_size: int | None, what: str) -> bytes:
+def unseal(body: bytes | memoryview, keys: RepoKeys | None, aad_of: Any, expected_size: int | None, what: str) -> bytes:
     """Decode an object body (decrypt + verify tag, decompress); raise DataCorruption on any mismatch."""
-    if not body:
+    if not len(body):
         raise DataCorruption(f"{what} is empty")
     flag = body[0]
-    payload: bytes = body[1:]
+    payload: Any = memoryview(body)[1:]
     if flag & FLAG_ENCRYPTED:
         if keys is None:
             raise DataCorruption(f"{what} is encrypted but the repository config says it is not")

@@ -69,6 +69,10 @@ class GcReport(BaseModel):
     bytes_freed: int
     stale_locks_removed: int
     seconds: float
+    packs_total: int = 0
+    packs_deleted: int = 0  # no live chunk left (or an unindexed pack / an index without its pack)
+    packs_repacked: int = 0  # live chunks copied into new packs, the old pack deleted
+    bytes_repacked: int = 0  # stored bytes of live chunks copied
 
 
 class RestoreResult(BaseModel):

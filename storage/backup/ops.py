@@ -158,7 +158,8 @@ def verify(
             raise NotFound(f"backup {only} has no manifest in repository {repo.url}; it is lost (delete it)", backup=only)
         checked = [m for m in manifests.values() if only is None or m.backup_id == only]
         wanted = vf.referenced_chunks(checked)
-        stored = {c.id: c for c in repo.list_chunks(store)}
+        repo_index = repo.load_index(store, threads=svc.settings.uploaders)
+        stored = {c.id: c for c in repo.list_chunks(index=repo_index)}
     finally:
         store.close()
     findings = vf.quick_check(wanted, stored)
@@ -166,7 +167,7 @@ def verify(
         ids = vf.sample_ids(sorted(wanted), sample_percent)
         findings.checked = len(ids) + len(findings.bad)
         findings.bytes_checked = 0
-        vf.deep_check(repo, wanted, findings, ids, threads=svc.settings.uploaders, progress=progress)
+        vf.deep_check(repo, wanted, findings, ids, threads=svc.settings.uploaders, progress=progress, index=repo_index)
         findings.bytes_checked = sum(wanted[c][0].stored_size for c in ids if c not in findings.bad)
     damaged = sorted(set(vf.damaged_backups(manifests.values(), findings.bad)) | set(unreadable))
     if findings.bad:
@@ -225,10 +226,14 @@ def delete(svc: "BackupService", backup_id: str, *, repository: str | None) -> N
             s.delete(row)
 
 
-def gc(svc: "BackupService", repository: str | None, *, grace_seconds: int | None, dry_run: bool, key_file: str | None) -> GcReport:
+def gc(svc: "BackupService", repository: str | None, *, grace_seconds: int | None, dry_run: bool, key_file: str | None,
+       repack_threshold: float | None = None) -> GcReport:
     grace = svc.settings.gc_grace_seconds if grace_seconds is None else grace_seconds
     if grace < 0:
         raise InvalidInput(f"grace period {grace} is not accepted; accepted: 0 or more seconds")
+    threshold = getattr(svc.settings, "repack_threshold", 0.25) if repack_threshold is None else repack_threshold
+    if not 0 <= threshold <= 1:
+        raise InvalidInput(f"repack threshold {threshold} is not accepted; accepted: a fraction from 0 to 1", field="repack_threshold")
     repo = _open_by_url(svc, repository, key_file)
     with svc.repository_lock(repo, EXCLUSIVE, "gc") as lock:
         stale = lock.remove_stale()
@@ -243,7 +248,8 @@ def gc(svc: "BackupService", repository: str | None, *, grace_seconds: int | Non
             referenced: set[str] = set()
             for m in manifests.values():
                 referenced |= m.referenced()
-            report = collect(repo, store, referenced, len(manifests), grace_seconds=grace, dry_run=dry_run)
+            report = collect(repo, store, referenced, len(manifests), grace_seconds=grace, dry_run=dry_run,
+                             repack_threshold=threshold)
         finally:
             store.close()
     return report.model_copy(update={"stale_locks_removed": stale})

@@ -1,8 +1,9 @@
-"""The backup pipeline: reader -> hash/compress/encrypt workers -> uploaders.
+"""The backup pipeline: reader -> hash/compress/encrypt workers -> pack uploaders.
 
-Bounded queues between the stages cap the memory at about (2 x workers + 2 x uploaders +
-2) x chunk size whatever the image size. hashlib, zstandard and cryptography release the
-GIL on large buffers, so threads run in parallel. Each uploader has its own store clone.
+Bounded queues between the stages cap the memory at about (uploaders + 2) x pack size +
+(3 x workers + 2) x chunk size whatever the image size. hashlib, zstandard and cryptography
+release the GIL on large buffers, so threads run in parallel. One packer thread fills packs;
+each uploader has its own store clone and uploads a pack, then its index.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from typing import Any
 
 from storage.backup.cache import KnownChunks
 from storage.backup.format import ChunkRef
+from storage.backup.memory import pin_mmap_threshold
 from storage.backup.models import Progress, ProgressCallback
+from storage.backup.packs import build_pack
 from storage.backup.planner import Action, PlannedChunk
 from storage.backup.repository import Repository
 from storage.backup.source import read_exact
@@ -37,6 +40,7 @@ class BackupCounters:
     chunks_reused: int = 0
     chunks_new: int = 0
     chunks_dedup: int = 0
+    packs: int = 0
     started: float = field(default_factory=time.monotonic)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -49,7 +53,11 @@ class BackupCounters:
 
 
 class Throttle:
-    """A token bucket shared by the uploaders (bytes per second); None = unlimited."""
+    """A token bucket shared by the uploaders (bytes per second); None = unlimited.
+
+    take(n) returns once n bytes fit the rate *including* themselves (pay first): a whole pack
+    is sent at once, so charging it afterwards would let the first packs through unlimited.
+    """
 
     def __init__(self, rate: int | None) -> None:
         self.rate = rate
@@ -63,7 +71,7 @@ class Throttle:
             now = time.monotonic()
             start = max(now, self.next_free)
             self.next_free = start + nbytes / self.rate
-        delay = start - now
+        delay = (start + nbytes / self.rate) - now  # pay before sending
         if delay > 0:
             time.sleep(delay)
 
@@ -108,9 +116,13 @@ def run_backup(
     progress_interval: float = 0.25,
 ) -> list[ChunkRef | None]:
     """Run the plan; return the manifest's chunk list. Raises Cancelled or the first stage error."""
+    pin_mmap_threshold()
+    # with a bandwidth limit, packs of about one second of data keep the upload smooth
+    pack_limit = repo.pack_size if not bandwidth_limit else max(repo.config.chunk_size, min(repo.pack_size, bandwidth_limit))
     results: dict[int, str | ChunkRef | None] = {}
     work_q: queue.Queue[Any] = queue.Queue(maxsize=max(2, workers))
-    upload_q: queue.Queue[Any] = queue.Queue(maxsize=max(2, uploaders))
+    upload_q: queue.Queue[Any] = queue.Queue(maxsize=max(2, workers))
+    pack_q: queue.Queue[Any] = queue.Queue(maxsize=1)
     failure = _Failure()
     throttle = Throttle(bandwidth_limit)
     zero_block = memoryview(bytes(repo.config.chunk_size))
@@ -158,30 +170,69 @@ def run_backup(
                 counters.deduplicated += len(data)
                 counters.chunks_dedup += 1
 
-    def uploader() -> None:
-        store = repo.clone_store()
+    def packer() -> None:
+        """Collect sealed chunks into packs of about repo.pack_size bytes and hand them to the uploaders.
+
+        One packer keeps the uploaders busy all the time (several uploaders filling packs of
+        their own would all fill, then all upload, stalling the reader in between).
+        """
+        bodies: list[tuple[str, bytes]] = []
+        filled = 0
         try:
             while True:
                 item = upload_q.get()
                 if item is _STOP:
+                    if bodies and not failure.event.is_set():
+                        _put(pack_q, build_pack(bodies), failure)  # also after a cancel: the rerun reuses it
                     return
                 if failure.event.is_set():
                     continue
-                cid, body = item
-                throttle.take(len(body))
-                repo.put_chunk(store, cid, body)
-                with counters.lock:
-                    counters.uploaded += len(body)
+                bodies.append(item)
+                filled += len(item[1])
+                if filled >= pack_limit:
+                    pack = build_pack(bodies)
+                    bodies, filled = [], 0
+                    _put(pack_q, pack, failure)
+        except _Aborted:
+            while upload_q.get() is not _STOP:
+                pass
         except BaseException as exc:  # noqa: BLE001
             failure.set(exc)
             while upload_q.get() is not _STOP:  # keep draining so workers never block
+                pass
+        finally:
+            for _ in range(uploaders):
+                pack_q.put(_STOP)
+
+    def uploader() -> None:
+        """Upload whole packs, each followed by its index."""
+        store = repo.clone_store()
+        try:
+            while True:
+                item = pack_q.get()
+                if item is _STOP:
+                    return
+                if failure.event.is_set():
+                    continue
+                data, index = item
+                del item
+                throttle.take(len(data))
+                repo.upload_pack(store, data, index)
+                with counters.lock:
+                    counters.uploaded += len(data)
+                    counters.packs += 1
+                del data
+        except BaseException as exc:  # noqa: BLE001
+            failure.set(exc)
+            while pack_q.get() is not _STOP:  # keep draining so the packer never blocks
                 pass
         finally:
             store.close()
 
     worker_threads = [threading.Thread(target=worker, name=f"backup-worker-{i}", daemon=True) for i in range(workers)]
     upload_threads = [threading.Thread(target=uploader, name=f"backup-upload-{i}", daemon=True) for i in range(uploaders)]
-    for t in worker_threads + upload_threads:
+    packer_thread = threading.Thread(target=packer, name="backup-packer", daemon=True)
+    for t in worker_threads + upload_threads + [packer_thread]:
         t.start()
     cancelled = False
     try:
@@ -216,8 +267,8 @@ def run_backup(
                 failure.set(StorageError("backup workers are stuck"))
         for t in worker_threads:
             t.join()
-        for _ in upload_threads:
-            upload_q.put(_STOP)
+        upload_q.put(_STOP)
+        packer_thread.join()
         for t in upload_threads:
             t.join()
     if failure.error is not None:

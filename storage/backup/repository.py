@@ -1,15 +1,22 @@
-"""A backup repository: the config, chunk and manifest objects under one container + prefix."""
+"""A backup repository: the config, pack, index and manifest objects under one container + prefix."""
 
 from __future__ import annotations
 
+import os
+import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Protocol
 
 from storage.backup import crypto, format as fmt
 from storage.backup.format import ChunkRef, Manifest, RepoConfig
-from storage.errors import DataCorruption, InvalidInput, NotFound
+from storage.backup.packs import ChunkLocation, PackIndex, PackInfo, RepoIndex, build_pack
+from storage.errors import DataCorruption, InvalidInput, NotFound, StorageError
+
+DEFAULT_PACK_SIZE = 16 * 1024 * 1024
 
 
 class Location(Protocol):
@@ -40,6 +47,8 @@ class Repository:
         self.key_file: str | None = None  # the path the keys came from (recorded in the catalog)
         prefix = location.prefix or ""
         self.prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+        self.pack_size = DEFAULT_PACK_SIZE  # target size of the packs this program writes
+        self.index_cache_dir: Path | None = None  # local copies of index objects (immutable), if set
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
@@ -124,43 +133,178 @@ class Repository:
     def seal_chunk(self, chunk_id: str, data: bytes | memoryview) -> bytes:
         return fmt.seal(data, self.config, self.keys, lambda flag: fmt.chunk_aad(flag, chunk_id))
 
-    def put_chunk(self, store: Any, chunk_id: str, body: bytes) -> None:
-        store.put_object(self.container, self.object_name(fmt.chunk_object_name(chunk_id)), body, length=len(body))
-
-    def open_chunk(self, body: bytes, ref: ChunkRef, length: int) -> bytes:
+    def open_chunk(self, body: bytes | memoryview, ref: ChunkRef, length: int | None) -> bytes:
         """Decode and verify a chunk body: tag (encrypted), size and content address."""
         what = f"chunk {ref.id}"
         data = fmt.unseal(body, self.keys, lambda flag: fmt.chunk_aad(flag, ref.id), length, what)
-        if len(data) != length:
+        if length is not None and len(data) != length:
             raise DataCorruption(f"{what} holds {len(data)} bytes; the manifest expects {length}", chunk=ref.id)
         if self.chunk_id(data) != ref.id:
             raise DataCorruption(f"{what} does not match its content address (corrupt)", chunk=ref.id)
         return data
 
-    def get_chunk(self, store: Any, ref: ChunkRef, length: int) -> bytes:
+    # -- format upgrade --------------------------------------------------------------------
+    def ensure_current_format(self, store: Any) -> None:
+        """Before writing packs into a version-1 repository, mark it version 2 (old programs then refuse it)."""
+        if self.config.version >= fmt.FORMAT_VERSION:
+            return
+        self.config = replace(self.config, version=fmt.FORMAT_VERSION)
+        store.put_object(self.container, self.object_name(fmt.CONFIG_OBJECT), self.config.to_json(), content_type="application/json")
+
+    # -- packs -----------------------------------------------------------------------------
+    def write_pack(self, store: Any, bodies: list[tuple[str, bytes]]) -> PackIndex:
+        """Upload sealed chunk bodies as one pack, then its index (the pack first: an index never names a missing pack)."""
+        data, index = build_pack(bodies)
+        self.upload_pack(store, data, index)
+        return index
+
+    def upload_pack(self, store: Any, data: bytes, index: PackIndex) -> None:
+        """Upload a built pack, then its index."""
+        store.put_object(self.container, self.object_name(fmt.pack_object_name(index.pack_id)), data, length=len(data))
+        self.put_index(store, index)
+
+    def put_index(self, store: Any, index: PackIndex) -> None:
+        body = fmt.seal(index.to_json(), self.config, self.keys, lambda flag: fmt.index_aad(flag, index.pack_id))
+        store.put_object(self.container, self.object_name(fmt.index_object_name(index.pack_id)), body, length=len(body))
+        self._cache_index(index.pack_id, body)
+
+    def read_index(self, store: Any, pack_id: str) -> PackIndex:
+        what = f"index of pack {pack_id}"
+        body = self._cached_index(pack_id)
+        if body is None:
+            try:
+                body = store.get_bytes(self.container, self.object_name(fmt.index_object_name(pack_id)))
+            except NotFound:
+                raise DataCorruption(f"{what} is missing from repository {self.url}") from None
+        raw = fmt.unseal(body, self.keys, lambda flag: fmt.index_aad(flag, pack_id), None, what)
+        index = PackIndex.from_json(raw, what)
+        if index.pack_id != pack_id:
+            raise DataCorruption(f"{what} names pack {index.pack_id}")
+        self._cache_index(pack_id, body)
+        return index
+
+    def delete_pack(self, store: Any, pack_id: str, *, index: bool = True, pack: bool = True) -> None:
+        """Delete the index first, then the pack: a crash in between leaves an unindexed pack (garbage)."""
+        names = ([fmt.index_object_name(pack_id)] if index else []) + ([fmt.pack_object_name(pack_id)] if pack else [])
+        for name in names:
+            try:
+                store.delete_object(self.container, self.object_name(name))
+            except NotFound:
+                pass
+        if index and self.index_cache_dir is not None:
+            try:
+                os.unlink(self.index_cache_dir / pack_id)
+            except OSError:
+                pass
+
+    def _cached_index(self, pack_id: str) -> bytes | None:
+        if self.index_cache_dir is None:
+            return None
         try:
-            body = store.get_bytes(self.container, self.object_name(fmt.chunk_object_name(ref.id)))
+            return (self.index_cache_dir / pack_id).read_bytes()
+        except OSError:
+            return None
+
+    def _cache_index(self, pack_id: str, body: bytes) -> None:
+        if self.index_cache_dir is None or len(pack_id) != 64:
+            return
+        try:
+            self.index_cache_dir.mkdir(parents=True, exist_ok=True)
+            path = self.index_cache_dir / pack_id
+            tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+            tmp.write_bytes(body)
+            os.replace(tmp, path)
+        except OSError:
+            pass
+
+    def _listing(self, store: Any, directory: str) -> Iterator[tuple[str, int, str | None]]:
+        start = len(self.object_name(directory))
+        for info in store.list_objects(self.container, prefix=self.object_name(directory)):
+            name = getattr(info, "name", None)
+            if name is not None:
+                yield name[start:], int(info.size), info.last_modified
+
+    def load_index(self, store: Any | None = None, *, threads: int = 4) -> RepoIndex:
+        """List packs, indexes and version-1 chunks; read every index (local cache first, in parallel)."""
+        store = store or self.location.store
+        repo_index = RepoIndex()
+        for pid, size, modified in self._listing(store, fmt.PACKS_DIR):
+            if len(pid) == 64 and "/" not in pid:
+                repo_index.packs[pid] = PackInfo(pid, size, modified)
+        index_ids: list[str] = []
+        for pid, _size, modified in self._listing(store, fmt.INDEX_DIR):
+            if len(pid) == 64 and "/" not in pid:
+                repo_index.packs.setdefault(pid, PackInfo(pid)).index_last_modified = modified
+                index_ids.append(pid)
+        for rel, size, modified in self._listing(store, fmt.CHUNKS_DIR):
+            cid = rel.rsplit("/", 1)[-1]
+            if len(cid) == 64:
+                repo_index.legacy[cid] = (size, modified)
+
+        def read(pid: str, s: Any) -> None:
+            try:
+                repo_index.packs[pid].index = self.read_index(s, pid)
+            except (DataCorruption, NotFound):
+                repo_index.unreadable_indexes.append(pid)
+
+        uncached = [pid for pid in index_ids if self._cached_index(pid) is None]
+        for pid in index_ids:
+            if pid not in uncached:
+                read(pid, store)
+        if len(uncached) > 8 and threads > 1:
+            stores = [self.clone_store() for _ in range(threads)]
+            try:
+                with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="index") as pool:
+                    list(pool.map(read, uncached, [stores[i % threads] for i in range(len(uncached))]))
+            finally:
+                for s in stores:
+                    s.close()
+        else:
+            for pid in uncached:
+                read(pid, store)
+        repo_index.locate()
+        return repo_index
+
+    def read_range(self, store: Any, relative: str, start: int, length: int) -> bytes:
+        try:
+            body = store.get_bytes(self.container, self.object_name(relative), (start, length))
         except NotFound:
+            raise DataCorruption(f"object {relative} is missing from repository {self.url}") from None
+        except InvalidInput:
+            raise DataCorruption(f"object {relative} is shorter than its index says") from None
+        if len(body) != length:
+            raise DataCorruption(f"object {relative} returned {len(body)} bytes at {start}; its index says {length}")
+        return body
+
+    def get_chunk(self, store: Any, ref: ChunkRef, length: int | None, location: ChunkLocation | None = None) -> bytes:
+        """Read one chunk (locating it through the index when no location is given)."""
+        if location is None:
+            location = self.load_index(store).locations.get(ref.id)
+        if location is None:
+            raise DataCorruption(f"chunk {ref.id} is missing from repository {self.url}", chunk=ref.id)
+        try:
+            body = self.read_range(store, location.object, location.offset, location.length)
+        except DataCorruption:
             raise DataCorruption(f"chunk {ref.id} is missing from repository {self.url}", chunk=ref.id) from None
         return self.open_chunk(body, ref, length)
 
-    def delete_chunk(self, store: Any, chunk_id: str) -> None:
+    def delete_legacy_chunk(self, store: Any, chunk_id: str) -> None:
+        """Delete a version-1 chunk object."""
         try:
             store.delete_object(self.container, self.object_name(fmt.chunk_object_name(chunk_id)))
         except NotFound:
             pass
 
-    def list_chunks(self, store: Any | None = None) -> Iterator[StoredChunk]:
-        store = store or self.location.store
-        start = len(self.object_name(fmt.CHUNKS_DIR))
-        for info in store.list_objects(self.container, prefix=self.object_name(fmt.CHUNKS_DIR)):
-            name = getattr(info, "name", None)
-            if name is None:
-                continue
-            rel = name[start:]
-            chunk_id = rel.rsplit("/", 1)[-1]
-            if len(chunk_id) == 64:
-                yield StoredChunk(chunk_id, int(info.size), info.last_modified)
+    def list_chunks(self, store: Any | None = None, index: RepoIndex | None = None) -> Iterator[StoredChunk]:
+        """Chunks that can be read: indexed in a pack that exists (size 0 when the pack's size is wrong), or v1 objects."""
+        index = index or self.load_index(store)
+        for cid, loc in index.locations.items():
+            if loc.pack_id is None:
+                size, modified = index.legacy[cid]
+                yield StoredChunk(cid, size, modified)
+            else:
+                info = index.packs[loc.pack_id]
+                yield StoredChunk(cid, loc.length if info.intact else 0, info.last_modified)
 
     # -- manifests -------------------------------------------------------------------------
     def _manifest_aad(self, backup_id: str) -> Any:

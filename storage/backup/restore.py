@@ -1,4 +1,4 @@
-"""Restore a manifest to a file or block device: parallel downloads, verified, sparse."""
+"""Restore a manifest to a file or block device: parallel ranged pack downloads, verified, sparse."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from typing import Any
 
 from storage.backup.format import ChunkRef, Manifest
 from storage.backup.models import Progress, ProgressCallback, RestoreResult
+from storage.backup.packs import RangeRead, plan_reads, slice_entry
 from storage.backup.repository import Repository
-from storage.errors import Cancelled, InsufficientCapacity, InvalidInput
+from storage.errors import Cancelled, DataCorruption, InsufficientCapacity, InvalidInput
 
 
 def open_target(path: str, size: int, *, create: bool) -> tuple[int, bool]:
@@ -59,13 +60,20 @@ def restore_to_fd(
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
     progress_interval: float = 0.25,
+    max_gap: int = 1024 * 1024,
 ) -> RestoreResult:
-    """Write every chunk of manifest to fd. Zero chunks are skipped on a fresh target, else written."""
+    """Write every chunk of manifest to fd. Zero chunks are skipped on a fresh target, else written.
+
+    The needed chunks are grouped by pack into ranged reads (neighbours less than max_gap
+    apart share one read, at most one pack per read), downloaded in parallel; every chunk's
+    tag, length and content address are checked before it is written.
+    """
     started = time.monotonic()
     lock = threading.Lock()
     state = {"done": 0, "written": 0, "skipped": 0, "downloaded": 0, "chunks": 0, "last": 0.0}
     local = threading.local()
     zero_block = bytes(manifest.chunk_size)
+    stores: list[Any] = []
 
     def report(force: bool = False) -> None:
         if progress is None:
@@ -87,49 +95,58 @@ def restore_to_fd(
                 stores.append(s)
         return s
 
-    def fetch(indexes: list[int], ref: ChunkRef) -> None:
-        """Download a chunk once and write it wherever the image holds it."""
+    where: dict[str, list[int]] = {}
+    refs: dict[str, ChunkRef] = {}
+    for index, ref in enumerate(manifest.chunks):
+        if ref is not None:
+            where.setdefault(ref.id, []).append(index)
+            refs[ref.id] = ref
+    for index, ref in enumerate(manifest.chunks):  # zero chunks first: no download needed
+        if ref is None:
+            length = manifest.chunk_length(index)
+            if not fresh:
+                os.pwrite(fd, zero_block[:length], index * manifest.chunk_size)
+            state["done"] += length
+            state["written" if not fresh else "skipped"] += length
+
+    def fetch(read: RangeRead) -> None:
+        """Download one range and write each chunk in it wherever the image holds it."""
         if cancel is not None and cancel.is_set():
             return
-        length = manifest.chunk_length(indexes[0])
-        data = repo.get_chunk(store(), ref, length)
-        for index in indexes:
-            os.pwrite(fd, data, index * manifest.chunk_size)
-        with lock:
-            state["done"] += length * len(indexes)
-            state["written"] += length * len(indexes)
-            state["downloaded"] += ref.stored_size
-            state["chunks"] += 1
+        body = repo.read_range(store(), read.object, read.start, read.length)
+        for cid, loc in read.entries:
+            indexes = where[cid]
+            length = manifest.chunk_length(indexes[0])
+            data = repo.open_chunk(slice_entry(read, body, loc), refs[cid], length)
+            for index in indexes:
+                os.pwrite(fd, data, index * manifest.chunk_size)
+            with lock:
+                state["done"] += length * len(indexes)
+                state["written"] += length * len(indexes)
+                state["downloaded"] += loc.length
+                state["chunks"] += 1
+        report()
 
-    stores: list[Any] = []
-    pending: set[Future[None]] = set()
     try:
+        index_store = repo.clone_store()
+        stores.append(index_store)
+        repo_index = repo.load_index(index_store, threads=downloaders)
+        missing = sorted(cid for cid in where if cid not in repo_index.locations)
+        if missing:
+            raise DataCorruption(f"chunk {missing[0]} is missing from repository {repo.url} (not in any index)", chunk=missing[0])
+        reads = plan_reads(((cid, repo_index.locations[cid]) for cid in where), max_gap=max_gap,
+                           max_length=max(repo.pack_size, manifest.chunk_size) * 2)
         with ThreadPoolExecutor(max_workers=downloaders, thread_name_prefix="restore") as pool:
+            pending: set[Future[None]] = set()
             try:
-                where: dict[str, list[int]] = {}
-                for index, ref in enumerate(manifest.chunks):
-                    if ref is not None:
-                        where.setdefault(ref.id, []).append(index)
-                for index, ref in enumerate(manifest.chunks):
+                for read in reads:
                     if cancel is not None and cancel.is_set():
                         raise Cancelled(f"restore of backup {manifest.backup_id} to {target!r} cancelled; the target is incomplete")
-                    length = manifest.chunk_length(index)
-                    if ref is None:
-                        if not fresh:
-                            os.pwrite(fd, zero_block[:length], index * manifest.chunk_size)
-                        with lock:
-                            state["done"] += length
-                            state["written" if not fresh else "skipped"] += length
-                        continue
-                    indexes = where.pop(ref.id, None)
-                    if indexes is None:  # a repeated chunk: written with its first occurrence
-                        continue
-                    while len(pending) >= downloaders * 2:
+                    while len(pending) >= downloaders + 1:
                         finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                         for f in finished:
                             f.result()
-                    pending.add(pool.submit(fetch, indexes, ref))
-                    report()
+                    pending.add(pool.submit(fetch, read))
                 for f in pending:
                     f.result()
             except BaseException:

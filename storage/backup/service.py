@@ -71,7 +71,7 @@ class BackupService:
         explicit = key_file is not None
         if not explicit:
             key_file = self.settings.key_file or self._catalog_key_file(location.url)
-        return Repository.open(
+        repo = Repository.open(
             location,
             key_file=key_file,
             create=create,
@@ -81,6 +81,11 @@ class BackupService:
             require_encryption=explicit and create,
             need_keys=need_keys,
         )
+        repo.pack_size = parse_size(getattr(self.settings, "pack_size", "16M"), field="backup.pack_size")
+        if repo.pack_size < repo.config.chunk_size:
+            raise InvalidInput(f"backup.pack_size {repo.pack_size} is not accepted; accepted: at least the chunk size ({repo.config.chunk_size})", field="backup.pack_size")
+        repo.index_cache_dir = self.cache_root / repo.id / "index"
+        return repo
 
     def _catalog_key_file(self, url: str) -> str | None:
         """The key file path the catalog recorded for a repository (paths only; never a key)."""
@@ -158,6 +163,7 @@ class BackupService:
         cache = ChunkCache(self.cache_root, repo)
         store = repo.clone_store()
         try:
+            repo.ensure_current_format(store)
             known = cache.load(store)
             with sources.open_source(self._st, src, repo.id) as opened:
                 fd = open_readonly(opened.path)
@@ -285,10 +291,13 @@ class BackupService:
         ops.delete(self, backup_id, repository=repository)
 
     def gc(self, repository: str | None = None, *, grace_seconds: int | None = None, dry_run: bool = False,
-           key_file: str | None = None) -> GcReport:
+           key_file: str | None = None, repack_threshold: float | None = None) -> GcReport:
+        """Delete packs without live chunks and repack packs whose dead fraction exceeds repack_threshold
+        (default backup.repack_threshold), all past the grace period, under the exclusive lock."""
         from storage.backup import ops
 
-        return ops.gc(self, repository, grace_seconds=grace_seconds, dry_run=dry_run, key_file=key_file)
+        return ops.gc(self, repository, grace_seconds=grace_seconds, dry_run=dry_run, key_file=key_file,
+                      repack_threshold=repack_threshold)
 
     def import_repository(self, url: str | None = None, *, key_file: str | None = None) -> list[Backup]:
         """Rebuild the catalog entries of every manifest in the repository."""

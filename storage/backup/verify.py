@@ -1,4 +1,4 @@
-"""Verification: quick (every referenced chunk exists with its size) or deep (download and re-hash)."""
+"""Verification: quick (every referenced chunk is indexed in an intact pack with its size) or deep (download and re-hash)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 
 from storage.backup.format import ChunkRef, Manifest
 from storage.backup.models import Progress, ProgressCallback
+from storage.backup.packs import RangeRead, RepoIndex, plan_reads, slice_entry
 from storage.backup.repository import Repository, StoredChunk
 from storage.errors import DataCorruption, InvalidInput
 
@@ -70,37 +71,53 @@ def deep_check(
     *,
     threads: int = 4,
     progress: ProgressCallback | None = None,
+    index: RepoIndex | None = None,
 ) -> None:
-    """Download, decrypt, decompress and re-hash each id not already found bad."""
+    """Download the packs (ranges) holding each id not already found bad; decrypt, decompress, re-hash."""
     lock = threading.Lock()
     local = threading.local()
     stores: list[Any] = []
+    index = index or repo.load_index()
     todo = [cid for cid in ids if cid not in findings.bad]
+    for cid in todo:
+        if cid not in index.locations:
+            findings.missing.add(cid)
+    reads = plan_reads(((cid, index.locations[cid]) for cid in todo if cid in index.locations),
+                       max_gap=1024 * 1024, max_length=2 * max(repo.pack_size, repo.config.chunk_size))
     total = sum(wanted[cid][0].stored_size for cid in todo)
     done = [0]
     started = time.monotonic()
 
-    def check(cid: str) -> None:
+    def check(read: RangeRead) -> None:
         store = getattr(local, "store", None)
         if store is None:
             store = local.store = repo.clone_store()
             with lock:
                 stores.append(store)
-        ref, length = wanted[cid]
         try:
-            repo.get_chunk(store, ref, length)
-        except DataCorruption as exc:
+            body: bytes | None = repo.read_range(store, read.object, read.start, read.length)
+        except DataCorruption:
+            body = None
+        for cid, loc in read.entries:
+            ref, length = wanted[cid]
+            if body is None:
+                with lock:
+                    findings.missing.add(cid)
+            else:
+                try:
+                    repo.open_chunk(slice_entry(read, body, loc), ref, length)
+                except DataCorruption:
+                    with lock:
+                        findings.corrupt.add(cid)
             with lock:
-                (findings.missing if "missing" in exc.message else findings.corrupt).add(cid)
-        with lock:
-            done[0] += ref.stored_size
-            if progress is not None:
-                rate = done[0] / max(time.monotonic() - started, 1e-6)
-                progress(Progress("verify", total, done[0], downloaded=done[0], rate=rate, eta_seconds=(total - done[0]) / rate if rate else None))
+                done[0] += ref.stored_size
+                if progress is not None:
+                    rate = done[0] / max(time.monotonic() - started, 1e-6)
+                    progress(Progress("verify", total, done[0], downloaded=done[0], rate=rate, eta_seconds=(total - done[0]) / rate if rate else None))
 
     try:
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="verify") as pool:
-            list(pool.map(check, todo))
+            list(pool.map(check, reads))
     finally:
         for s in stores:
             s.close()
