@@ -3,9 +3,11 @@
 
 Scenarios (each at 1 and 50 concurrent clients, closed loop):
   list      GET /volumes with 1,000 volumes in the catalog
+  list_etag the same, each client sending If-None-Match with the ETag it last received (a poller)
   create    POST /volumes then DELETE /volumes/{name} (one create+delete pair is one request each)
 
-    .venv/bin/python scripts/bench/api_bench.py [--volumes 1000] [--seconds 10] [--workers 1] [--json]
+    .venv/bin/python scripts/bench/api_bench.py [--volumes 1000] [--seconds 10] [--workers 1]
+        [--scenarios list,list_etag,create_delete] [--json]
 
 The server is `storagectl serve` on 127.0.0.1 with a throw-away data dir; the clients are
 asyncio + httpx in this process (on the same machine, so they share its CPU).
@@ -109,6 +111,23 @@ def list_request(expected: int):  # type: ignore[no-untyped-def]
     return request
 
 
+def conditional_list_request(expected: int):  # type: ignore[no-untyped-def]
+    etags: dict[int, str] = {}
+
+    async def request(client: httpx.AsyncClient, idx: int, n: int) -> list[tuple[bool, float]]:
+        t = time.perf_counter()
+        headers = {"If-None-Match": etags[idx]} if idx in etags else {}
+        resp = await client.get("/volumes", headers=headers)
+        ok = resp.status_code in (200, 304)
+        if resp.status_code == 200:
+            etags[idx] = resp.headers.get("etag", "")
+            if n == 0:
+                ok = len(resp.json()) >= expected
+        return [(ok, time.perf_counter() - t)]
+
+    return request
+
+
 def create_delete_request(run: str):  # type: ignore[no-untyped-def]
     async def request(client: httpx.AsyncClient, idx: int, n: int) -> list[tuple[bool, float]]:
         name = f"bench-{run}-{idx}-{n}"
@@ -125,6 +144,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="per scenario")
     parser.add_argument("--workers", type=int, default=1, help="server worker processes")
     parser.add_argument("--clients", default="1,50")
+    parser.add_argument("--scenarios", default="list,list_etag,create_delete")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -159,10 +179,14 @@ def main() -> int:
                              "seed_seconds": round(seed_seconds, 1), "scenarios": {}}
             for clients in (int(c) for c in args.clients.split(",")):
                 asyncio.run(closed_loop(url, headers, clients, 1.0, list_request(args.volumes)))  # warm-up
-                results["scenarios"][f"list_{clients}"] = asyncio.run(
-                    closed_loop(url, headers, clients, args.seconds, list_request(args.volumes)))
-                results["scenarios"][f"create_delete_{clients}"] = asyncio.run(
-                    closed_loop(url, headers, clients, args.seconds, create_delete_request(f"c{clients}")))
+                scenarios = {
+                    "list": lambda: list_request(args.volumes),
+                    "list_etag": lambda: conditional_list_request(args.volumes),
+                    "create_delete": lambda: create_delete_request(f"c{clients}"),
+                }
+                for name in args.scenarios.split(","):
+                    results["scenarios"][f"{name}_{clients}"] = asyncio.run(
+                        closed_loop(url, headers, clients, args.seconds, scenarios[name]()))
                 print(json.dumps({k: v for k, v in results["scenarios"].items() if k.endswith(f"_{clients}")}), file=sys.stderr)
                 if server.poll() is not None:
                     raise SystemExit(f"the server exited with {server.returncode}")
