@@ -131,8 +131,8 @@ class VolumeService:
         Read it *before* ``list()`` and a listing is at least as new as the counter it is kept
         under. None when the catalog keeps no counter (then nothing may be cached).
         """
-        with self._st.catalog.session() as s:
-            return volume_list_version(s)
+        with self._st.catalog.engine.connect() as conn:  # no ORM session: this runs before every API listing
+            return volume_list_version(conn)
 
     # -- create / clone ----------------------------------------------------
     def create(

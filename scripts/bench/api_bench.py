@@ -4,6 +4,9 @@
 Scenarios (each at 1 and 50 concurrent clients, closed loop):
   list      GET /volumes with 1,000 volumes in the catalog
   list_etag the same, each client sending If-None-Match with the ETag it last received (a poller)
+  healthz   GET /healthz: the floor of this server and client (no auth, no catalog)
+  raw_list, raw_list_etag, raw_healthz: the same through a minimal asyncio client
+            (scripts/bench/raw_http.py) that costs the shared CPU far less than httpx
   create    POST /volumes then DELETE /volumes/{name} (one create+delete pair is one request each)
 
     .venv/bin/python scripts/bench/api_bench.py [--volumes 1000] [--seconds 10] [--workers 1]
@@ -34,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import storage  # noqa: E402
+from scripts.bench.raw_http import raw_closed_loop  # noqa: E402
 
 STORAGECTL = str(Path(sys.executable).parent / "storagectl")
 
@@ -84,6 +88,17 @@ async def closed_loop(url: str, headers: dict, clients: int, seconds: float, req
     }
 
 
+async def raw_scenario(port: int, headers: dict, clients: int, seconds: float, path: str, conditional: bool) -> dict:
+    started = time.perf_counter()
+    latencies, errors = await raw_closed_loop(port, headers, clients, seconds, path, conditional)
+    elapsed = time.perf_counter() - started
+    return {
+        "clients": clients, "requests": len(latencies), "errors": errors, "rps": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(percentile(latencies, 50) * 1000, 2), "p99_ms": round(percentile(latencies, 99) * 1000, 2),
+        "mean_ms": round(statistics.fmean(latencies) * 1000, 2),
+    }
+
+
 STATUS_COUNTS: dict[int, int] = {}
 
 
@@ -124,6 +139,15 @@ def conditional_list_request(expected: int):  # type: ignore[no-untyped-def]
             if n == 0:
                 ok = len(resp.json()) >= expected
         return [(ok, time.perf_counter() - t)]
+
+    return request
+
+
+def healthz_request():  # type: ignore[no-untyped-def]
+    async def request(client: httpx.AsyncClient, idx: int, n: int) -> list[tuple[bool, float]]:
+        t = time.perf_counter()
+        resp = await client.get("/healthz")
+        return [(resp.status_code == 200, time.perf_counter() - t)]
 
     return request
 
@@ -183,8 +207,15 @@ def main() -> int:
                     "list": lambda: list_request(args.volumes),
                     "list_etag": lambda: conditional_list_request(args.volumes),
                     "create_delete": lambda: create_delete_request(f"c{clients}"),
+                    "healthz": healthz_request,
                 }
+                raw = {"raw_list": ("/volumes", False), "raw_list_etag": ("/volumes", True), "raw_healthz": ("/healthz", False)}
                 for name in args.scenarios.split(","):
+                    if name in raw:
+                        path, conditional = raw[name]
+                        results["scenarios"][f"{name}_{clients}"] = asyncio.run(
+                            raw_scenario(port, headers, clients, args.seconds, path, conditional))
+                        continue
                     results["scenarios"][f"{name}_{clients}"] = asyncio.run(
                         closed_loop(url, headers, clients, args.seconds, scenarios[name]()))
                 print(json.dumps({k: v for k, v in results["scenarios"].items() if k.endswith(f"_{clients}")}), file=sys.stderr)
