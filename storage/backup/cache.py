@@ -91,7 +91,7 @@ class ChunkCache:
 
     def _write_state(self, state: dict[str, Any]) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_path.with_suffix(".tmp")
+        tmp = _private_tmp(self.state_path)
         tmp.write_text(json.dumps(state))
         os.replace(tmp, self.state_path)
 
@@ -145,7 +145,7 @@ class ChunkCache:
             if state.get("clean") is True and state.get("gc_generation") == generation:
                 for raw, size in (self._read_ids(state) or {}).items():
                     merged.setdefault(raw, size)
-            tmp = self.ids_path.with_suffix(".tmp")
+            tmp = _private_tmp(self.ids_path)
             tmp.write_bytes(b"".join(raw + size.to_bytes(8, "little") for raw, size in sorted(merged.items())))
             os.replace(tmp, self.ids_path)
             self._write_state(
@@ -159,3 +159,8 @@ class ChunkCache:
 
     def invalidate(self) -> None:
         self._write_state({"clean": False})
+
+
+def _private_tmp(path: Path) -> Path:
+    """A temp name no other writer uses (two backups of one repository may write the state at once)."""
+    return path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
