@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -107,3 +108,13 @@ def _serve(config_file: Path) -> Iterator[ApiServer]:
         yield server
     finally:
         server.stop()
+        detach_loops_under(config_file.parent)
+
+
+def detach_loops_under(root: Path) -> None:
+    """Detach loop devices whose backing file lies under root (a test that failed mid-way)."""
+    out = subprocess.run(["losetup", "--json", "--list"], capture_output=True, text=True, check=False).stdout
+    for dev in json.loads(out or '{"loopdevices": []}').get("loopdevices", []):
+        back = (dev.get("back-file") or "").removesuffix(" (deleted)")
+        if back.startswith(str(root) + "/"):
+            subprocess.run(["losetup", "-d", dev["name"]], check=False)
