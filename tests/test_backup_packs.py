@@ -165,3 +165,29 @@ def test_version_1_repository_is_read_and_upgraded(st: storage.Storage, tmp_path
     out2 = tmp_path / "out2"
     st.backups.restore(b.id, to_path=str(out2))
     assert same_bytes(out2, image)
+
+
+def test_pack_stream_reads_the_bodies_back_to_back_in_any_block_size() -> None:
+    from storage.backup.pack_stream import PackStream
+    from storage.backup.packs import pack_index
+
+    bodies = [("a" * 64, b"xyz"), ("b" * 64, b"12345"), ("c" * 64, b"\x00" * 7), ("d" * 64, b"q")]
+    joined, index = build_pack(bodies)
+    assert pack_index(bodies).entries == index.entries and index.pack_size == len(joined) == 16
+    assert pack_index(bodies).pack_id != index.pack_id  # random ids: two packs never share a name
+    stream = PackStream([b for _c, b in bodies])
+    assert len(stream) == 16 and stream.seek(0, 2) == 16
+    for block in (1, 2, 3, 5, 8, 16, 100):
+        stream.seek(0)
+        parts = []
+        while part := stream.read(block):
+            assert len(part) <= block
+            parts.append(part)
+        assert b"".join(parts) == joined and stream.tell() == 16
+    stream.seek(4)
+    buf = bytearray(6)
+    assert stream.readinto(buf) == 6 and bytes(buf) == joined[4:10]
+    stream.seek(0)
+    assert stream.read() == joined and stream.read(5) == b""
+    with pytest.raises(ValueError, match="negative"):
+        stream.seek(-1)

@@ -1,14 +1,14 @@
 """Pack objects and their indexes (format version 2), pure parts: encoding and planning.
 
-A pack (``packs/<pack-id>``) is sealed chunk bodies back to back; the pack id is the sha256
-of the pack's bytes. Its index (``index/<pack-id>``, uploaded after the pack) is the usual
+A pack (``packs/<pack-id>``) is sealed chunk bodies back to back; the pack id is random
+(64 hex digits). Its index (``index/<pack-id>``, uploaded after the pack) is the usual
 envelope around zstd'd JSON naming each chunk's id, offset and stored length.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,15 +70,23 @@ def check_entries(index: PackIndex, what: str) -> None:
         end = e.offset + e.length
 
 
-def build_pack(bodies: Sequence[tuple[str, bytes]]) -> tuple[bytes, PackIndex]:
-    """Concatenate sealed chunk bodies; return the pack bytes and its index (pack id = sha256)."""
+def pack_index(bodies: Sequence[tuple[str, bytes]]) -> PackIndex:
+    """The index of a pack holding these sealed chunk bodies back to back, under a new pack id.
+
+    The pack id is 32 random bytes in hex: hashing every pack (sha256) cost as much CPU as
+    hashing the chunks themselves, and every chunk is verified by its own content address.
+    """
     entries: list[PackEntry] = []
     offset = 0
     for cid, body in bodies:
         entries.append(PackEntry(cid, offset, len(body)))
         offset += len(body)
-    data = b"".join(body for _cid, body in bodies)
-    return data, PackIndex(hashlib.sha256(data).hexdigest(), len(data), entries)
+    return PackIndex(secrets.token_hex(32), offset, entries)
+
+
+def build_pack(bodies: Sequence[tuple[str, bytes]]) -> tuple[bytes, PackIndex]:
+    """Concatenate sealed chunk bodies; return the pack bytes and its index."""
+    return b"".join(body for _cid, body in bodies), pack_index(bodies)
 
 
 @dataclass(frozen=True)

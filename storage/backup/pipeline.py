@@ -19,7 +19,8 @@ from storage.backup.cache import KnownChunks
 from storage.backup.format import ChunkRef
 from storage.backup.memory import pin_mmap_threshold
 from storage.backup.models import Progress, ProgressCallback
-from storage.backup.packs import build_pack
+from storage.backup.pack_stream import PackStream
+from storage.backup.packs import PackIndex, pack_index
 from storage.backup.planner import Action, PlannedChunk
 from storage.backup.repository import Repository
 from storage.backup.source import read_exact
@@ -99,6 +100,11 @@ def _put(q: "queue.Queue[Any]", item: Any, failure: _Failure) -> None:
 
 class _Aborted(Exception):
     pass
+
+
+def _pack(bodies: list[tuple[str, bytes]]) -> tuple[PackStream, PackIndex]:
+    """A pack to upload: its bodies as a stream (never joined in memory) and its index."""
+    return PackStream([body for _cid, body in bodies]), pack_index(bodies)
 
 
 def run_backup(
@@ -183,14 +189,14 @@ def run_backup(
                 item = upload_q.get()
                 if item is _STOP:
                     if bodies and not failure.event.is_set():
-                        _put(pack_q, build_pack(bodies), failure)  # also after a cancel: the rerun reuses it
+                        _put(pack_q, _pack(bodies), failure)  # also after a cancel: the rerun reuses it
                     return
                 if failure.event.is_set():
                     continue
                 bodies.append(item)
                 filled += len(item[1])
                 if filled >= pack_limit:
-                    pack = build_pack(bodies)
+                    pack = _pack(bodies)
                     bodies, filled = [], 0
                     _put(pack_q, pack, failure)
         except _Aborted:

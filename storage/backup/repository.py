@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from storage.backup import crypto, format as fmt
 from storage.backup.format import ChunkRef, Manifest, RepoConfig
@@ -17,6 +17,7 @@ from storage.backup.packs import ChunkLocation, PackIndex, PackInfo, RepoIndex, 
 from storage.errors import DataCorruption, InvalidInput, NotFound, StorageError
 
 DEFAULT_PACK_SIZE = 16 * 1024 * 1024
+READ_BLOCK = 1024 * 1024  # bytes per read() of a GET body
 
 
 class Location(Protocol):
@@ -158,8 +159,8 @@ class Repository:
         self.upload_pack(store, data, index)
         return index
 
-    def upload_pack(self, store: Any, data: bytes, index: PackIndex) -> None:
-        """Upload a built pack, then its index."""
+    def upload_pack(self, store: Any, data: bytes | BinaryIO, index: PackIndex) -> None:
+        """Upload a built pack (bytes or a stream of len(data) bytes), then its index."""
         store.put_object(self.container, self.object_name(fmt.pack_object_name(index.pack_id)), data, length=len(data))
         self.put_index(store, index)
 
@@ -265,16 +266,26 @@ class Repository:
         repo_index.locate()
         return repo_index
 
-    def read_range(self, store: Any, relative: str, start: int, length: int) -> bytes:
+    def read_range(self, store: Any, relative: str, start: int, length: int) -> bytearray:
+        buf = bytearray(length)
+        self.read_range_into(store, relative, start, memoryview(buf))
+        return buf
+
+    def read_range_into(self, store: Any, relative: str, start: int, out: memoryview) -> None:
+        """Fill out with the object's bytes from start (restore reuses one buffer per thread:
+        no fresh pages to fault in for every pack read)."""
+        length, got = len(out), 0
         try:
-            body = store.get_bytes(self.container, self.object_name(relative), (start, length))
+            with store.get_object(self.container, self.object_name(relative), (start, length)) as reader:
+                while got < length and (block := reader.read(min(READ_BLOCK, length - got))):
+                    out[got: got + len(block)] = block
+                    got += len(block)
         except NotFound:
             raise DataCorruption(f"object {relative} is missing from repository {self.url}") from None
         except InvalidInput:
             raise DataCorruption(f"object {relative} is shorter than its index says") from None
-        if len(body) != length:
-            raise DataCorruption(f"object {relative} returned {len(body)} bytes at {start}; its index says {length}")
-        return body
+        if got != length:
+            raise DataCorruption(f"object {relative} returned {got} bytes at {start}; its index says {length}")
 
     def get_chunk(self, store: Any, ref: ChunkRef, length: int | None, location: ChunkLocation | None = None) -> bytes:
         """Read one chunk (locating it through the index when no location is given)."""

@@ -95,6 +95,7 @@ def restore_to_fd(
                 stores.append(s)
         return s
 
+    max_read = max(repo.pack_size, manifest.chunk_size) * 2  # one reusable buffer of this size per downloader
     where: dict[str, list[int]] = {}
     refs: dict[str, ChunkRef] = {}
     for index, ref in enumerate(manifest.chunks):
@@ -113,7 +114,11 @@ def restore_to_fd(
         """Download one range and write each chunk in it wherever the image holds it."""
         if cancel is not None and cancel.is_set():
             return
-        body = repo.read_range(store(), read.object, read.start, read.length)
+        buf = getattr(local, "buf", None)
+        if buf is None or len(buf) < read.length:
+            buf = local.buf = bytearray(max(read.length, max_read))
+        body = memoryview(buf)[: read.length]
+        repo.read_range_into(store(), read.object, read.start, body)
         for cid, loc in read.entries:
             indexes = where[cid]
             length = manifest.chunk_length(indexes[0])
@@ -134,8 +139,7 @@ def restore_to_fd(
         missing = sorted(cid for cid in where if cid not in repo_index.locations)
         if missing:
             raise DataCorruption(f"chunk {missing[0]} is missing from repository {repo.url} (not in any index)", chunk=missing[0])
-        reads = plan_reads(((cid, repo_index.locations[cid]) for cid in where), max_gap=max_gap,
-                           max_length=max(repo.pack_size, manifest.chunk_size) * 2)
+        reads = plan_reads(((cid, repo_index.locations[cid]) for cid in where), max_gap=max_gap, max_length=max_read)
         with ThreadPoolExecutor(max_workers=downloaders, thread_name_prefix="restore") as pool:
             pending: set[Future[None]] = set()
             try:
