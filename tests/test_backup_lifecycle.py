@@ -177,6 +177,53 @@ def test_gc_racing_a_backup_is_refused_and_never_loses_chunks(st: storage.Storag
     assert st.backups.list(status="error")
 
 
+def test_restore_and_verify_hold_the_shared_lock_so_gc_cannot_pull_packs_from_under_them(st: storage.Storage, tmp_path: Path) -> None:
+    image = make_image(tmp_path / "img", 6 * MIB, seed=21)
+    old = st.backups.create(str(make_image(tmp_path / "old", 4 * MIB, seed=22)))
+    keep = st.backups.create(str(image))
+    st.backups.delete(old.id)  # its chunks are garbage GC would delete at once (grace 0)
+    started, release = threading.Event(), threading.Event()
+    result: dict[str, object] = {}
+
+    def progress(p: Progress) -> None:
+        started.set()
+        release.wait(30)
+
+    def run() -> None:
+        try:
+            result["restore"] = st.backups.restore(keep.id, to_path=str(tmp_path / "out"), progress=progress)
+        except Exception as exc:  # noqa: BLE001
+            result["error"] = exc
+
+    t = threading.Thread(target=run)
+    t.start()
+    try:
+        assert started.wait(30)
+        with pytest.raises(Busy, match="locked"):
+            st.backups.gc(grace_seconds=0)
+    finally:
+        release.set()
+        t.join(60)
+    assert "restore" in result, result.get("error")
+    assert same_bytes(tmp_path / "out", image)
+
+    # a GC holding the lock (another host's lock object): restore and verify wait their turn ...
+    repo = open_repo(st)
+    lock = st.backups.repository_lock(repo, EXCLUSIVE, "gc on another host")
+    lock.lock_dir = tmp_path / "other-host-locks"
+    with lock:
+        with pytest.raises(Busy, match="exclusive lock of gc on another host"):
+            st.backups.restore(keep.id, to_path=str(tmp_path / "again"))
+        with pytest.raises(Busy, match="exclusive lock of gc on another host"):
+            st.backups.verify(keep.id)
+        # ... unless told not to lock (a repository this host cannot write)
+        st.backups.restore(keep.id, to_path=str(tmp_path / "unlocked"), lock=False)
+        assert st.backups.verify(keep.id, lock=False).ok
+    assert same_bytes(tmp_path / "unlocked", image)
+    assert st.backups.get(keep.id).status == "available"
+    assert st.backups.gc(grace_seconds=0).chunks_deleted > 0  # the lock is gone again
+
+
 def test_catalog_rebuilt_from_repository_and_restore_without_catalog(st: storage.Storage, tmp_path: Path) -> None:
     key = st.backups.create_key(tmp_path / "k")
     url = f"file://{st.settings.data_dir}/objects/shared-repo"

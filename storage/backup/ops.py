@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -11,7 +12,7 @@ from sqlalchemy import select
 
 from storage.backup import records, verify as vf
 from storage.backup.gc import collect
-from storage.backup.locks import EXCLUSIVE
+from storage.backup.locks import EXCLUSIVE, SHARED
 from storage.backup.models import (
     STATUS_AVAILABLE,
     STATUS_DAMAGED,
@@ -48,13 +49,22 @@ def _open_by_url(svc: "BackupService", url: str | None, key_file: str | None) ->
     return svc.open_repository(url, key_file=key_file)
 
 
+def _reading(svc: "BackupService", repo: Repository, purpose: str, lock: bool) -> contextlib.AbstractContextManager[object]:
+    """The shared lock readers hold so garbage collection cannot delete or repack packs under them.
+
+    Without it a GC running meanwhile makes chunks vanish mid-read and a sound backup looks
+    damaged. ``lock=False`` is for repositories this host may not write (a read-only copy).
+    """
+    return svc.repository_lock(repo, SHARED, purpose) if lock else contextlib.nullcontext()
+
+
 # -- restore ------------------------------------------------------------------------------
 
 
 def restore(
     svc: "BackupService", backup_id: str, *, to_volume: str | None, new_volume_name: str | None, to_path: str | None,
     repository: str | None, key_file: str | None, pool: str | None, progress: ProgressCallback | None,
-    cancel: threading.Event | None,
+    cancel: threading.Event | None, lock: bool = True,
 ) -> RestoreResult:
     chosen = [t for t in (to_volume, new_volume_name, to_path) if t]
     if len(chosen) != 1:
@@ -69,8 +79,9 @@ def restore(
     finally:
         store.close()
     try:
-        return _restore_to(svc, repo, manifest, to_volume=to_volume, new_volume_name=new_volume_name, to_path=to_path,
-                           pool=pool, progress=progress, cancel=cancel)
+        with _reading(svc, repo, f"restore of {backup_id}", lock):
+            return _restore_to(svc, repo, manifest, to_volume=to_volume, new_volume_name=new_volume_name, to_path=to_path,
+                               pool=pool, progress=progress, cancel=cancel)
     except DataCorruption as exc:
         _mark(svc, repo.url, [backup_id], [])
         raise DataCorruption(
@@ -141,7 +152,7 @@ def _load_manifests(repo: Repository, store: object) -> tuple[dict[str, Manifest
 
 def verify(
     svc: "BackupService", target: str, *, deep: bool, sample_percent: float, key_file: str | None,
-    progress: ProgressCallback | None,
+    progress: ProgressCallback | None, lock: bool = True,
 ) -> VerifyReport:
     started = time.monotonic()
     if "://" in target:
@@ -151,6 +162,14 @@ def verify(
         url, row_key, _ = _row_source(svc, target)
         repo = svc.open_repository(url, key_file=key_file or row_key)
         only = target
+    with _reading(svc, repo, f"verify of {target}", lock):
+        return _verify_locked(svc, repo, only, deep=deep, sample_percent=sample_percent, progress=progress, started=started)
+
+
+def _verify_locked(
+    svc: "BackupService", repo: Repository, only: str | None, *, deep: bool, sample_percent: float,
+    progress: ProgressCallback | None, started: float,
+) -> VerifyReport:
     store = repo.clone_store()
     try:
         manifests, unreadable = _load_manifests(repo, store)

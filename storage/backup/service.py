@@ -264,25 +264,29 @@ class BackupService:
         self, backup_id: str, *, to_volume: str | None = None, new_volume_name: str | None = None,
         to_path: str | None = None, repository: str | None = None, key_file: str | None = None,
         pool: str | None = None, progress: ProgressCallback | None = None, cancel: threading.Event | None = None,
+        lock: bool = True,
     ) -> RestoreResult:
         """Restore to exactly one of: an existing volume, a new volume, a file/device path.
 
         With repository given, the manifest is read straight from the repository and the
-        catalog is not needed at all.
+        catalog is not needed at all. The repository's shared lock is held throughout (GC
+        waits); lock=False reads a repository this host cannot write.
         """
         from storage.backup import ops
 
         return ops.restore(self, backup_id, to_volume=to_volume, new_volume_name=new_volume_name, to_path=to_path,
-                           repository=repository, key_file=key_file, pool=pool, progress=progress, cancel=cancel)
+                           repository=repository, key_file=key_file, pool=pool, progress=progress, cancel=cancel,
+                           lock=lock)
 
     def verify(
         self, target: str, *, deep: bool = False, sample_percent: float = 100, key_file: str | None = None,
-        progress: ProgressCallback | None = None,
+        progress: ProgressCallback | None = None, lock: bool = True,
     ) -> VerifyReport:
-        """Verify one backup (by id) or every backup of a repository (by URL)."""
+        """Verify one backup (by id) or every backup of a repository (by URL), under the shared lock."""
         from storage.backup import ops
 
-        return ops.verify(self, target, deep=deep, sample_percent=sample_percent, key_file=key_file, progress=progress)
+        return ops.verify(self, target, deep=deep, sample_percent=sample_percent, key_file=key_file, progress=progress,
+                          lock=lock)
 
     def delete(self, backup_id: str, *, repository: str | None = None) -> None:
         """Delete a backup's manifest and catalog entry; its chunks go at the next gc."""

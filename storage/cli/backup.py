@@ -8,6 +8,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from rich.markup import escape
+
 from storage.backup.models import Backup, Progress, VerifyReport
 from storage.cli import common
 from storage.errors import DataCorruption
@@ -20,6 +22,9 @@ backup_app.add_typer(key_app, name="key")
 
 LabelOpt = Annotated[Optional[list[str]], typer.Option("--label", "-l", help="KEY=VALUE; repeat for more.")]
 RepoOpt = Annotated[Optional[str], typer.Option("--repository", "-r", help="Repository URL (default: backup.repository).")]
+NoLockOpt = Annotated[bool, typer.Option(
+    "--no-lock", help="Do not take the repository's shared lock (a repository this host cannot write); "
+    "a garbage collection running meanwhile can then make sound chunks look missing.")]
 KeyOpt = Annotated[Optional[str], typer.Option("--key-file", "-k", help="Key file of an encrypted repository.")]
 COLUMNS = ["ID", "Name", "Volume", "Status", "Size", "Stored", "Chunks (new/dedup/zero)", "Created"]
 
@@ -97,6 +102,7 @@ def restore(
     pool: Annotated[Optional[str], typer.Option("--pool", help="Pool of --new-volume.")] = None,
     to_path: Annotated[Optional[str], typer.Option("--to-path", help="A file (created sparse) or a block device.")] = None,
     key_file: KeyOpt = None,
+    no_lock: NoLockOpt = False,
     as_json: common.JsonOpt = False,
 ) -> None:
     """Restore a backup to an existing volume, a new volume or a path; every chunk is verified."""
@@ -112,6 +118,7 @@ def restore(
         result = st.backups.restore(
             ident, to_volume=to_volume, new_volume_name=new_volume, to_path=to_path,
             repository=repository if manifest else None, key_file=key_file, pool=pool, progress=progress,
+            lock=not no_lock,
         )
     common.emit(result, as_json, lambda r: common.print_record(r.model_dump(mode="json")))
 
@@ -123,19 +130,21 @@ def verify(
     deep: Annotated[bool, typer.Option("--deep", help="Download, decrypt, decompress and re-hash chunks.")] = False,
     sample: Annotated[float, typer.Option("--sample", help="With --deep: percent of chunks to check (0-100].")] = 100.0,
     key_file: KeyOpt = None,
+    no_lock: NoLockOpt = False,
     as_json: common.JsonOpt = False,
 ) -> None:
     """Check that a backup's chunks exist (quick) or are intact (--deep); exits 9 when damaged."""
     st = common.get_storage(ctx)
     with _bar(f"verify {target}", as_json or not deep) as progress:
-        report = st.backups.verify(target, deep=deep, sample_percent=sample, key_file=key_file, progress=progress)
+        report = st.backups.verify(target, deep=deep, sample_percent=sample, key_file=key_file, progress=progress,
+                                   lock=not no_lock)
     common.emit(report, as_json, _show_verify)
     if not report.ok:
         exc = DataCorruption(
             f"verify found {len(report.missing_chunks)} missing and {len(report.corrupt_chunks)} corrupt chunks; "
             f"damaged backups: {', '.join(report.damaged_backups) or 'none'}"
         )
-        common.err_console.print(f"[red]error:[/red] {exc.message}")
+        common.err_console.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False)
         raise typer.Exit(exc.exit_code)
 
 
