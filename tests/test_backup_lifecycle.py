@@ -11,7 +11,7 @@ import storage
 from storage.backup.locks import EXCLUSIVE
 from storage.backup.models import Progress
 from storage.backup.sources import BASE_LABEL
-from storage.errors import Busy, DataCorruption
+from storage.errors import Busy, Cancelled, DataCorruption
 from tests.backup_helpers import MIB, chunk_ids, delete_chunk, flip_byte, make_image, open_repo, same_bytes
 from tests.volume_helpers import loop_hygiene, reflink_dir, reflink_pool, requires_loop, write_at  # noqa: F401
 
@@ -101,6 +101,24 @@ def test_verify_and_restore_catch_missing_and_flipped_chunks(st: storage.Storage
     # a new backup of the same data repairs the missing chunk (the cache was invalidated)
     st.backups.create(str(image))
     assert st.backups.verify(b.id, deep=True).ok and st.backups.get(b.id).status == "available"
+
+
+def test_cancelled_deep_verify_stops_and_marks_nothing(st: storage.Storage, tmp_path: Path) -> None:
+    b = st.backups.create(str(make_image(tmp_path / "a", 6 * MIB, seed=12)))
+    repo = open_repo(st)
+    chunk = repo.read_manifest(repo.location.store, b.id).chunks[2]
+    assert chunk is not None
+    flip_byte(repo, chunk.id)
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(Cancelled, match="cancelled after 0 of"):  # set before it started: nothing read
+        st.backups.verify(b.id, deep=True, cancel=cancel)
+    cancel.clear()
+    with pytest.raises(Cancelled, match="nothing was marked"):  # set while it reads
+        st.backups.verify(b.id, deep=True, cancel=cancel, progress=lambda p: cancel.set())
+    assert st.backups.get(b.id).status == "available"
+    assert not st.backups.verify(b.id, deep=True).ok
+    assert st.backups.get(b.id).status == "damaged"
 
 
 def test_verify_sample(st: storage.Storage, tmp_path: Path) -> None:

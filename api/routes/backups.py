@@ -124,7 +124,8 @@ def verify_backup(backup_id: str, body: VerifyRequest, request: Request, st: Sto
     backup = st.backups.get(backup_id)
     job = submit_job(
         request, st, "verify",
-        lambda ctx: st.backups.verify(backup.id, deep=body.deep, sample_percent=body.sample_percent, progress=ctx.progress),
+        lambda ctx: st.backups.verify(backup.id, deep=body.deep, sample_percent=body.sample_percent, progress=ctx.progress,
+                                      cancel=ctx.cancel),
         target=backup.id, params={"backup_id": backup.id, **body.model_dump()},
     )
     return _accepted(job)

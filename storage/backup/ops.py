@@ -152,7 +152,7 @@ def _load_manifests(repo: Repository, store: object) -> tuple[dict[str, Manifest
 
 def verify(
     svc: "BackupService", target: str, *, deep: bool, sample_percent: float, key_file: str | None,
-    progress: ProgressCallback | None, lock: bool = True,
+    progress: ProgressCallback | None, lock: bool = True, cancel: threading.Event | None = None,
 ) -> VerifyReport:
     started = time.monotonic()
     if "://" in target:
@@ -163,12 +163,13 @@ def verify(
         repo = svc.open_repository(url, key_file=key_file or row_key)
         only = target
     with _reading(svc, repo, f"verify of {target}", lock):
-        return _verify_locked(svc, repo, only, deep=deep, sample_percent=sample_percent, progress=progress, started=started)
+        return _verify_locked(svc, repo, only, deep=deep, sample_percent=sample_percent, progress=progress,
+                              started=started, cancel=cancel)
 
 
 def _verify_locked(
     svc: "BackupService", repo: Repository, only: str | None, *, deep: bool, sample_percent: float,
-    progress: ProgressCallback | None, started: float,
+    progress: ProgressCallback | None, started: float, cancel: threading.Event | None,
 ) -> VerifyReport:
     store = repo.clone_store()
     try:
@@ -186,7 +187,8 @@ def _verify_locked(
         ids = vf.sample_ids(sorted(wanted), sample_percent)
         findings.checked = len(ids) + len(findings.bad)
         findings.bytes_checked = 0
-        vf.deep_check(repo, wanted, findings, ids, threads=svc.settings.uploaders, progress=progress, index=repo_index)
+        vf.deep_check(repo, wanted, findings, ids, threads=svc.settings.uploaders, progress=progress, index=repo_index,
+                      cancel=cancel)
         findings.bytes_checked = sum(wanted[c][0].stored_size for c in ids if c not in findings.bad)
     damaged = sorted(set(vf.damaged_backups(manifests.values(), findings.bad)) | set(unreadable))
     if findings.bad:

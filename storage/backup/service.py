@@ -280,13 +280,15 @@ class BackupService:
 
     def verify(
         self, target: str, *, deep: bool = False, sample_percent: float = 100, key_file: str | None = None,
-        progress: ProgressCallback | None = None, lock: bool = True,
+        progress: ProgressCallback | None = None, lock: bool = True, cancel: threading.Event | None = None,
     ) -> VerifyReport:
-        """Verify one backup (by id) or every backup of a repository (by URL), under the shared lock."""
+        """Verify one backup (by id) or every backup of a repository (by URL), under the shared lock.
+
+        A cancelled verify (cancel set) raises Cancelled and marks nothing."""
         from storage.backup import ops
 
         return ops.verify(self, target, deep=deep, sample_percent=sample_percent, key_file=key_file, progress=progress,
-                          lock=lock)
+                          lock=lock, cancel=cancel)
 
     def delete(self, backup_id: str, *, repository: str | None = None) -> None:
         """Delete a backup's manifest and catalog entry; its chunks go at the next gc."""

@@ -14,7 +14,7 @@ from storage.backup.format import ChunkRef, Manifest
 from storage.backup.models import Progress, ProgressCallback
 from storage.backup.packs import RangeRead, RepoIndex, plan_reads, slice_entry
 from storage.backup.repository import Repository, StoredChunk
-from storage.errors import DataCorruption, InvalidInput
+from storage.errors import Cancelled, DataCorruption, InvalidInput
 
 
 @dataclass
@@ -72,8 +72,12 @@ def deep_check(
     threads: int = 4,
     progress: ProgressCallback | None = None,
     index: RepoIndex | None = None,
+    cancel: threading.Event | None = None,
 ) -> None:
-    """Download the packs (ranges) holding each id not already found bad; decrypt, decompress, re-hash."""
+    """Download the packs (ranges) holding each id not already found bad; decrypt, decompress, re-hash.
+
+    Raises Cancelled (findings then incomplete) once cancel is set; reads already running finish.
+    """
     lock = threading.Lock()
     local = threading.local()
     stores: list[Any] = []
@@ -89,6 +93,8 @@ def deep_check(
     started = time.monotonic()
 
     def check(read: RangeRead) -> None:
+        if cancel is not None and cancel.is_set():
+            return
         store = getattr(local, "store", None)
         if store is None:
             store = local.store = repo.clone_store()
@@ -121,6 +127,8 @@ def deep_check(
     finally:
         for s in stores:
             s.close()
+    if cancel is not None and cancel.is_set():
+        raise Cancelled(f"deep verify of repository {repo.url} cancelled after {done[0]} of {total} bytes; nothing was marked")
 
 
 def damaged_backups(manifests: Iterable[Manifest], bad: set[str]) -> list[str]:
