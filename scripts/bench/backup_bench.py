@@ -106,7 +106,8 @@ def main() -> None:
     size = parse_size(args.size)
     sparse_size = parse_size(args.sparse_size)
     restic = ensure_restic()
-    results: dict[str, Any] = {"size": size, "sparse_size": sparse_size, "cpus": os.cpu_count()}
+    results: dict[str, Any] = {"size": size, "sparse_size": sparse_size, "cpus": os.cpu_count(),
+                               "load_before": round(os.getloadavg()[0], 2)}
     with ExitStack() as stack:
         work = Path(tempfile.mkdtemp(prefix="backup-bench-", dir="/var/tmp"))
         stack.callback(shutil.rmtree, work, True)
@@ -247,8 +248,8 @@ def report(r: dict[str, Any], *, write: bool) -> None:
         START,
         "## Backup engine vs restic vs plain Swift",
         "",
-        f"`scripts/bench/backup_bench.py`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {r['cpus']} cores shared with "
-        f"other work, Swift all-in-one on 127.0.0.1 (devices on tmpfs), {size_mib:.0f} MiB of random data on a reflink (xfs) "
+        f"`scripts/bench/backup_bench.py`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {r['cpus']} cores, load "
+        f"average {r.get('load_before', '?')} before and {os.getloadavg()[0]:.2f} after the run, Swift all-in-one on 127.0.0.1 (devices on tmpfs), {size_mib:.0f} MiB of random data on a reflink (xfs) "
         "file pool; our times are the service's own (catalog created_at -> completed_at, restore seconds), restic and "
         "swift CLI times are wall clock of the command.",
         "",
@@ -267,7 +268,7 @@ def report(r: dict[str, Any], *, write: bool) -> None:
         doc = ROOT / "docs" / "benchmarks.md"
         old = doc.read_text() if doc.exists() else "# Benchmarks\n\n"
         if START in old and END in old:
-            new = old.split(START)[0] + text + old.split(END, 1)[1].lstrip("\n")
+            new = old.split(START)[0] + text + "\n" + old.split(END, 1)[1].lstrip("\n")
         else:
             new = old.rstrip("\n") + "\n\n" + text
         doc.write_text(new)
