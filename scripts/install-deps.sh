@@ -24,3 +24,6 @@ PY=${PYTHON:-python3}
 if [ -x scripts/swift-aio.sh ]; then
   scripts/swift-aio.sh install
 fi
+if [ -x scripts/keystone-aio.sh ]; then
+  scripts/keystone-aio.sh install   # a real Keystone for the Swift Keystone v3 tests
+fi
