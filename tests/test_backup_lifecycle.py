@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,33 @@ from storage.backup.sources import BASE_LABEL
 from storage.errors import Busy, Cancelled, DataCorruption
 from tests.backup_helpers import MIB, chunk_ids, delete_chunk, flip_byte, make_image, open_repo, same_bytes
 from tests.volume_helpers import loop_hygiene, reflink_dir, reflink_pool, requires_loop, write_at  # noqa: F401
+
+
+@contextmanager
+def paused_midway(work: Callable[[Callable[[Progress], None]], object]) -> Iterator[dict[str, object]]:
+    """Run work(progress) in a thread and yield once it reports progress: it waits there (holding
+    whatever it holds) until the block ends. The result dict gets "value" or "error"."""
+    started, release = threading.Event(), threading.Event()
+    result: dict[str, object] = {}
+
+    def progress(_p: Progress) -> None:
+        started.set()
+        release.wait(30)
+
+    def run() -> None:
+        try:
+            result["value"] = work(progress)
+        except Exception as exc:  # noqa: BLE001 - the test reports it
+            result["error"] = exc
+
+    t = threading.Thread(target=run)
+    t.start()
+    try:
+        assert started.wait(30), result.get("error")
+        yield result
+    finally:
+        release.set()
+        t.join(60)
 
 
 def _volume_bytes(st: storage.Storage, name: str, out: Path) -> Path:
@@ -156,29 +185,10 @@ def test_gc_racing_a_backup_is_refused_and_never_loses_chunks(st: storage.Storag
     old = st.backups.create(str(make_image(tmp_path / "old", 2 * MIB, seed=8)))
     st.backups.delete(old.id)  # its chunks are garbage now, but the next backup will reference them
     image = make_image(tmp_path / "img", 8 * MIB, seed=8)  # first 2 MiB equal to old
-    started, release = threading.Event(), threading.Event()
-    result: dict[str, object] = {}
-
-    def progress(p: Progress) -> None:
-        started.set()
-        release.wait(30)
-
-    def run() -> None:
-        try:
-            result["backup"] = st.backups.create(str(image), progress=progress)
-        except Exception as exc:  # noqa: BLE001
-            result["error"] = exc
-
-    t = threading.Thread(target=run)
-    t.start()
-    try:
-        assert started.wait(30)
+    with paused_midway(lambda progress: st.backups.create(str(image), progress=progress)) as result:
         with pytest.raises(Busy, match="locked"):
             st.backups.gc(grace_seconds=0)
-    finally:
-        release.set()
-        t.join(60)
-    backup = result.get("backup")
+    backup = result.get("value")
     assert backup is not None, result.get("error")
     assert backup.dedup_chunk_count == 2  # it referenced the old chunks GC wanted
     report = st.backups.gc(grace_seconds=0)
@@ -200,29 +210,10 @@ def test_restore_and_verify_hold_the_shared_lock_so_gc_cannot_pull_packs_from_un
     old = st.backups.create(str(make_image(tmp_path / "old", 4 * MIB, seed=22)))
     keep = st.backups.create(str(image))
     st.backups.delete(old.id)  # its chunks are garbage GC would delete at once (grace 0)
-    started, release = threading.Event(), threading.Event()
-    result: dict[str, object] = {}
-
-    def progress(p: Progress) -> None:
-        started.set()
-        release.wait(30)
-
-    def run() -> None:
-        try:
-            result["restore"] = st.backups.restore(keep.id, to_path=str(tmp_path / "out"), progress=progress)
-        except Exception as exc:  # noqa: BLE001
-            result["error"] = exc
-
-    t = threading.Thread(target=run)
-    t.start()
-    try:
-        assert started.wait(30)
+    with paused_midway(lambda progress: st.backups.restore(keep.id, to_path=str(tmp_path / "out"), progress=progress)) as result:
         with pytest.raises(Busy, match="locked"):
             st.backups.gc(grace_seconds=0)
-    finally:
-        release.set()
-        t.join(60)
-    assert "restore" in result, result.get("error")
+    assert "value" in result, result.get("error")
     assert same_bytes(tmp_path / "out", image)
 
     # a GC holding the lock (another host's lock object): restore and verify wait their turn ...
