@@ -85,7 +85,8 @@ def pack_index(bodies: Sequence[tuple[str, bytes]]) -> PackIndex:
 
 
 def build_pack(bodies: Sequence[tuple[str, bytes]]) -> tuple[bytes, PackIndex]:
-    """Concatenate sealed chunk bodies; return the pack bytes and its index."""
+    """Concatenate sealed chunk bodies; return the pack bytes and its index (the reference form
+    of what Repository.write_pack streams; used by tests and tools that need the bytes)."""
     return b"".join(body for _cid, body in bodies), pack_index(bodies)
 
 

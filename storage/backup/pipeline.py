@@ -19,8 +19,6 @@ from storage.backup.cache import KnownChunks
 from storage.backup.format import ChunkRef
 from storage.backup.memory import pin_mmap_threshold
 from storage.backup.models import Progress, ProgressCallback
-from storage.backup.pack_stream import PackStream
-from storage.backup.packs import PackIndex, pack_index
 from storage.backup.planner import Action, PlannedChunk
 from storage.backup.repository import Repository
 from storage.backup.source import read_exact
@@ -100,11 +98,6 @@ def _put(q: "queue.Queue[Any]", item: Any, failure: _Failure) -> None:
 
 class _Aborted(Exception):
     pass
-
-
-def _pack(bodies: list[tuple[str, bytes]]) -> tuple[PackStream, PackIndex]:
-    """A pack to upload: its bodies as a stream (never joined in memory) and its index."""
-    return PackStream([body for _cid, body in bodies]), pack_index(bodies)
 
 
 def run_backup(
@@ -189,15 +182,14 @@ def run_backup(
                 item = upload_q.get()
                 if item is _STOP:
                     if bodies and not failure.event.is_set():
-                        _put(pack_q, _pack(bodies), failure)  # also after a cancel: the rerun reuses it
+                        _put(pack_q, bodies, failure)  # also after a cancel: the rerun reuses it
                     return
                 if failure.event.is_set():
                     continue
                 bodies.append(item)
                 filled += len(item[1])
                 if filled >= pack_limit:
-                    pack = _pack(bodies)
-                    bodies, filled = [], 0
+                    pack, bodies, filled = bodies, [], 0
                     _put(pack_q, pack, failure)
         except _Aborted:
             while upload_q.get() is not _STOP:
@@ -220,14 +212,13 @@ def run_backup(
                     return
                 if failure.event.is_set():
                     continue
-                data, index = item
-                del item
-                throttle.take(len(data))
-                repo.upload_pack(store, data, index)
+                size = sum(len(body) for _cid, body in item)
+                throttle.take(size)
+                repo.write_pack(store, item)
                 with counters.lock:
-                    counters.uploaded += len(data)
+                    counters.uploaded += size
                     counters.packs += 1
-                del data
+                del item
         except BaseException as exc:  # noqa: BLE001
             failure.set(exc)
             while pack_q.get() is not _STOP:  # keep draining so the packer never blocks

@@ -9,11 +9,12 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, Protocol
 
 from storage.backup import crypto, format as fmt
 from storage.backup.format import ChunkRef, Manifest, RepoConfig
-from storage.backup.packs import ChunkLocation, PackIndex, PackInfo, RepoIndex, build_pack
+from storage.backup.pack_stream import PackStream
+from storage.backup.packs import ChunkLocation, PackIndex, PackInfo, RepoIndex, pack_index
 from storage.errors import DataCorruption, InvalidInput, NotFound, StorageError
 
 DEFAULT_PACK_SIZE = 16 * 1024 * 1024
@@ -154,15 +155,13 @@ class Repository:
 
     # -- packs -----------------------------------------------------------------------------
     def write_pack(self, store: Any, bodies: list[tuple[str, bytes]]) -> PackIndex:
-        """Upload sealed chunk bodies as one pack, then its index (the pack first: an index never names a missing pack)."""
-        data, index = build_pack(bodies)
-        self.upload_pack(store, data, index)
-        return index
-
-    def upload_pack(self, store: Any, data: bytes | BinaryIO, index: PackIndex) -> None:
-        """Upload a built pack (bytes or a stream of len(data) bytes), then its index."""
+        """Upload sealed chunk bodies as one pack (streamed from the bodies, never joined in
+        memory), then its index (the pack first: an index never names a missing pack)."""
+        index = pack_index(bodies)
+        data = PackStream([body for _cid, body in bodies])
         store.put_object(self.container, self.object_name(fmt.pack_object_name(index.pack_id)), data, length=len(data))
         self.put_index(store, index)
+        return index
 
     def put_index(self, store: Any, index: PackIndex) -> None:
         body = fmt.seal(index.to_json(), self.config, self.keys, lambda flag: fmt.index_aad(flag, index.pack_id))
