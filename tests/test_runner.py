@@ -169,6 +169,22 @@ def test_manual_run_now_and_disabled_policies(st: storage.Storage, clock: FakeCl
     assert st.policies.history("weekly")[0].trigger == "manual"
 
 
+def test_manual_run_in_the_slot_second_does_not_fill_the_scheduled_slot(st: storage.Storage, clock: FakeClock) -> None:
+    pid = hourly_policy(st)
+    clock.set("2024-05-01 10:00")  # the very second the 10:00 slot fires
+    manual = st.policies.run(now_policies=["hourly"])
+    assert manual.ok and slots_of(st, pid, "db1") == ["2024-05-01T10:00:00Z"]
+    made = {s.id for s in snaps_of(st, pid)}
+    assert {s.labels["storage.policy.trigger"] for s in snaps_of(st, pid)} == {"manual"}
+    plan = st.policies.run(dry_run=True)
+    assert [v.reused for v in plan.policies[0].volumes] == [False, False]
+    scheduled = st.policies.run()
+    assert scheduled.ok and [v.reused for v in scheduled.policies[0].volumes] == [False, False]
+    fresh = {s.id for s in snaps_of(st, pid)} - made
+    assert len(fresh) == 2 and all("storage.policy.trigger" not in s.labels for s in snaps_of(st, pid) if s.id in fresh)
+    assert [r.trigger for r in st.policies.history("hourly")] == ["schedule", "manual"]
+
+
 def test_named_volume_that_vanished_is_a_named_failure(st: storage.Storage, clock: FakeClock) -> None:
     st.volumes.create("a", "4M")
     st.volumes.create("b", "4M")

@@ -3,7 +3,9 @@
 This is the only module of the policy package that calls the snapshot and backup services, so
 their API is adapted in one place. Items made by a policy carry three labels: ``storage.policy``
 (the policy id), ``storage.policy.slot`` (the UTC slot time: a retry of the slot reuses items
-that carry it) and ``storage.policy.time`` (when the runner made it, by the runner's clock).
+that carry it) and ``storage.policy.time`` (when the runner made it, by the runner's clock); items
+of a manual run (``run --now``) also carry ``storage.policy.trigger=manual`` and never stand in for
+a scheduled slot, even when made in the very second the slot fires.
 Retention only ever looks at items with the policy's label and orders and buckets them by
 ``storage.policy.time`` (falling back to the catalog's creation time), so manual runs, late
 catch-up runs and scheduled runs are ordered as they really happened.
@@ -17,7 +19,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from storage.errors import DataCorruption, InvalidInput, NotFound, StorageError
-from storage.policy.models import POLICY_LABEL, SLOT_LABEL, TIME_LABEL, Policy
+from storage.policy.models import POLICY_LABEL, SLOT_LABEL, TIME_LABEL, TRIGGER_LABEL, Policy
 
 if TYPE_CHECKING:
     from storage.service import Storage
@@ -34,6 +36,7 @@ class PolicyItem:
     status: str
     good: bool
     slot: str | None  # the slot label
+    manual: bool = False  # made by a manual run (``run --now``), so it fills no scheduled slot
 
 
 @dataclass(frozen=True)
@@ -72,14 +75,17 @@ class Actions:
         self.st = st
         self.policy = policy
 
-    def labels_for(self, slot: datetime, made_at: datetime) -> dict[str, str]:
-        return {POLICY_LABEL: self.policy.id, SLOT_LABEL: slot_text(slot), TIME_LABEL: slot_text(made_at)}
+    def labels_for(self, slot: datetime, made_at: datetime, manual: bool = False) -> dict[str, str]:
+        labels = {POLICY_LABEL: self.policy.id, SLOT_LABEL: slot_text(slot), TIME_LABEL: slot_text(made_at)}
+        if manual:
+            labels[TRIGGER_LABEL] = "manual"
+        return labels
 
     def items(self, volume_id: str) -> list[PolicyItem]:
         raise NotImplementedError
 
     def create(self, volume_id: str, slot: datetime, made_at: datetime,
-               progress: Callable[[Any], None] | None = None) -> Created:
+               progress: Callable[[Any], None] | None = None, manual: bool = False) -> Created:
         raise NotImplementedError
 
     def delete(self, item_id: str) -> None:
@@ -96,13 +102,14 @@ class SnapshotActions(Actions):
             PolicyItem(
                 s.id, s.volume_id, _when(s.labels, s.created_at), str(getattr(s.status, "value", s.status)),
                 str(getattr(s.status, "value", s.status)) in GOOD_SNAPSHOT_STATUSES, s.labels.get(SLOT_LABEL),
+                s.labels.get(TRIGGER_LABEL) == "manual",
             )
             for s in snaps
         ]
 
     def create(self, volume_id: str, slot: datetime, made_at: datetime,
-               progress: Callable[[Any], None] | None = None) -> Created:
-        snap = self.st.snapshots.create(volume_id, None, labels=self.labels_for(slot, made_at))
+               progress: Callable[[Any], None] | None = None, manual: bool = False) -> Created:
+        snap = self.st.snapshots.create(volume_id, None, labels=self.labels_for(slot, made_at, manual))
         return Created(snap.id, 0, snap.size_bytes)
 
     def delete(self, item_id: str) -> None:
@@ -115,17 +122,17 @@ class BackupActions(Actions):
         return [
             PolicyItem(
                 b.id, b.volume_id or volume_id, _when(b.labels, b.created_at), b.status,
-                b.status in GOOD_BACKUP_STATUSES, b.labels.get(SLOT_LABEL),
+                b.status in GOOD_BACKUP_STATUSES, b.labels.get(SLOT_LABEL), b.labels.get(TRIGGER_LABEL) == "manual",
             )
             for b in backups
             if b.labels.get(POLICY_LABEL) == self.policy.id
         ]
 
     def create(self, volume_id: str, slot: datetime, made_at: datetime,
-               progress: Callable[[Any], None] | None = None) -> Created:
+               progress: Callable[[Any], None] | None = None, manual: bool = False) -> Created:
         opts = self.policy.backup
         assert opts is not None
-        kwargs: dict[str, Any] = {"labels": self.labels_for(slot, made_at), "progress": progress}
+        kwargs: dict[str, Any] = {"labels": self.labels_for(slot, made_at, manual), "progress": progress}
         if opts.repository:
             kwargs["repository"] = opts.repository
         if opts.encryption_key_file:

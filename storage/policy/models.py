@@ -25,6 +25,7 @@ RunStatus = Literal["running", "succeeded", "failed", "partial", "interrupted"]
 POLICY_LABEL = "storage.policy"  # label on every item a policy creates: the policy id
 SLOT_LABEL = "storage.policy.slot"  # the slot (UTC ISO time) the item was made for
 TIME_LABEL = "storage.policy.time"  # when the runner made it (UTC ISO time, the runner's clock)
+TRIGGER_LABEL = "storage.policy.trigger"  # "manual" on items of a `run --now`; absent on scheduled items
 KEEP_FIELDS = ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly")
 
 M = TypeVar("M", bound=BaseModel)

@@ -223,7 +223,7 @@ class Runner:
         actions = actions_for(self.st, policy)
         for vol in volumes:
             good = [i for i in actions.items(vol.id) if i.good]
-            already = any(i.slot == slot_text(decision.slot) for i in good)
+            already = trigger != "manual" and any(not i.manual and i.slot == slot_text(decision.slot) for i in good)
             out.volumes.append(VolumeOutcome(vol.id, vol.name, True, reused=already))
             items = [retention.Item(i.id, i.created_at) for i in good]
             if not already:
@@ -268,7 +268,7 @@ class Runner:
                     out.exit_code = out.exit_code or result.exit_code
                     self.emit("error", policy, run_id=out.run_id, volume=result.volume_name, error=result.error)
 
-            self._make_items(policy, actions, volumes, slot, record)
+            self._make_items(policy, actions, volumes, slot, record, manual=trigger == "manual")
             for result in out.volumes:
                 if result.ok:
                     self._prune_volume(policy, actions, result, out)
@@ -301,29 +301,31 @@ class Runner:
         return out
 
     def _make_items(self, policy: Policy, actions: Actions, volumes: list["Volume"], slot: datetime,
-                    record: Callable[[VolumeOutcome], None]) -> None:
+                    record: Callable[[VolumeOutcome], None], *, manual: bool = False) -> None:
         """Make one item per volume; ``record`` is called in this thread as each one finishes."""
         workers = policy.backup.max_concurrent if policy.kind == "backup" and policy.backup else 1
         if workers <= 1 or len(volumes) <= 1:
             for vol in volumes:
-                record(self._make_one(policy, actions, vol, slot))
+                record(self._make_one(policy, actions, vol, slot, manual))
             return
         with ThreadPoolExecutor(max_workers=min(workers, len(volumes)), thread_name_prefix="policy") as pool:
-            futures = [pool.submit(self._make_one, policy, actions, vol, slot) for vol in volumes]
+            futures = [pool.submit(self._make_one, policy, actions, vol, slot, manual) for vol in volumes]
             for future in as_completed(futures):
                 record(future.result())
 
-    def _make_one(self, policy: Policy, actions: Actions, vol: "Volume", slot: datetime) -> VolumeOutcome:
+    def _make_one(self, policy: Policy, actions: Actions, vol: "Volume", slot: datetime,
+                  manual: bool = False) -> VolumeOutcome:
         try:
-            for item in actions.items(vol.id):
-                if item.good and item.slot == slot_text(slot):
+            # a retry of a scheduled slot reuses its items; a manual run's items never fill a slot
+            for item in [] if manual else actions.items(vol.id):
+                if item.good and not item.manual and item.slot == slot_text(slot):
                     actions.verify(item.id)  # an earlier attempt may have stopped before verifying it
                     return VolumeOutcome(vol.id, vol.name, True, item.id, reused=True)
             progress = None
             if self.progress is not None:
                 sink = self.progress
                 progress = lambda p: sink(policy.name, vol.name, p)  # noqa: E731
-            created: Created = actions.create(vol.id, slot, self.clock(), progress)
+            created: Created = actions.create(vol.id, slot, self.clock(), progress, manual)
             actions.verify(created.id)
             return VolumeOutcome(vol.id, vol.name, True, created.id, False, created.bytes, created.size_bytes)
         except StorageError as exc:
