@@ -245,3 +245,14 @@ def test_one_failing_policy_does_not_stop_the_others(st: storage.Storage, clock:
     assert [(p.policy, p.status) for p in report.policies] == [("a-bad", "failed"), ("b-good", "succeeded")]
     assert report.exit_code == 4 and len(report.failures) == 1 and report.failures[0].startswith("policy a-bad: volume bad:")
     assert len(st.snapshots.list(volume="good")) == 1
+
+
+def test_time_label_keeps_microseconds_and_reads_whole_seconds() -> None:
+    from datetime import UTC, datetime
+
+    from storage.policy.actions import parse_slot_text, time_text
+
+    made = datetime(2024, 5, 1, 10, 0, 0, 123456, tzinfo=UTC)
+    assert time_text(made) == "2024-05-01T10:00:00.123456Z" and parse_slot_text(time_text(made)) == made
+    assert parse_slot_text("2024-05-01T10:00:00Z") == made.replace(microsecond=0)  # labels of older items
+    assert parse_slot_text("yesterday") is None

@@ -50,13 +50,21 @@ def slot_text(slot: datetime) -> str:
     return slot.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def time_text(when: datetime) -> str:
+    """When an item was made, to the microsecond: items of runs in the same second stay ordered."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def parse_slot_text(text: str | None) -> datetime | None:
+    """A slot or time label: whole seconds (slots, older items) or microseconds (``time_text``)."""
     if not text:
         return None
-    try:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    except ValueError:
-        return None
+    for layout in ("%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ"):
+        try:
+            return datetime.strptime(text, layout).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    return None
 
 
 def _when(labels: dict[str, str], created_at: datetime | None) -> datetime:
@@ -76,7 +84,7 @@ class Actions:
         self.policy = policy
 
     def labels_for(self, slot: datetime, made_at: datetime, manual: bool = False) -> dict[str, str]:
-        labels = {POLICY_LABEL: self.policy.id, SLOT_LABEL: slot_text(slot), TIME_LABEL: slot_text(made_at)}
+        labels = {POLICY_LABEL: self.policy.id, SLOT_LABEL: slot_text(slot), TIME_LABEL: time_text(made_at)}
         if manual:
             labels[TRIGGER_LABEL] = "manual"
         return labels
