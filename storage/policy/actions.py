@@ -79,21 +79,30 @@ def _when(labels: dict[str, str], created_at: datetime | None) -> datetime:
 class Actions:
     """Base: the per-volume operations of one policy."""
 
-    def __init__(self, st: "Storage", policy: Policy) -> None:
+    def __init__(self, st: "Storage", policy: Policy, *, manual: bool = False) -> None:
         self.st = st
         self.policy = policy
+        self.manual = manual  # for a manual run (``run --now``): its items fill no scheduled slot
 
-    def labels_for(self, slot: datetime, made_at: datetime, manual: bool = False) -> dict[str, str]:
+    def labels_for(self, slot: datetime, made_at: datetime) -> dict[str, str]:
         labels = {POLICY_LABEL: self.policy.id, SLOT_LABEL: slot_text(slot), TIME_LABEL: time_text(made_at)}
-        if manual:
+        if self.manual:
             labels[TRIGGER_LABEL] = "manual"
         return labels
+
+    def filling(self, items: list[PolicyItem], slot: datetime) -> PolicyItem | None:
+        """The good item an earlier attempt of this scheduled slot made (a retry reuses it); a
+        manual run reuses nothing, and a manual run's items never fill a scheduled slot."""
+        if self.manual:
+            return None
+        wanted = slot_text(slot)
+        return next((i for i in items if i.good and not i.manual and i.slot == wanted), None)
 
     def items(self, volume_id: str) -> list[PolicyItem]:
         raise NotImplementedError
 
     def create(self, volume_id: str, slot: datetime, made_at: datetime,
-               progress: Callable[[Any], None] | None = None, manual: bool = False) -> Created:
+               progress: Callable[[Any], None] | None = None) -> Created:
         raise NotImplementedError
 
     def delete(self, item_id: str) -> None:
@@ -116,8 +125,8 @@ class SnapshotActions(Actions):
         ]
 
     def create(self, volume_id: str, slot: datetime, made_at: datetime,
-               progress: Callable[[Any], None] | None = None, manual: bool = False) -> Created:
-        snap = self.st.snapshots.create(volume_id, None, labels=self.labels_for(slot, made_at, manual))
+               progress: Callable[[Any], None] | None = None) -> Created:
+        snap = self.st.snapshots.create(volume_id, None, labels=self.labels_for(slot, made_at))
         return Created(snap.id, 0, snap.size_bytes)
 
     def delete(self, item_id: str) -> None:
@@ -137,10 +146,10 @@ class BackupActions(Actions):
         ]
 
     def create(self, volume_id: str, slot: datetime, made_at: datetime,
-               progress: Callable[[Any], None] | None = None, manual: bool = False) -> Created:
+               progress: Callable[[Any], None] | None = None) -> Created:
         opts = self.policy.backup
         assert opts is not None
-        kwargs: dict[str, Any] = {"labels": self.labels_for(slot, made_at, manual), "progress": progress}
+        kwargs: dict[str, Any] = {"labels": self.labels_for(slot, made_at), "progress": progress}
         if opts.repository:
             kwargs["repository"] = opts.repository
         if opts.encryption_key_file:
@@ -169,8 +178,9 @@ class BackupActions(Actions):
             raise DataCorruption(f"backup {item_id} failed {opts.verify} verification right after it was made")
 
 
-def actions_for(st: "Storage", policy: Policy) -> Actions:
-    return SnapshotActions(st, policy) if policy.kind == "snapshot" else BackupActions(st, policy)
+def actions_for(st: "Storage", policy: Policy, *, manual: bool = False) -> Actions:
+    kind = SnapshotActions if policy.kind == "snapshot" else BackupActions
+    return kind(st, policy, manual=manual)
 
 
 def check_repository(st: "Storage", url: str | None, compression: str | None = None) -> None:

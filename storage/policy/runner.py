@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from storage.errors import StorageError
 from storage.policy import retention
-from storage.policy.actions import Actions, Created, actions_for, slot_text
+from storage.policy.actions import Actions, Created, actions_for
 from storage.policy.events import EventSink, make_event
 from storage.policy.lock import LOCK_NAME, HostLock
 from storage.policy.models import Policy
@@ -220,10 +220,10 @@ class Runner:
         out = PolicyOutcome(policy.name, policy.id, True, decision.reason, decision.slot, trigger, "planned")
         volumes, missing = select_volumes(self.st, policy)
         out.errors.extend(missing)
-        actions = actions_for(self.st, policy)
+        actions = actions_for(self.st, policy, manual=trigger == "manual")
         for vol in volumes:
             good = [i for i in actions.items(vol.id) if i.good]
-            already = trigger != "manual" and any(not i.manual and i.slot == slot_text(decision.slot) for i in good)
+            already = actions.filling(good, decision.slot) is not None
             out.volumes.append(VolumeOutcome(vol.id, vol.name, True, reused=already))
             items = [retention.Item(i.id, i.created_at) for i in good]
             if not already:
@@ -255,7 +255,7 @@ class Runner:
                 out.errors.append(message)
                 out.exit_code = out.exit_code or 3
                 self.emit("error", policy, run_id=out.run_id, error=message)
-            actions = actions_for(self.st, policy)
+            actions = actions_for(self.st, policy, manual=trigger == "manual")
 
             def record(result: VolumeOutcome) -> None:
                 out.volumes.append(result)
@@ -268,7 +268,7 @@ class Runner:
                     out.exit_code = out.exit_code or result.exit_code
                     self.emit("error", policy, run_id=out.run_id, volume=result.volume_name, error=result.error)
 
-            self._make_items(policy, actions, volumes, slot, record, manual=trigger == "manual")
+            self._make_items(policy, actions, volumes, slot, record)
             for result in out.volumes:
                 if result.ok:
                     self._prune_volume(policy, actions, result, out)
@@ -301,31 +301,29 @@ class Runner:
         return out
 
     def _make_items(self, policy: Policy, actions: Actions, volumes: list["Volume"], slot: datetime,
-                    record: Callable[[VolumeOutcome], None], *, manual: bool = False) -> None:
+                    record: Callable[[VolumeOutcome], None]) -> None:
         """Make one item per volume; ``record`` is called in this thread as each one finishes."""
         workers = policy.backup.max_concurrent if policy.kind == "backup" and policy.backup else 1
         if workers <= 1 or len(volumes) <= 1:
             for vol in volumes:
-                record(self._make_one(policy, actions, vol, slot, manual))
+                record(self._make_one(policy, actions, vol, slot))
             return
         with ThreadPoolExecutor(max_workers=min(workers, len(volumes)), thread_name_prefix="policy") as pool:
-            futures = [pool.submit(self._make_one, policy, actions, vol, slot, manual) for vol in volumes]
+            futures = [pool.submit(self._make_one, policy, actions, vol, slot) for vol in volumes]
             for future in as_completed(futures):
                 record(future.result())
 
-    def _make_one(self, policy: Policy, actions: Actions, vol: "Volume", slot: datetime,
-                  manual: bool = False) -> VolumeOutcome:
+    def _make_one(self, policy: Policy, actions: Actions, vol: "Volume", slot: datetime) -> VolumeOutcome:
         try:
-            # a retry of a scheduled slot reuses its items; a manual run's items never fill a slot
-            for item in [] if manual else actions.items(vol.id):
-                if item.good and not item.manual and item.slot == slot_text(slot):
-                    actions.verify(item.id)  # an earlier attempt may have stopped before verifying it
-                    return VolumeOutcome(vol.id, vol.name, True, item.id, reused=True)
+            item = actions.filling(actions.items(vol.id), slot)
+            if item is not None:
+                actions.verify(item.id)  # an earlier attempt may have stopped before verifying it
+                return VolumeOutcome(vol.id, vol.name, True, item.id, reused=True)
             progress = None
             if self.progress is not None:
                 sink = self.progress
                 progress = lambda p: sink(policy.name, vol.name, p)  # noqa: E731
-            created: Created = actions.create(vol.id, slot, self.clock(), progress, manual)
+            created: Created = actions.create(vol.id, slot, self.clock(), progress)
             actions.verify(created.id)
             return VolumeOutcome(vol.id, vol.name, True, created.id, False, created.bytes, created.size_bytes)
         except StorageError as exc:
