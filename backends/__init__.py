@@ -1,8 +1,8 @@
 """Drivers behind small abstract base classes, found through entry points.
 
-- ``backends.base.VolumeBackend``: block volumes (file/loop, LVM).
-- ``backends.object_base.ObjectStore``: containers and objects (local dir, Swift, S3).
-- ``backends.export_base.ExportBackend``: iSCSI export (tgt, LIO).
+- ``backends.volume.base.VolumeBackend``: block volumes (file/loop, LVM).
+- ``backends.object.base.ObjectStore``: containers and objects (local dir, Swift, S3).
+- ``backends.export.base.ExportBackend``: iSCSI export (tgt, LIO).
 
 Backends may import ``storage.errors`` and ``storage.units`` (leaf modules) and nothing else
 from ``storage``; they never import ``api``.

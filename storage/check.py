@@ -36,7 +36,7 @@ from storage.domain import (
 from storage.errors import StorageError
 
 if TYPE_CHECKING:
-    from backends.base import BackendItem, VolumeBackend
+    from backends.volume.base import BackendItem, VolumeBackend
     from storage.service import Storage
 
 V = VolumeStatus

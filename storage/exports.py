@@ -51,7 +51,7 @@ from storage.iscsi_names import (
 )
 
 if TYPE_CHECKING:
-    from backends.export_base import ExportBackend
+    from backends.export.base import ExportBackend
     from storage.service import Storage
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ class ExportService:
             return s.scalar(select(ExportRow).where(ExportRow.volume_id == volume_id))
 
     def _spec(self, row: ExportRow, device: str) -> Any:
-        from backends.export_base import ChapCredentials, ExportSpec
+        from backends.export.base import ChapCredentials, ExportSpec
 
         chap = None
         if row.auth_method == "CHAP":

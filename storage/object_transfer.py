@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from backends.object_base import ObjectInfo, ObjectStore, PrefixEntry
+from backends.object.base import ObjectInfo, ObjectStore, PrefixEntry
 from storage.errors import InvalidInput, NotFound
 
 Progress = Callable[[int, int], None]  # (bytes_done, bytes_total)

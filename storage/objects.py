@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from backends.object_base import ObjectStore
+from backends.object.base import ObjectStore
 from storage import object_transfer, registry
 from storage.object_transfer import TransferResult
 from storage.errors import InvalidInput, NotFound

@@ -29,7 +29,7 @@ from storage.errors import Conflict, InvalidInput, NotFound
 from storage.names import NAME_MAX, is_uuid, validate_name
 
 if TYPE_CHECKING:
-    from backends.base import ChangedRanges
+    from backends.volume.base import ChangedRanges
     from storage.service import Storage
 
 S = SnapshotStatus

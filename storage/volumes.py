@@ -40,7 +40,7 @@ from storage.units import format_size, parse_size, round_up
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
-    from backends.base import ProgressCallback, VolumeBackend
+    from backends.volume.base import ProgressCallback, VolumeBackend
     from storage.service import Storage
 
 V = VolumeStatus
@@ -383,7 +383,7 @@ class VolumeService:
         ``wipe="zero"`` overwrites its data with zeros first, reporting progress(done, total).
         ``force`` also deletes from error and stuck transitional states.
         """
-        from backends.base import WipeMode
+        from backends.volume.base import WipeMode
 
         if wipe not in WIPE_MODES:
             raise InvalidInput(f"wipe mode {wipe!r} is not accepted; accepted: {', '.join(WIPE_MODES)}")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from backends.tgt_show import parse_accounts, parse_targets
+from backends.export.tgt.show import parse_accounts, parse_targets
 
 TGT_SOCKET_DIR = Path("/var/run/tgtd")
 

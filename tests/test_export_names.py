@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from backends.tgt_show import parse_accounts, parse_portals, parse_targets
+from backends.export.tgt.show import parse_accounts, parse_portals, parse_targets
 from storage.errors import InvalidInput
 from storage.export_models import Export, connection_info, target_matches
 from storage.iscsi_names import (

@@ -228,7 +228,7 @@ def test_reconcile_after_tgtd_is_killed(data_dir: Path, own_tgtd) -> None:
 
 
 def test_reconcile_reports_and_removes_strays(est) -> None:
-    from backends.export_base import ExportSpec
+    from backends.export.base import ExportSpec
 
     vol = est.volumes.attach(est.volumes.create("exp9", "8M").id)
     stray = "iqn.2026-11.host.storage:volume-00000000-0000-0000-0000-000000000000"

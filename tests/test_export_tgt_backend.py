@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from backends.export_base import ChapCredentials, ExportSpec, validate_backing_device
-from backends.tgt_daemon import redact_argv
-from backends.tgt_export import TgtExportBackend
+from backends.export.base import ChapCredentials, ExportSpec, validate_backing_device
+from backends.export.tgt.daemon import redact_argv
+from backends.export.tgt.driver import TgtExportBackend
 from storage.errors import BackendError, InvalidInput, NotFound
 from tests import iscsi_tools as it
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from backends import file_copy
-from backends.file_volume import FileVolumeBackend
+from backends.volume.file import copy as file_copy
+from backends.volume.file.driver import FileVolumeBackend
 from storage.errors import InsufficientCapacity, InvalidInput
 from tests.volume_contract import VolumeBackendContract, attached, new_id, pwrite
 from tests.volume_helpers import (  # noqa: F401  (fixtures)
@@ -147,7 +147,7 @@ def test_stale_loop_device_is_found_and_removed(ext4_backend: FileVolumeBackend)
 
 
 def test_direct_io_on_is_used(ext4_backend: FileVolumeBackend) -> None:
-    from backends.file_loop import list_loops
+    from backends.volume.file.loop import list_loops
 
     vid = new_id()
     ext4_backend.create_volume(vid, 4 * MIB)
@@ -198,7 +198,7 @@ def test_capacity_is_not_overshot_by_concurrent_processes(reflink_pool: Path) ->
     total = FileVolumeBackend("cap", {"path": str(reflink_pool)}).usage().total_bytes
     size = (total * 2 // 5 // MIB) * MIB
     code = (
-        "import sys, uuid\nfrom backends.file_volume import FileVolumeBackend\nfrom storage.errors import InsufficientCapacity\n"
+        "import sys, uuid\nfrom backends.volume.file.driver import FileVolumeBackend\nfrom storage.errors import InsufficientCapacity\n"
         "b = FileVolumeBackend('cap', {'path': sys.argv[1]})\n"
         "try:\n    b.create_volume(str(uuid.uuid4()), int(sys.argv[2]))\nexcept InsufficientCapacity:\n    sys.exit(6)\n"
     )

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from backends.lvm_brick import LvmExecutor, lvm_environment, strip_env_prefix, translate_error
-from backends.lvm_names import (
+from backends.volume.lvm.brick import LvmExecutor, lvm_environment, strip_env_prefix, translate_error
+from backends.volume.lvm.names import (
     cow_size_bytes,
     gib_string_rounded_up,
     id_of,
@@ -24,8 +24,8 @@ from backends.lvm_names import (
     validate_vg_name,
     volume_lv,
 )
-from backends.lvm_thin_delta import clip_ranges, merge_ranges, parse_thin_delta, thin_delta_command, thin_ids
-from backends.lvm_volume import LvmVolumeBackend, dm_name, parse_lvm_type, parse_physical_volumes
+from backends.volume.lvm.thin_delta import clip_ranges, merge_ranges, parse_thin_delta, thin_delta_command, thin_ids
+from backends.volume.lvm.driver import LvmVolumeBackend, dm_name, parse_lvm_type, parse_physical_volumes
 from storage.errors import BackendError, Conflict, InsufficientCapacity, InvalidInput, NotFound, Unsupported
 
 VID = str(uuid.uuid4())
@@ -199,7 +199,7 @@ def test_storagectl_refuses_lvm_pool_on_this_host(tmp_path: Path) -> None:
 def test_spot_check_samples_only_unchanged_blocks() -> None:
     import random
 
-    from backends.lvm_thin_delta import sample_unchanged
+    from backends.volume.lvm.thin_delta import sample_unchanged
 
     block = 64 * 1024
     ranges = [(0, 10 * block), (20 * block, 5 * block)]

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from backends.dir_store import DirectoryStore
-from backends.object_base import ObjectInfo, ObjectStore, PrefixEntry
-from backends.s3_store import S3Store
-from backends.swift_store import SwiftStore
+from backends.object.dir.store import DirectoryStore
+from backends.object.base import ObjectInfo, ObjectStore, PrefixEntry
+from backends.object.s3.store import S3Store
+from backends.object.swift.store import SwiftStore
 from storage.errors import InvalidInput, NotFound, StorageError
 
 LARGE = 11 * 1024 * 1024 + 12345  # above the swift segment size and the s3 part size of the fixtures

@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as hst
 
 import storage
-from backends.dir_store import DirectoryStore
-from backends.object_base import ObjectInfo, PrefixEntry
-from backends.objstore_listing import fold_delimiter
-from backends.objstore_pathcodec import decode_component, encode_component, object_relpath
+from backends.object.dir.store import DirectoryStore
+from backends.object.base import ObjectInfo, PrefixEntry
+from backends.object.listing import fold_delimiter
+from backends.object.pathcodec import decode_component, encode_component, object_relpath
 from storage.errors import Conflict, InvalidInput, NotFound
 
 

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from backends.dir_store import DirectoryStore
-from backends.s3_store import S3Store
-from backends.swift_store import SwiftStore
+from backends.object.dir.store import DirectoryStore
+from backends.object.s3.store import S3Store
+from backends.object.swift.store import SwiftStore
 from storage.errors import AuthenticationFailed, BackendError, InvalidInput, PermissionDenied
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from minio import Minio
 
-from backends.s3_store import S3Store
-from backends.swift_store import SwiftStore
+from backends.object.s3.store import S3Store
+from backends.object.swift.store import SwiftStore
 
 pytestmark = pytest.mark.swift
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import storage
-from backends.swift_store import SwiftStore
+from backends.object.swift.store import SwiftStore
 from storage.cli.main import main
 from storage.errors import AuthenticationFailed
 from tests.backup_helpers import MIB, make_image, same_bytes

@@ -90,8 +90,8 @@ def test_image_size_has_headroom_and_is_aligned() -> None:
 
 def test_entry_points_txt_carries_the_drivers_and_scripts() -> None:
     text = entry_points_txt({"project": {"scripts": {"storagectl": "storage.cli.main:main"},
-                                         "entry-points": {"storage.volume_backends": {"lvm": "backends.lvm_volume:LvmVolumeBackend"}}}})
-    assert "[storage.volume_backends]\nlvm = backends.lvm_volume:LvmVolumeBackend\n" in text
+                                         "entry-points": {"storage.volume_backends": {"lvm": "backends.volume.lvm.driver:LvmVolumeBackend"}}}})
+    assert "[storage.volume_backends]\nlvm = backends.volume.lvm.driver:LvmVolumeBackend\n" in text
     assert "[console_scripts]\nstoragectl = storage.cli.main:main\n" in text
 
 

@@ -8,7 +8,7 @@ yields a fresh, empty backend instance (and cleans it up)::
         def backend(self, ...):
             yield LvmVolumeBackend("thin", {...})
 
-The tests use only the ABC of backends/base.py, write through ``open_volume`` or the attached
+The tests use only the ABC of backends/volume/base.py, write through ``open_volume`` or the attached
 device, and detach everything they attach, even when an assertion fails.
 """
 
@@ -22,7 +22,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from backends.base import VolumeBackend, WipeMode
+from backends.volume.base import VolumeBackend, WipeMode
 
 MIB = 1024 * 1024
 

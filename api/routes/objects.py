@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import StorageDep, authorize
 from api.errors import ERROR_RESPONSES
-from backends.object_base import ContainerInfo, ObjectInfo, ObjectStore, PrefixEntry
+from backends.object.base import ContainerInfo, ObjectInfo, ObjectStore, PrefixEntry
 from storage.service import Storage
 
 router = APIRouter(prefix="/object-stores", tags=["objects"], dependencies=[Depends(authorize)], responses=ERROR_RESPONSES)

@@ -12,7 +12,7 @@ import sys
 import time
 import uuid
 
-from backends.file_volume import FileVolumeBackend
+from backends.volume.file.driver import FileVolumeBackend
 
 MIB = 1024 * 1024
 
@@ -40,7 +40,7 @@ def main() -> None:
     timed("detach", b.detach, vid)
     timed(f"snapshot ({data_mib} MiB data)", b.create_snapshot, vid, sid)
     timed("delete snapshot", b.delete_snapshot, vid, sid)
-    timed("delete volume, wipe zero", b.delete_volume, vid, __import__("backends.base").base.WipeMode.ZERO)
+    timed("delete volume, wipe zero", b.delete_volume, vid, __import__("backends.volume.base").volume.base.WipeMode.ZERO)
     del dev
 
 

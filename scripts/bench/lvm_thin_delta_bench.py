@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import storage  # noqa: E402
-from backends.lvm_volume import LvmVolumeBackend  # noqa: E402
+from backends.volume.lvm.driver import LvmVolumeBackend  # noqa: E402
 from storage import registry  # noqa: E402
 
 MIB = 1024 * 1024

@@ -27,7 +27,7 @@ from typing import Any, Callable
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from backends.swift_store import SwiftStore  # noqa: E402
+from backends.object.swift.store import SwiftStore  # noqa: E402
 from storage.units import parse_size  # noqa: E402
 
 AIO = ROOT / "scripts" / "swift-aio.sh"

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from backends.object_base import ContainerInfo, ObjectInfo, PrefixEntry
+from backends.object.base import ContainerInfo, ObjectInfo, PrefixEntry
 from storage.cli import common
 from storage.errors import InvalidInput
 from storage.objects import StoreLocation

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from backends.lvm_volume import LvmVolumeBackend
+from backends.volume.lvm.driver import LvmVolumeBackend
 from tests.volume_contract import VolumeBackendContract
 
 THICK_VG = "gthick"

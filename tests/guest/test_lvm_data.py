@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from backends.lvm_volume import LvmVolumeBackend
+from backends.volume.lvm.driver import LvmVolumeBackend
 from storage.errors import Conflict, NotFound
 from tests.guest.test_lvm_contract import THICK_VG, THIN_VG, make_backend
 from tests.volume_contract import new_id, pread, pwrite

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import storage
-from backends.lvm_volume import LvmVolumeBackend
+from backends.volume.lvm.driver import LvmVolumeBackend
 from storage.errors import NotFound
 from tests.guest.test_lvm_contract import THICK_VG, THIN_VG, make_backend
 from tests.volume_contract import new_id, pread, pwrite

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from backends.export_base import (
+from backends.export.base import (
     ExportBackend,
     ExportedTarget,
     ExportSpec,

@@ -12,7 +12,7 @@ from keystoneauth1 import exceptions as ks_exceptions
 from requests.exceptions import RequestException
 from swiftclient.exceptions import ClientException
 
-from backends.object_base import ObjectInfo
+from backends.object.base import ObjectInfo
 from storage.errors import (
     AuthenticationFailed,
     BackendError,

@@ -19,15 +19,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from backends.export_base import (
+from backends.export.base import (
     ExportBackend,
     ExportedTarget,
     ExportSpec,
     device_size,
     validate_backing_device,
 )
-from backends.tgt_daemon import Tgtadm, TgtDaemon, parse_portal, tool
-from backends.tgt_show import TgtTarget, parse_accounts, parse_targets
+from backends.export.tgt.daemon import Tgtadm, TgtDaemon, parse_portal, tool
+from backends.export.tgt.show import TgtTarget, parse_accounts, parse_targets
 from storage.errors import BackendError, InvalidInput, NotFound
 
 log = logging.getLogger(__name__)

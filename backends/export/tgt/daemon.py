@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from backends.tgt_show import parse_portals
+from backends.export.tgt.show import parse_portals
 from storage.errors import BackendError, InvalidInput, Unsupported
 
 log = logging.getLogger(__name__)

@@ -28,18 +28,18 @@ from swiftclient.client import Connection
 from swiftclient.exceptions import ClientException
 from swiftclient.utils import LengthWrapper
 
-from backends.object_base import ContainerInfo, ObjectInfo, ObjectReader, ObjectStore, PrefixEntry
-from backends.objstore_io import HashingWindow, as_seekable
-from backends.objstore_listing import limited, validate_limit
-from backends.objstore_names import validate_container, validate_object_name, validate_range
-from backends.objstore_slo import (
+from backends.object.base import ContainerInfo, ObjectInfo, ObjectReader, ObjectStore, PrefixEntry
+from backends.object.io import HashingWindow, as_seekable
+from backends.object.listing import limited, validate_limit
+from backends.object.names import validate_container, validate_object_name, validate_range
+from backends.object.swift.slo import (
     manifest_body,
     manifest_segment_paths,
     plan_segments,
     segments_container,
     slo_etag,
 )
-from backends.objstore_swift_util import (
+from backends.object.swift.util import (
     EMPTY_MD5,
     container_meta,
     meta_headers,

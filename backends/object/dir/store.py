@@ -1,7 +1,7 @@
 """The local directory object store (scheme ``file``): the embedded default.
 
 Layout: ``<root>/<container>/<object path>`` with names encoded by
-``backends.objstore_pathcodec`` (nothing can escape the root; '/' in object names become
+``backends.object.pathcodec`` (nothing can escape the root; '/' in object names become
 directories). Writes are atomic: a temp file in the target directory, fsync, rename, and
 (``fsync = "full"``, the default) an fsync of the directory. The ETag (MD5, computed while
 writing), content type and metadata live in one extended attribute of the file, written
@@ -25,10 +25,10 @@ from typing import Any, BinaryIO, ClassVar
 
 from storage.errors import BackendError, Conflict, InvalidInput, NotFound
 
-from backends.object_base import ContainerInfo, ObjectInfo, ObjectReader, ObjectStore, PrefixEntry
-from backends.objstore_listing import fold_delimiter, limited, validate_limit
-from backends.objstore_names import validate_container, validate_object_name, validate_range
-from backends.objstore_pathcodec import (
+from backends.object.base import ContainerInfo, ObjectInfo, ObjectReader, ObjectStore, PrefixEntry
+from backends.object.listing import fold_delimiter, limited, validate_limit
+from backends.object.names import validate_container, validate_object_name, validate_range
+from backends.object.pathcodec import (
     DIR_SUFFIX,
     container_dirname,
     decode_component,

@@ -17,7 +17,7 @@ os-brick 7.x ``os_brick.local_dev.lvm.LVM`` pitfalls and what we do about each:
    clears the activation-skip flag in its own ``lvchange -k n`` first, then activates.
 5. Sizes come back as GiB strings rounded to two decimals. ``BrickLVM.get_lv_info`` reports
    sizes rounded *up* (so a thick snapshot sized from it is never smaller than its origin);
-   exact byte sizes are read with ``lvs --units b --nosuffix`` (``lvm_names.LVS_ARGS``).
+   exact byte sizes are read with ``lvs --units b --nosuffix`` (``names.LVS_ARGS``).
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def brick_error(what: str, exc: BaseException) -> StorageError:
 
 
 def _gib_rounded_up(size_bytes: int) -> str:
-    from backends.lvm_names import gib_string_rounded_up
+    from backends.volume.lvm.names import gib_string_rounded_up
 
     return gib_string_rounded_up(size_bytes)
 

@@ -13,7 +13,7 @@ from itertools import islice
 
 from storage.errors import InvalidInput
 
-from backends.object_base import ObjectInfo, PrefixEntry
+from backends.object.base import ObjectInfo, PrefixEntry
 
 
 def entry_name(entry: ObjectInfo | PrefixEntry) -> str:

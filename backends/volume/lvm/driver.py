@@ -29,8 +29,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Mapping
 
-from backends import lvm_io
-from backends.base import (
+from backends.volume.lvm import io as lvm_io
+from backends.volume.base import (
     BackendItem,
     Capabilities,
     ChangedRanges,
@@ -39,8 +39,8 @@ from backends.base import (
     VolumeBackend,
     WipeMode,
 )
-from backends.lvm_brick import LvmExecutor, brick_error, make_brick_lvm
-from backends.lvm_names import (
+from backends.volume.lvm.brick import LvmExecutor, brick_error, make_brick_lvm
+from backends.volume.lvm.names import (
     LVS_ARGS,
     VGS_FIELDS,
     LvInfo,
@@ -54,7 +54,7 @@ from backends.lvm_names import (
     validate_vg_name,
     volume_lv,
 )
-from backends.lvm_thin_delta import clip_ranges, merge_ranges, parse_thin_delta, sample_unchanged, thin_delta_command
+from backends.volume.lvm.thin_delta import clip_ranges, merge_ranges, parse_thin_delta, sample_unchanged, thin_delta_command
 from storage.errors import BackendError, Conflict, InvalidInput, NotFound, StorageError, Unsupported
 
 log = logging.getLogger(__name__)
@@ -434,7 +434,7 @@ class LvmVolumeBackend(VolumeBackend):
     def changed_ranges(self, volume_id: str, base_snapshot_id: str, snapshot_id: str) -> ChangedRanges | None:
         if not self.thin:
             return None
-        from backends.lvm_thin_delta import thin_ids
+        from backends.volume.lvm.thin_delta import thin_ids
 
         base, new = self._require_snapshot(base_snapshot_id), self._require_snapshot(snapshot_id)
         ids = thin_ids(self._run(["lvs", "--noheadings", "--separator", "|", "-o", "lv_name,thin_id", self.vg], "reading thin ids"))

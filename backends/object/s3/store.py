@@ -22,11 +22,11 @@ from minio import Minio
 from minio.commonconfig import CopySource
 from minio.datatypes import Part
 
-from backends.object_base import ContainerInfo, ObjectInfo, ObjectReader, ObjectStore, PrefixEntry
-from backends.objstore_io import as_seekable
-from backends.objstore_listing import entry_name, fold_delimiter, limited, validate_limit
-from backends.objstore_names import validate_container, validate_object_name, validate_range
-from backends.objstore_s3_util import (
+from backends.object.base import ContainerInfo, ObjectInfo, ObjectReader, ObjectStore, PrefixEntry
+from backends.object.io import as_seekable
+from backends.object.listing import entry_name, fold_delimiter, limited, validate_limit
+from backends.object.names import validate_container, validate_object_name, validate_range
+from backends.object.s3.util import (
     check_bucket_name,
     meta_from_headers,
     parse_endpoint,
@@ -270,7 +270,7 @@ class S3Store(ObjectStore):
 
     @staticmethod
     def _info(name: str, headers: Mapping[str, str]) -> ObjectInfo:
-        from backends.objstore_swift_util import http_date_to_iso
+        from backends.object.swift.util import http_date_to_iso
 
         return ObjectInfo(
             name=name,

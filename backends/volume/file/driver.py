@@ -24,8 +24,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
-from backends import file_copy, file_loop
-from backends.base import (
+from backends.volume.file import copy as file_copy
+
+from backends.volume.file import loop as file_loop
+from backends.volume.base import (
     BackendItem,
     Capabilities,
     ChangedRanges,
