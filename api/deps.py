@@ -15,7 +15,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from storage.auth import Principal
+from storage.auth.service import Principal
 from storage.config import Settings
 from storage.errors import AuthenticationFailed
 from storage.service import Storage

@@ -15,15 +15,15 @@ from storage.catalog import Catalog
 from storage.config import Settings, load_settings
 
 if TYPE_CHECKING:
-    from storage.auth import TokenService
+    from storage.auth.service import TokenService
     from storage.backup.service import BackupService
-    from storage.exports import ExportService
-    from storage.jobs import JobService
-    from storage.objects import ObjectService
+    from storage.exports.service import ExportService
+    from storage.jobs.service import JobService
+    from storage.objects.service import ObjectService
     from storage.policy.service import PolicyService
-    from storage.pools import PoolService
-    from storage.snapshots import SnapshotService
-    from storage.volumes import VolumeService
+    from storage.volumes.pools import PoolService
+    from storage.volumes.snapshots import SnapshotService
+    from storage.volumes.service import VolumeService
 
 
 class Storage:
@@ -37,25 +37,25 @@ class Storage:
     # Each property imports its service lazily so importing storage stays cheap.
     @cached_property
     def pools(self) -> "PoolService":
-        from storage.pools import PoolService
+        from storage.volumes.pools import PoolService
 
         return PoolService(self)
 
     @cached_property
     def volumes(self) -> "VolumeService":
-        from storage.volumes import VolumeService
+        from storage.volumes.service import VolumeService
 
         return VolumeService(self)
 
     @cached_property
     def snapshots(self) -> "SnapshotService":
-        from storage.snapshots import SnapshotService
+        from storage.volumes.snapshots import SnapshotService
 
         return SnapshotService(self)
 
     @cached_property
     def objects(self) -> "ObjectService":
-        from storage.objects import ObjectService
+        from storage.objects.service import ObjectService
 
         return ObjectService(self)
 
@@ -73,19 +73,19 @@ class Storage:
 
     @cached_property
     def exports(self) -> "ExportService":
-        from storage.exports import ExportService
+        from storage.exports.service import ExportService
 
         return ExportService(self)
 
     @cached_property
     def tokens(self) -> "TokenService":
-        from storage.auth import TokenService
+        from storage.auth.service import TokenService
 
         return TokenService(self)
 
     @cached_property
     def jobs(self) -> "JobService":
-        from storage.jobs import JobService
+        from storage.jobs.service import JobService
 
         return JobService(self)
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 import storage
-from storage.auth import role_allows, split_bearer
+from storage.auth.service import role_allows, split_bearer
 from storage.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound, PermissionDenied
-from storage.jobs import JobState, eta_seconds, owner_alive, parse_owner, percent
+from storage.jobs.service import JobState, eta_seconds, owner_alive, parse_owner, percent
 
 
 def copy_in_blocks(src: Path, dst: Path, ctx, block: int = 64 * 1024, pause: float = 0.0) -> dict:
@@ -93,7 +93,7 @@ def test_progress_helpers() -> None:
 def test_owner_alive_tracks_real_process() -> None:
     import socket
 
-    from storage.jobs import process_start_time
+    from storage.jobs.service import process_start_time
 
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from storage.attach import protocol_of, refresh_size
+from storage.host.attach import protocol_of, refresh_size
 from storage.cli.main import main
 from storage.errors import InvalidInput
 from tests import iscsi_tools as it
@@ -132,7 +132,7 @@ def test_os_brick_setup_in_a_fresh_process(tmp_path: Path) -> None:
     import sys
 
     code = (
-        "from pathlib import Path; from storage import attach; attach._setup(Path(%r));"
+        "from pathlib import Path; from storage.host import attach; attach._setup(Path(%r));"
         "from oslo_config import cfg; print(cfg.CONF.os_brick.lock_path)" % str(tmp_path / "locks")
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

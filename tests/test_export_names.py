@@ -6,8 +6,8 @@ import pytest
 
 from backends.export.tgt.show import parse_accounts, parse_portals, parse_targets
 from storage.errors import InvalidInput
-from storage.export_models import Export, connection_info, target_matches
-from storage.iscsi_names import (
+from storage.exports.models import Export, connection_info, target_matches
+from storage.exports.iscsi_names import (
     default_chap_username,
     generate_chap_secret,
     is_valid_iscsi_name,

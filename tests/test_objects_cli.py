@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from storage.cli.main import main
-from storage.object_transfer import object_name_for, plan_upload, safe_local_path
+from storage.objects.transfer import object_name_for, plan_upload, safe_local_path
 from storage.errors import InvalidInput
-from storage.objects import choose_default_store
+from storage.objects.service import choose_default_store
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -16,7 +16,7 @@ from storage.domain import (
 )
 from storage.errors import InvalidInput
 from storage.names import NAME_MAX, parse_labels, validate_name
-from storage.snapshots import auto_snapshot_name
+from storage.volumes.snapshots import auto_snapshot_name
 from storage.units import format_size, parse_size, round_up
 
 MIB = 1024 * 1024

@@ -1,4 +1,4 @@
-"""storage.check / `storagectl check`: crashes between a backend step and the catalog update,
+"""storage.volumes.check / `storagectl check`: crashes between a backend step and the catalog update,
 orphans, missing data, stale and lost loop devices. Crashes are real: a child process does the
 backend step and dies with os._exit before the catalog update."""
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import storage
-from storage.check import check, is_stuck, owner_is_dead, settle_volume
+from storage.volumes.check import check, is_stuck, owner_is_dead, settle_volume
 from storage.domain import VolumeStatus
 from tests.volume_helpers import MIB, loop_hygiene, requires_loop  # noqa: F401
 

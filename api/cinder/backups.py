@@ -16,7 +16,7 @@ from api.deps import StorageDep
 from api.routes.backups import start_backup
 from api.routes.common import submit_job
 from storage.errors import InvalidInput, NotFound
-from storage.jobs import JobInfo
+from storage.jobs.service import JobInfo
 from storage.service import Storage
 
 router = cinder_router()

@@ -14,7 +14,7 @@ from api.errors import ERROR_RESPONSES
 from api.guards import check_repository
 from api.routes.common import labels_query, submit_job
 from storage.backup.models import Backup
-from storage.jobs import JobInfo
+from storage.jobs.service import JobInfo
 
 router = APIRouter(prefix="/backups", tags=["backups"], dependencies=[Depends(authorize)], responses=ERROR_RESPONSES)
 JOB_RESPONSE: dict[int | str, dict[str, Any]] = {202: {"model": JobInfo, "description": "Accepted: the job doing it"}}

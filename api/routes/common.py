@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import Request
 
-from storage.jobs import JobContext, JobInfo
+from storage.jobs.service import JobContext, JobInfo
 from storage.names import parse_labels
 from storage.service import Storage
 

@@ -14,8 +14,8 @@ from pydantic import BaseModel, Field
 
 from api.deps import StorageDep, authorize
 from api.errors import ERROR_RESPONSES
-from storage.auth import Principal
-from storage.export_models import Export, ReconcileReport
+from storage.auth.service import Principal
+from storage.exports.models import Export, ReconcileReport
 
 router = APIRouter(tags=["exports"], dependencies=[Depends(authorize)], responses=ERROR_RESPONSES)
 

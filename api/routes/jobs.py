@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query
 
 from api.deps import StorageDep, authorize
 from api.errors import ERROR_RESPONSES
-from storage.jobs import JobInfo, JobState
+from storage.jobs.service import JobInfo, JobState
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], dependencies=[Depends(authorize)], responses=ERROR_RESPONSES)
 

@@ -12,7 +12,7 @@ from api.deps import StorageDep, authorize
 from api.errors import ERROR_RESPONSES
 from api.guards import check_repository
 from api.routes.common import submit_job
-from storage.jobs import JobInfo
+from storage.jobs.service import JobInfo
 from storage.policy.models import BackupOptions, Policy, PolicyKind, Retention, RunRecord, RunStatus, Selector
 
 router = APIRouter(prefix="/policies", tags=["policies"], dependencies=[Depends(authorize)], responses=ERROR_RESPONSES)

@@ -6,9 +6,9 @@ from fastapi import APIRouter, Depends
 
 from api.deps import StorageDep, authorize
 from api.errors import ERROR_RESPONSES
-from storage import inventory
-from storage.inventory import HostDevices
-from storage.pools import PoolInfo
+from storage.host import inventory
+from storage.host.inventory import HostDevices
+from storage.volumes.pools import PoolInfo
 
 router = APIRouter(tags=["pools"], dependencies=[Depends(authorize)], responses=ERROR_RESPONSES)
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import StorageDep, require_admin
 from api.errors import ERROR_RESPONSES
-from storage.auth import TokenInfo
+from storage.auth.service import TokenInfo
 
 router = APIRouter(prefix="/tokens", tags=["tokens"], dependencies=[Depends(require_admin)], responses=ERROR_RESPONSES)
 

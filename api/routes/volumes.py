@@ -13,7 +13,7 @@ from api.errors import ERROR_RESPONSES
 from api.listing_cache import cache_of, etag_matches
 from api.routes.common import labels_query, submit_job
 from storage.domain import Volume, VolumeStatus
-from storage.jobs import JobInfo
+from storage.jobs.service import JobInfo
 
 router = APIRouter(prefix="/volumes", tags=["volumes"], dependencies=[Depends(authorize)], responses=ERROR_RESPONSES)
 

@@ -117,7 +117,7 @@ class BackupService:
         ``backup_id`` (a UUID) lets a caller that runs this in the background (the API's jobs)
         know the new backup's id before it finishes; by default one is generated.
         """
-        from storage.volumes import validate_labels
+        from storage.volumes.service import validate_labels
 
         if name is not None:
             validate_name(name, kind="backup")

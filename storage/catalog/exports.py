@@ -1,7 +1,7 @@
 """Catalog table of iSCSI exports: one row per exported volume (the source of truth for targets).
 
 CHAP secrets are not stored here; they live in a 0600 file under the data dir
-(``storage.export_secrets``). Deleting a volume row deletes its export row; the target it
+(``storage.exports.secrets``). Deleting a volume row deletes its export row; the target it
 leaves behind is reported as a stray by ``st.exports.reconcile()``.
 """
 

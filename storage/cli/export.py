@@ -17,7 +17,7 @@ import typer
 
 from storage.cli import common
 from storage.errors import InvalidInput
-from storage.export_models import Export, ReconcileReport
+from storage.exports.models import Export, ReconcileReport
 from storage.units import format_size
 
 export_app = typer.Typer(help="iSCSI exports: list, reconcile with the catalog, stop the target.", no_args_is_help=True)
@@ -148,7 +148,7 @@ def export_stop(ctx: typer.Context, as_json: common.JsonOpt = False) -> None:
 
 def attach_cmd(info_file: ConnInfoOpt, as_json: common.JsonOpt = False) -> None:
     """Attach a volume on this host through os-brick; prints the local device path."""
-    from storage import attach
+    from storage.host import attach
 
     result = attach.attach(_load_info(info_file))
     common.emit(
@@ -160,7 +160,7 @@ def attach_cmd(info_file: ConnInfoOpt, as_json: common.JsonOpt = False) -> None:
 
 def detach_cmd(info_file: ConnInfoOpt, as_json: common.JsonOpt = False) -> None:
     """Detach a volume attached with `storagectl attach`."""
-    from storage import attach
+    from storage.host import attach
 
     attach.detach(_load_info(info_file))
     common.emit({"detached": True}, as_json, lambda d: common.console.print("detached"))

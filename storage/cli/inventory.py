@@ -40,7 +40,7 @@ def pools(ctx: typer.Context, as_json: common.JsonOpt = False) -> None:
 @host_app.command("devices")
 def devices(as_json: common.JsonOpt = False) -> None:
     """Block devices from lsblk, loop devices from losetup, and LVM pvs/vgs when installed."""
-    from storage.inventory import host_devices
+    from storage.host.inventory import host_devices
 
     report = host_devices()
 
@@ -101,7 +101,7 @@ def check_cmd(
 
     Exits 0 when clean (or everything was repaired), 4 (conflict) when problems remain.
     """
-    from storage.check import check
+    from storage.volumes.check import check
 
     report = check(common.get_storage(ctx), repair=repair, stale_after=stale_after)
 

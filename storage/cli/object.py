@@ -3,7 +3,7 @@
 The store is ``--store NAME`` (a configured ``[object_stores.NAME]``), ``--url`` (``file://``,
 ``swift://``, ``s3://``), or by default the configured swift store / the ``ST_AUTH``,
 ``ST_USER``, ``ST_KEY`` (or ``OS_*``) environment / ``local``. All logic lives in
-``st.objects`` (storage/objects.py, storage/object_transfer.py).
+``st.objects`` (storage/objects/service.py, storage/objects/transfer.py).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import typer
 from backends.object.base import ContainerInfo, ObjectInfo, PrefixEntry
 from storage.cli import common
 from storage.errors import InvalidInput
-from storage.objects import StoreLocation
+from storage.objects.service import StoreLocation
 from storage.units import format_size, parse_size
 
 object_app = typer.Typer(help="Object stores: containers and objects (Swift, S3, local directory).", no_args_is_help=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import storage
-from storage import attach
+from storage.host import attach
 from storage.errors import BackendError
 
 MiB = 1024 * 1024

@@ -1,7 +1,7 @@
 """volume list version: a counter bumped by triggers on every change to volumes or attachments.
 
 The admin API caches its serialised volume listing per (query, counter). The triggers bump the
-counter inside the writing transaction, so every writer counts (storage/volumes.py, snapshots,
+counter inside the writing transaction, so every writer counts (storage/volumes/service.py, snapshots,
 check --repair, reset-status, any other process such as storagectl) without each code path
 having to remember it. Only SQLite gets triggers and the counter row; on another database the row
 is absent, ``volume_list_version`` answers None and the API does not cache.

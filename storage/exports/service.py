@@ -30,15 +30,15 @@ from storage.catalog.base import new_id, utcnow
 from storage.catalog.exports import ExportRow
 from storage.domain import Volume, VolumeStatus
 from storage.errors import Conflict, InvalidInput, NotFound, StorageError
-from storage.export_models import (
+from storage.exports.models import (
     Export,
     ReconcileReport,
     connection_info,
     target_matches,
     validate_portal,
 )
-from storage.export_secrets import ExportSecrets
-from storage.iscsi_names import (
+from storage.exports.secrets import ExportSecrets
+from storage.exports.iscsi_names import (
     DEFAULT_IQN_PREFIX,
     default_chap_username,
     generate_chap_secret,

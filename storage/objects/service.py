@@ -29,10 +29,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from backends.object.base import ObjectStore
-from storage import object_transfer, registry
-from storage.object_transfer import TransferResult
+from storage import registry
+from storage.objects import transfer as object_transfer
+from storage.objects.transfer import TransferResult
 from storage.errors import InvalidInput, NotFound
-from storage.object_urls import format_url, parse_url, s3_env_options, swift_env_options
+from storage.objects.urls import format_url, parse_url, s3_env_options, swift_env_options
 
 if TYPE_CHECKING:
     from storage.service import Storage

@@ -1,6 +1,6 @@
 """Object-store URLs and credentials from the environment (pure functions).
 
-URL forms (see ``storage.objects.ObjectService.open_url``)::
+URL forms (see ``storage.objects.service.ObjectService.open_url``)::
 
     file:///abs/path/container[/prefix]
     swift://[STORE@]container[/prefix]

@@ -64,7 +64,7 @@ class SnapshotService:
         return snap
 
     def list(self, *, volume: str | None = None, labels: dict[str, str] | None = None) -> list[Snapshot]:
-        from storage.volumes import labels_match
+        from storage.volumes.service import labels_match
 
         vid = self._st.volumes.get(volume).id if volume else None
         with self._st.catalog.session() as s:
@@ -79,7 +79,7 @@ class SnapshotService:
         return [x for x in snaps if labels_match(x.labels, labels)]
 
     def create(self, volume_ref: str, name: str | None = None, *, labels: dict[str, str] | None = None) -> Snapshot:
-        from storage.volumes import validate_labels
+        from storage.volumes.service import validate_labels
 
         vol = self._st.volumes.get(volume_ref)
         if name is None:
@@ -141,7 +141,7 @@ class SnapshotService:
         return self._st.volumes.revert(snap.volume_id, snap.id)
 
     def update(self, ref: str, *, name: str | None = None, labels: dict[str, str] | None = None) -> Snapshot:
-        from storage.volumes import validate_labels
+        from storage.volumes.service import validate_labels
 
         snap = self.get(ref)
         with self._st.catalog.session() as s:

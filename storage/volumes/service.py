@@ -3,7 +3,7 @@
 Every operation follows one pattern: a compare-and-set moves the volume into a transitional
 status (the loser of a race gets Conflict), the backend does its step, and a second update
 records the result. A crash in between leaves the transitional status behind, with the owning
-``host:pid``, for ``storage.check`` to find.
+``host:pid``, for ``storage.volumes.check`` to find.
 
 Sizes are rounded up to the pool's granularity (1 MiB for the file backend).
 """
