@@ -1,7 +1,10 @@
 """The public entry point: ``storage.open(config) -> Storage``.
 
-``Storage`` owns the settings, the catalog and the drivers, and exposes one service per
-area. The CLI and the API call only these services.
+``Storage`` is the composition root: it owns the settings and the catalog, builds this host's
+``LocalHost`` (the drivers, behind ``storage.host.api.HostApi``) and builds each service with
+the collaborators it uses, passed in explicitly. Services never see ``Storage``. Each is built
+on first use and its module imported then, so ``import storage`` stays cheap. The CLI and the
+API call only these services.
 """
 
 from __future__ import annotations
@@ -18,12 +21,14 @@ if TYPE_CHECKING:
     from storage.auth.service import TokenService
     from storage.backup.service import BackupService
     from storage.exports.service import ExportService
+    from storage.host.local import LocalHost
     from storage.jobs.service import JobService
     from storage.objects.service import ObjectService
     from storage.policy.service import PolicyService
+    from storage.volumes.check import CheckReport
     from storage.volumes.pools import PoolService
-    from storage.volumes.snapshots import SnapshotService
     from storage.volumes.service import VolumeService
+    from storage.volumes.snapshots import SnapshotService
 
 
 class Storage:
@@ -34,60 +39,94 @@ class Storage:
         self.catalog = Catalog(settings.catalog_url)
         self._lock = threading.RLock()
 
-    # Each property imports its service lazily so importing storage stays cheap.
+    # -- the host side ------------------------------------------------------------------------
+    @cached_property
+    def host(self) -> "LocalHost":
+        """This host's drivers behind the HostApi seam (in process)."""
+        from storage.host.local import LocalHost
+
+        def export_driver() -> tuple[str, dict[str, Any]]:
+            from storage.exports.setup import export_setup
+
+            setup = export_setup(self.settings.export, self.settings.data_dir)
+            return setup.driver, setup.driver_options
+
+        return LocalHost(self.settings.pools, export_driver)
+
+    # -- the control plane: one service per capability ----------------------------------------
     @cached_property
     def pools(self) -> "PoolService":
         from storage.volumes.pools import PoolService
 
-        return PoolService(self)
+        drivers = {name: cfg.driver for name, cfg in self.settings.pools.items()}
+        return PoolService(self.host, drivers=drivers, default_pool=self.settings.default_pool)
 
     @cached_property
     def volumes(self) -> "VolumeService":
         from storage.volumes.service import VolumeService
 
-        return VolumeService(self)
+        return VolumeService(
+            self.catalog, self.host, default_pool=self.settings.default_pool,
+            snapshots=lambda: self.snapshots, exports=lambda: self.exports,
+        )  # fmt: skip
 
     @cached_property
     def snapshots(self) -> "SnapshotService":
         from storage.volumes.snapshots import SnapshotService
 
-        return SnapshotService(self)
+        return SnapshotService(self.catalog, self.host, self.volumes)
+
+    @cached_property
+    def exports(self) -> "ExportService":
+        from storage.exports.service import ExportService
+        from storage.exports.setup import export_setup
+
+        setup = export_setup(self.settings.export, self.settings.data_dir)
+        return ExportService(self.catalog, self.host, setup, self.volumes)
 
     @cached_property
     def objects(self) -> "ObjectService":
         from storage.objects.service import ObjectService
 
-        return ObjectService(self)
+        return ObjectService(self.settings.object_stores)
 
     @cached_property
     def backups(self) -> "BackupService":
         from storage.backup.service import BackupService
 
-        return BackupService(self)
+        return BackupService(
+            self.catalog, self.settings.backup, data_dir=self.settings.data_dir, objects=self.objects,
+            volumes=self.volumes, snapshots=self.snapshots, host=self.host,
+        )  # fmt: skip
 
     @cached_property
     def policies(self) -> "PolicyService":
         from storage.policy.service import PolicyService
 
-        return PolicyService(self)
-
-    @cached_property
-    def exports(self) -> "ExportService":
-        from storage.exports.service import ExportService
-
-        return ExportService(self)
+        return PolicyService(
+            self.catalog, pools=tuple(self.settings.pools), data_dir=self.settings.data_dir,
+            backup_settings=self.settings.backup, volumes=self.volumes, snapshots=self.snapshots,
+            backups=self.backups, objects=self.objects,
+        )  # fmt: skip
 
     @cached_property
     def tokens(self) -> "TokenService":
         from storage.auth.service import TokenService
 
-        return TokenService(self)
+        return TokenService(self.catalog)
 
     @cached_property
     def jobs(self) -> "JobService":
         from storage.jobs.service import JobService
 
-        return JobService(self)
+        return JobService(self.catalog)
+
+    def check(self, repair: bool = False, *, stale_after: float | None = None) -> "CheckReport":
+        """Reconcile the catalog against this host's pools (``storagectl check [--repair]``)."""
+        from storage.volumes.check import DEFAULT_STALE_AFTER, check
+
+        stale = DEFAULT_STALE_AFTER if stale_after is None else stale_after
+        return check(self.catalog, self.host, tuple(self.settings.pools), repair, stale_after=stale)
 
     def close(self) -> None:
         self.catalog.close()

@@ -20,7 +20,7 @@ def fill_volume(config: Path, name: str, data: bytes, offset: int = 0) -> None:
     """Write bytes into a file-backend volume through the backend's own open_volume (no loop device)."""
     with storage.open(config) as st:
         vol = st.volumes.get(name)
-        with st.volumes.backend_for_pool(vol.pool).open_volume(vol.id) as path:
+        with st.host.volume_backend(vol.pool).open_volume(vol.id) as path:
             fd = os.open(path, os.O_WRONLY)
             try:
                 os.pwrite(fd, data, offset)
@@ -32,7 +32,7 @@ def fill_volume(config: Path, name: str, data: bytes, offset: int = 0) -> None:
 def read_volume(config: Path, name: str, length: int) -> bytes:
     with storage.open(config) as st:
         vol = st.volumes.get(name)
-        with st.volumes.backend_for_pool(vol.pool).open_volume(vol.id) as path, open(path, "rb") as fh:
+        with st.host.volume_backend(vol.pool).open_volume(vol.id) as path, open(path, "rb") as fh:
             return fh.read(length)
 
 

@@ -47,7 +47,7 @@ def paused_midway(work: Callable[[Callable[[Progress], None]], object]) -> Itera
 
 def _volume_bytes(st: storage.Storage, name: str, out: Path) -> Path:
     vol = st.volumes.get(name)
-    with st.volumes.backend_for_pool(vol.pool).open_volume(vol.id) as path:
+    with st.host.volume_backend(vol.pool).open_volume(vol.id) as path:
         out.write_bytes(Path(path).read_bytes())
     return out
 
@@ -55,11 +55,11 @@ def _volume_bytes(st: storage.Storage, name: str, out: Path) -> Path:
 def _incremental(st: storage.Storage, tmp_path: Path) -> tuple[storage.backup.models.Backup, storage.backup.models.Backup]:
     st.volumes.create("inc", "16M")
     vol = st.volumes.get("inc")
-    with st.volumes.backend_for_pool(vol.pool).open_volume(vol.id) as path:
+    with st.host.volume_backend(vol.pool).open_volume(vol.id) as path:
         write_at(path, 0, make_image(tmp_path / "seed", 12 * MIB, seed=3).read_bytes())
     first = st.backups.create("inc")
     old = _volume_bytes(st, "inc", tmp_path / "old")
-    with st.volumes.backend_for_pool(vol.pool).open_volume(vol.id) as path:
+    with st.host.volume_backend(vol.pool).open_volume(vol.id) as path:
         write_at(path, 3 * MIB + 100, b"\x01" * 1000)
         write_at(path, 14 * MIB, b"\x02" * 5000)  # was a hole
     second = st.backups.create("inc")
@@ -69,7 +69,7 @@ def _incremental(st: storage.Storage, tmp_path: Path) -> tuple[storage.backup.mo
         st.backups.restore(backup.id, to_path=str(out))
         assert same_bytes(out, expected)
     bases = st.snapshots.list(volume="inc", labels={BASE_LABEL: second.repository_id or ""})
-    if st.volumes.backend_for_pool(vol.pool).capabilities().changed_ranges:
+    if st.host.volume_backend(vol.pool).capabilities().changed_ranges:
         assert second.snapshot_id and [s.id for s in bases] == [second.snapshot_id]  # the older base was retired
     else:
         assert second.snapshot_id is None and bases == []  # a full copy is no use as a base: deleted
@@ -82,7 +82,7 @@ def test_incremental_on_reflink_pool_reads_only_changes(tmp_path: Path, reflink_
     cfg = data_dir / "reflink.toml"
     cfg.write_text(f'data_dir = "{data_dir}"\n[pools.default]\ndriver = "file"\npath = "{reflink_pool}"\n')
     with storage.open(cfg) as st:
-        assert st.volumes.backend_for_pool("default").capabilities().changed_ranges
+        assert st.host.volume_backend("default").capabilities().changed_ranges
         first, second = _incremental(st, tmp_path)
         assert first.read_bytes == 12 * MIB
         assert second.read_bytes <= 3 * MIB  # FIEMAP: only the changed extents' chunks
@@ -262,10 +262,10 @@ def test_catalog_rebuilt_from_repository_and_restore_without_catalog(st: storage
 @requires_loop
 def test_existing_snapshot_as_source(st: storage.Storage, tmp_path: Path, loop_hygiene: Path) -> None:
     vol = st.volumes.create("snapsrc", "4M")
-    with st.volumes.backend_for_pool(vol.pool).open_volume(vol.id) as path:
+    with st.host.volume_backend(vol.pool).open_volume(vol.id) as path:
         write_at(path, MIB, b"before" * 1000)
     snap = st.snapshots.create("snapsrc", "snapsrc-s1")
-    with st.volumes.backend_for_pool(vol.pool).open_volume(vol.id) as path:
+    with st.host.volume_backend(vol.pool).open_volume(vol.id) as path:
         write_at(path, MIB, b"after!" * 1000)
     b = st.backups.create("snapsrc-s1")
     assert b.volume_id == vol.id and b.source == "snapshot snapsrc-s1" and b.snapshot_id is None

@@ -148,7 +148,7 @@ def test_in_use_volume_backup_and_restores_to_volumes(st: storage.Storage, tmp_p
     assert restored.skipped_zero_bytes == 5 * MIB
     new = st.volumes.get("db-restored")
     assert new.size_bytes == 8 * MIB
-    with st.volumes.backend_for_pool(new.pool).open_volume(new.id) as path:
+    with st.host.volume_backend(new.pool).open_volume(new.id) as path:
         assert read_at(path, MIB, 3 * MIB) == payload and read_at(path, 0, MIB) == bytes(MIB)
 
     small = st.volumes.create("small", "4M")
@@ -157,10 +157,10 @@ def test_in_use_volume_backup_and_restores_to_volumes(st: storage.Storage, tmp_p
     assert st.volumes.get("small").status.value == "available"
 
     big = st.volumes.create("big", "16M")
-    with st.volumes.backend_for_pool(big.pool).open_volume(big.id) as path:
+    with st.host.volume_backend(big.pool).open_volume(big.id) as path:
         write_at(path, 0, b"\xee" * (10 * MIB))
     st.backups.restore(b.id, to_volume="big")  # existing target: zero chunks are written
-    with st.volumes.backend_for_pool(big.pool).open_volume(big.id) as path:
+    with st.host.volume_backend(big.pool).open_volume(big.id) as path:
         assert read_at(path, 0, MIB) == bytes(MIB)
         assert read_at(path, MIB, 3 * MIB) == payload
         assert read_at(path, 8 * MIB, MIB) == b"\xee" * MIB  # past the backup: untouched

@@ -66,7 +66,7 @@ def url_of(info: dict, password: str | None = None) -> str:
 
 
 def volume_file(st: storage.Storage, vol) -> Path:
-    return Path(st.volumes.backend_for_pool(vol.pool).volume_path(vol.id))
+    return Path(st.host.volume_backend(vol.pool).volume_path(vol.id))
 
 
 def test_export_read_write_through_iscsi(est) -> None:
@@ -204,11 +204,11 @@ def test_reconcile_after_tgtd_is_killed(data_dir: Path, own_tgtd) -> None:
         assert "wrote 65536/65536" in res.stdout
         assert st.exports.reconcile().unchanged == ["survivor", "other"]
 
-        pid = st.exports.backend.daemon.pid()
+        pid = st.host.export_backend.daemon.pid()
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 5
-        while st.exports.backend.adm.answering() and time.monotonic() < deadline:
+        while st.host.export_backend.adm.answering() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not it.capacity(url_of(info)).ok
 
@@ -224,7 +224,7 @@ def test_reconcile_after_tgtd_is_killed(data_dir: Path, own_tgtd) -> None:
         assert not it.capacity(other_url, initiator="iqn.2026-11.test.storage:someone-else").ok
     finally:
         _cleanup(st)
-        st.exports.backend.stop()
+        st.host.export_backend.stop()
 
 
 def test_reconcile_reports_and_removes_strays(est) -> None:
@@ -234,15 +234,15 @@ def test_reconcile_reports_and_removes_strays(est) -> None:
     stray = "iqn.2026-11.host.storage:volume-00000000-0000-0000-0000-000000000000"
     foreign = "iqn.2026-11.org.example:not-ours"
     for iqn in (stray, foreign):
-        est.exports.backend.export(ExportSpec(key="x", device_path=vol.attached_device, target_iqn=iqn, lun=1))
+        est.host.export_backend.export(ExportSpec(key="x", device_path=vol.attached_device, target_iqn=iqn, lun=1))
     est.exports.secrets.put("00000000-0000-0000-0000-000000000000", "Orphan-Secret-1")
     report = est.exports.reconcile()
     assert sorted(report.strays) == sorted([stray, foreign]) and report.removed_strays == []
     assert est.exports.secrets.keys() == []  # secret of no export: pruned
     report = est.exports.reconcile(remove_strays=True)
     assert report.removed_strays == [stray]  # a target outside our IQN prefix is only reported
-    assert [t.target_iqn for t in est.exports.backend.list_exports()] == [foreign]
-    est.exports.backend.unexport(foreign)
+    assert [t.target_iqn for t in est.host.export_backend.list_exports()] == [foreign]
+    est.host.export_backend.unexport(foreign)
 
 
 def test_delete_hook_removes_target_so_volume_can_go(est) -> None:
@@ -252,6 +252,6 @@ def test_delete_hook_removes_target_so_volume_can_go(est) -> None:
         est.volumes.delete("doomed")  # exported means in-use
     est.volumes.delete("doomed", force=True)  # removes the target first: it held the loop device
     assert est.exports.list() == [] and est.exports.secrets.keys() == []
-    assert est.exports.backend.list_exports() == []
+    assert est.host.export_backend.list_exports() == []
     est.volumes.create("kept", "8M")
     assert est.exports.on_delete("kept") is None

@@ -21,7 +21,7 @@ def fill(st: storage.Storage, name: str, seed: int, size_mib: int = 4) -> None:
     """Create a volume and write seeded bytes into it through the backend's volume path."""
     st.volumes.create(name, f"{size_mib}M", labels={"backup": "nightly"})
     vol = st.volumes.get(name)
-    with st.volumes.backend_for_pool(vol.pool).open_volume(vol.id) as path:
+    with st.host.volume_backend(vol.pool).open_volume(vol.id) as path:
         fd = os.open(path, os.O_WRONLY)
         try:
             os.pwrite(fd, os.urandom(MIB) + bytes([seed]) * MIB, 0)

@@ -138,7 +138,7 @@ def test_sigkill_mid_run_next_run_finishes_the_job(st: storage.Storage, config_f
 
 def _write_random(st: storage.Storage, name: str, size: int) -> None:
     vol = st.volumes.get(name)
-    with st.volumes.backend_for_pool(vol.pool).open_volume(vol.id) as path:
+    with st.host.volume_backend(vol.pool).open_volume(vol.id) as path:
         fd = os.open(path, os.O_WRONLY)
         try:
             os.pwrite(fd, os.urandom(size), 0)

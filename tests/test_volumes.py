@@ -79,7 +79,7 @@ def test_delete_with_wipe_and_progress(vst: storage.Storage) -> None:
     assert dev is not None
     write_at(dev, 3 * MIB, b"secret" * 10000)
     vst.volumes.detach("wipe-me")
-    backend = vst.volumes.backend_for_pool(vol.pool)
+    backend = vst.host.volume_backend(vol.pool)
     image = backend.volume_path(vol.id)  # type: ignore[attr-defined]
     seen: list[tuple[int, int]] = []
     # watch the bytes being zeroed: read the image from the progress callback before unlink
@@ -273,7 +273,7 @@ def test_volume_found_after_restart(config_file: Path, loop_hygiene: Path) -> No
         dev = s.volumes.attach(s.volumes.create("keep", "4M").name).attached_device
     with storage.open(config_file) as s:
         assert s.volumes.get("keep").attached_device == dev
-        backend = s.volumes.backend_for_pool("default")
+        backend = s.host.volume_backend("default")
         assert backend.attached_device(s.volumes.get("keep").id) == dev
         out = subprocess.run(["losetup", "-j", str(backend.volume_path(s.volumes.get("keep").id))],  # type: ignore[attr-defined]
                              capture_output=True, text=True, check=True).stdout

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import storage
-from storage.volumes.check import check, is_stuck, owner_is_dead, settle_volume
+from storage.volumes.check import is_stuck, owner_is_dead, settle_volume
 from storage.domain import VolumeStatus
 from tests.volume_helpers import MIB, loop_hygiene, requires_loop  # noqa: F401
 
@@ -26,7 +26,7 @@ from storage.catalog.volumes import VolumeRow, cas_volume_status, this_owner
 from storage.domain import VolumeStatus as V
 step, cfg = sys.argv[1], sys.argv[2]
 st = storage.open(cfg)
-backend = st.volumes.backend_for_pool("default")
+backend = st.host.volume_backend("default")
 if step == "create":
     vid = new_id()
     with st.catalog.session() as s:
@@ -61,14 +61,14 @@ def kinds(report) -> list[str]:  # type: ignore[no-untyped-def]
 def test_crash_during_create_is_found_and_repaired(st: storage.Storage, config_file: Path, loop_hygiene: Path) -> None:
     crash(config_file, "create")
     assert st.volumes.get("crashed-create").status is VolumeStatus.CREATING
-    report = check(st)
+    report = st.check()
     assert kinds(report) == ["stuck_volume"]
     assert "no longer running" in report.findings[0].detail and not report.findings[0].repaired
     assert st.volumes.get("crashed-create").status is VolumeStatus.CREATING  # report only
-    fixed = check(st, repair=True)
+    fixed = st.check(repair=True)
     assert fixed.findings[0].repaired
     assert st.volumes.get("crashed-create").status is VolumeStatus.AVAILABLE
-    assert check(st).clean
+    assert st.check().clean
 
 
 def test_crash_during_delete_attach_extend(st: storage.Storage, config_file: Path, loop_hygiene: Path) -> None:
@@ -77,14 +77,14 @@ def test_crash_during_delete_attach_extend(st: storage.Storage, config_file: Pat
     crash(config_file, "delete", "d")
     crash(config_file, "attach", "a")
     crash(config_file, "extend", "e")
-    report = check(st)
+    report = st.check()
     assert kinds(report) == ["stuck_volume"] * 3, report
-    check(st, repair=True)
+    st.check(repair=True)
     names = {v.name: v for v in st.volumes.list()}
     assert "d" not in names  # the delete was finished
     assert names["a"].status is VolumeStatus.IN_USE and names["a"].attached_device  # the attachment was recorded
     assert names["e"].status is VolumeStatus.AVAILABLE and names["e"].size_bytes == 8 * MIB
-    assert check(st).clean
+    assert st.check().clean
     st.volumes.detach("a")
 
 
@@ -95,12 +95,12 @@ def test_live_operation_is_not_stuck(st: storage.Storage) -> None:
     vol = st.volumes.create("busy", "1M")
     with st.catalog.session() as s:
         cas_volume_status(s, vol.id, VolumeStatus.EXTENDING)  # owned by this (live) process
-    assert check(st).clean
-    assert kinds(check(st, stale_after=0)) == ["stuck_volume"]
+    assert st.check().clean
+    assert kinds(st.check(stale_after=0)) == ["stuck_volume"]
 
 
 def test_orphans_missing_data_stale_and_lost_devices(st: storage.Storage, loop_hygiene: Path) -> None:
-    backend = st.volumes.backend_for_pool("default")
+    backend = st.host.volume_backend("default")
     orphan = str(uuid.uuid4())
     backend.create_volume(orphan, MIB)  # data no catalog volume owns
     stale = subprocess.run(["losetup", "--find", "--show", str(backend.volume_path(orphan))],  # type: ignore[attr-defined]
@@ -109,15 +109,15 @@ def test_orphans_missing_data_stale_and_lost_devices(st: storage.Storage, loop_h
     os.unlink(backend.volume_path(gone.id))  # type: ignore[attr-defined]
     lost = st.volumes.attach(st.volumes.create("lost", "1M").name)
     subprocess.run(["losetup", "--detach", lost.attached_device or ""], check=True)  # e.g. a reboot
-    report = check(st)
+    report = st.check()
     assert kinds(report) == ["lost_attachment", "missing_data", "orphan_volume", "stale_device"], report
     assert next(f for f in report.findings if f.kind == "stale_device").name == stale
-    repaired = check(st, repair=True)
+    repaired = st.check(repair=True)
     assert all(f.repaired for f in repaired.findings), repaired
     assert not backend.volume_path(orphan).exists()  # type: ignore[attr-defined]
     assert st.volumes.get("gone").status is VolumeStatus.ERROR
     assert st.volumes.get("lost").status is VolumeStatus.AVAILABLE and st.volumes.get("lost").attached_device is None
-    after = check(st)
+    after = st.check()
     assert kinds(after) == ["missing_data"] and after.findings[0].repair.startswith("none")
 
 

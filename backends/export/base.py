@@ -1,6 +1,6 @@
 """The abstract export backend: an iSCSI target that offers block devices to other hosts.
 
-The core (``storage.exports``) decides names, LUNs, CHAP credentials and ACLs and keeps them
+The core (``storage.exports.service``) decides names, LUNs, CHAP credentials and ACLs and keeps them
 in the catalog; a backend only makes the target match. One target per exported volume, one
 data LUN per target. Backends hold no state of their own that the core cannot regenerate:
 after a restart of the target the core calls ``export`` again for every catalog export.

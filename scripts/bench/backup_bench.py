@@ -142,7 +142,7 @@ def main() -> None:
 
         st = stack.enter_context(storage.open(cfg))
         dense = st.volumes.create("dense", size)
-        backend = st.volumes.backend_for_pool(dense.pool)
+        backend = st.host.volume_backend(dense.pool)
         with backend.open_volume(dense.id) as path:
             dense_path = path
         fill_random(dense_path, 0, size, seed=1)

@@ -73,7 +73,7 @@ def change_regions(path: str, size: int, count: int, rng: random.Random) -> list
 def run_pool(st: storage.Storage, pool: str, size: int, regions: int, seed: int) -> dict:
     rng = random.Random(seed)
     vol = st.volumes.create(f"bench-{pool}", size, pool=pool)
-    backend = st.volumes.backend_for_pool(pool)
+    backend = st.host.volume_backend(pool)
     with backend.open_volume(vol.id) as path:
         fill(path, size, rng)
     started = time.monotonic()
@@ -167,7 +167,7 @@ def main() -> int:
                 "regions": args.regions,
                 "delta": run_pool(st, "delta", size, args.regions, args.seed),
                 "full": run_pool(st, "full", size, args.regions, args.seed),
-                "backend": thin_delta_timing(st.volumes.backend_for_pool("delta"), size, args.regions, args.seed),  # type: ignore[arg-type]
+                "backend": thin_delta_timing(st.host.volume_backend("delta"), size, args.regions, args.seed),  # type: ignore[arg-type]
             }
             for snap in st.snapshots.list():
                 st.snapshots.delete(snap.id)

@@ -1,0 +1,1 @@
+"""API tokens and roles, hashed in the catalog (``st.tokens``): ``service.TokenService``."""

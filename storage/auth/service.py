@@ -22,7 +22,7 @@ from storage.catalog.api_tables import ApiToken
 from storage.errors import AuthenticationFailed, InvalidInput, NotFound, PermissionDenied
 
 if TYPE_CHECKING:
-    from storage.service import Storage
+    from storage.catalog import Catalog
 
 ROLES = ("reader", "operator", "admin")
 _RANK = {role: rank for rank, role in enumerate(ROLES)}
@@ -113,8 +113,8 @@ def _info(row: ApiToken) -> TokenInfo:
 class TokenService:
     """Tokens stored (hashed) in the catalog."""
 
-    def __init__(self, storage: "Storage", *, cache_seconds: float = 0.0) -> None:
-        self._catalog = storage.catalog
+    def __init__(self, catalog: "Catalog", *, cache_seconds: float = 0.0) -> None:
+        self._catalog = catalog
         # Seconds an authenticated token is trusted without a catalog lookup (0: always look up).
         # A revocation in this process applies at once; one made by another process (another API
         # worker, `storagectl token revoke`) applies after at most this long.

@@ -39,7 +39,7 @@ def _row_source(svc: "BackupService", backup_id: str) -> tuple[str, str | None, 
     b = svc.get(backup_id)
     if b.status not in RESTORABLE:
         raise Conflict(f"backup {backup_id} is {b.status}; only available (or damaged) backups can be read", backup=backup_id)
-    with svc._st.catalog.session() as s:
+    with svc.catalog.session() as s:
         row = s.get(BackupRow, backup_id)
         key_file = row.key_file if row else None
     return b.repository, key_file, b.status
@@ -103,18 +103,17 @@ def _restore_to(
             return restore_to_fd(repo, manifest, fd, to_path, fresh=fresh, **kwargs)
         finally:
             os.close(fd)
-    st = svc._st
     if to_volume:
-        vol = st.volumes.get(to_volume)
+        vol = svc.volumes.get(to_volume)
         check_target_size(vol.size_bytes, manifest.size, f"volume {vol.name!r}")
         return _restore_into_volume(svc, repo, manifest, vol.id, fresh=False, **kwargs)
     assert new_volume_name is not None
-    vol = st.volumes.create(new_volume_name, manifest.size, pool=pool, labels={"storage.backup/restored-from": backup_id})
+    vol = svc.volumes.create(new_volume_name, manifest.size, pool=pool, labels={"storage.backup/restored-from": backup_id})
     try:
         return _restore_into_volume(svc, repo, manifest, vol.id, fresh=True, **kwargs)
     except BaseException:
         try:
-            st.volumes.delete(vol.id)
+            svc.volumes.delete(vol.id)
         except StorageError:
             pass
         raise
@@ -123,11 +122,9 @@ def _restore_to(
 def _restore_into_volume(svc: "BackupService", repo: Repository, manifest: Manifest, volume_id: str, *, fresh: bool, **kwargs: object) -> RestoreResult:
     from storage.domain import VolumeStatus
 
-    st = svc._st
-    vol = st.volumes.get(volume_id)
-    backend = st.volumes.backend_for_pool(vol.pool)
-    with st.volumes.hold(vol.id, VolumeStatus.RESTORING_BACKUP, allowed_from=frozenset({VolumeStatus.AVAILABLE})):
-        with backend.open_volume(vol.id) as path:
+    vol = svc.volumes.get(volume_id)
+    with svc.volumes.hold(vol.id, VolumeStatus.RESTORING_BACKUP, allowed_from=frozenset({VolumeStatus.AVAILABLE})):
+        with svc.host.open_volume(vol.pool, vol.id) as path:  # a restore writes on the volume's host
             fd, _ = open_target(path, manifest.size, create=False)
             try:
                 result = restore_to_fd(repo, manifest, fd, f"volume {vol.name}", fresh=fresh, **kwargs)  # type: ignore[arg-type]
@@ -205,7 +202,7 @@ def _verify_locked(
 
 def _mark(svc: "BackupService", url: str, damaged: list[str], checked: list[str]) -> None:
     """Damaged backups become 'damaged'; checked damaged ones that now pass become 'available' again."""
-    with svc._st.catalog.session() as s:
+    with svc.catalog.session() as s:
         for row in s.scalars(select(BackupRow).where(BackupRow.repository == url)).all():
             if row.id in damaged and row.status == STATUS_AVAILABLE:
                 row.status = STATUS_DAMAGED
@@ -219,7 +216,7 @@ def _mark(svc: "BackupService", url: str, damaged: list[str], checked: list[str]
 
 
 def delete(svc: "BackupService", backup_id: str, *, repository: str | None) -> None:
-    with svc._st.catalog.session() as s:
+    with svc.catalog.session() as s:
         row = s.get(BackupRow, backup_id)
         url = row.repository if row else repository
         status = row.status if row else None
@@ -238,10 +235,10 @@ def delete(svc: "BackupService", backup_id: str, *, repository: str | None) -> N
         raise NotFound(f"backup {backup_id} has no manifest in repository {url}", backup=backup_id)
     if snapshot_id:
         try:
-            svc._st.snapshots.delete(snapshot_id)
+            svc.snapshots.delete(snapshot_id)
         except StorageError:
             pass
-    with svc._st.catalog.session() as s:
+    with svc.catalog.session() as s:
         row = s.get(BackupRow, backup_id)
         if row is not None:
             s.delete(row)
@@ -285,7 +282,7 @@ def import_repository(svc: "BackupService", url: str | None, *, key_file: str | 
     finally:
         store.close()
     imported: list[Backup] = []
-    with svc._st.catalog.session() as s:
+    with svc.catalog.session() as s:
         for manifest in sorted(manifests.values(), key=lambda m: m.created_at):
             row = s.get(BackupRow, manifest.backup_id)
             if row is None:

@@ -38,22 +38,45 @@ from storage.names import is_uuid, validate_name
 from storage.units import parse_size
 
 if TYPE_CHECKING:
-    from storage.service import Storage
+    from pathlib import Path as _Path
+
+    from storage.catalog import Catalog
+    from storage.config import BackupConfig
+    from storage.host.api import HostApi
+    from storage.objects.service import ObjectService
+    from storage.volumes.service import VolumeService
+    from storage.volumes.snapshots import SnapshotService
 
 
 class BackupService:
-    def __init__(self, storage: "Storage") -> None:
-        self._st = storage
-        self.settings = storage.settings.backup
+    def __init__(
+        self,
+        catalog: "Catalog",
+        settings: "BackupConfig",
+        *,
+        data_dir: "_Path",
+        objects: "ObjectService",
+        volumes: "VolumeService",
+        snapshots: "SnapshotService",
+        host: "HostApi",
+    ) -> None:
+        # ops.py and sources.py (this package) use these collaborators through the service
+        self.catalog = catalog
+        self.settings = settings
+        self._data_dir = data_dir
+        self.objects = objects
+        self.volumes = volumes
+        self.snapshots = snapshots
+        self.host = host
 
     # -- helpers -------------------------------------------------------------------------
     @property
     def cache_root(self) -> Path:
-        return self._st.settings.data_dir / "cache" / "backup"
+        return self._data_dir / "cache" / "backup"
 
     @property
     def lock_dir(self) -> Path:
-        return self._st.settings.data_dir / "locks"
+        return self._data_dir / "locks"
 
     def _workers(self) -> int:
         return self.settings.workers or max(1, os.cpu_count() or 1)
@@ -67,7 +90,7 @@ class BackupService:
         one, settings.backup.key_file or the key file the catalog recorded for the repository
         is used when the repository is encrypted.
         """
-        location = self._st.objects.open_url(url or self.settings.repository or "")
+        location = self.objects.open_url(url or self.settings.repository or "")
         explicit = key_file is not None
         if not explicit:
             key_file = self.settings.key_file or self._catalog_key_file(location.url)
@@ -89,7 +112,7 @@ class BackupService:
 
     def _catalog_key_file(self, url: str) -> str | None:
         """The key file path the catalog recorded for a repository (paths only; never a key)."""
-        with self._st.catalog.session() as s:
+        with self.catalog.session() as s:
             return s.scalars(
                 select(BackupRow.key_file).where(BackupRow.repository == url, BackupRow.key_file.is_not(None))
             ).first()
@@ -123,14 +146,14 @@ class BackupService:
             validate_name(name, kind="backup")
         labels = validate_labels(labels)
         limit = parse_size(bandwidth_limit, field="bandwidth_limit") if bandwidth_limit else None
-        src = sources.resolve(self._st, source)
+        src = sources.resolve(self, source)
         repo = self.open_repository(repository, key_file=encryption_key_file, create=True)
         key_file = repo.key_file
         if backup_id is not None and not is_uuid(backup_id):
             raise InvalidInput(f"backup id {backup_id!r} is not accepted; accepted: a UUID", field="backup_id")
         backup_id = backup_id or str(uuid.uuid4())
         created = datetime.now(UTC)
-        with self._st.catalog.session() as s:
+        with self.catalog.session() as s:
             s.add(records.new_row(
                 id=backup_id, name=name, repository=repo.url, repository_id=repo.id, volume_id=src.volume_id,
                 volume_name=src.volume_name, source=src.description, encrypted=repo.keys is not None,
@@ -146,7 +169,7 @@ class BackupService:
             raise
         base_id = None
         if src.kind == "volume" and manifest.snapshot_id and src.volume_id:
-            base_id = sources.keep_or_drop_base(self._st, src.volume_id, repo.id, manifest.snapshot_id)
+            base_id = sources.keep_or_drop_base(self, src.volume_id, repo.id, manifest.snapshot_id)
         return self._update(
             backup_id, status=STATUS_AVAILABLE, owner=None, size_bytes=manifest.size, stored_bytes=counters.uploaded,
             read_bytes=counters.read, chunk_count=len(manifest.chunks),
@@ -165,7 +188,7 @@ class BackupService:
         try:
             repo.ensure_current_format(store)
             known = cache.load(store)
-            with sources.open_source(self._st, src, repo.id) as opened:
+            with sources.open_source(self, src, repo.id) as opened:
                 fd = open_readonly(opened.path)
                 try:
                     size = image_size(fd)
@@ -201,7 +224,7 @@ class BackupService:
         """(changed ranges, previous chunk list, previous size) against the volume's last base snapshot."""
         if src.kind != "volume" or snapshot_id is None:
             return None, None, None
-        with self._st.catalog.session() as s:
+        with self.catalog.session() as s:
             row = s.scalars(
                 select(BackupRow)
                 .where(BackupRow.volume_id == src.volume_id, BackupRow.repository_id == repo.id,
@@ -211,7 +234,7 @@ class BackupService:
             prev_id, base_snap = (row.id, row.snapshot_id) if row else (None, None)
         if prev_id is None or base_snap is None:
             return None, None, None
-        ranges = sources.changed_ranges(self._st, base_snap, snapshot_id)
+        ranges = sources.changed_ranges(self, base_snap, snapshot_id)
         if ranges is None:
             return None, None, None
         try:
@@ -224,7 +247,7 @@ class BackupService:
 
     # -- catalog -------------------------------------------------------------------------
     def _update(self, backup_id: str, **values: Any) -> Backup:
-        with self._st.catalog.session() as s:
+        with self.catalog.session() as s:
             row = s.get(BackupRow, backup_id)
             if row is None:
                 raise NotFound(f"backup {backup_id!r} not found; see `storagectl backup list`")
@@ -233,7 +256,7 @@ class BackupService:
             return records.to_model(row)
 
     def get(self, backup_id: str) -> Backup:
-        with self._st.catalog.session() as s:
+        with self.catalog.session() as s:
             records.mark_interrupted(s)
             row = s.get(BackupRow, backup_id)
             if row is None:
@@ -245,11 +268,11 @@ class BackupService:
         status: str | None = None,
     ) -> list[Backup]:
         """Backups, oldest first; volume is a volume name or id; labels must all match."""
-        with self._st.catalog.session() as s:
+        with self.catalog.session() as s:
             records.mark_interrupted(s)
             q = select(BackupRow).order_by(BackupRow.created_at)
             if repository is not None:
-                q = q.where(BackupRow.repository == self._st.objects.open_url(repository).url)
+                q = q.where(BackupRow.repository == self.objects.open_url(repository).url)
             if status is not None:
                 q = q.where(BackupRow.status == status)
             rows = [records.to_model(r) for r in s.scalars(q).all()]

@@ -2,7 +2,7 @@
 
 For a catalog volume on a pool that reports changed ranges (reflinks), the snapshot taken for
 the backup is kept afterwards, labelled ``storage.backup/base=<repository id>``, as the base of
-the next backup of that volume to that repository: ``st.snapshots.changed_ranges(base, new)``
+the next backup of that volume to that repository: ``svc.snapshots.changed_ranges(base, new)``
 then says what to read. On other pools it is deleted right after the backup.
 """
 
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from storage.errors import NotFound, StorageError
 
 if TYPE_CHECKING:
-    from storage.service import Storage
+    from storage.backup.service import BackupService
 
 BASE_LABEL = "storage.backup/base"
 KINDS = ("volume", "snapshot", "path")
@@ -32,19 +32,19 @@ class SourceRef:
     volume_name: str | None = None
 
 
-def resolve(st: "Storage", source: str) -> SourceRef:
+def resolve(svc: "BackupService", source: str) -> SourceRef:
     """'volume:REF', 'snapshot:REF', 'path:/x', an absolute path, or a volume then snapshot name/id."""
     kind, sep, rest = source.partition(":")
     if sep and kind in KINDS:
-        return _resolve_kind(st, kind, rest)
+        return _resolve_kind(svc, kind, rest)
     if source.startswith("/") or os.path.exists(source):
-        return _resolve_kind(st, "path", source)
+        return _resolve_kind(svc, "path", source)
     try:
-        return _resolve_kind(st, "volume", source)
+        return _resolve_kind(svc, "volume", source)
     except NotFound:
         pass
     try:
-        return _resolve_kind(st, "snapshot", source)
+        return _resolve_kind(svc, "snapshot", source)
     except NotFound:
         raise NotFound(
             f"backup source {source!r} is not a volume, a snapshot or a path; accepted: a volume or snapshot name/id, "
@@ -52,16 +52,16 @@ def resolve(st: "Storage", source: str) -> SourceRef:
         ) from None
 
 
-def _resolve_kind(st: "Storage", kind: str, ref: str) -> SourceRef:
+def _resolve_kind(svc: "BackupService", kind: str, ref: str) -> SourceRef:
     if kind == "path":
         path = os.path.abspath(ref)
         if not os.path.exists(path):
             raise NotFound(f"backup source path {path!r} does not exist")
         return SourceRef("path", path, path)
     if kind == "volume":
-        vol = st.volumes.get(ref)
+        vol = svc.volumes.get(ref)
         return SourceRef("volume", vol.id, f"volume {vol.name}", vol.id, vol.name)
-    snap = st.snapshots.get(ref)
+    snap = svc.snapshots.get(ref)
     return SourceRef("snapshot", snap.id, f"snapshot {snap.name}", snap.volume_id, snap.volume_name)
 
 
@@ -73,55 +73,55 @@ class OpenedSource:
 
 
 @contextmanager
-def open_source(st: "Storage", src: SourceRef, repository_id: str) -> Iterator[OpenedSource]:
+def open_source(svc: "BackupService", src: SourceRef, repository_id: str) -> Iterator[OpenedSource]:
     """Yield a readable path. A volume source gets a new snapshot, deleted again on error."""
     if src.kind == "path":
         yield OpenedSource(src.ref, None, False)
         return
     if src.kind == "snapshot":
-        with st.snapshots.open(src.ref) as path:
+        with svc.snapshots.open(src.ref) as path:
             yield OpenedSource(path, src.ref, False)
         return
-    snap = st.snapshots.create(src.ref, labels={BASE_LABEL: repository_id})
+    snap = svc.snapshots.create(src.ref, labels={BASE_LABEL: repository_id})
     ok = False
     try:
-        with st.snapshots.open(snap.id) as path:
+        with svc.snapshots.open(snap.id) as path:
             yield OpenedSource(path, snap.id, True)
         ok = True
     finally:
         if not ok:
-            _delete_quietly(st, snap.id)
+            _delete_quietly(svc, snap.id)
 
 
-def changed_ranges(st: "Storage", base_snapshot_id: str, snapshot_id: str) -> Any:
+def changed_ranges(svc: "BackupService", base_snapshot_id: str, snapshot_id: str) -> Any:
     """The snapshot service's changed ranges, or None when unknown or the base is gone."""
     try:
-        return st.snapshots.changed_ranges(base_snapshot_id, snapshot_id)
+        return svc.snapshots.changed_ranges(base_snapshot_id, snapshot_id)
     except NotFound:
         return None
 
 
-def keep_or_drop_base(st: "Storage", volume_id: str, repository_id: str, snapshot_id: str) -> str | None:
+def keep_or_drop_base(svc: "BackupService", volume_id: str, repository_id: str, snapshot_id: str) -> str | None:
     """After a backup: keep its snapshot as the next base when the pool reports changed ranges
     (retiring older bases), else delete it (a full copy on a non-reflink pool, useless as a base)."""
-    vol = st.volumes.get(volume_id)
-    if st.volumes.backend_for_pool(vol.pool).capabilities().changed_ranges:
-        retire_old_bases(st, volume_id, repository_id, keep=snapshot_id)
+    vol = svc.volumes.get(volume_id)
+    if svc.host.pool_capabilities(vol.pool)["changed_ranges"]:
+        retire_old_bases(svc, volume_id, repository_id, keep=snapshot_id)
         return snapshot_id
-    _delete_quietly(st, snapshot_id)
-    retire_old_bases(st, volume_id, repository_id, keep="")
+    _delete_quietly(svc, snapshot_id)
+    retire_old_bases(svc, volume_id, repository_id, keep="")
     return None
 
 
-def retire_old_bases(st: "Storage", volume_id: str, repository_id: str, keep: str) -> None:
+def retire_old_bases(svc: "BackupService", volume_id: str, repository_id: str, keep: str) -> None:
     """Delete the earlier base snapshots of a volume for a repository (only the newest is needed)."""
-    for snap in st.snapshots.list(volume=volume_id, labels={BASE_LABEL: repository_id}):
+    for snap in svc.snapshots.list(volume=volume_id, labels={BASE_LABEL: repository_id}):
         if snap.id != keep:
-            _delete_quietly(st, snap.id)
+            _delete_quietly(svc, snap.id)
 
 
-def _delete_quietly(st: "Storage", snapshot_id: str) -> None:
+def _delete_quietly(svc: "BackupService", snapshot_id: str) -> None:
     try:
-        st.snapshots.delete(snapshot_id)
+        svc.snapshots.delete(snapshot_id)
     except StorageError:
         pass

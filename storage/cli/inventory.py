@@ -101,9 +101,7 @@ def check_cmd(
 
     Exits 0 when clean (or everything was repaired), 4 (conflict) when problems remain.
     """
-    from storage.volumes.check import check
-
-    report = check(common.get_storage(ctx), repair=repair, stale_after=stale_after)
+    report = common.get_storage(ctx).check(repair=repair, stale_after=stale_after)
 
     def human(r: Any) -> None:
         if r.clean:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -25,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from storage import registry
 from storage.catalog.base import new_id, utcnow
 from storage.catalog.exports import ExportRow
 from storage.domain import Volume, VolumeStatus
@@ -39,7 +37,6 @@ from storage.exports.models import (
 )
 from storage.exports.secrets import ExportSecrets
 from storage.exports.iscsi_names import (
-    DEFAULT_IQN_PREFIX,
     default_chap_username,
     generate_chap_secret,
     target_iqn,
@@ -47,12 +44,13 @@ from storage.exports.iscsi_names import (
     validate_chap_secret,
     validate_chap_username,
     validate_initiators,
-    validate_iqn_prefix,
 )
 
 if TYPE_CHECKING:
-    from backends.export.base import ExportBackend
-    from storage.service import Storage
+    from storage.catalog import Catalog
+    from storage.exports.setup import ExportSetup
+    from storage.host.api import HostApi
+    from storage.volumes.service import VolumeService
 
 log = logging.getLogger(__name__)
 EXPORTABLE = (VolumeStatus.AVAILABLE, VolumeStatus.IN_USE)
@@ -68,28 +66,17 @@ def _model(row: ExportRow, volume_name: str) -> Export:
 
 
 class ExportService:
-    def __init__(self, storage: "Storage") -> None:
-        self._st = storage
-        self._backend: "ExportBackend | None" = None
-        self._lock = threading.Lock()
-        cfg = storage.settings.export
-        self._options: dict[str, Any] = dict(cfg.model_extra or {})
-        self.iqn_prefix = validate_iqn_prefix(str(self._options.pop("iqn_prefix", DEFAULT_IQN_PREFIX)))
-        self.listen_portal = validate_portal(cfg.portal)
-        self.advertise_portal = validate_portal(str(self._options.pop("advertise_portal", cfg.portal)))
-        self.state_dir = storage.settings.data_dir / "exports"
-        self.secrets = ExportSecrets(storage.settings.data_dir / "secrets" / "export-chap.json")
+    def __init__(self, catalog: "Catalog", host: "HostApi", setup: "ExportSetup", volumes: "VolumeService") -> None:
+        self._catalog = catalog
+        self._host = host
+        self._volumes = volumes
+        self.iqn_prefix = setup.iqn_prefix
+        self.listen_portal = setup.listen_portal
+        self.advertise_portal = setup.advertise_portal
+        self.state_dir = setup.state_dir
+        self.secrets = ExportSecrets(setup.secrets_path)
 
     # -- plumbing ------------------------------------------------------------
-    @property
-    def backend(self) -> "ExportBackend":
-        with self._lock:
-            if self._backend is None:
-                cls = registry.load(registry.EXPORT_BACKENDS, self._st.settings.export.driver)
-                opts = {**self._options, "portal": self.listen_portal, "state_dir": str(self.state_dir)}
-                self._backend = cls(opts)
-            return self._backend
-
     @contextmanager
     def _host_lock(self) -> Iterator[None]:
         """Serialise export changes between processes (target ids are allocated by listing)."""
@@ -102,12 +89,11 @@ class ExportService:
             os.close(fd)
 
     def _row(self, volume_id: str) -> ExportRow | None:
-        with self._st.catalog.session() as s:
+        with self._catalog.session() as s:
             return s.scalar(select(ExportRow).where(ExportRow.volume_id == volume_id))
 
-    def _spec(self, row: ExportRow, device: str) -> Any:
-        from backends.export.base import ChapCredentials, ExportSpec
-
+    def _spec(self, row: ExportRow, device: str) -> dict[str, Any]:
+        """What ``HostApi.export_target`` gets (plain data; the CHAP secret only here)."""
         chap = None
         if row.auth_method == "CHAP":
             secret = self.secrets.get(row.volume_id)
@@ -116,24 +102,24 @@ class ExportService:
                     f"the CHAP secret of the export of volume {row.volume_id} is missing from {self.secrets.path}; "
                     "unexport and export the volume again"
                 )
-            chap = ChapCredentials(row.chap_username, secret)
-        return ExportSpec(
-            key=row.volume_id, device_path=device, target_iqn=row.target_iqn, lun=row.lun, chap=chap,
-            initiators=tuple(row.initiators or ()), serial=unit_serial(row.volume_id),
-        )  # fmt: skip
+            chap = {"username": row.chap_username, "password": secret}
+        return {
+            "key": row.volume_id, "device_path": device, "target_iqn": row.target_iqn, "lun": row.lun, "chap": chap,
+            "initiators": list(row.initiators or ()), "serial": unit_serial(row.volume_id),
+        }  # fmt: skip
 
     # -- reads ---------------------------------------------------------------
     def get(self, volume_ref: str) -> Export:
-        vol = self._st.volumes.get(volume_ref)
+        vol = self._volumes.get(volume_ref)
         row = self._row(vol.id)
         if row is None:
             raise NotFound(f"volume {vol.name!r} is not exported; see `storagectl volume export`", volume=vol.name)
         return _model(row, vol.name)
 
     def list(self) -> list[Export]:
-        with self._st.catalog.session() as s:
+        with self._catalog.session() as s:
             rows = s.scalars(select(ExportRow).order_by(ExportRow.created_at)).all()
-        names = {v.id: v.name for v in self._st.volumes.list()}
+        names = {v.id: v.name for v in self._volumes.list()}
         return [_model(r, names.get(r.volume_id, r.volume_id)) for r in rows]
 
     def connection_info(self, volume_ref: str, *, include_secret: bool = False) -> dict[str, Any]:
@@ -160,16 +146,16 @@ class ExportService:
         if chap_secret is not None:
             validate_chap_secret(chap_secret)
         advertised = validate_portal(portal) if portal is not None else self.advertise_portal
-        vol = self._st.volumes.get(volume_ref)
+        vol = self._volumes.get(volume_ref)
         username = validate_chap_username(chap_username) if chap_username else default_chap_username(vol.id)
         if vol.status not in EXPORTABLE:
             raise Conflict(
                 f"volume {vol.name!r} is {vol.status.value}; accepted: a volume that is available or in-use",
                 volume=vol.name, status=vol.status.value,
             )  # fmt: skip
-        backend = self.backend
+        driver = self._host.export_driver()
         with self._host_lock():
-            row = self._claim(vol, backend.driver_name, advertised, inits, username if chap else None, backend)
+            row = self._claim(vol, driver["driver"], advertised, inits, username if chap else None, driver["default_lun"])
             try:
                 return self._export_claimed(vol, row, (chap_secret or generate_chap_secret()) if chap else None)
             except BaseException:
@@ -177,17 +163,17 @@ class ExportService:
                 raise
 
     def _claim(
-        self, vol: Volume, driver: str, portal: str, inits: tuple[str, ...], username: str | None, backend: Any
+        self, vol: Volume, driver: str, portal: str, inits: tuple[str, ...], username: str | None, default_lun: int
     ) -> ExportRow:
         now = utcnow()
         row = ExportRow(
             id=new_id(), volume_id=vol.id, driver=driver, target_iqn=target_iqn(self.iqn_prefix, vol.id),
-            lun=backend.default_lun, portal=portal, device_path="", attached_by_export=False,
+            lun=default_lun, portal=portal, device_path="", attached_by_export=False,
             auth_method="CHAP" if username else None, chap_username=username, initiators=list(inits),
             size_bytes=vol.size_bytes, created_at=now, updated_at=now,
         )  # fmt: skip
         try:
-            with self._st.catalog.session() as s:
+            with self._catalog.session() as s:
                 existing = s.scalar(select(ExportRow).where(ExportRow.volume_id == vol.id))
                 if existing is not None:
                     raise Conflict(
@@ -204,7 +190,7 @@ class ExportService:
         if vol.status == VolumeStatus.IN_USE and vol.attached_device:
             device = vol.attached_device
         else:
-            vol = self._st.volumes.attach(vol.id)
+            vol = self._volumes.attach(vol.id)
             attached_by_export = True
             device = vol.attached_device
         row.attached_by_export = attached_by_export
@@ -213,8 +199,8 @@ class ExportService:
         try:
             if secret is not None:
                 self.secrets.put(vol.id, secret)
-            exported = self.backend.export(self._spec(row, row.device_path))
-            row.size_bytes = exported.sizes.get(row.lun, vol.size_bytes)
+            exported = self._host.export_target(self._spec(row, row.device_path))
+            row.size_bytes = exported["sizes"].get(row.lun, vol.size_bytes)
             self._save(row)
         except BaseException:
             if attached_by_export:
@@ -225,17 +211,17 @@ class ExportService:
 
     def _save(self, row: ExportRow) -> None:
         row.updated_at = utcnow()
-        with self._st.catalog.session() as s:
+        with self._catalog.session() as s:
             s.merge(row)
 
     def _release(self, row: ExportRow) -> None:
         self.secrets.delete(row.volume_id)
-        with self._st.catalog.session() as s:
+        with self._catalog.session() as s:
             s.query(ExportRow).filter(ExportRow.id == row.id).delete()
 
     def _detach_quietly(self, volume_id: str) -> None:
         try:
-            self._st.volumes.detach(volume_id)
+            self._volumes.detach(volume_id)
         except StorageError as exc:
             log.warning("could not detach volume %s after a failed export: %s", volume_id, exc.message)
 
@@ -244,14 +230,14 @@ class ExportService:
         export = self.get(volume_ref)
         with self._host_lock():
             try:
-                self.backend.unexport(export.target_iqn)
+                self._host.unexport_target(export.target_iqn)
             except NotFound:
                 log.info("target %s was already gone", export.target_iqn)
             if export.attached_by_export:
-                vol = self._st.volumes.get(export.volume_id)
+                vol = self._volumes.get(export.volume_id)
                 if vol.status == VolumeStatus.IN_USE:
-                    self._st.volumes.detach(vol.id)
-            with self._st.catalog.session() as s:
+                    self._volumes.detach(vol.id)
+            with self._catalog.session() as s:
                 s.query(ExportRow).filter(ExportRow.id == export.id).delete()
             self.secrets.delete(export.volume_id)
         return export
@@ -260,16 +246,16 @@ class ExportService:
         """Call before deleting a volume: removes its target, row and secret, but does not detach
         (the volume service does). A target keeps the device open, so a loop device could not
         be detached while exported. None when the volume is not exported."""
-        vol = self._st.volumes.get(volume_ref)
+        vol = self._volumes.get(volume_ref)
         row = self._row(vol.id)
         if row is None:
             return None
         with self._host_lock():
             try:
-                self.backend.unexport(row.target_iqn)
+                self._host.unexport_target(row.target_iqn)
             except NotFound:
                 pass
-            with self._st.catalog.session() as s:
+            with self._catalog.session() as s:
                 s.query(ExportRow).filter(ExportRow.id == row.id).delete()
             self.secrets.delete(vol.id)
         return _model(row, vol.name)
@@ -277,13 +263,13 @@ class ExportService:
     # -- extend and reconciliation ---------------------------------------------
     def on_extend(self, volume_ref: str) -> Export | None:
         """Call after a volume grew: the LUN shows the new size. None when it is not exported."""
-        vol = self._st.volumes.get(volume_ref)
+        vol = self._volumes.get(volume_ref)
         row = self._row(vol.id)
         if row is None:
             return None
         with self._host_lock():
             try:
-                row.size_bytes = self.backend.resize(row.target_iqn, row.lun)
+                row.size_bytes = self._host.resize_target(row.target_iqn, row.lun)
             except NotFound:  # the target service lost it (restart): make it again
                 self._ensure_target(row, vol, ReconcileReport())
             self._save(row)
@@ -293,12 +279,12 @@ class ExportService:
         """Make the target service match the catalog; report (and optionally remove) strays."""
         report = ReconcileReport()
         with self._host_lock():
-            self.backend.ensure_running()
-            with self._st.catalog.session() as s:
+            self._host.ensure_export_service()
+            with self._catalog.session() as s:
                 rows = s.scalars(select(ExportRow).order_by(ExportRow.created_at)).all()
             for row in rows:
                 try:
-                    vol = self._st.volumes.get(row.volume_id)
+                    vol = self._volumes.get(row.volume_id)
                     self._ensure_target(row, vol, report)
                 except StorageError as exc:
                     report.failed.append({"volume": row.volume_id, "error": exc.message})
@@ -307,39 +293,40 @@ class ExportService:
             for key in self.secrets.keys():  # secrets of exports removed with their volume
                 if key not in exported_ids:
                     self.secrets.delete(key)
-            for target in self.backend.list_exports():
-                if target.target_iqn in known:
+            for target in self._host.list_targets():
+                iqn = target["target_iqn"]
+                if iqn in known:
                     continue
-                report.strays.append(target.target_iqn)
-                if remove_strays and target.target_iqn.startswith(self.iqn_prefix + ":"):
-                    self.backend.unexport(target.target_iqn)
-                    report.removed_strays.append(target.target_iqn)
+                report.strays.append(iqn)
+                if remove_strays and iqn.startswith(self.iqn_prefix + ":"):
+                    self._host.unexport_target(iqn)
+                    report.removed_strays.append(iqn)
         return report
 
     def _ensure_target(self, row: ExportRow, vol: Volume, report: ReconcileReport) -> None:
         device = row.device_path
         if row.attached_by_export:
-            real = self._st.volumes.backend_for_pool(vol.pool).attached_device(vol.id)
+            real = self._host.attached_device(vol.pool, vol.id)
             if real is None:  # e.g. after a reboot: loop devices are gone
                 if vol.status == VolumeStatus.IN_USE:
-                    self._st.volumes.detach(vol.id)
-                real = self._st.volumes.attach(vol.id).attached_device
+                    self._volumes.detach(vol.id)
+                real = self._volumes.attach(vol.id).attached_device
                 report.reattached.append(vol.name)
             device = real or device
-        present = {t.target_iqn: t for t in self.backend.list_exports()}.get(row.target_iqn)
+        present = {t["target_iqn"]: t for t in self._host.list_targets()}.get(row.target_iqn)
         if present is not None and device == row.device_path and target_matches(
-            dict(present.luns), tuple(present.chap_usernames), tuple(present.initiators),
+            dict(present["luns"]), tuple(present["chap_usernames"]), tuple(present["initiators"]),
             lun=row.lun, device=device, chap_username=row.chap_username, initiators=tuple(row.initiators or ()),
         ):  # fmt: skip
             report.unchanged.append(vol.name)
             return
         row.device_path = device
-        exported = self.backend.export(self._spec(row, device))
-        row.size_bytes = exported.sizes.get(row.lun, row.size_bytes)
+        exported = self._host.export_target(self._spec(row, device))
+        row.size_bytes = exported["sizes"].get(row.lun, row.size_bytes)
         self._save(row)
         report.recreated.append(vol.name)
 
     def stop(self) -> None:
         """Remove every target and stop the target service; the catalog keeps the exports for reconcile()."""
         with self._host_lock():
-            self.backend.stop()
+            self._host.stop_export_service()

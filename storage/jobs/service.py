@@ -31,7 +31,7 @@ from storage.catalog.api_tables import Job
 from storage.errors import Cancelled, Conflict, InvalidInput, NotFound, StorageError
 
 if TYPE_CHECKING:
-    from storage.service import Storage
+    from storage.catalog import Catalog
 
 PROGRESS_INTERVAL = 0.5  # seconds between progress writes
 MAX_CONCURRENT_JOBS = 2
@@ -239,8 +239,8 @@ WorkFn = Callable[[JobContext], Any]
 class JobService:
     """Runs and records jobs; one instance per process (``st.jobs``)."""
 
-    def __init__(self, storage: "Storage", *, max_concurrent: int = MAX_CONCURRENT_JOBS) -> None:
-        self._catalog = storage.catalog
+    def __init__(self, catalog: "Catalog", *, max_concurrent: int = MAX_CONCURRENT_JOBS) -> None:
+        self._catalog = catalog
         self._owner = current_owner()
         self._slots = threading.BoundedSemaphore(max_concurrent)
         self._contexts: dict[str, JobContext] = {}

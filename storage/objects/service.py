@@ -36,7 +36,7 @@ from storage.errors import InvalidInput, NotFound
 from storage.objects.urls import format_url, parse_url, s3_env_options, swift_env_options
 
 if TYPE_CHECKING:
-    from storage.service import Storage
+    from storage.config import ObjectStoreConfig
 
 ENV_STORE = "env"  # name reported for a store built from environment variables
 
@@ -96,8 +96,9 @@ def _redact(options: Mapping[str, Any]) -> dict[str, Any]:
 class ObjectService:
     """Object stores configured for this host."""
 
-    def __init__(self, storage: "Storage", env: Mapping[str, str] | None = None) -> None:
-        self.storage = storage
+    def __init__(self, stores: Mapping[str, "ObjectStoreConfig"], env: Mapping[str, str] | None = None) -> None:
+        """stores: the ``[object_stores.NAME]`` tables of the config."""
+        self._stores = stores
         self._env = env
 
     @property
@@ -109,12 +110,12 @@ class ObjectService:
         """The configured stores (secrets redacted)."""
         return [
             StoreSummary(name, cfg.type, _redact(cfg.options()))
-            for name, cfg in sorted(self.storage.settings.object_stores.items())
+            for name, cfg in sorted(self._stores.items())
         ]
 
     def store(self, name: str) -> ObjectStore:
         """A new instance of the configured store ``name``."""
-        stores = self.storage.settings.object_stores
+        stores = self._stores
         if name not in stores:
             raise NotFound(
                 f"object store {name!r} is not configured; configured: {', '.join(sorted(stores)) or 'none'}",
@@ -130,7 +131,7 @@ class ObjectService:
     def default_store_name(self) -> str:
         """The store CLI commands use without --store/--url (see ``choose_default_store``)."""
         return choose_default_store(
-            {n: c.type for n, c in self.storage.settings.object_stores.items()},
+            {n: c.type for n, c in self._stores.items()},
             swift_env_options(self.env) is not None,
         )
 
@@ -141,7 +142,7 @@ class ObjectService:
         if url:
             return self.open_url(url)
         name = store or self.default_store_name()
-        if name == ENV_STORE and name not in self.storage.settings.object_stores:
+        if name == ENV_STORE and name not in self._stores:
             opts = swift_env_options(self.env) or {}
             return StoreLocation(self._make("swift", opts), "", "", "swift://", ENV_STORE)
         return StoreLocation(self.store(name), "", "", f"store:{name}", name)
@@ -188,7 +189,7 @@ class ObjectService:
     def _open_file(self, path: str) -> StoreLocation:
         target = Path(path)
         best: tuple[str, Path] | None = None
-        for name, cfg in self.storage.settings.object_stores.items():
+        for name, cfg in self._stores.items():
             root = cfg.options().get("root")
             if cfg.type != "file" or not root:
                 continue
@@ -199,7 +200,7 @@ class ObjectService:
         if best is not None:
             name, root_path = best
             parts = target.relative_to(root_path).parts
-            options = self.storage.settings.object_stores[name].options()
+            options = self._stores[name].options()
             container, prefix = parts[0], "/".join(parts[1:])
         else:
             name, root_path = "", target.parent
@@ -209,7 +210,7 @@ class ObjectService:
         return StoreLocation(store, container, prefix, format_url("file", container, prefix, root=str(root_path)), name)
 
     def _pick_store(self, kind: str, wanted: str | None) -> tuple[str, dict[str, Any]]:
-        stores = self.storage.settings.object_stores
+        stores = self._stores
         of_kind = sorted(n for n, c in stores.items() if c.type == kind)
         if wanted is not None:
             if wanted not in stores:

@@ -22,7 +22,7 @@ from storage.errors import DataCorruption, InvalidInput, NotFound, StorageError
 from storage.policy.models import POLICY_LABEL, SLOT_LABEL, TIME_LABEL, TRIGGER_LABEL, Policy
 
 if TYPE_CHECKING:
-    from storage.service import Storage
+    from storage.policy.service import PolicyService
 
 GOOD_SNAPSHOT_STATUSES = frozenset({"available", "backing-up", "cloning"})
 GOOD_BACKUP_STATUSES = frozenset({"available"})
@@ -79,8 +79,9 @@ def _when(labels: dict[str, str], created_at: datetime | None) -> datetime:
 class Actions:
     """Base: the per-volume operations of one policy."""
 
-    def __init__(self, st: "Storage", policy: Policy, *, manual: bool = False) -> None:
-        self.st = st
+    def __init__(self, policies: "PolicyService", policy: Policy, *, manual: bool = False) -> None:
+        self.snapshots = policies.snapshots
+        self.backups = policies.backups
         self.policy = policy
         self.manual = manual  # for a manual run (``run --now``): its items fill no scheduled slot
 
@@ -114,7 +115,7 @@ class Actions:
 
 class SnapshotActions(Actions):
     def items(self, volume_id: str) -> list[PolicyItem]:
-        snaps = self.st.snapshots.list(volume=volume_id, labels={POLICY_LABEL: self.policy.id})
+        snaps = self.snapshots.list(volume=volume_id, labels={POLICY_LABEL: self.policy.id})
         return [
             PolicyItem(
                 s.id, s.volume_id, _when(s.labels, s.created_at), str(getattr(s.status, "value", s.status)),
@@ -126,16 +127,16 @@ class SnapshotActions(Actions):
 
     def create(self, volume_id: str, slot: datetime, made_at: datetime,
                progress: Callable[[Any], None] | None = None) -> Created:
-        snap = self.st.snapshots.create(volume_id, None, labels=self.labels_for(slot, made_at))
+        snap = self.snapshots.create(volume_id, None, labels=self.labels_for(slot, made_at))
         return Created(snap.id, 0, snap.size_bytes)
 
     def delete(self, item_id: str) -> None:
-        self.st.snapshots.delete(item_id)
+        self.snapshots.delete(item_id)
 
 
 class BackupActions(Actions):
     def items(self, volume_id: str) -> list[PolicyItem]:
-        backups = self.st.backups.list(volume=volume_id, labels={POLICY_LABEL: self.policy.id})
+        backups = self.backups.list(volume=volume_id, labels={POLICY_LABEL: self.policy.id})
         return [
             PolicyItem(
                 b.id, b.volume_id or volume_id, _when(b.labels, b.created_at), b.status,
@@ -156,20 +157,20 @@ class BackupActions(Actions):
             kwargs["encryption_key_file"] = opts.encryption_key_file
         if opts.bandwidth_limit:
             kwargs["bandwidth_limit"] = opts.bandwidth_limit
-        backup = self.st.backups.create(volume_id, **kwargs)
+        backup = self.backups.create(volume_id, **kwargs)
         if backup.status not in GOOD_BACKUP_STATUSES:
             raise StorageError(f"backup {backup.id} of volume {volume_id} ended in status {backup.status!r}: {backup.error}")
         return Created(backup.id, int(backup.stored_bytes or 0), int(backup.size_bytes or 0))
 
     def delete(self, item_id: str) -> None:
-        self.st.backups.delete(item_id)
+        self.backups.delete(item_id)
 
     def verify(self, item_id: str) -> None:
         opts = self.policy.backup
         if opts is None or opts.verify == "none":
             return
         deep = opts.verify == "deep"
-        report = self.st.backups.verify(
+        report = self.backups.verify(
             item_id, deep=deep, sample_percent=opts.verify_sample_percent if deep else 100.0,
             key_file=opts.encryption_key_file,
         )
@@ -178,18 +179,18 @@ class BackupActions(Actions):
             raise DataCorruption(f"backup {item_id} failed {opts.verify} verification right after it was made")
 
 
-def actions_for(st: "Storage", policy: Policy, *, manual: bool = False) -> Actions:
+def actions_for(policies: "PolicyService", policy: Policy, *, manual: bool = False) -> Actions:
     kind = SnapshotActions if policy.kind == "snapshot" else BackupActions
-    return kind(st, policy, manual=manual)
+    return kind(policies, policy, manual=manual)
 
 
-def check_repository(st: "Storage", url: str | None, compression: str | None = None) -> None:
+def check_repository(policies: "PolicyService", url: str | None, compression: str | None = None) -> None:
     """Refuse a backup target whose store or container does not exist (field ``repository``), and
     a compression choice the repository cannot honour (field ``compression``): compression is fixed
     when a repository's config object is written, from ``[backup] compression`` for a new one."""
-    target = url or st.settings.backup.repository or ""
+    target = url or policies.backup_settings.repository or ""
     try:
-        location = st.objects.open_url(target)
+        location = policies.objects.open_url(target)
     except StorageError as exc:
         raise InvalidInput(f"backup repository {target!r} is not usable: {exc.message}", field="repository") from None
     try:
@@ -197,7 +198,7 @@ def check_repository(st: "Storage", url: str | None, compression: str | None = N
             location.store.stat_container(location.container)
         except NotFound:
             if url is None:  # the default repository is created by the first backup
-                return _check_compression(compression, st.settings.backup.compression, target, existing=False)
+                return _check_compression(compression, policies.backup_settings.compression, target, existing=False)
             raise NotFound(
                 f"backup repository {target!r} does not exist: container {location.container!r} not found; accepted: "
                 "an existing repository or container (create the container first, e.g. `storagectl object container "
@@ -213,7 +214,7 @@ def check_repository(st: "Storage", url: str | None, compression: str | None = N
         try:
             raw = location.store.get_bytes(location.container, location.key(repo_format.CONFIG_OBJECT))
         except NotFound:
-            return _check_compression(compression, st.settings.backup.compression, target, existing=False)
+            return _check_compression(compression, policies.backup_settings.compression, target, existing=False)
         config = repo_format.RepoConfig.from_json(raw, target)
         return _check_compression(compression, config.compression, target, existing=True)
     finally:

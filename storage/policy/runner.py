@@ -31,7 +31,7 @@ from storage.policy.schedule import DueDecision, decide
 if TYPE_CHECKING:
     from storage.domain import Volume
     from storage.policy.service import PolicyService
-    from storage.service import Storage
+    from storage.volumes.service import VolumeService
 
 Clock = Callable[[], datetime]
 ProgressSink = Callable[[str, str, Any], None]  # (policy name, volume name, backup Progress)
@@ -116,18 +116,18 @@ def owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def select_volumes(st: "Storage", policy: Policy) -> tuple[list["Volume"], list[str]]:
+def select_volumes(volumes: "VolumeService", policy: Policy) -> tuple[list["Volume"], list[str]]:
     """The volumes a policy covers now, and errors for named volumes that do not exist."""
     sel = policy.selector
     if sel.volumes:
         found, missing = [], []
         for ref in sel.volumes:
             try:
-                found.append(st.volumes.get(ref))
+                found.append(volumes.get(ref))
             except StorageError as exc:
                 missing.append(f"volume {ref}: {exc.message}")
         return found, missing
-    return st.volumes.list(pool=sel.pool, labels=sel.labels or None), []
+    return volumes.list(pool=sel.pool, labels=sel.labels or None), []
 
 
 def plan_prune(items: list[retention.Item], policy: Policy) -> list[retention.Decision]:
@@ -149,7 +149,7 @@ class Runner:
         progress: ProgressSink | None = None,
     ) -> None:
         self.service = service
-        self.st = service.st
+        self.policies = service
         self.clock = clock or service.clock
         self.on_event = on_event
         self.progress = progress
@@ -174,7 +174,7 @@ class Runner:
         forced = [self.service.get(ref) for ref in now_policies or []]
         if dry_run:
             return self._run_locked(forced, dry_run=True)
-        lock = HostLock(self.st.settings.data_dir / LOCK_NAME)
+        lock = HostLock(self.policies.data_dir / LOCK_NAME)
         lock.acquire(wait=wait, timeout=wait_timeout)
         try:
             self.service._mark_interrupted(owner_prefix=socket.gethostname() + ":", now=self.clock())
@@ -218,9 +218,9 @@ class Runner:
     def _plan(self, policy: Policy, decision: DueDecision, trigger: str) -> PolicyOutcome:
         assert decision.slot is not None
         out = PolicyOutcome(policy.name, policy.id, True, decision.reason, decision.slot, trigger, "planned")
-        volumes, missing = select_volumes(self.st, policy)
+        volumes, missing = select_volumes(self.policies.volumes, policy)
         out.errors.extend(missing)
-        actions = actions_for(self.st, policy, manual=trigger == "manual")
+        actions = actions_for(self.policies, policy, manual=trigger == "manual")
         for vol in volumes:
             good = [i for i in actions.items(vol.id) if i.good]
             already = actions.filling(good, decision.slot) is not None
@@ -250,12 +250,12 @@ class Runner:
         self.emit("start", policy, run_id=out.run_id, slot=slot, trigger=trigger, attempt=decision.attempt,
                   missed_slots=decision.missed or None)
         try:
-            volumes, missing = select_volumes(self.st, policy)
+            volumes, missing = select_volumes(self.policies.volumes, policy)
             for message in missing:
                 out.errors.append(message)
                 out.exit_code = out.exit_code or 3
                 self.emit("error", policy, run_id=out.run_id, error=message)
-            actions = actions_for(self.st, policy, manual=trigger == "manual")
+            actions = actions_for(self.policies, policy, manual=trigger == "manual")
 
             def record(result: VolumeOutcome) -> None:
                 out.volumes.append(result)

@@ -26,7 +26,15 @@ from storage.policy.runner import Clock, ProgressSink, RunReport, Runner, system
 from storage.policy.schedule import DueDecision, SlotState, decide
 
 if TYPE_CHECKING:
-    from storage.service import Storage
+    from collections.abc import Collection
+    from pathlib import Path
+
+    from storage.backup.service import BackupService
+    from storage.catalog import Catalog
+    from storage.config import BackupConfig
+    from storage.objects.service import ObjectService
+    from storage.volumes.service import VolumeService
+    from storage.volumes.snapshots import SnapshotService
 
 DONE = "succeeded"
 RUN_STATUSES = ("running", "succeeded", "partial", "failed", "interrupted")
@@ -54,8 +62,28 @@ def _record(row: PolicyRunRow) -> RunRecord:
 
 
 class PolicyService:
-    def __init__(self, storage: "Storage", clock: Clock | None = None) -> None:
-        self.st = storage
+    def __init__(
+        self,
+        catalog: "Catalog",
+        *,
+        pools: "Collection[str]",
+        data_dir: "Path",
+        backup_settings: "BackupConfig",
+        volumes: "VolumeService",
+        snapshots: "SnapshotService",
+        backups: "BackupService",
+        objects: "ObjectService",
+        clock: Clock | None = None,
+    ) -> None:
+        # runner.py and actions.py (this package) use these collaborators through the service
+        self.catalog = catalog
+        self.pools = pools  # configured pool names
+        self.data_dir = data_dir
+        self.backup_settings = backup_settings
+        self.volumes = volumes
+        self.snapshots = snapshots
+        self.backups = backups
+        self.objects = objects
         self.clock: Clock = clock or system_clock
 
     # -- CRUD ---------------------------------------------------------------------
@@ -79,7 +107,7 @@ class PolicyService:
         )
         self._check_targets(spec)
         now = self.clock()
-        with self.st.catalog.session() as s:
+        with self.catalog.session() as s:
             if s.scalar(select(PolicyRow.id).where(PolicyRow.name == spec.name)) is not None:
                 raise Conflict(f"a policy named {spec.name!r} exists already; choose another name", field="name")
             row = PolicyRow(
@@ -94,7 +122,7 @@ class PolicyService:
 
     def _check_targets(self, spec: PolicySpec) -> None:
         if spec.backup is not None and (spec.backup.repository or spec.backup.compression):
-            check_repository(self.st, spec.backup.repository, spec.backup.compression)
+            check_repository(self, spec.backup.repository, spec.backup.compression)
         if spec.backup is not None and spec.backup.encryption_key_file:
             from pathlib import Path
 
@@ -104,17 +132,17 @@ class PolicyService:
                     "accepted: the path of an existing key file",
                     field="encryption_key_file",
                 )
-        if spec.selector.pool is not None and spec.selector.pool not in self.st.settings.pools:
+        if spec.selector.pool is not None and spec.selector.pool not in self.pools:
             raise InvalidInput(
                 f"selector.pool {spec.selector.pool!r} is not a configured pool; accepted: "
-                f"{', '.join(sorted(self.st.settings.pools))}",
+                f"{', '.join(sorted(self.pools))}",
                 field="pool",
             )
 
     def _row_id(self, ref: str) -> str:
         if not isinstance(ref, str) or not ref:
             raise InvalidInput(f"policy reference {ref!r} is not accepted; accepted: a policy name or id", field="policy")
-        with self.st.catalog.session() as s:
+        with self.catalog.session() as s:
             column = PolicyRow.id if is_uuid(ref) else PolicyRow.name
             pid = s.scalar(select(PolicyRow.id).where(column == ref))
         if pid is None:
@@ -123,7 +151,7 @@ class PolicyService:
 
     def get(self, ref: str) -> Policy:
         pid = self._row_id(ref)
-        with self.st.catalog.session() as s:
+        with self.catalog.session() as s:
             row = s.get(PolicyRow, pid)
             if row is None:
                 raise NotFound(f"policy {ref!r} not found", policy=ref)
@@ -132,7 +160,7 @@ class PolicyService:
     def list(self, *, kind: str | None = None) -> list[Policy]:
         if kind is not None and kind not in ("snapshot", "backup"):
             raise InvalidInput(f"kind {kind!r} is not a policy kind; accepted: snapshot, backup", field="kind")
-        with self.st.catalog.session() as s:
+        with self.catalog.session() as s:
             q = select(PolicyRow).order_by(PolicyRow.name)
             if kind is not None:
                 q = q.where(PolicyRow.kind == kind)
@@ -160,7 +188,7 @@ class PolicyService:
         spec = validated(PolicySpec, data)
         if changes.get("backup"):
             self._check_targets(spec)
-        with self.st.catalog.session() as s:
+        with self.catalog.session() as s:
             if spec.name != current.name and s.scalar(select(PolicyRow.id).where(PolicyRow.name == spec.name)):
                 raise Conflict(f"a policy named {spec.name!r} exists already; choose another name", field="name")
             row = s.get(PolicyRow, current.id)
@@ -176,7 +204,7 @@ class PolicyService:
     def delete(self, ref: str) -> None:
         """Delete the policy; its items stay (with their label) and its history stays."""
         pid = self._row_id(ref)
-        with self.st.catalog.session() as s:
+        with self.catalog.session() as s:
             running = s.scalar(
                 select(func.count()).select_from(PolicyRunRow).where(PolicyRunRow.policy_id == pid, PolicyRunRow.status == "running")
             )
@@ -193,7 +221,7 @@ class PolicyService:
             raise InvalidInput(f"limit {limit} is not accepted; accepted: a whole number of at least 1", field="limit")
         if status is not None and status not in RUN_STATUSES:
             raise InvalidInput(f"status {status!r} is not a run status; accepted: {', '.join(RUN_STATUSES)}", field="status")
-        with self.st.catalog.session() as s:
+        with self.catalog.session() as s:
             q = select(PolicyRunRow).order_by(PolicyRunRow.started_at.desc(), PolicyRunRow.id).limit(limit)
             if ref is not None:
                 try:
@@ -209,7 +237,7 @@ class PolicyService:
 
     # -- schedule state -------------------------------------------------------------
     def slot_state(self, policy_id: str) -> SlotState:
-        with self.st.catalog.session() as s:
+        with self.catalog.session() as s:
             done = s.scalar(
                 select(func.max(PolicyRunRow.slot_time)).where(
                     PolicyRunRow.policy_id == policy_id, PolicyRunRow.trigger == "schedule", PolicyRunRow.status == DONE
@@ -259,7 +287,7 @@ class PolicyService:
     def _start_run(self, policy: Policy, slot: datetime, trigger: str, attempt: int, missed: int, owner: str,
                    now: datetime) -> str:
         rid = new_id()
-        with self.st.catalog.session() as s:
+        with self.catalog.session() as s:
             s.add(PolicyRunRow(
                 id=rid, policy_id=policy.id, policy_name=policy.name, trigger=trigger, slot_time=slot,
                 started_at=now, status="running", attempt=attempt, missed_slots=missed, items_created=[],
@@ -271,7 +299,7 @@ class PolicyService:
         if run_id is None:
             return
         created = [v.item_id for v in outcome.volumes if v.ok and v.item_id and not v.reused]
-        with self.st.catalog.session() as s:
+        with self.catalog.session() as s:
             s.execute(
                 update(PolicyRunRow).where(PolicyRunRow.id == run_id).values(
                     status=status, finished_at=now, items_created=created,
@@ -281,7 +309,7 @@ class PolicyService:
 
     def _mark_interrupted(self, *, owner_prefix: str, now: datetime) -> int:
         """Runs left ``running`` by a runner of this host that died (we hold the host lock now)."""
-        with self.st.catalog.session() as s:
+        with self.catalog.session() as s:
             result = s.execute(
                 update(PolicyRunRow)
                 .where(PolicyRunRow.status == "running", PolicyRunRow.owner.startswith(owner_prefix))

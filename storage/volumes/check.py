@@ -37,7 +37,10 @@ from storage.errors import StorageError
 
 if TYPE_CHECKING:
     from backends.volume.base import BackendItem, VolumeBackend
-    from storage.service import Storage
+    from collections.abc import Collection
+
+    from storage.catalog import Catalog
+    from storage.host.local import LocalHost
 
 V = VolumeStatus
 S = SnapshotStatus
@@ -130,23 +133,26 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def check(st: "Storage", repair: bool = False, *, stale_after: float = DEFAULT_STALE_AFTER) -> CheckReport:
-    """Compare catalog and backends; with repair=True fix what can be fixed safely."""
+def check(
+    catalog: "Catalog", host: "LocalHost", pools: "Collection[str]", repair: bool = False, *,
+    stale_after: float = DEFAULT_STALE_AFTER,
+) -> CheckReport:
+    """Compare the catalog with this host's drivers (``pools``: the configured pool names);
+    with repair=True fix what can be fixed safely. ``Storage.check()`` calls this."""
     report = CheckReport(repair=repair)
-    with st.catalog.session() as s:
+    with catalog.session() as s:
         vols = list(s.scalars(select(VolumeRow)).all())
         snaps = list(s.scalars(select(SnapshotRow)).all())
         atts = {a.volume_id: a for a in s.scalars(select(AttachmentRow)).all()}
-    pools = sorted(set(st.settings.pools) | {v.pool for v in vols})
-    for pool in pools:
+    for pool in sorted(set(pools) | {v.pool for v in vols}):
         try:
-            backend = st.volumes.backend_for_pool(pool)
+            backend = host.volume_backend(pool)
             items = backend.list_items()
         except StorageError as exc:
             report.errors.append(f"pool {pool!r}: {exc.message}")
             continue
         report.pools_checked.append(pool)
-        ctx = _PoolCheck(st, report, pool, backend, items, stale_after)
+        ctx = _PoolCheck(catalog, report, pool, backend, items, stale_after)
         pool_vols = [v for v in vols if v.pool == pool]
         pool_vol_ids = {v.id for v in pool_vols}
         ctx.run([v for v in pool_vols], [x for x in snaps if x.volume_id in pool_vol_ids], atts)
@@ -154,9 +160,9 @@ def check(st: "Storage", repair: bool = False, *, stale_after: float = DEFAULT_S
 
 
 class _PoolCheck:
-    def __init__(self, st: "Storage", report: CheckReport, pool: str, backend: "VolumeBackend",
+    def __init__(self, catalog: "Catalog", report: CheckReport, pool: str, backend: "VolumeBackend",
                  items: list["BackendItem"], stale_after: float) -> None:
-        self.st, self.report, self.pool, self.backend = st, report, pool, backend
+        self.catalog, self.report, self.pool, self.backend = catalog, report, pool, backend
         self.vol_items = {i.id: i for i in items if i.kind == "volume"}
         self.snap_items = {i.id: i for i in items if i.kind == "snapshot"}
         self.stale_after = stale_after
@@ -250,16 +256,16 @@ class _PoolCheck:
                      f"record {device}", lambda: self._record_attachment(vol.id, device), object_id=vol.id, name=vol.name)
 
     def _set_volume(self, vid: str, status: VolumeStatus, **values: Any) -> None:
-        with self.st.catalog.session() as s:
+        with self.catalog.session() as s:
             force_volume_status(s, vid, status, **values)
 
     def _drop_attachment(self, vid: str) -> None:
-        with self.st.catalog.session() as s:
+        with self.catalog.session() as s:
             s.query(AttachmentRow).filter(AttachmentRow.volume_id == vid).delete()
             force_volume_status(s, vid, V.AVAILABLE)
 
     def _record_attachment(self, vid: str, device: str) -> None:
-        with self.st.catalog.session() as s:
+        with self.catalog.session() as s:
             s.query(AttachmentRow).filter(AttachmentRow.volume_id == vid).delete()
             s.add(AttachmentRow(id=new_id(), volume_id=vid, device=device, host=self.host))
             force_volume_status(s, vid, V.IN_USE)
@@ -268,17 +274,17 @@ class _PoolCheck:
         if action == "finish_delete":
             if device:
                 self.backend.detach(vol.id)
-            with self.st.catalog.session() as s:
+            with self.catalog.session() as s:
                 snap_ids = list(s.scalars(select(SnapshotRow.id).where(SnapshotRow.volume_id == vol.id)).all())
             for sid in snap_ids:
                 self.backend.delete_snapshot(vol.id, sid)
-                with self.st.catalog.session() as s:
+                with self.catalog.session() as s:
                     delete_snapshot_row(s, sid)
             self.backend.delete_volume(vol.id)
-            with self.st.catalog.session() as s:
+            with self.catalog.session() as s:
                 delete_volume_row(s, vol.id)
         elif action == "drop_row":
-            with self.st.catalog.session() as s:
+            with self.catalog.session() as s:
                 delete_volume_row(s, vol.id)
         else:
             assert target is not None
@@ -288,7 +294,7 @@ class _PoolCheck:
             if target is V.IN_USE and device:
                 self._record_attachment(vol.id, device)
             else:
-                with self.st.catalog.session() as s:
+                with self.catalog.session() as s:
                     s.query(AttachmentRow).filter(AttachmentRow.volume_id == vol.id).delete()
             self._set_volume(vol.id, target, **values)
 
@@ -312,14 +318,14 @@ class _PoolCheck:
                      "set status error", lambda: self._set_snapshot(snap.id, S.ERROR), object_id=snap.id, name=snap.name)
 
     def _set_snapshot(self, sid: str, status: SnapshotStatus) -> None:
-        with self.st.catalog.session() as s:
+        with self.catalog.session() as s:
             force_snapshot_status(s, sid, status)
 
     def _settle_snapshot(self, snap: SnapshotRow, action: str, target: SnapshotStatus | None) -> None:
         if action == "finish_delete":
             self.backend.delete_snapshot(snap.volume_id, snap.id)
         if action in ("finish_delete", "drop_row"):
-            with self.st.catalog.session() as s:
+            with self.catalog.session() as s:
                 delete_snapshot_row(s, snap.id)
             return
         assert target is not None

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from storage.errors import NotFound, StorageError
 
 if TYPE_CHECKING:
-    from storage.service import Storage
+    from storage.host.api import HostApi
 
 
 class PoolInfo(BaseModel):
@@ -28,31 +28,34 @@ class PoolInfo(BaseModel):
 
 
 class PoolService:
-    def __init__(self, storage: "Storage") -> None:
-        self._st = storage
+    def __init__(self, host: "HostApi", *, drivers: dict[str, str], default_pool: str) -> None:
+        """drivers: pool name -> driver name, for every configured pool."""
+        self._host = host
+        self._drivers = drivers
+        self._default_pool = default_pool
 
     def list(self) -> list[PoolInfo]:
-        return [self.get(name) for name in sorted(self._st.settings.pools)]
+        return [self.get(name) for name in sorted(self._drivers)]
 
     def get(self, name: str) -> PoolInfo:
-        pools = self._st.settings.pools
-        if name not in pools:
-            raise NotFound(f"pool {name!r} is not configured; configured pools: {', '.join(sorted(pools))}", pool=name)
-        info: dict[str, Any] = {"name": name, "driver": pools[name].driver, "default": name == self._st.settings.default_pool}
+        if name not in self._drivers:
+            raise NotFound(
+                f"pool {name!r} is not configured; configured pools: {', '.join(sorted(self._drivers))}", pool=name
+            )
+        info: dict[str, Any] = {"name": name, "driver": self._drivers[name], "default": name == self._default_pool}
         try:
-            backend = self._st.volumes.backend_for_pool(name)
-            usage = backend.usage()
-            caps = backend.capabilities()
+            usage = self._host.pool_usage(name)
+            caps = self._host.pool_capabilities(name)
         except StorageError as exc:
             return PoolInfo(**info, error=exc.message)
         return PoolInfo(
             **info,
-            total_bytes=usage.total_bytes,
-            free_bytes=usage.free_bytes,
-            provisioned_bytes=usage.provisioned_bytes,
-            allocated_bytes=usage.allocated_bytes,
-            provisionable_bytes=max(0, usage.provisionable_bytes),
-            overcommit_ratio=usage.overcommit_ratio,
-            capabilities=caps.to_dict(),
-            extra=dict(usage.extra),
+            total_bytes=usage["total_bytes"],
+            free_bytes=usage["free_bytes"],
+            provisioned_bytes=usage["provisioned_bytes"],
+            allocated_bytes=usage["allocated_bytes"],
+            provisionable_bytes=max(0, usage["provisionable_bytes"]),
+            overcommit_ratio=usage["overcommit_ratio"],
+            capabilities=caps,
+            extra=dict(usage["extra"]),
         )

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import logging
 import socket
-import threading
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from storage import registry
 from storage.catalog.base import new_id, utcnow
 from storage.catalog.volume_listing import list_volume_models, volume_list_version
 from storage.catalog.volumes import (
@@ -40,8 +38,12 @@ from storage.units import format_size, parse_size, round_up
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
-    from backends.volume.base import ProgressCallback, VolumeBackend
-    from storage.service import Storage
+    from collections.abc import Callable
+
+    from storage.catalog import Catalog
+    from storage.exports.service import ExportService
+    from storage.host.api import HostApi, ProgressCallback
+    from storage.volumes.snapshots import SnapshotService
 
 V = VolumeStatus
 WIPE_MODES = ("none", "zero")
@@ -67,25 +69,24 @@ def validate_labels(labels: dict[str, str] | None) -> dict[str, str]:
 
 
 class VolumeService:
-    def __init__(self, storage: "Storage") -> None:
-        self._st = storage
-        self._backends: dict[str, "VolumeBackend"] = {}
-        self._lock = threading.Lock()
-
-    # -- backends ----------------------------------------------------------
-    def backend_for_pool(self, pool_name: str) -> "VolumeBackend":
-        with self._lock:
-            if pool_name not in self._backends:
-                pools = self._st.settings.pools
-                if pool_name not in pools:
-                    raise NotFound(f"pool {pool_name!r} is not configured; configured pools: {', '.join(sorted(pools))}")
-                cfg = pools[pool_name]
-                cls = registry.load(registry.VOLUME_BACKENDS, cfg.driver)
-                self._backends[pool_name] = cls(pool_name, cfg.options())
-            return self._backends[pool_name]
+    def __init__(
+        self,
+        catalog: "Catalog",
+        host: "HostApi",
+        *,
+        default_pool: str,
+        snapshots: "Callable[[], SnapshotService]",
+        exports: "Callable[[], ExportService]",
+    ) -> None:
+        """snapshots and exports are providers: those services need this one, so they are read on first use."""
+        self._catalog = catalog
+        self._host = host
+        self._default_pool = default_pool
+        self._snapshots = snapshots
+        self._exports = exports
 
     def _granularity(self, pool: str) -> int:
-        return self.backend_for_pool(pool).capabilities().size_granularity
+        return int(self._host.pool_capabilities(pool)["size_granularity"])
 
     def _size(self, size: str | int, pool: str, field: str = "size") -> int:
         return round_up(parse_size(size, field=field), self._granularity(pool))
@@ -94,7 +95,7 @@ class VolumeService:
     def _row_id(self, ref: str) -> str:
         if not isinstance(ref, str) or not ref:
             raise InvalidInput(f"volume reference {ref!r} is not accepted; accepted: a volume name or id")
-        with self._st.catalog.session() as s:
+        with self._catalog.session() as s:
             if is_uuid(ref):
                 vid = s.scalar(select(VolumeRow.id).where(VolumeRow.id == ref))
             else:
@@ -105,7 +106,7 @@ class VolumeService:
 
     def get(self, ref: str) -> Volume:
         vid = self._row_id(ref)
-        with self._st.catalog.session() as s:
+        with self._catalog.session() as s:
             vol = load_volume(s, vid)
         if vol is None:
             raise NotFound(f"volume {ref!r} not found", volume=ref)
@@ -121,7 +122,7 @@ class VolumeService:
                 raise InvalidInput(
                     f"status {status!r} is not a volume status; accepted: {', '.join(v.value for v in VolumeStatus)}"
                 ) from None
-        with self._st.catalog.session() as s:
+        with self._catalog.session() as s:
             vols = list_volume_models(s, pool=pool, status=status)
         return [v for v in vols if labels_match(v.labels, labels)]
 
@@ -131,7 +132,7 @@ class VolumeService:
         Read it *before* ``list()`` and a listing is at least as new as the counter it is kept
         under. None when the catalog keeps no counter (then nothing may be cached).
         """
-        with self._st.catalog.engine.connect() as conn:  # no ORM session: this runs before every API listing
+        with self._catalog.engine.connect() as conn:  # no ORM session: this runs before every API listing
             return volume_list_version(conn)
 
     # -- create / clone ----------------------------------------------------
@@ -159,7 +160,7 @@ class VolumeService:
         if source_volume:
             src_vol = self.get(source_volume)
         elif source_snapshot:
-            snap = self._st.snapshots.get(source_snapshot)
+            snap = self._snapshots().get(source_snapshot)
             snap_id = snap.id
             src_vol = self.get(snap.volume_id)
         if src_vol is not None:
@@ -168,11 +169,11 @@ class VolumeService:
                     f"pool {pool!r} differs from the source's pool {src_vol.pool!r}; copies stay in the source's pool"
                 )
             pool = src_vol.pool
-        pool = pool or self._st.settings.default_pool
-        backend = self.backend_for_pool(pool)
+        pool = pool or self._default_pool
+        self._host.check_pool(pool)
         min_size = 0
         if src_vol is not None:
-            min_size = src_vol.size_bytes if snap_id is None else self._st.snapshots.get(snap_id).size_bytes
+            min_size = src_vol.size_bytes if snap_id is None else self._snapshots().get(snap_id).size_bytes
         if size is None:
             if src_vol is None:
                 raise InvalidInput("size is required for a new empty volume; accepted: e.g. 512M, 10G, 1T or bytes")
@@ -186,7 +187,7 @@ class VolumeService:
             )
         vid = new_id()
         now = utcnow()
-        with self._st.catalog.session() as s:
+        with self._catalog.session() as s:
             if s.scalar(select(VolumeRow.id).where(VolumeRow.name == name)) is not None:
                 raise Conflict(f"a volume named {name!r} exists already; choose another name", volume=name)
             s.add(
@@ -199,29 +200,29 @@ class VolumeService:
         try:
             if src_vol is not None and snap_id is None:
                 with self._hold_volume(src_vol.id, V.CLONING):
-                    backend.clone_volume(src_vol.id, vid, size_bytes)
+                    self._host.clone_volume(pool, src_vol.id, vid, size_bytes)
             elif src_vol is not None and snap_id is not None:
                 with self._hold_snapshot(snap_id):
-                    backend.clone_snapshot(src_vol.id, snap_id, vid, size_bytes)
+                    self._host.clone_snapshot(pool, src_vol.id, snap_id, vid, size_bytes)
             else:
-                backend.create_volume(vid, size_bytes)
+                self._host.create_volume(pool, vid, size_bytes)
         except BaseException:
-            self._undo_create(backend, vid)
+            self._undo_create(pool, vid)
             raise
-        with self._st.catalog.session() as s:
+        with self._catalog.session() as s:
             cas_volume_status(s, vid, V.AVAILABLE, transitional=False)
             vol = load_volume(s, vid)
         assert vol is not None
         return vol
 
-    def _undo_create(self, backend: "VolumeBackend", vid: str) -> None:
+    def _undo_create(self, pool: str, vid: str) -> None:
         try:
-            backend.delete_volume(vid)
+            self._host.delete_volume(pool, vid)
         except StorageError:
-            with self._st.catalog.session() as s:
+            with self._catalog.session() as s:
                 force_volume_status(s, vid, V.ERROR)
             return
-        with self._st.catalog.session() as s:
+        with self._catalog.session() as s:
             delete_volume_row(s, vid)
 
     def clone(self, ref: str, new_name: str, *, size: str | int | None = None) -> Volume:
@@ -246,7 +247,7 @@ class VolumeService:
         return _SnapshotHold(self, snap_id)
 
     def _set(self, vid: str, status: VolumeStatus, **values: Any) -> Volume:
-        with self._st.catalog.session() as s:
+        with self._catalog.session() as s:
             force_volume_status(s, vid, status, **values)
             vol = load_volume(s, vid)
         assert vol is not None
@@ -256,15 +257,14 @@ class VolumeService:
     def attach(self, ref: str) -> Volume:
         """Attach on this host (a loop device for the file backend); returns the volume with attached_device."""
         vol = self.get(ref)
-        with self._st.catalog.session() as s:
+        with self._catalog.session() as s:
             cas_volume_status(s, vol.id, V.ATTACHING, allowed_from=frozenset({V.AVAILABLE}))
-        backend = self.backend_for_pool(vol.pool)
         try:
-            device = backend.attach(vol.id)
+            device = self._host.attach(vol.pool, vol.id)
         except BaseException:
             self._set(vol.id, V.AVAILABLE)
             raise
-        with self._st.catalog.session() as s:
+        with self._catalog.session() as s:
             s.add(AttachmentRow(id=new_id(), volume_id=vol.id, device=device, host=socket.gethostname()))
             force_volume_status(s, vol.id, V.IN_USE)
             out = load_volume(s, vol.id)
@@ -273,14 +273,14 @@ class VolumeService:
 
     def detach(self, ref: str) -> Volume:
         vol = self.get(ref)
-        with self._st.catalog.session() as s:
+        with self._catalog.session() as s:
             cas_volume_status(s, vol.id, V.DETACHING, allowed_from=frozenset({V.IN_USE}))
         try:
-            self.backend_for_pool(vol.pool).detach(vol.id)
+            self._host.detach(vol.pool, vol.id)
         except BaseException:
             self._set(vol.id, V.IN_USE)
             raise
-        with self._st.catalog.session() as s:
+        with self._catalog.session() as s:
             s.query(AttachmentRow).filter(AttachmentRow.volume_id == vol.id).delete()
             force_volume_status(s, vol.id, V.AVAILABLE)
             out = load_volume(s, vol.id)
@@ -300,16 +300,16 @@ class VolumeService:
             raise InvalidInput(
                 f"volume {vol.name!r} is already {format_size(vol.size_bytes)}; accepted: a larger size"
             )
-        with self._st.catalog.session() as s:
+        with self._catalog.session() as s:
             prior = cas_volume_status(s, vol.id, V.EXTENDING, allowed_from=frozenset({V.AVAILABLE, V.IN_USE}))
         try:
-            self.backend_for_pool(vol.pool).extend_volume(vol.id, size_bytes)
+            self._host.extend_volume(vol.pool, vol.id, size_bytes)
         except BaseException:
             self._set(vol.id, prior)
             raise
         extended = self._set(vol.id, prior, size_bytes=size_bytes)
         try:
-            self._st.exports.on_extend(vol.id)  # an exported volume's LUN shows the new size
+            self._exports().on_extend(vol.id)  # an exported volume's LUN shows the new size
         except StorageError as exc:
             log.warning(
                 "volume %s grew to %d bytes but its iSCSI export kept the old size (%s); "
@@ -320,17 +320,17 @@ class VolumeService:
     def revert(self, ref: str, snapshot_ref: str) -> Volume:
         """Put the volume's data back to a snapshot's (the volume must be detached)."""
         vol = self.get(ref)
-        snap = self._st.snapshots.get(snapshot_ref)
+        snap = self._snapshots().get(snapshot_ref)
         if snap.volume_id != vol.id:
             raise InvalidInput(
                 f"snapshot {snap.name!r} belongs to volume {snap.volume_name!r}, not {vol.name!r}; "
                 "accepted: a snapshot of this volume"
             )
-        with self._st.catalog.session() as s:
+        with self._catalog.session() as s:
             cas_volume_status(s, vol.id, V.REVERTING, allowed_from=frozenset({V.AVAILABLE}))
         try:
             with self._hold_snapshot(snap.id):
-                self.backend_for_pool(vol.pool).revert_to_snapshot(vol.id, snap.id)
+                self._host.revert_to_snapshot(vol.pool, vol.id, snap.id)
         except BaseException:
             self._set(vol.id, V.AVAILABLE)
             raise
@@ -347,7 +347,7 @@ class VolumeService:
             values["labels"] = validate_labels(labels)
         if not values:
             return vol
-        with self._st.catalog.session() as s:
+        with self._catalog.session() as s:
             if "name" in values and s.scalar(select(VolumeRow.id).where(VolumeRow.name == name)) is not None:
                 raise Conflict(f"a volume named {name!r} exists already; choose another name", volume=name)
             row = s.get(VolumeRow, vol.id)
@@ -383,12 +383,10 @@ class VolumeService:
         ``wipe="zero"`` overwrites its data with zeros first, reporting progress(done, total).
         ``force`` also deletes from error and stuck transitional states.
         """
-        from backends.volume.base import WipeMode
-
         if wipe not in WIPE_MODES:
             raise InvalidInput(f"wipe mode {wipe!r} is not accepted; accepted: {', '.join(WIPE_MODES)}")
         vol = self.get(ref)
-        with self._st.catalog.session() as s:
+        with self._catalog.session() as s:
             snaps = s.scalars(select(SnapshotRow).where(SnapshotRow.volume_id == vol.id)).all()
             snap_names = [r.name for r in snaps]
         if snap_names and not cascade:
@@ -410,34 +408,30 @@ class VolumeService:
                 volume=vol.name,
             )
         allowed = frozenset({V.AVAILABLE, V.ERROR, V.ERROR_DELETING})
-        with self._st.catalog.session() as s:
+        with self._catalog.session() as s:
             if force:
                 _force_to_deleting(s, vol)
                 prior = vol.status
             else:
                 prior = cas_volume_status(s, vol.id, V.DELETING, allowed_from=allowed)
-        backend = self._backend_for_delete(vol, force)
+        if force:  # an iSCSI target holds the device open: remove the export first
+            self._exports().on_delete(vol.id)
+        self._host.check_pool(vol.pool)
         data_touched = False
         try:
-            if force and backend.attached_device(vol.id):
-                backend.detach(vol.id)
+            if force and self._host.attached_device(vol.pool, vol.id):
+                self._host.detach(vol.pool, vol.id)
             for snap_id in (r.id for r in snaps):
                 data_touched = True
-                self._st.snapshots._delete_by_id(snap_id, force=force)
+                self._snapshots()._delete_by_id(snap_id, force=force)
             data_touched = True
-            backend.delete_volume(vol.id, WipeMode(wipe), progress)
+            self._host.delete_volume(vol.pool, vol.id, wipe, progress)
         except BaseException:
             # nothing deleted yet: put the volume back; otherwise it is half deleted
             self._set(vol.id, V.ERROR_DELETING if data_touched else prior)
             raise
-        with self._st.catalog.session() as s:
+        with self._catalog.session() as s:
             delete_volume_row(s, vol.id)
-
-    def _backend_for_delete(self, vol: Volume, force: bool) -> "VolumeBackend":
-        """The pool's backend; with force, first remove an iSCSI export (its target holds the device open)."""
-        if force:
-            self._st.exports.on_delete(vol.id)
-        return self.backend_for_pool(vol.pool)
 
 
 def _force_to_deleting(session: Any, vol: Volume) -> None:
@@ -462,7 +456,7 @@ class _Hold:
         self.prior: VolumeStatus | None = None
 
     def __enter__(self) -> VolumeStatus:
-        with self.svc._st.catalog.session() as s:
+        with self.svc._catalog.session() as s:
             self.prior = cas_volume_status(s, self.vid, self.status, allowed_from=self.allowed_from)
         return self.prior
 
@@ -478,11 +472,11 @@ class _SnapshotHold:
         self.svc, self.snap_id = svc, snap_id
 
     def __enter__(self) -> None:
-        with self.svc._st.catalog.session() as s:
+        with self.svc._catalog.session() as s:
             cas_snapshot_status(
                 s, self.snap_id, SnapshotStatus.CLONING, allowed_from=frozenset({SnapshotStatus.AVAILABLE})
             )
 
     def __exit__(self, *exc: object) -> None:
-        with self.svc._st.catalog.session() as s:
+        with self.svc._catalog.session() as s:
             force_snapshot_status(s, self.snap_id, SnapshotStatus.AVAILABLE)

@@ -30,7 +30,9 @@ from storage.names import NAME_MAX, is_uuid, validate_name
 
 if TYPE_CHECKING:
     from backends.volume.base import ChangedRanges
-    from storage.service import Storage
+    from storage.catalog import Catalog
+    from storage.host.api import HostApi
+    from storage.volumes.service import VolumeService
 
 S = SnapshotStatus
 
@@ -42,13 +44,15 @@ def auto_snapshot_name(volume_name: str, now_text: str, suffix: str) -> str:
 
 
 class SnapshotService:
-    def __init__(self, storage: "Storage") -> None:
-        self._st = storage
+    def __init__(self, catalog: "Catalog", host: "HostApi", volumes: "VolumeService") -> None:
+        self._catalog = catalog
+        self._host = host
+        self._volumes = volumes
 
     def _row_id(self, ref: str) -> str:
         if not isinstance(ref, str) or not ref:
             raise InvalidInput(f"snapshot reference {ref!r} is not accepted; accepted: a snapshot name or id")
-        with self._st.catalog.session() as s:
+        with self._catalog.session() as s:
             column = SnapshotRow.id if is_uuid(ref) else SnapshotRow.name
             sid = s.scalar(select(SnapshotRow.id).where(column == ref))
         if sid is None:
@@ -57,7 +61,7 @@ class SnapshotService:
 
     def get(self, ref: str) -> Snapshot:
         sid = self._row_id(ref)
-        with self._st.catalog.session() as s:
+        with self._catalog.session() as s:
             snap = load_snapshot(s, sid)
         if snap is None:
             raise NotFound(f"snapshot {ref!r} not found", snapshot=ref)
@@ -66,8 +70,8 @@ class SnapshotService:
     def list(self, *, volume: str | None = None, labels: dict[str, str] | None = None) -> list[Snapshot]:
         from storage.volumes.service import labels_match
 
-        vid = self._st.volumes.get(volume).id if volume else None
-        with self._st.catalog.session() as s:
+        vid = self._volumes.get(volume).id if volume else None
+        with self._catalog.session() as s:
             q = (
                 select(SnapshotRow, VolumeRow.name)
                 .join(VolumeRow, VolumeRow.id == SnapshotRow.volume_id)
@@ -81,17 +85,17 @@ class SnapshotService:
     def create(self, volume_ref: str, name: str | None = None, *, labels: dict[str, str] | None = None) -> Snapshot:
         from storage.volumes.service import validate_labels
 
-        vol = self._st.volumes.get(volume_ref)
+        vol = self._volumes.get(volume_ref)
         if name is None:
             name = auto_snapshot_name(vol.name, utcnow().strftime("%Y%m%dT%H%M%SZ"), secrets.token_hex(3))
         validate_name(name, kind="snapshot")
         labels = validate_labels(labels)
         sid = new_id()
-        hold = self._st.volumes._hold_volume(
+        hold = self._volumes._hold_volume(
             vol.id, VolumeStatus.SNAPSHOTTING, frozenset({VolumeStatus.AVAILABLE, VolumeStatus.IN_USE})
         )
         with hold:
-            with self._st.catalog.session() as s:
+            with self._catalog.session() as s:
                 if s.scalar(select(SnapshotRow.id).where(SnapshotRow.name == name)) is not None:
                     raise Conflict(f"a snapshot named {name!r} exists already; choose another name", snapshot=name)
                 now = utcnow()
@@ -101,15 +105,14 @@ class SnapshotService:
                         labels=labels, task_owner=this_owner(), created_at=now, updated_at=now,
                     )
                 )
-            backend = self._st.volumes.backend_for_pool(vol.pool)
             try:
-                backend.create_snapshot(vol.id, sid)
+                self._host.create_snapshot(vol.pool, vol.id, sid)
             except BaseException:
-                backend.delete_snapshot(vol.id, sid)
-                with self._st.catalog.session() as s:
+                self._host.delete_snapshot(vol.pool, vol.id, sid)
+                with self._catalog.session() as s:
                     delete_snapshot_row(s, sid)
                 raise
-            with self._st.catalog.session() as s:
+            with self._catalog.session() as s:
                 cas_snapshot_status(s, sid, S.AVAILABLE, transitional=False)
         return self.get(sid)
 
@@ -117,7 +120,7 @@ class SnapshotService:
         self._delete_by_id(self.get(ref).id)
 
     def _delete_by_id(self, sid: str, *, force: bool = False) -> None:
-        with self._st.catalog.session() as s:
+        with self._catalog.session() as s:
             if force:
                 force_snapshot_status(s, sid, S.DELETING)
             else:
@@ -127,24 +130,24 @@ class SnapshotService:
             vid = row.volume_id
             pool = s.scalar(select(VolumeRow.pool).where(VolumeRow.id == vid))
         try:
-            self._st.volumes.backend_for_pool(pool or "").delete_snapshot(vid, sid)
+            self._host.delete_snapshot(pool or "", vid, sid)
         except BaseException:
-            with self._st.catalog.session() as s:
+            with self._catalog.session() as s:
                 force_snapshot_status(s, sid, S.ERROR_DELETING)
             raise
-        with self._st.catalog.session() as s:
+        with self._catalog.session() as s:
             delete_snapshot_row(s, sid)
 
     def revert(self, ref: str):  # -> Volume
         """Revert the snapshot's volume to it (same as st.volumes.revert(volume, snapshot))."""
         snap = self.get(ref)
-        return self._st.volumes.revert(snap.volume_id, snap.id)
+        return self._volumes.revert(snap.volume_id, snap.id)
 
     def update(self, ref: str, *, name: str | None = None, labels: dict[str, str] | None = None) -> Snapshot:
         from storage.volumes.service import validate_labels
 
         snap = self.get(ref)
-        with self._st.catalog.session() as s:
+        with self._catalog.session() as s:
             row = s.get(SnapshotRow, snap.id)
             assert row is not None
             if name is not None and name != snap.name:
@@ -163,8 +166,8 @@ class SnapshotService:
         snap = self.get(ref)
         if snap.status not in (S.AVAILABLE, S.BACKING_UP, S.CLONING):
             raise Conflict(f"snapshot {snap.name!r} is {snap.status.value}; it can be read when available", snapshot=snap.name)
-        vol = self._st.volumes.get(snap.volume_id)
-        with self._st.volumes.backend_for_pool(vol.pool).open_snapshot(vol.id, snap.id) as path:
+        vol = self._volumes.get(snap.volume_id)
+        with self._host.open_snapshot(vol.pool, vol.id, snap.id) as path:
             yield path
 
     def changed_ranges(self, base_snapshot_ref: str, snapshot_ref: str) -> "ChangedRanges | None":
@@ -175,5 +178,5 @@ class SnapshotService:
             raise InvalidInput(
                 f"snapshots {base.name!r} and {new.name!r} belong to different volumes; accepted: two snapshots of one volume"
             )
-        vol = self._st.volumes.get(new.volume_id)
-        return self._st.volumes.backend_for_pool(vol.pool).changed_ranges(vol.id, base.id, new.id)
+        vol = self._volumes.get(new.volume_id)
+        return self._host.changed_ranges(vol.pool, vol.id, base.id, new.id)

@@ -90,7 +90,7 @@ def test_lio_export_and_os_brick_attach(gst: storage.Storage) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-        backing = Path(gst.volumes.backend_for_pool(vol.pool).volume_path(vol.id))
+        backing = Path(gst.host.volume_backend(vol.pool).volume_path(vol.id))
         with open(backing, "rb") as f:
             f.seek(5 * MiB)
             assert f.read(MiB) == payload
@@ -121,7 +121,7 @@ def test_lio_config_survives_a_target_reset(gst: storage.Storage) -> None:
     exp = gst.exports.export("lio3", initiators=[INITIATOR])
     rtslib_fb.RTSRoot().clear_existing(confirm=True)  # what a reboot does to the kernel target
     assert not list(rtslib_fb.RTSRoot().targets)
-    fresh = type(gst.exports.backend)(gst.exports.backend.options)
+    fresh = type(gst.host.export_backend)(gst.host.export_backend.options)
     fresh.ensure_running()  # restores the saved configuration
     assert [t.target_iqn for t in fresh.list_exports()] == [exp.target_iqn]
     assert gst.exports.reconcile().unchanged == ["lio3"]
@@ -131,5 +131,5 @@ def test_lio_config_survives_a_target_reset(gst: storage.Storage) -> None:
         assert att.path.startswith("/dev/sd")
     finally:
         attach.detach(info, att.device_info)
-    saved = gst.exports.backend.save_file
+    saved = gst.host.export_backend.save_file
     assert oct(saved.stat().st_mode & 0o777) == oct(0o600)

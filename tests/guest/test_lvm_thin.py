@@ -175,7 +175,7 @@ def test_thin_incremental_backup_reads_only_changed_blocks_and_restores_identica
     size = 64 * MIB
     vol = st.volumes.create("thinvol", size)
     rng = random.Random(11)
-    backend = st.volumes.backend_for_pool(vol.pool)
+    backend = st.host.volume_backend(vol.pool)
     with backend.open_volume(vol.id) as path:
         pwrite(path, 0, rng.randbytes(size))
     full = st.backups.create(f"volume:{vol.id}")
