@@ -1,6 +1,8 @@
 """Shared dependencies: settings, the Storage, a catalog session, the caller and role checks.
 
-Every route except ``/healthz`` depends on ``authorize``: a reader may only use safe methods
+``api.edge.EdgeMiddleware`` authenticates every request before its body is read and leaves the
+principal in ``request.state``; these dependencies reuse it (and authenticate themselves when the
+app runs without the middleware). Every route except ``/healthz`` depends on ``authorize``: a reader may only use safe methods
 (GET, HEAD), an operator anything but token administration and status resets, which depend on
 ``require_admin``. The token comes from ``Authorization: Bearer`` or, as python-cinderclient
 sends it, ``X-Auth-Token``.
@@ -46,6 +48,9 @@ def get_principal(
     st: Annotated[Storage, Depends(get_storage)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Principal:
+    known = getattr(request.state, "principal", None)
+    if isinstance(known, Principal):
+        return known
     token = credentials.credentials if credentials else request.headers.get("x-auth-token")
     if not token:
         raise AuthenticationFailed("missing token: send 'Authorization: Bearer <token>' (or X-Auth-Token)")

@@ -18,6 +18,7 @@ from fastapi import FastAPI
 import storage
 from api import errors
 from api.coalesce import Coalescer
+from api.edge import EdgeMiddleware
 from api.metrics import MetricsMiddleware, RequestStats
 from storage.config import Settings
 from storage.service import Storage
@@ -76,6 +77,8 @@ def create_app(config: Settings | Storage | str | os.PathLike[str] | None = None
         app.include_router(importlib.import_module(name).router)
     for name in CINDER_MODULES:
         importlib.import_module(name).register(app)
+    # authentication and the body limit run before any route reads a body; metrics see their refusals
+    app.add_middleware(EdgeMiddleware, storage=st)
     app.add_middleware(MetricsMiddleware, stats=app.state.request_stats)
     return app
 

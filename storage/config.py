@@ -14,10 +14,11 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from storage.errors import InvalidInput
+from storage.units import parse_size
 
 SYSTEM_CONFIG = Path("/etc/storage/storage.toml")
 
@@ -78,6 +79,15 @@ class ApiConfig(BaseModel):
     workers: int = Field(default=1, ge=1)
     tls_cert: str | None = None
     tls_key: str | None = None
+    # Request bodies are bounded before they are read (api/edge.py): JSON bodies by max_body_bytes,
+    # object uploads (streamed to a spool file) by max_object_bytes. Sizes as bytes or "4M", "5G".
+    max_body_bytes: int = Field(default=4 * 1024**2, ge=1024, le=1024**3)
+    max_object_bytes: int = Field(default=5 * 1024**3, ge=1024, le=1024**5)
+
+    @field_validator("max_body_bytes", "max_object_bytes", mode="before")
+    @classmethod
+    def _size(cls, value: Any) -> Any:
+        return parse_size(value, field="api size limit") if isinstance(value, str) else value
 
 
 class ExportConfig(BaseModel):
