@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
+
+from storage.catalog.conflicts import conflict_for
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -85,9 +87,16 @@ class Catalog:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A session in a transaction: committed on success, rolled back on error."""
-        with self._sessions() as session, session.begin():
-            yield session
+        """A session in a transaction: committed on success, rolled back on error.
+
+        A constraint violation (two writers racing past a service's own check) leaves here as
+        ``Conflict``, never as ``IntegrityError``: see ``storage.catalog.conflicts``.
+        """
+        try:
+            with self._sessions() as session, session.begin():
+                yield session
+        except IntegrityError as exc:
+            raise conflict_for(str(exc.orig)) from None
 
     def close(self) -> None:
         self.engine.dispose()

@@ -22,7 +22,6 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from storage.catalog.base import new_id, utcnow
 from storage.catalog.exports import ExportRow
@@ -172,17 +171,14 @@ class ExportService:
             auth_method="CHAP" if username else None, chap_username=username, initiators=list(inits),
             size_bytes=vol.size_bytes, created_at=now, updated_at=now,
         )  # fmt: skip
-        try:
-            with self._catalog.session() as s:
-                existing = s.scalar(select(ExportRow).where(ExportRow.volume_id == vol.id))
-                if existing is not None:
-                    raise Conflict(
-                        f"volume {vol.name!r} is exported already as {existing.target_iqn}; unexport it first",
-                        volume=vol.name,
-                    )
-                s.add(row)
-        except IntegrityError:
-            raise Conflict(f"volume {vol.name!r} is exported already (concurrently); unexport it first") from None
+        with self._catalog.session() as s:  # a concurrent export of this volume: Conflict from the catalog
+            existing = s.scalar(select(ExportRow).where(ExportRow.volume_id == vol.id))
+            if existing is not None:
+                raise Conflict(
+                    f"volume {vol.name!r} is exported already as {existing.target_iqn}; unexport it first",
+                    volume=vol.name,
+                )
+            s.add(row)
         return row
 
     def _export_claimed(self, vol: Volume, row: ExportRow, secret: str | None) -> Export:
