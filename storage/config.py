@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from storage.errors import InvalidInput
+from storage.paths import store_root_problem
 from storage.units import parse_size
 
 SYSTEM_CONFIG = Path("/etc/storage/storage.toml")
@@ -68,6 +69,9 @@ class BackupConfig(BaseModel):
     workers: int = Field(default=0, ge=0)  # 0 = one per core
     uploaders: int = Field(default=4, ge=1)
     key_file: str | None = None
+    # Key files named over the API (a policy's encryption_key_file) must lie here (default
+    # <data_dir>/keys); the local CLI takes any path (see docs/api.md "Paths from clients").
+    key_dir: Path | None = None
     gc_grace_seconds: int = Field(default=24 * 3600, ge=0)
     pack_size: str = "16M"  # target size of pack objects (format version 2)
     repack_threshold: float = Field(default=0.25, ge=0, le=1)  # gc repacks packs with more dead bytes than this fraction
@@ -132,8 +136,16 @@ class Settings(BaseSettings):
             self.catalog.url = f"sqlite:///{self.data_dir / 'catalog.db'}"
         if self.backup.repository is None:
             self.backup.repository = f"file://{self.data_dir / 'objects' / 'backups'}"
+        if self.backup.key_dir is None:
+            self.backup.key_dir = self.data_dir / "keys"
+        self.backup.key_dir = Path(self.backup.key_dir).expanduser().absolute()
         if "local" not in self.object_stores:
             self.object_stores["local"] = ObjectStoreConfig(type="file", root=str(self.data_dir / "objects"))
+        for name, store in self.object_stores.items():
+            root = store.options().get("root")
+            problem = store_root_problem(str(root), self.data_dir) if store.type == "file" and root else None
+            if problem:
+                raise ValueError(f"object_stores.{name}: {problem}")
         if self.default_pool not in self.pools:
             raise ValueError(
                 f"default_pool {self.default_pool!r} is not a configured pool; configured: {sorted(self.pools)}"

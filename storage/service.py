@@ -88,7 +88,7 @@ class Storage:
     def objects(self) -> "ObjectService":
         from storage.objects.service import ObjectService
 
-        return ObjectService(self.settings.object_stores)
+        return ObjectService(self.settings.object_stores, data_dir=self.settings.data_dir)
 
     @cached_property
     def backups(self) -> "BackupService":

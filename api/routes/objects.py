@@ -4,7 +4,9 @@ Uploads are read from the request stream into a spooled temporary file (kept in 
 ``SPOOL_MEMORY`` bytes, then on disk under the data dir) because stores need a rewindable body
 to verify and retry; downloads stream from the store's ``ObjectReader``. Neither holds a whole
 object in memory. Each request uses its own store instance (store connections are not
-thread-safe).
+thread-safe). Containers that hold a backup repository (the configured one, those of catalogued
+backups and of policies) are listed for every role, but their object bytes and any change to them
+are for admins only: backup data is read through the /backups routes (``api.guards``).
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import StorageDep, authorize
+from api.deps import PrincipalDep, StorageDep, authorize
 from api.errors import ERROR_RESPONSES
+from api.guards import check_object_access, repository_containers
 from backends.object.base import ContainerInfo, ObjectInfo, ObjectStore, PrefixEntry
+from storage.paths import private_dir
 from storage.service import Storage
 
 router = APIRouter(prefix="/object-stores", tags=["objects"], dependencies=[Depends(authorize)], responses=ERROR_RESPONSES)
@@ -68,6 +72,22 @@ def _object(info: ObjectInfo | PrefixEntry) -> ObjectOut:
                      content_type=info.content_type, metadata=dict(info.metadata))
 
 
+def _guard(store: str, container: str, st: Storage, role: str, *, reads_data: bool) -> None:
+    if role != "admin":
+        check_object_access(store, container, reads_data=reads_data, changes=not reads_data, role=role,
+                            protected=repository_containers(st.backups.repository_urls(), st.settings))
+
+
+def guard_read(store: str, container: str, st: StorageDep, principal: PrincipalDep) -> None:
+    """Object bytes of a backup repository's container: admins only (api.guards.check_object_access)."""
+    _guard(store, container, st, principal.role, reads_data=True)
+
+
+def guard_change(store: str, container: str, st: StorageDep, principal: PrincipalDep) -> None:
+    """Changes in a backup repository's container: admins only."""
+    _guard(store, container, st, principal.role, reads_data=False)
+
+
 def _open(st: Storage, store: str) -> ObjectStore:
     return st.objects.store(store)
 
@@ -94,7 +114,7 @@ def list_containers(store: str, st: StorageDep, prefix: Annotated[str | None, Qu
         return [_container(c) for c in s.list_containers(prefix=prefix)]
 
 
-@router.put("/{store}/containers/{container}", response_model=ContainerOut, status_code=201)
+@router.put("/{store}/containers/{container}", response_model=ContainerOut, status_code=201, dependencies=[Depends(guard_change)])
 def create_container(store: str, container: str, st: StorageDep, body: ContainerCreate | None = None) -> ContainerOut:
     with _closing(_open(st, store)) as s:
         s.create_container(container, metadata=body.metadata if body else None)
@@ -107,7 +127,7 @@ def stat_container(store: str, container: str, st: StorageDep) -> ContainerOut:
         return _container(s.stat_container(container))
 
 
-@router.delete("/{store}/containers/{container}", status_code=204, response_class=Response)
+@router.delete("/{store}/containers/{container}", status_code=204, response_class=Response, dependencies=[Depends(guard_change)])
 def delete_container(store: str, container: str, st: StorageDep) -> Response:
     with _closing(_open(st, store)) as s:
         s.delete_container(container)
@@ -130,12 +150,12 @@ def list_objects(
     "/{store}/containers/{container}/objects/{name:path}",
     response_model=ObjectOut,
     status_code=201,
+    dependencies=[Depends(guard_change)],
     openapi_extra={"requestBody": {"required": True, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
 )
 async def upload_object(store: str, container: str, name: str, request: Request, st: StorageDep) -> ObjectOut:
     """Stream the request body into the object (Content-Type and X-Object-Meta-* headers are kept)."""
-    tmp_dir = st.settings.data_dir / "tmp"
-    tmp_dir.mkdir(parents=True, exist_ok=True)
+    tmp_dir = private_dir(st.settings.data_dir / "tmp")
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY, dir=tmp_dir)
     try:
         size = 0
@@ -166,6 +186,7 @@ def head_object(store: str, container: str, name: str, st: StorageDep) -> Respon
 @router.get(
     "/{store}/containers/{container}/objects/{name:path}",
     response_class=StreamingResponse,
+    dependencies=[Depends(guard_read)],
     responses={200: {"description": "The object's bytes, with its own Content-Type", "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}},
 )
 def download_object(store: str, container: str, name: str, st: StorageDep) -> StreamingResponse:
@@ -189,7 +210,8 @@ def download_object(store: str, container: str, name: str, st: StorageDep) -> St
     return StreamingResponse(blocks(), media_type=headers.pop("Content-Type"), headers=headers)
 
 
-@router.delete("/{store}/containers/{container}/objects/{name:path}", status_code=204, response_class=Response)
+@router.delete("/{store}/containers/{container}/objects/{name:path}", status_code=204, response_class=Response,
+               dependencies=[Depends(guard_change)])
 def delete_object(store: str, container: str, name: str, st: StorageDep) -> Response:
     with _closing(_open(st, store)) as s:
         s.delete_object(container, name)

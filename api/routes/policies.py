@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import StorageDep, authorize
 from api.errors import ERROR_RESPONSES
-from api.guards import check_repository
+from api.guards import check_key_file, check_repository
 from api.routes.common import submit_job
 from storage.jobs.service import JobInfo
 from storage.policy.models import BackupOptions, Policy, PolicyKind, Retention, RunRecord, RunStatus, Selector
@@ -44,8 +44,15 @@ class RunRequest(BaseModel):
 
 
 def _guard_backup(st: Any, backup: BackupOptions | dict[str, Any] | None) -> None:
-    repository = backup.get("repository") if isinstance(backup, dict) else (backup.repository if backup else None)
-    check_repository(repository, st.settings)
+    """Repository and key file as the API accepts them (api.guards); before the service looks at any path."""
+    if isinstance(backup, dict):
+        repository, key_file = backup.get("repository"), backup.get("encryption_key_file")
+    else:
+        repository = backup.repository if backup else None
+        key_file = backup.encryption_key_file if backup else None
+    check_repository(repository if isinstance(repository, str) or repository is None else str(repository), st.settings)
+    if key_file is not None:
+        check_key_file(key_file if isinstance(key_file, str) else "", st.settings)
 
 
 @router.get("", response_model=list[Policy])

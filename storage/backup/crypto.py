@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from storage.errors import AuthenticationFailed, Conflict, DataCorruption, InvalidInput, NotFound
+from storage.paths import private_dir
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -33,7 +34,7 @@ INFO_KEY_CHECK = b"storage-backup/v1/key-check"
 def create_key_file(path: str | os.PathLike[str]) -> Path:
     """Write a new random key to path (mode 0600); refuse to overwrite an existing file."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(target.parent)  # 0700 when this creates it
     try:
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

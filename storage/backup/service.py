@@ -328,6 +328,18 @@ class BackupService:
         return ops.gc(self, repository, grace_seconds=grace_seconds, dry_run=dry_run, key_file=key_file,
                       repack_threshold=repack_threshold)
 
+    def repository_urls(self) -> set[str]:
+        """Every repository this host knows: the configured one, those of catalogued backups, those of policies."""
+        from storage.catalog.policies import PolicyRow
+
+        urls = {self.settings.repository or ""}
+        with self.catalog.session() as s:
+            urls.update(s.scalars(select(BackupRow.repository).distinct()))
+            for options in s.scalars(select(PolicyRow.backup).where(PolicyRow.backup.is_not(None))):
+                if isinstance(options, dict) and isinstance(options.get("repository"), str):
+                    urls.add(options["repository"])
+        return {u for u in urls if u}
+
     def import_repository(self, url: str | None = None, *, key_file: str | None = None) -> list[Backup]:
         """Rebuild the catalog entries of every manifest in the repository."""
         from storage.backup import ops

@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.catalog.conflicts import conflict_for
+from storage.paths import private_dir, private_file
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -30,7 +31,10 @@ _MIGRATE_LOCK = threading.Lock()
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        db_file = Path(url.removeprefix("sqlite:///"))
+        if db_file.name and db_file.name != ":memory:":
+            private_dir(db_file.parent)  # the data dir, 0700 when this creates it
+            private_file(db_file)  # 0600: WAL and SHM files take the database file's mode
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")

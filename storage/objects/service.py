@@ -34,6 +34,7 @@ from storage.objects import transfer as object_transfer
 from storage.objects.transfer import TransferResult
 from storage.errors import InvalidInput, NotFound
 from storage.objects.urls import format_url, parse_url, s3_env_options, swift_env_options
+from storage.paths import store_root_problem
 
 if TYPE_CHECKING:
     from storage.config import ObjectStoreConfig
@@ -96,10 +97,12 @@ def _redact(options: Mapping[str, Any]) -> dict[str, Any]:
 class ObjectService:
     """Object stores configured for this host."""
 
-    def __init__(self, stores: Mapping[str, "ObjectStoreConfig"], env: Mapping[str, str] | None = None) -> None:
-        """stores: the ``[object_stores.NAME]`` tables of the config."""
+    def __init__(self, stores: Mapping[str, "ObjectStoreConfig"], env: Mapping[str, str] | None = None,
+                 data_dir: Path | None = None) -> None:
+        """stores: the ``[object_stores.NAME]`` tables of the config; data_dir: never a store root (storage.paths)."""
         self._stores = stores
         self._env = env
+        self._data_dir = data_dir
 
     @property
     def env(self) -> Mapping[str, str]:
@@ -206,6 +209,9 @@ class ObjectService:
             name, root_path = "", target.parent
             options = {"root": str(root_path)}
             container, prefix = target.name, ""
+        problem = store_root_problem(root_path, self._data_dir) if self._data_dir is not None else None
+        if problem:
+            raise InvalidInput(f"file URL file://{path}: {problem}", field="url")
         store = self._make("file", {**options, "root": str(root_path)})
         return StoreLocation(store, container, prefix, format_url("file", container, prefix, root=str(root_path)), name)
 

@@ -3,7 +3,8 @@
 Object names follow the ``swift`` CLI: a path argument becomes the object name as given,
 normalized, without a leading '/' (``/tmp/a`` -> ``tmp/a``); a directory uploads every file
 below it (``dir/sub/f``). Downloads write ``<dest>/<object name>`` atomically (temp file +
-rename) and refuse names that would land outside ``dest``.
+rename) and refuse names that would land outside ``dest``, also through a symlink inside ``dest``
+(``storage.safe_write``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, BinaryIO
 
 from backends.object.base import ObjectInfo, ObjectStore, PrefixEntry
 from storage.errors import InvalidInput, NotFound
+from storage.safe_write import components, write_below
 
 Progress = Callable[[int, int], None]  # (bytes_done, bytes_total)
 BLOCK = 1024 * 1024
@@ -145,15 +147,8 @@ def upload(
 
 
 def safe_local_path(dest: Path, name: str) -> Path:
-    """Where object ``name`` lands below ``dest``; refuses anything that would escape it."""
-    parts = [p for p in name.split("/") if p not in ("", ".")]
-    if not parts or ".." in parts:
-        raise InvalidInput(
-            f"object name {name!r} cannot be written below {str(dest)!r} (empty or '..' components); "
-            "download it with -o FILE",
-            field="object",
-        )
-    return dest.joinpath(*parts)
+    """Where object ``name`` lands below ``dest``; refuses anything that would escape it lexically."""
+    return dest.joinpath(*components(name, dest))
 
 
 def objects_to_download(store: ObjectStore, container: str, names: list[str] | None, prefix: str | None) -> list[ObjectInfo]:
@@ -180,27 +175,34 @@ def download(
     total = sum(i.size for i in infos)
     done = 0
     results = []
+
+    def counted(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress:
+            progress(done, total)
+
     for info in infos:
         if output == "-":
             out = stdout or sys.stdout.buffer
             for block in _blocks(store, container, info.name):
                 out.write(block)
-                done += len(block)
-                if progress:
-                    progress(done, total)
+                counted(len(block))
             out.flush()
             results.append(TransferResult(info.name, info.size, info.etag, "-"))
             continue
-        target = Path(output) if output is not None else safe_local_path(dest or Path("."), info.name)
+        if output is None:  # below dest: no symlink inside dest is followed (storage.safe_write)
+            target = write_below(dest or Path("."), info.name, _blocks(store, container, info.name), counted)
+            results.append(TransferResult(info.name, info.size, info.etag, str(target)))
+            continue
+        target = Path(output)
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".download-")
         try:
             with os.fdopen(fd, "wb") as fh:
                 for block in _blocks(store, container, info.name):
                     fh.write(block)
-                    done += len(block)
-                    if progress:
-                        progress(done, total)
+                    counted(len(block))
             os.replace(tmp, target)
         except BaseException:
             if os.path.exists(tmp):
