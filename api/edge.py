@@ -4,8 +4,9 @@
 
 1. Every path but the public ones (``/healthz``, the Cinder version documents, the OpenAPI
    document and its viewers) needs a valid token; without one the answer is 401 and not one byte
-   of the body is read (malformed JSON without a token is 401, not 422). A reader may only use
-   safe methods (403 otherwise), as ``api.deps.authorize`` also checks per route.
+   of the body is read (malformed JSON without a token is 401, not 422). The role the route
+   needs (``api.methods.RouteTable.required_role``: admin where it depends on ``require_admin``, operator for other
+   changes, reader for reads) is checked here too (403), as the route's dependencies check again.
 2. The body is bounded: ``api.max_body_bytes`` for every request, ``api.max_object_bytes`` for
    object uploads (they stream to a spool file). A ``Content-Length`` over the limit is refused
    413 at once; a chunked body is counted while the route reads it and refused 413 at the limit.
@@ -22,14 +23,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-
 from api.errors import error_response
+from api.methods import SAFE_METHODS, RouteTable
 from storage.auth import Principal
 from storage.config import ApiConfig
 from storage.errors import AuthenticationFailed, StorageError
 from storage.service import Storage
 
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PUBLIC_PATHS = frozenset({"/healthz", "/", "/v3", "/v3/", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 OBJECT_UPLOAD = re.compile(r"^/object-stores/[^/]+/containers/[^/]+/objects/.+")
 
@@ -63,9 +63,10 @@ def too_large(limit: int, what: str = "request body") -> HTTPException:
 class EdgeMiddleware:
     """Authenticate, then bound the body; see the module docstring."""
 
-    def __init__(self, app: Any, storage: Storage) -> None:
+    def __init__(self, app: Any, storage: Storage, table: RouteTable) -> None:
         self.app = app
         self.storage = storage
+        self.table = table
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -75,7 +76,8 @@ class EdgeMiddleware:
         headers = Headers(scope=scope)
         if not is_public(method, path):
             try:
-                principal = await run_in_threadpool(self._principal, bearer_of(headers), method)
+                role = self.table.required_role(method, path)
+                principal = await run_in_threadpool(self._principal, bearer_of(headers), role)
             except StorageError as exc:
                 await self._refuse(scope, receive, send, exc.http_status, exc.code, exc.message)
                 return
@@ -91,11 +93,11 @@ class EdgeMiddleware:
                 return
         await self.app(scope, _counting(receive, limit), send)
 
-    def _principal(self, token: str | None, method: str) -> Principal:
+    def _principal(self, token: str | None, role: str) -> Principal:
         if not token:
             raise AuthenticationFailed("missing token: send 'Authorization: Bearer <token>' (or X-Auth-Token)")
         principal = self.storage.tokens.authenticate(token)
-        principal.require("reader" if method in SAFE_METHODS else "operator")
+        principal.require(role)
         return principal
 
     @staticmethod

@@ -147,6 +147,8 @@ def _http_error(request: Request, exc: Exception) -> JSONResponse:
     response = error_response(request, exc.status_code, code, message)
     for key, value in (exc.headers or {}).items():
         response.headers.setdefault(key, value)
+    if exc.status_code == 405:  # every method of every route at this path, not just the first route's
+        response.headers["Allow"] = ", ".join(request.app.state.routes.allowed(request.url.path))
     return response
 
 

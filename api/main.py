@@ -19,6 +19,7 @@ import storage
 from api import errors
 from api.coalesce import Coalescer
 from api.edge import EdgeMiddleware
+from api.methods import HeadAsGet, RouteTable
 from api.metrics import MetricsMiddleware, RequestStats
 from storage.config import Settings
 from storage.service import Storage
@@ -73,12 +74,19 @@ def create_app(config: Settings | Storage | str | os.PathLike[str] | None = None
     app.state.request_stats = RequestStats()
     app.state.coalescer = Coalescer()
     errors.install(app)
+    # every route mounted is also recorded here: roles before the body, HEAD and Allow (api/methods.py)
+    app.state.routes = table = RouteTable()
+    for route in app.router.routes:  # FastAPI's own: the OpenAPI document and its viewers
+        table.add_route(route)
     for name in NATIVE_ROUTERS:
-        app.include_router(importlib.import_module(name).router)
+        router = importlib.import_module(name).router
+        app.include_router(router)
+        table.add_router(router)
     for name in CINDER_MODULES:
         importlib.import_module(name).register(app)
+    app.add_middleware(HeadAsGet, table=table)
     # authentication and the body limit run before any route reads a body; metrics see their refusals
-    app.add_middleware(EdgeMiddleware, storage=st)
+    app.add_middleware(EdgeMiddleware, storage=st, table=table)
     app.add_middleware(MetricsMiddleware, stats=app.state.request_stats)
     return app
 

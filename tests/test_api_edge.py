@@ -112,6 +112,14 @@ def test_reader_post_is_403_before_the_body(small_limits: ApiServer) -> None:
     assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden", r.text
 
 
+def test_admin_routes_refuse_operators_before_the_body(small_limits: ApiServer) -> None:
+    with small_limits.client("operator") as c:
+        r = c.post("/tokens", content=b'{"role": ', headers={"Content-Type": "application/json"})
+        assert r.status_code == 403 and "'admin'" in r.json()["error"]["message"], r.text
+        r = c.post("/volumes/x/reset-status", content=b"{", headers={"Content-Type": "application/json"})
+        assert r.status_code == 403 and "'admin'" in r.json()["error"]["message"], r.text
+
+
 def test_authenticated_too_large_is_413(small_limits: ApiServer) -> None:
     token = small_limits.tokens["admin"]
     answer = _raw_post(small_limits.port, "/volumes", 50 * MiB, f"Authorization: Bearer {token}\r\n")

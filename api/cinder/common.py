@@ -17,6 +17,7 @@ def cinder_router() -> APIRouter:
 def include_both(app: FastAPI, router: APIRouter) -> None:
     for prefix in PREFIXES:
         app.include_router(router, prefix=prefix, include_in_schema=False)
+        app.state.routes.add_router(router, prefix)
 
 
 def project_id(request: Request) -> str | None:

@@ -42,3 +42,4 @@ def version_v3(request: Request) -> JSONResponse:
 
 def register(app: FastAPI) -> None:
     app.include_router(router, include_in_schema=False)
+    app.state.routes.add_router(router)

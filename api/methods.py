@@ -1,0 +1,100 @@
+"""Which routes serve a path: the role they need, ``HEAD`` wherever ``GET``, and a true ``Allow`` on 405.
+
+FastAPI resolves a route only when it handles the request, after nothing of ours can look, and
+when a path is served by several routes (``GET /volumes`` and ``POST /volumes`` are two)
+Starlette's 405 names the methods of whichever route matched first. So ``create_app`` records
+every route it mounts in a ``RouteTable`` (``app.state.routes``):
+
+- ``RouteTable.required_role`` tells ``api.edge`` the least role before the body is read (admin
+  where the route depends on ``require_admin``, operator for other changes, reader for reads);
+- ``RouteTable.allowed`` is the union over every route whose path matches, HEAD next to GET;
+  ``api.errors`` puts it into the ``Allow`` header of every 405;
+- ``HeadAsGet`` serves ``HEAD`` through the path's ``GET`` route (unless a route declares HEAD,
+  as object HEAD does), with the GET's headers and no body. The OpenAPI document lists GET only;
+  HEAD follows it by HTTP's definition.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi.routing import APIRouter
+from starlette.routing import BaseRoute, compile_path
+
+from api.deps import require_admin
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _depends_on(dependant: Any, call: Any) -> bool:
+    return any(d.call is call or _depends_on(d, call) for d in getattr(dependant, "dependencies", ()))
+
+
+@dataclass(frozen=True)
+class RouteEntry:
+    regex: re.Pattern[str]
+    methods: frozenset[str]
+    admin: bool  # depends on require_admin
+
+
+@dataclass
+class RouteTable:
+    entries: list[RouteEntry] = field(default_factory=list)
+
+    def add(self, path: str, methods: set[str] | frozenset[str] | None, dependant: Any = None) -> None:
+        regex, _, _ = compile_path(path)
+        self.entries.append(RouteEntry(regex, frozenset(methods or ()), _depends_on(dependant, require_admin)))
+
+    def add_router(self, router: APIRouter, prefix: str = "") -> None:
+        for route in router.routes:
+            self.add_route(route, prefix)
+
+    def add_route(self, route: BaseRoute, prefix: str = "") -> None:
+        path = getattr(route, "path", None)
+        if isinstance(path, str):
+            self.add(prefix + path, getattr(route, "methods", None), getattr(route, "dependant", None))
+
+    def _matching(self, path: str) -> list[RouteEntry]:
+        return [e for e in self.entries if e.regex.match(path)]
+
+    def allowed(self, path: str) -> list[str]:
+        """Every method some route serves at this path (HEAD wherever GET), sorted."""
+        methods: set[str] = set()
+        for entry in self._matching(path):
+            methods |= entry.methods
+        if "GET" in methods:
+            methods.add("HEAD")
+        return sorted(methods)
+
+    def declares(self, method: str, path: str) -> bool:
+        return any(method in e.methods for e in self._matching(path))
+
+    def required_role(self, method: str, path: str) -> str:
+        """The least role that may call ``method`` at ``path`` (operator/reader when no route serves it)."""
+        if any(e.admin and method in e.methods for e in self._matching(path)):
+            return "admin"
+        return "reader" if method in SAFE_METHODS else "operator"
+
+
+class HeadAsGet:
+    """Answer HEAD through the path's GET route when no route declares HEAD."""
+
+    def __init__(self, app: Any, table: RouteTable) -> None:
+        self.app = app
+        self.table = table
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        path = scope.get("path", "")
+        if (scope["type"] != "http" or scope["method"] != "HEAD" or self.table.declares("HEAD", path)
+                or not self.table.declares("GET", path)):
+            await self.app(scope, receive, send)
+            return
+
+        async def without_body(message: dict) -> None:
+            if message["type"] == "http.response.body" and message.get("body"):
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app(dict(scope, method="GET"), receive, without_body)
