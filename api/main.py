@@ -21,6 +21,7 @@ from api.coalesce import Coalescer
 from api.edge import EdgeMiddleware
 from api.methods import HeadAsGet, RouteTable
 from api.metrics import MetricsMiddleware, RequestStats
+from api.openapi_links import add_links
 from storage.config import Settings
 from storage.service import Storage
 
@@ -84,11 +85,24 @@ def create_app(config: Settings | Storage | str | os.PathLike[str] | None = None
         table.add_router(router)
     for name in CINDER_MODULES:
         importlib.import_module(name).register(app)
+    _publish_links(app)
     app.add_middleware(HeadAsGet, table=table)
     # authentication and the body limit run before any route reads a body; metrics see their refusals
     app.add_middleware(EdgeMiddleware, storage=st, table=table)
     app.add_middleware(MetricsMiddleware, stats=app.state.request_stats)
     return app
+
+
+def _publish_links(app: FastAPI) -> None:
+    """The OpenAPI document carries links between operations (api/openapi_links.py)."""
+    generate = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            app.openapi_schema = add_links(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def app_from_env() -> FastAPI:

@@ -37,6 +37,7 @@ class RouteEntry:
     regex: re.Pattern[str]
     methods: frozenset[str]
     admin: bool  # depends on require_admin
+    params: int  # path parameters: fewer is more specific (/backups/gc over /backups/{backup_id})
 
 
 @dataclass
@@ -44,8 +45,8 @@ class RouteTable:
     entries: list[RouteEntry] = field(default_factory=list)
 
     def add(self, path: str, methods: set[str] | frozenset[str] | None, dependant: Any = None) -> None:
-        regex, _, _ = compile_path(path)
-        self.entries.append(RouteEntry(regex, frozenset(methods or ()), _depends_on(dependant, require_admin)))
+        regex, _, convertors = compile_path(path)
+        self.entries.append(RouteEntry(regex, frozenset(methods or ()), _depends_on(dependant, require_admin), len(convertors)))
 
     def add_router(self, router: APIRouter, prefix: str = "") -> None:
         for route in router.routes:
@@ -60,10 +61,17 @@ class RouteTable:
         return [e for e in self.entries if e.regex.match(path)]
 
     def allowed(self, path: str) -> list[str]:
-        """Every method some route serves at this path (HEAD wherever GET), sorted."""
+        """The methods of the resource at this path (HEAD wherever GET), sorted.
+
+        The resource is the most specific template that matches: ``/backups/gc`` is the gc
+        resource (POST), not a backup named "gc", as the OpenAPI document describes it.
+        """
+        matching = self._matching(path)
+        fewest = min((e.params for e in matching), default=0)
         methods: set[str] = set()
-        for entry in self._matching(path):
-            methods |= entry.methods
+        for entry in matching:
+            if entry.params == fewest:
+                methods |= entry.methods
         if "GET" in methods:
             methods.add("HEAD")
         return sorted(methods)
