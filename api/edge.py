@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from api.errors import error_response
 from api.methods import SAFE_METHODS, RouteTable
-from storage.auth import Principal
+from storage.auth.service import Principal
 from storage.config import ApiConfig
 from storage.errors import AuthenticationFailed, StorageError
 from storage.service import Storage

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 
 from storage.config import Settings
 from storage.errors import InvalidInput, PermissionDenied
-from storage.object_urls import parse_url
+from storage.objects.urls import parse_url
 from storage.paths import confined, encloses
 
 

@@ -4,7 +4,7 @@ Object names follow the ``swift`` CLI: a path argument becomes the object name a
 normalized, without a leading '/' (``/tmp/a`` -> ``tmp/a``); a directory uploads every file
 below it (``dir/sub/f``). Downloads write ``<dest>/<object name>`` atomically (temp file +
 rename) and refuse names that would land outside ``dest``, also through a symlink inside ``dest``
-(``storage.safe_write``).
+(``storage.objects.safe_write``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 
 from backends.object.base import ObjectInfo, ObjectStore, PrefixEntry
 from storage.errors import InvalidInput, NotFound
-from storage.safe_write import components, write_below
+from storage.objects.safe_write import components, write_below
 
 Progress = Callable[[int, int], None]  # (bytes_done, bytes_total)
 BLOCK = 1024 * 1024
@@ -191,7 +191,7 @@ def download(
             out.flush()
             results.append(TransferResult(info.name, info.size, info.etag, "-"))
             continue
-        if output is None:  # below dest: no symlink inside dest is followed (storage.safe_write)
+        if output is None:  # below dest: no symlink inside dest is followed (storage.objects.safe_write)
             target = write_below(dest or Path("."), info.name, _blocks(store, container, info.name), counted)
             results.append(TransferResult(info.name, info.size, info.etag, str(target)))
             continue
