@@ -80,10 +80,16 @@ class RouteTable:
         return any(method in e.methods for e in self._matching(path))
 
     def required_role(self, method: str, path: str) -> str:
-        """The least role that may call ``method`` at ``path`` (operator/reader when no route serves it)."""
-        if any(e.admin and method in e.methods for e in self._matching(path)):
+        """The least role that may call ``method`` at ``path``.
+
+        No route serving it: any valid token, so the router answers 404 or 405 (with Allow), not 403.
+        """
+        declared = [e for e in self._matching(path) if method in e.methods]
+        if any(e.admin for e in declared):
             return "admin"
-        return "reader" if method in SAFE_METHODS else "operator"
+        if not declared or method in SAFE_METHODS:
+            return "reader"
+        return "operator"
 
 
 class HeadAsGet:

@@ -8,10 +8,15 @@ cd "$(dirname "$0")/.."
 
 need=()
 for tool in losetup blockdev lsblk; do command -v "$tool" >/dev/null || need+=(util-linux); done
+as_root() {  # root runs it directly; others through sudo when there is one
+  if [ "$(id -u)" -eq 0 ]; then "$@"
+  elif command -v sudo >/dev/null; then sudo "$@"
+  else echo "error: '$*' needs root; run this script as root (su -c $0) or install sudo" >&2; exit 1
+  fi
+}
 if ((${#need[@]})); then
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get -o DPkg::Lock::Timeout=300 update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=300 install -y -qq util-linux
+  as_root apt-get -o DPkg::Lock::Timeout=300 update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq util-linux
 fi
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
@@ -19,7 +24,7 @@ PY=${PYTHON:-python3}
 .venv/bin/pip install -q -e .
 
 data_dir=$(.venv/bin/python -c 'import storage; print(storage.load_settings().data_dir)')
-mkdir -p "$data_dir"
+mkdir -p "$data_dir" && chmod 700 "$data_dir"  # catalog, keys and the admin token live here
 token_file="$data_dir/admin-token"
 if [ ! -s "$token_file" ]; then
   umask 077

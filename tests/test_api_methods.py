@@ -88,3 +88,49 @@ def test_head_needs_the_same_token_as_get(shared_api_server: ApiServer, role: st
     with shared_api_server.client(role) as c:
         assert c.head("/volumes").status_code == (200 if role else 401)
         assert c.head("/healthz").status_code == 200
+
+
+def _table():
+    from fastapi import Depends
+
+    from api.deps import require_admin
+    from api.methods import RouteTable
+
+    class Dep:  # a dependant shaped like FastAPI's: .call and .dependencies
+        def __init__(self, call, deps=()):
+            self.call, self.dependencies = call, list(deps)
+
+    table = RouteTable()
+    table.add("/volumes", {"GET"})
+    table.add("/volumes", {"POST"})
+    table.add("/volumes/{ref}", {"GET", "PATCH", "DELETE"})
+    table.add("/backups/gc", {"POST"})
+    table.add("/backups/{backup_id}", {"GET", "DELETE"})
+    table.add("/tokens", {"POST"}, Dep(None, [Dep(Depends), Dep(None, [Dep(require_admin)])]))
+    table.add("/objects/{name:path}", {"HEAD"})
+    return table
+
+
+@pytest.mark.parametrize("method,path,role", [
+    ("GET", "/volumes", "reader"), ("POST", "/volumes", "operator"), ("DELETE", "/volumes/x", "operator"),
+    ("POST", "/tokens", "admin"), ("GET", "/tokens", "reader"), ("TRACE", "/volumes", "reader"),
+    ("PUT", "/nowhere", "reader"), ("HEAD", "/volumes", "reader"), ("POST", "/backups/gc", "operator"),
+])
+def test_required_role(method: str, path: str, role: str) -> None:
+    assert _table().required_role(method, path) == role
+
+
+@pytest.mark.parametrize("path,allowed", [
+    ("/volumes", ["GET", "HEAD", "POST"]), ("/volumes/x", ["DELETE", "GET", "HEAD", "PATCH"]),
+    ("/backups/gc", ["POST"]), ("/backups/b1", ["DELETE", "GET", "HEAD"]), ("/objects/a/b", ["HEAD"]), ("/nowhere", []),
+])
+def test_allowed(path: str, allowed: list[str]) -> None:
+    assert _table().allowed(path) == allowed
+
+
+def test_unknown_method_is_405_for_a_reader(shared_api_server: ApiServer) -> None:
+    with shared_api_server.client("reader") as c:
+        r = c.request("TRACE", "/healthz")
+        assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD", r.text
+        assert c.request("PUT", "/no/such/route").status_code == 404
+    assert httpx.request("TRACE", shared_api_server.url + "/healthz").status_code == 401

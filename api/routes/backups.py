@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, StrictBool, model_validator
 
 from api.deps import StorageDep, authorize
 from api.errors import ERROR_RESPONSES
@@ -48,13 +48,13 @@ class RestoreRequest(BaseModel):
 
 
 class VerifyRequest(BaseModel):
-    deep: bool = False
+    deep: StrictBool = False
     sample_percent: float = Field(default=100, gt=0, le=100)
 
 
 class GcRequest(BaseModel):
     repository: str | None = None
-    dry_run: bool = False
+    dry_run: StrictBool = False
 
 
 def _accepted(job: JobInfo, location: str | None = None) -> JSONResponse:

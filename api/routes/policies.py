@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from api.deps import StorageDep, authorize
 from api.errors import ERROR_RESPONSES
@@ -26,21 +26,21 @@ class PolicyCreate(BaseModel):
     selector: Selector
     retention: Retention
     backup: BackupOptions | None = None
-    enabled: bool = True
+    enabled: StrictBool = True
 
 
 class PolicyUpdate(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=128)
     schedule: str | None = None
     timezone: str | None = None
-    enabled: bool | None = None
+    enabled: StrictBool | None = None
     selector: Selector | None = None
     retention: Retention | None = None
     backup: dict[str, Any] | None = Field(default=None, description="Merged key by key into the backup options")
 
 
 class RunRequest(BaseModel):
-    dry_run: bool = False
+    dry_run: StrictBool = False
 
 
 def _guard_backup(st: Any, backup: BackupOptions | dict[str, Any] | None) -> None:
