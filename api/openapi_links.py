@@ -16,6 +16,7 @@ POLICY = {"ref": "$response.body#/id"}
 CONTAINER = {"store": "$request.path.store", "container": "$response.body#/name"}
 OBJECT = {"store": "$request.path.store", "container": "$request.path.container", "name": "$response.body#/name"}
 JOB = {"job_id": "$response.body#/id"}
+FIRST_BACKUP = {"backup_id": "$response.body#/0/id"}
 
 _VOLUME_TARGETS = [
     ("GetVolume", "/volumes/{ref}", "get", VOLUME),
@@ -54,7 +55,18 @@ LINKS: dict[tuple[str, str, str], list[tuple[str, str, str, dict[str, str]]]] = 
     ("/object-stores/{store}/containers/{container}", "put", "201"): [
         ("StatContainer", "/object-stores/{store}/containers/{container}", "get", CONTAINER),
         ("ListObjects", "/object-stores/{store}/containers/{container}/objects", "get", CONTAINER),
+        ("UploadObject", "/object-stores/{store}/containers/{container}/objects/{name}", "put", CONTAINER),
         ("DeleteContainer", "/object-stores/{store}/containers/{container}", "delete", CONTAINER),
+    ],
+    ("/backups", "get", "200"): [
+        ("GetBackup", "/backups/{backup_id}", "get", FIRST_BACKUP),
+        ("VerifyBackup", "/backups/{backup_id}/verify", "post", FIRST_BACKUP),
+        ("RestoreBackup", "/backups/{backup_id}/restore", "post", FIRST_BACKUP),
+        ("DeleteBackup", "/backups/{backup_id}", "delete", FIRST_BACKUP),
+    ],
+    ("/object-stores/{store}/containers", "get", "200"): [
+        ("FirstContainer", "/object-stores/{store}/containers/{container}", "get",
+         {"store": "$request.path.store", "container": "$response.body#/0/name"}),
     ],
     ("/object-stores/{store}/containers/{container}/objects/{name}", "put", "201"): [
         ("GetObject", "/object-stores/{store}/containers/{container}/objects/{name}", "get", OBJECT),
