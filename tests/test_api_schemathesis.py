@@ -29,6 +29,12 @@ BUDGET = {"admin": 55, "reader": 35}  # seconds of generation per role
 CONFIG = """\
 [checks.positive_data_acceptance]
 expected-statuses = ["2xx", "403", "404", "409", "422"]
+
+[phases.stateful]
+max-steps = 10
+
+[phases.stateful.generation]
+max-examples = 60
 """
 
 
