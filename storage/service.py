@@ -15,6 +15,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from storage.catalog import Catalog
+from storage.paths import private_dir
 from storage.config import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ class Storage:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        private_dir(settings.data_dir)  # 0700 when new, whichever catalog (storage.paths)
         self.catalog = Catalog(settings.catalog_url)
         self._lock = threading.RLock()
 
