@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from storage.errors import InvalidInput
@@ -41,6 +41,10 @@ class PoolConfig(BaseModel):
 
     model_config = ConfigDict(extra="allow")
     driver: str = "file"
+    # for the scheduler, not the driver: the pool's zone (default: [scheduler] availability_zone)
+    # and labels a request may ask for (`volume create --pool-label KEY=VALUE`)
+    availability_zone: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,62}$")
+    labels: dict[str, str] = Field(default_factory=dict)
 
     def options(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
@@ -100,6 +104,13 @@ class ExportConfig(BaseModel):
     portal: str = "127.0.0.1:3260"
 
 
+class SchedulerConfig(BaseModel):
+    """Placement of new volumes (docs/architecture.md "Scheduler")."""
+
+    weigher: Literal["free", "provisioned_ratio"] = "free"
+    availability_zone: str = Field(default="nova", pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,62}$")  # this host's zone
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="STORAGE_", env_nested_delimiter="__", extra="forbid", case_sensitive=False
@@ -113,7 +124,9 @@ class Settings(BaseSettings):
     backup: BackupConfig = Field(default_factory=BackupConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     config_file: Path | None = None  # which file was read, for `storagectl config show`
+    _pinned: bool = PrivateAttr(default=False)  # default_pool set by the configuration
 
     @classmethod
     def settings_customise_sources(
@@ -146,11 +159,19 @@ class Settings(BaseSettings):
             problem = store_root_problem(str(root), self.data_dir) if store.type == "file" and root else None
             if problem:
                 raise ValueError(f"object_stores.{name}: {problem}")
+        self._pinned = "default_pool" in self.model_fields_set
         if self.default_pool not in self.pools:
-            raise ValueError(
-                f"default_pool {self.default_pool!r} is not a configured pool; configured: {sorted(self.pools)}"
-            )
+            if self._pinned:
+                raise ValueError(
+                    f"default_pool {self.default_pool!r} is not a configured pool; configured: {sorted(self.pools)}"
+                )
+            self.default_pool = sorted(self.pools)[0]  # unset: the scheduler places volumes over every pool
         return self
+
+    @property
+    def default_pool_pinned(self) -> str | None:
+        """default_pool when the configuration names it (it then takes every volume given no pool), else None."""
+        return self.default_pool if self._pinned else None
 
     @property
     def catalog_url(self) -> str:

@@ -65,6 +65,16 @@ class InsufficientCapacity(StorageError):
     http_status = 507
 
 
+class NoValidHost(InsufficientCapacity):
+    """The scheduler found no pool for a new volume; the message says why each candidate was refused.
+
+    A kind of InsufficientCapacity (same exit code and HTTP status), like Cinder's NoValidBackend;
+    ``details["explanation"]`` is the whole decision (storage.scheduler.Decision.to_dict()).
+    """
+
+    code = "no_valid_host"
+
+
 class Busy(StorageError):
     """A host-wide lock is held by another process (e.g. a second `storagectl run`)."""
 

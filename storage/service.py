@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from storage.objects.service import ObjectService
     from storage.policy.service import PolicyService
     from storage.volumes.check import CheckReport
+    from storage.volumes.placement import Placer
     from storage.volumes.pools import PoolService
     from storage.volumes.service import VolumeService
     from storage.volumes.snapshots import SnapshotService
@@ -68,8 +69,26 @@ class Storage:
         from storage.volumes.service import VolumeService
 
         return VolumeService(
-            self.catalog, self.host, default_pool=self.settings.default_pool,
+            self.catalog, self.host, placer=self.placer,
             snapshots=lambda: self.snapshots, exports=lambda: self.exports,
+        )  # fmt: skip
+
+    @cached_property
+    def placer(self) -> "Placer":
+        """The scheduler over this host's configured pools (storage/volumes/placement.py)."""
+        import socket
+
+        from storage.scheduler.gather import PoolPlacement
+        from storage.volumes.placement import Placer
+
+        zone = self.settings.scheduler.availability_zone
+        pools = {
+            name: PoolPlacement(cfg.driver, cfg.availability_zone or zone, dict(cfg.labels))
+            for name, cfg in self.settings.pools.items()
+        }
+        return Placer(
+            self.host, host_name=socket.gethostname(), pools=pools,
+            pinned_pool=self.settings.default_pool_pinned, weigher=self.settings.scheduler.weigher,
         )  # fmt: skip
 
     @cached_property

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import select
 
@@ -43,10 +43,19 @@ if TYPE_CHECKING:
     from storage.catalog import Catalog
     from storage.exports.service import ExportService
     from storage.host.api import HostApi, ProgressCallback
+    from storage.scheduler import Decision, Hints
+    from storage.volumes.placement import Placer
     from storage.volumes.snapshots import SnapshotService
 
 V = VolumeStatus
 WIPE_MODES = ("none", "zero")
+
+
+class Placed(NamedTuple):
+    """A new volume and the scheduler's decision that placed it (None for copies)."""
+
+    volume: Volume
+    decision: "Decision | None"
 
 
 def labels_match(have: dict[str, str], want: dict[str, str] | None) -> bool:
@@ -74,14 +83,15 @@ class VolumeService:
         catalog: "Catalog",
         host: "HostApi",
         *,
-        default_pool: str,
+        placer: "Placer",
         snapshots: "Callable[[], SnapshotService]",
         exports: "Callable[[], ExportService]",
     ) -> None:
-        """snapshots and exports are providers: those services need this one, so they are read on first use."""
+        """placer chooses the pool of a new empty volume (storage.volumes.placement); snapshots and
+        exports are providers: those services need this one, so they are read on first use."""
         self._catalog = catalog
         self._host = host
-        self._default_pool = default_pool
+        self._placer = placer
         self._snapshots = snapshots
         self._exports = exports
 
@@ -145,12 +155,31 @@ class VolumeService:
         labels: dict[str, str] | None = None,
         source_volume: str | None = None,
         source_snapshot: str | None = None,
+        hints: "Hints | None" = None,
     ) -> Volume:
         """Create a volume, empty or as a copy of another volume or of a snapshot.
 
         ``size`` may be omitted for copies (the source's size); it is rounded up to the pool's
-        granularity and must not be smaller than the source.
+        granularity and must not be smaller than the source. A new empty volume without ``pool``
+        goes where the scheduler places it (``hints``: zone, pool labels, capabilities; see
+        storage.volumes.placement); copies stay in their source's pool.
         """
+        return self.create_explained(
+            name, size, pool=pool, labels=labels, source_volume=source_volume, source_snapshot=source_snapshot, hints=hints
+        ).volume
+
+    def create_explained(
+        self,
+        name: str,
+        size: str | int | None = None,
+        *,
+        pool: str | None = None,
+        labels: dict[str, str] | None = None,
+        source_volume: str | None = None,
+        source_snapshot: str | None = None,
+        hints: "Hints | None" = None,
+    ) -> "Placed":
+        """``create``, also returning the scheduler's decision (None for copies, which are not scheduled)."""
         validate_name(name, kind="volume")
         labels = validate_labels(labels)
         if source_volume and source_snapshot:
@@ -163,23 +192,28 @@ class VolumeService:
             snap = self._snapshots().get(source_snapshot)
             snap_id = snap.id
             src_vol = self.get(snap.volume_id)
+        decision = None
         if src_vol is not None:
             if pool is not None and pool != src_vol.pool:
                 raise InvalidInput(
                     f"pool {pool!r} differs from the source's pool {src_vol.pool!r}; copies stay in the source's pool"
                 )
+            if hints:
+                raise InvalidInput("placement hints apply to new empty volumes; copies stay in the source's pool")
             pool = src_vol.pool
-        pool = pool or self._default_pool
+        elif size is None:
+            raise InvalidInput("size is required for a new empty volume; accepted: e.g. 512M, 10G, 1T or bytes")
+        else:
+            if pool is not None:
+                self._host.check_pool(pool)
+            decision = self._placer.place(parse_size(size), pool=pool, hints=hints)
+            assert decision.chosen is not None
+            pool = decision.chosen.pool
         self._host.check_pool(pool)
         min_size = 0
         if src_vol is not None:
             min_size = src_vol.size_bytes if snap_id is None else self._snapshots().get(snap_id).size_bytes
-        if size is None:
-            if src_vol is None:
-                raise InvalidInput("size is required for a new empty volume; accepted: e.g. 512M, 10G, 1T or bytes")
-            size_bytes = min_size
-        else:
-            size_bytes = self._size(size, pool)
+        size_bytes = min_size if size is None else self._size(size, pool)
         if size_bytes < min_size:
             raise InvalidInput(
                 f"size {format_size(size_bytes)} is smaller than the source ({format_size(min_size)}); "
@@ -213,7 +247,7 @@ class VolumeService:
             cas_volume_status(s, vid, V.AVAILABLE, transitional=False)
             vol = load_volume(s, vid)
         assert vol is not None
-        return vol
+        return Placed(vol, decision)
 
     def _undo_create(self, pool: str, vid: str) -> None:
         try:
