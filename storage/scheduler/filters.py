@@ -80,12 +80,15 @@ def capacity(c: Candidate, r: PlacementRequest) -> str | None:
     room = room_bytes(c)
     if size <= room:
         return None
+    need, have = format_size(size), format_size(max(room, 0))
+    if need == have:  # the short forms hide the difference: say it in bytes
+        need, have = f"{size} bytes", f"{max(room, 0)} bytes"
     if c.thin:
         return (
-            f"needs {format_size(size)}, {format_size(max(room, 0))} provisionable (thin: total "
-            f"{format_size(c.total_bytes)} x overcommit {c.overcommit_ratio:g} - {format_size(c.provisioned_bytes)} provisioned)"
+            f"needs {need}, {have} provisionable (thin: total {format_size(c.total_bytes)} x overcommit "
+            f"{c.overcommit_ratio:g} - {format_size(c.provisioned_bytes)} provisioned)"
         )
-    return f"needs {format_size(size)}, {format_size(max(room, 0))} free (thick)"
+    return f"needs {need}, {have} free (thick)"
 
 
 def _show(value: object) -> str:
