@@ -11,6 +11,7 @@ from api.cinder import views
 from api.cinder.common import base_url, body_of, cinder_router, include_both, metadata_labels as _metadata, project_id
 from api.deps import StorageDep
 from storage.errors import InvalidInput
+from storage.scheduler import validate_hints
 
 router = cinder_router()
 GiB = views.GiB
@@ -64,6 +65,8 @@ def create_volume(request: Request, st: StorageDep, payload: Annotated[dict, Bod
         labels=_metadata(spec.get("metadata")),
         source_volume=spec.get("source_volid"),
         source_snapshot=spec.get("snapshot_id"),
+        # copies stay in their source's pool: the zone is a hint for new volumes only
+        hints=None if copy_of else validate_hints(availability_zone=spec.get("availability_zone") or None),
     )
     return {"volume": views.volume_detail(vol, base_url(request), project_id(request))}
 

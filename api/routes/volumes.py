@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -14,6 +14,7 @@ from api.listing_cache import cache_of, etag_matches
 from api.routes.common import labels_query, submit_job
 from storage.domain import Volume, VolumeStatus
 from storage.jobs.service import JobInfo
+from storage.scheduler import validate_hints
 
 router = APIRouter(prefix="/volumes", tags=["volumes"], dependencies=[Depends(authorize)], responses=ERROR_RESPONSES)
 
@@ -28,6 +29,17 @@ class VolumeCreate(BaseModel):
     labels: Labels = None
     source_volume: str | None = Field(default=None, description="Copy this volume (name or id)")
     source_snapshot: str | None = Field(default=None, description="Copy this snapshot (name or id)")
+    availability_zone: str | None = Field(default=None, max_length=63, description="Place in a pool of this zone")
+    pool_labels: dict[str, str] | None = Field(default=None, max_length=16, description="Place in a pool with these labels")
+    capabilities: dict[str, bool | str] | None = Field(
+        default=None, max_length=16, description="Required pool capabilities, e.g. {\"thin\": true, \"reflink\": true}"
+    )
+
+
+class VolumeCreated(Volume):
+    placement: dict[str, Any] | None = Field(
+        default=None, description="With ?explain=true: the scheduler's decision (chosen pool, every candidate's filter or weight)"
+    )
 
 
 class VolumeUpdate(BaseModel):
@@ -84,12 +96,17 @@ def list_volumes(
     return Response(result.body, media_type="application/json", headers=headers)
 
 
-@router.post("", response_model=Volume, status_code=201)
-def create_volume(body: VolumeCreate, st: StorageDep) -> Volume:
-    return st.volumes.create(
+@router.post("", response_model=VolumeCreated, status_code=201)
+def create_volume(
+    body: VolumeCreate, st: StorageDep,
+    explain: Annotated[bool, Query(description="Return the scheduler's decision in `placement`")] = False,
+) -> VolumeCreated:  # fmt: skip
+    hints = validate_hints(availability_zone=body.availability_zone, labels=body.pool_labels, capabilities=body.capabilities)
+    vol, decision = st.volumes.create_explained(
         body.name, body.size, pool=body.pool, labels=body.labels,
-        source_volume=body.source_volume, source_snapshot=body.source_snapshot,
-    )
+        source_volume=body.source_volume, source_snapshot=body.source_snapshot, hints=hints,
+    )  # fmt: skip
+    return VolumeCreated(**vol.model_dump(), placement=decision.to_dict() if explain and decision else None)
 
 
 @router.get("/{ref}", response_model=Volume)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable
+from typing import Any, Callable
 
 from pydantic import BaseModel, Field
 
@@ -83,6 +83,7 @@ class RestoreResult(BaseModel):
     skipped_zero_bytes: int
     chunks_downloaded: int
     seconds: float
+    placement: dict[str, Any] | None = None  # restore to a new volume: the scheduler's decision
 
 
 @dataclass(frozen=True)

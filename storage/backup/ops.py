@@ -108,9 +108,13 @@ def _restore_to(
         check_target_size(vol.size_bytes, manifest.size, f"volume {vol.name!r}")
         return _restore_into_volume(svc, repo, manifest, vol.id, fresh=False, **kwargs)
     assert new_volume_name is not None
-    vol = svc.volumes.create(new_volume_name, manifest.size, pool=pool, labels={"storage.backup/restored-from": backup_id})
+    vol, decision = svc.volumes.create_explained(
+        new_volume_name, manifest.size, pool=pool, labels={"storage.backup/restored-from": backup_id}
+    )
     try:
-        return _restore_into_volume(svc, repo, manifest, vol.id, fresh=True, **kwargs)
+        result = _restore_into_volume(svc, repo, manifest, vol.id, fresh=True, **kwargs)
+        # the job record keeps where the scheduler put the new volume, and why
+        return result.model_copy(update={"placement": decision.to_dict() if decision else None})
     except BaseException:
         try:
             svc.volumes.delete(vol.id)

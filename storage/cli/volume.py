@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
@@ -13,6 +13,9 @@ from storage.cli import common
 from storage.domain import Volume
 from storage.names import parse_labels
 from storage.units import format_size
+
+if TYPE_CHECKING:
+    from storage.scheduler import Decision
 
 volume_app = typer.Typer(help="Block volumes: create, attach, snapshot, extend, delete.", no_args_is_help=True)
 
@@ -44,14 +47,38 @@ def create(
     label: LabelOpt = None,
     source_volume: Annotated[Optional[str], typer.Option("--source-volume", help="Copy this volume.")] = None,
     source_snapshot: Annotated[Optional[str], typer.Option("--source-snapshot", help="Copy this snapshot.")] = None,
+    zone: Annotated[Optional[str], typer.Option("--availability-zone", "--zone", help="Place in this zone.")] = None,
+    pool_label: Annotated[Optional[list[str]], typer.Option("--pool-label", help="Place in a pool with label KEY=VALUE; repeat for more.")] = None,
+    require: Annotated[Optional[list[str]], typer.Option("--require", help="Pool capability: thin, reflink, online_extend=false, copy_method=reflink...; repeat for more.")] = None,
+    explain: Annotated[bool, typer.Option("--explain", help="Show the scheduler's decision: every pool, the filter that refused it or its weight.")] = False,
     as_json: common.JsonOpt = False,
 ) -> None:
-    """Create a volume (empty, or a copy of a volume or snapshot)."""
+    """Create a volume (empty, or a copy of a volume or snapshot); without --pool the scheduler places it."""
+    from storage.scheduler import parse_requirements, validate_hints
+
     st = common.get_storage(ctx)
-    vol = st.volumes.create(
-        name, size, pool=pool, labels=parse_labels(label), source_volume=source_volume, source_snapshot=source_snapshot
-    )
-    common.emit(vol, as_json, show_volume)
+    hints = validate_hints(availability_zone=zone, labels=parse_labels(pool_label), capabilities=parse_requirements(require))
+    vol, decision = st.volumes.create_explained(
+        name, size, pool=pool, labels=parse_labels(label), source_volume=source_volume, source_snapshot=source_snapshot,
+        hints=hints,
+    )  # fmt: skip
+    if not explain:
+        common.emit(vol, as_json, show_volume)
+    elif as_json:
+        common.print_json({**vol.model_dump(mode="json"), "placement": decision.to_dict() if decision else None})
+    else:
+        show_volume(vol)
+        show_placement(decision)
+
+
+def show_placement(decision: "Decision | None") -> None:
+    from storage.scheduler import explanation_rows
+    from storage.scheduler.decide import EXPLANATION_COLUMNS
+
+    if decision is None:
+        common.console.print("copies stay in their source's pool: nothing was scheduled")
+        return
+    common.print_table(explanation_rows(decision), EXPLANATION_COLUMNS, title=f"placement (weigher: {decision.weigher})")
 
 
 @volume_app.command("list")

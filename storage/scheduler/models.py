@@ -93,7 +93,7 @@ class Verdict:
     pool: str
     refused_by: str | None = None
     reason: str | None = None
-    metric: float | None = None  # the weigher's raw measure (bytes, or a ratio)
+    metric: int | float | None = None  # the weigher's raw measure (bytes, or a ratio)
     weight: float | None = None  # normalised to 0..1 across the survivors, higher wins
     rank: int | None = None  # 1 = chosen
 

@@ -40,6 +40,6 @@ def normalise(metrics: list[Metric]) -> list[float]:
     return [round(float((m - low) / (high - low)), 6) for m in metrics]
 
 
-def shown(weigher: str, metric: Metric) -> float:
+def shown(weigher: str, metric: Metric) -> int | float:
     """The metric as a person reads it: bytes for ``free``, the ratio (0.25 = 25%) for ``provisioned_ratio``."""
-    return round(float(-metric), 6) if weigher == "provisioned_ratio" else float(metric)
+    return round(float(-metric), 6) if isinstance(metric, Fraction) else int(metric)
