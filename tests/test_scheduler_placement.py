@@ -93,6 +93,16 @@ def test_weigher_from_config_and_broken_pool_is_refused_not_fatal(data_dir: Path
         assert (broken.reason or "").startswith("the pool did not report its capacity: ")
 
 
+def test_default_pool_pinned_only_when_configured(data_dir: Path) -> None:
+    from storage.config import load_settings
+
+    unset = load_settings(two_pools(data_dir))
+    assert unset.default_pool_pinned is None and unset.default_pool == "a"  # no "default" pool: no error any more
+    assert load_settings(two_pools(data_dir, 'default_pool = "b"\n')).default_pool_pinned == "b"
+    with pytest.raises(InvalidInput, match="default_pool 'nope' is not a configured pool"):
+        load_settings(two_pools(data_dir, 'default_pool = "nope"\n'))
+
+
 def test_bad_scheduler_config(data_dir: Path) -> None:
     cfg = data_dir / "bad.toml"
     cfg.write_text(f'data_dir = "{data_dir}"\n[scheduler]\nweigher = "random"\n')

@@ -43,7 +43,7 @@ def create(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Volume name.")],
     size: Annotated[Optional[str], typer.Argument(help="Size: 512M, 10G, 1T or bytes (rounded up to 1 MiB).")] = None,
-    pool: Annotated[Optional[str], typer.Option("--pool", "-p", help="Pool (default: the configured default).")] = None,
+    pool: Annotated[Optional[str], typer.Option("--pool", "-p", help="Pool (default: the configured default_pool, else the scheduler chooses).")] = None,
     label: LabelOpt = None,
     source_volume: Annotated[Optional[str], typer.Option("--source-volume", help="Copy this volume.")] = None,
     source_snapshot: Annotated[Optional[str], typer.Option("--source-snapshot", help="Copy this snapshot.")] = None,
