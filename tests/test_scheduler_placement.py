@@ -9,7 +9,7 @@ import pytest
 
 import storage
 from storage.cli.main import main
-from storage.errors import InsufficientCapacity, InvalidInput, NoValidHost, NotFound
+from storage.errors import InsufficientCapacity, InvalidInput, NoValidHost, NotFound, StorageError
 from storage.scheduler import validate_hints
 
 MIB = 1024 * 1024
@@ -91,6 +91,9 @@ def test_weigher_from_config_and_broken_pool_is_refused_not_fatal(data_dir: Path
         assert ok.metric is not None and 0 < ok.metric < 1  # a ratio, not bytes
         assert broken.pool == "vg" and broken.refused_by == "host_state"
         assert (broken.reason or "").startswith("the pool did not report its capacity: ")
+        with pytest.raises(StorageError) as err:  # named explicitly: the pool's own error, as before
+            st.volumes.create("w", "8M", pool="vg")
+        assert not isinstance(err.value, NoValidHost)
 
 
 def test_default_pool_pinned_only_when_configured(data_dir: Path) -> None:

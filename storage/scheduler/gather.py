@@ -26,8 +26,14 @@ class PoolPlacement:
     labels: Mapping[str, str] = field(default_factory=dict)
 
 
-def local_candidates(host: "HostApi", host_name: str, pools: Mapping[str, PoolPlacement], names: Iterable[str]) -> list[Candidate]:
-    """One Candidate per named pool of this host; a pool that cannot report becomes a refused candidate."""
+def local_candidates(
+    host: "HostApi", host_name: str, pools: Mapping[str, PoolPlacement], names: Iterable[str], *, raise_errors: bool = False
+) -> list[Candidate]:
+    """One Candidate per named pool of this host.
+
+    A pool that cannot report becomes a candidate the ``host_state`` filter refuses, with the
+    error as its reason; with ``raise_errors`` the error itself is raised instead (one named pool).
+    """
     out = []
     for name in names:
         cfg = pools[name]
@@ -36,6 +42,8 @@ def local_candidates(host: "HostApi", host_name: str, pools: Mapping[str, PoolPl
             usage = host.pool_usage(name)
             caps = host.pool_capabilities(name)
         except StorageError as exc:
+            if raise_errors:
+                raise
             out.append(Candidate(**base, error=exc.message))  # type: ignore[arg-type]
             continue
         out.append(

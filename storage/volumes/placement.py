@@ -4,7 +4,8 @@ The one place the volume service meets the scheduler. ``Placer.place`` gathers c
 (``storage.scheduler.gather.local_candidates``) and asks the pure ``storage.scheduler.place``.
 
 Which pools are candidates:
-- an explicit pool (``--pool``): only that pool (its capacity, zone and capabilities are still checked);
+- an explicit pool (``--pool``): only that pool (its capacity, zone and capabilities are still checked;
+  if it cannot report its usage, that error is raised as it was before the scheduler);
 - else ``default_pool`` when the configuration sets it explicitly: only that pool, as before the scheduler;
 - else every configured pool, and the weigher chooses (with one pool: that pool, as before).
 """
@@ -39,5 +40,6 @@ class Placer:
         if target is not None and target not in self._pools:
             raise NotFound(f"pool {target!r} is not configured; configured pools: {', '.join(sorted(self._pools))}", pool=target)
         names = [target] if target is not None else sorted(self._pools)
-        candidates = local_candidates(self._host, self._host_name, self._pools, names)
+        # one named pool that cannot report: its own error (as before the scheduler), not a 507
+        candidates = local_candidates(self._host, self._host_name, self._pools, names, raise_errors=target is not None)
         return place(candidates, PlacementRequest(size_bytes, hints or Hints(), pool=target), self._weigher)
