@@ -104,6 +104,13 @@ ROWS: list[tuple[str, list[Candidate], PlacementRequest, str, str | None, dict[s
     ("provisioned_ratio exact tie broken by name", [c("y", total=200, prov=90), c("x", total=100, prov=40)],
      req(10), "provisioned_ratio", "x#p", {}),
     ("no candidates at all", [], req(), "free", None, {}),
+    ("the pool's own provisionable figure wins over the formula",
+     [Candidate("h1", "p", total_bytes=100 * GiB, free_bytes=90 * GiB, provisioned_bytes=120 * GiB, provisionable=30 * GiB,
+                capabilities={"thin": True})], req(20), "free", "h1#p", {}),
+    ("the pool's own figure refuses too, and the reason adds up",
+     [Candidate("h1", "p", total_bytes=100 * GiB, free_bytes=90 * GiB, provisioned_bytes=120 * GiB, provisionable=5 * GiB,
+                capabilities={"thin": True})], req(20), "free", None,
+     {"h1#p": ("capacity", "5.0G provisionable (thin: total 100G x overcommit 1 - 95G provisioned)")}),
     ("zero-size pool refused", [c("h1", total=0, free=0)], req(1), "free", None,
      {"h1#p": ("capacity", "no total capacity")}),
 ]

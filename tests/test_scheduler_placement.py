@@ -78,6 +78,25 @@ def test_single_pool_embedded_default(st: storage.Storage) -> None:
         st.volumes.create("copy2", source_volume="v", hints=validate_hints(availability_zone="nova"))
 
 
+def test_file_pool_limit_counts_volumes_not_snapshots_as_its_driver_does(data_dir: Path) -> None:
+    import os
+
+    pool_dir = data_dir / "p"
+    pool_dir.mkdir()
+    vfs = os.statvfs(pool_dir)
+    ratio = 24 * MIB / (vfs.f_blocks * vfs.f_frsize)  # the pool may provision 24 MiB of volumes
+    cfg = data_dir / "small.toml"
+    cfg.write_text(f'data_dir = "{data_dir}"\n[pools.p]\npath = "{pool_dir}"\novercommit_ratio = {ratio!r}\n')
+    with storage.open(cfg) as st:
+        st.volumes.create("v", "16M")
+        st.snapshots.create("v", "v-s")  # 16M + 16M provisioned; the driver's limit counts 16M
+        pool = st.pools.get("p")
+        assert pool.provisioned_bytes == 32 * MIB and 7 * MIB < pool.provisionable_bytes <= 8 * MIB
+        assert st.volumes.create("fits", "7M").pool == "p"  # accepted, as before the scheduler
+        with pytest.raises(NoValidHost, match=r"#p: capacity: needs 7.0M, .* provisionable \(thin: total .* - 23M provisioned\)"):
+            st.volumes.create("over", "7M")
+
+
 def test_weigher_from_config_and_broken_pool_is_refused_not_fatal(data_dir: Path) -> None:
     cfg = data_dir / "w.toml"
     cfg.write_text(

@@ -45,10 +45,15 @@ class PoolUsage:
     allocated_bytes: int  # bytes really used by this pool
     overcommit_ratio: float = 1.0
     extra: Mapping[str, Any] = field(default_factory=dict)  # e.g. thin pool data/metadata percent
+    # the part of provisioned_bytes the pool's overcommit limit counts, when not all of it
+    # (the file pool counts volumes, not snapshots); None = all of provisioned_bytes
+    limit_counted_bytes: int | None = None
 
     @property
     def provisionable_bytes(self) -> int:
-        return int(self.total_bytes * self.overcommit_ratio) - self.provisioned_bytes
+        """What new volumes may still provision before the pool refuses (the scheduler's thin capacity)."""
+        counted = self.provisioned_bytes if self.limit_counted_bytes is None else self.limit_counted_bytes
+        return int(self.total_bytes * self.overcommit_ratio) - counted
 
 
 @dataclass(frozen=True)

@@ -84,9 +84,10 @@ def capacity(c: Candidate, r: PlacementRequest) -> str | None:
     if need == have:  # the short forms hide the difference: say it in bytes
         need, have = f"{size} bytes", f"{max(room, 0)} bytes"
     if c.thin:
+        counted = c.limit_bytes - room  # provisioned bytes the pool's limit counts
         return (
             f"needs {need}, {have} provisionable (thin: total {format_size(c.total_bytes)} x overcommit "
-            f"{c.overcommit_ratio:g} - {format_size(c.provisioned_bytes)} provisioned)"
+            f"{c.overcommit_ratio:g} - {format_size(counted)} provisioned)"
         )
     return f"needs {need}, {have} free (thick)"
 

@@ -51,7 +51,7 @@ def local_candidates(
                 **base,  # type: ignore[arg-type]
                 total_bytes=int(usage["total_bytes"]), free_bytes=int(usage["free_bytes"]),
                 provisioned_bytes=int(usage["provisioned_bytes"]), overcommit_ratio=float(usage["overcommit_ratio"]),
-                capabilities=dict(caps),
+                provisionable=int(usage["provisionable_bytes"]), capabilities=dict(caps),
             )
         )
     return out

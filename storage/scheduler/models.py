@@ -36,6 +36,7 @@ class Candidate:
     disabled: bool = False
     disabled_reason: str | None = None
     error: str | None = None
+    provisionable: int | None = None  # the pool's own figure when it reports one (HostApi.pool_usage)
 
     @property
     def name(self) -> str:
@@ -52,8 +53,13 @@ class Candidate:
         return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 1
 
     @property
+    def limit_bytes(self) -> int:
+        return int(self.total_bytes * self.overcommit_ratio)
+
+    @property
     def provisionable_bytes(self) -> int:
-        return int(self.total_bytes * self.overcommit_ratio) - self.provisioned_bytes
+        """limit - provisioned, or the pool's own figure (e.g. a file pool does not count snapshots)."""
+        return self.limit_bytes - self.provisioned_bytes if self.provisionable is None else self.provisionable
 
 
 @dataclass(frozen=True)

@@ -132,10 +132,12 @@ class FileVolumeBackend(VolumeBackend):
 
     def usage(self) -> PoolUsage:
         vfs = os.statvfs(self.root)
-        provisioned = allocated = 0
-        for st in _stats(self._image_files()):
-            provisioned += st.st_size
-            allocated += st.st_blocks * 512
+        provisioned = allocated = volumes = 0
+        for sub in ("volumes", "snapshots"):
+            for st in _stats((self.root / sub).glob("*.img")):
+                provisioned += st.st_size
+                allocated += st.st_blocks * 512
+                volumes += st.st_size if sub == "volumes" else 0
         return PoolUsage(
             total_bytes=vfs.f_blocks * vfs.f_frsize,
             free_bytes=vfs.f_bavail * vfs.f_frsize,
@@ -143,6 +145,7 @@ class FileVolumeBackend(VolumeBackend):
             allocated_bytes=allocated,
             overcommit_ratio=self.overcommit_ratio,
             extra={"path": str(self.root), "direct_io": self.direct_io},
+            limit_counted_bytes=volumes,  # _require_capacity counts volumes only
         )
 
     def _volume_provisioned(self) -> int:
@@ -163,10 +166,6 @@ class FileVolumeBackend(VolumeBackend):
 
     def check_host(self) -> None:
         file_loop.check_loop_support()
-
-    def _image_files(self) -> Iterator[Path]:
-        for sub in ("volumes", "snapshots"):
-            yield from (self.root / sub).glob("*.img")
 
     # -- volumes -----------------------------------------------------------
     def create_volume(self, volume_id: str, size_bytes: int) -> None:
