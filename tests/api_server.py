@@ -95,9 +95,11 @@ def api_server(config_file: Path) -> Iterator[ApiServer]:
 
 
 @pytest.fixture(scope="module")
-def shared_api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
-    """One server per test module (own data dir): starting one costs seconds of a shared CPU."""
-    yield from _serve(write_config(tmp_path_factory.mktemp("api") / "data"))
+def shared_api_server(tmp_path_factory: pytest.TempPathFactory, module_catalog_url: str | None) -> Iterator[ApiServer]:
+    """One server per test module (own data dir): starting one costs seconds of a shared CPU. Its
+    catalog follows ``catalog_kind`` (SQLite, or PostgreSQL in a ``both_catalogs`` module)."""
+    extra = f'\n[catalog]\nurl = "{module_catalog_url}"\n' if module_catalog_url else ""
+    yield from _serve(write_config(tmp_path_factory.mktemp("api") / "data", extra))
 
 
 def _serve(config_file: Path) -> Iterator[ApiServer]:

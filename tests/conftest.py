@@ -17,6 +17,7 @@ pytest_plugins = [
         "tests.fixtures_keystone",
         "tests.fixtures_tgt",
         "tests.fixtures_guest",
+        "tests.fixtures_postgres",
     )
     if (Path(__file__).parent / (p.split(".")[-1] + ".py")).exists()
 ]
@@ -30,10 +31,14 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def config_file(data_dir: Path) -> Path:
-    """A minimal config: everything under a per-test data dir."""
+def config_file(data_dir: Path, catalog_kind: str, request: pytest.FixtureRequest) -> Path:
+    """A minimal config: everything under a per-test data dir; the catalog there too (SQLite, the
+    default) or, for the ``[postgresql]`` run of a ``both_catalogs`` test, a fresh PostgreSQL database."""
     path = data_dir / "storage.toml"
-    path.write_text(f'data_dir = "{data_dir}"\n')
+    text = f'data_dir = "{data_dir}"\n'
+    if catalog_kind != "sqlite":
+        text += f'\n[catalog]\nurl = "{request.getfixturevalue("catalog_url")}"\n'
+    path.write_text(text)
     return path
 
 

@@ -13,6 +13,8 @@ import pytest
 import storage
 from tests.api_server import ApiServer, api_server, shared_api_server  # noqa: F401 - fixtures
 
+pytestmark = pytest.mark.both_catalogs
+
 MiB = 1024 * 1024
 
 

@@ -7,6 +7,8 @@ import pytest
 
 from tests.api_server import ApiServer, shared_api_server  # noqa: F401 - fixture
 
+pytestmark = pytest.mark.both_catalogs
+
 BOGUS = "00000000-0000-0000-0000-000000000000.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 
 

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from tests.api_server import ApiServer, shared_api_server  # noqa: F401 - fixture
+
+pytestmark = pytest.mark.both_catalogs
 
 
 def wait_job(c, job_id: str, timeout: float = 60) -> dict:

@@ -17,6 +17,8 @@ from storage.auth.service import role_allows, split_bearer
 from storage.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound, PermissionDenied
 from storage.jobs.service import JobState, eta_seconds, owner_alive, parse_owner, percent
 
+pytestmark = pytest.mark.both_catalogs
+
 
 def copy_in_blocks(src: Path, dst: Path, ctx, block: int = 64 * 1024, pause: float = 0.0) -> dict:
     """Real work for a job: copy a file block by block, reporting progress and honouring cancel."""

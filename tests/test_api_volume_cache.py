@@ -16,6 +16,8 @@ from api.listing_cache import ListingCache, etag_matches, is_fresh, make_listing
 from storage.domain import VolumeStatus
 from tests.api_server import ApiServer, shared_api_server  # noqa: F401 - fixture
 
+pytestmark = pytest.mark.both_catalogs
+
 STORAGECTL = str(Path(sys.executable).parent / "storagectl")
 
 

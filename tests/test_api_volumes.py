@@ -8,6 +8,8 @@ import pytest
 
 from tests.api_server import ApiServer, shared_api_server  # noqa: F401 - fixture
 
+pytestmark = pytest.mark.both_catalogs
+
 MiB = 1024 * 1024
 
 

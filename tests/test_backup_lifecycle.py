@@ -17,6 +17,8 @@ from storage.errors import Busy, Cancelled, DataCorruption
 from tests.backup_helpers import MIB, chunk_ids, delete_chunk, flip_byte, make_image, open_repo, same_bytes
 from tests.volume_helpers import loop_hygiene, reflink_dir, reflink_pool, requires_loop, write_at  # noqa: F401
 
+pytestmark = pytest.mark.both_catalogs
+
 
 @contextmanager
 def paused_midway(work: Callable[[Callable[[Progress], None]], object]) -> Iterator[dict[str, object]]:

@@ -18,7 +18,7 @@ from storage.domain import VolumeStatus
 from storage.errors import Conflict, InvalidInput, NotFound
 from tests import iscsi_tools as it
 
-pytestmark = [pytest.mark.tgt, pytest.mark.loop]
+pytestmark = [pytest.mark.tgt, pytest.mark.loop, pytest.mark.both_catalogs]
 
 MiB = 1024 * 1024
 

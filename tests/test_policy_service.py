@@ -8,6 +8,8 @@ import storage
 from storage.errors import Conflict, InvalidInput, NotFound
 from tests.policy_helpers import FakeClock
 
+pytestmark = pytest.mark.both_catalogs
+
 
 def make(st: storage.Storage, name: str = "p", **overrides: object):
     args: dict = {"selector": {"all": True}, "retention": {"keep_daily": 7}}

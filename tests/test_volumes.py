@@ -16,7 +16,7 @@ from tests.volume_helpers import (  # noqa: F401  (fixtures)
     MIB, loop_hygiene, read_at, reflink_dir, reflink_pool, requires_loop, write_at,
 )
 
-pytestmark = [pytest.mark.loop, requires_loop]
+pytestmark = [pytest.mark.loop, requires_loop, pytest.mark.both_catalogs]
 
 
 @pytest.fixture

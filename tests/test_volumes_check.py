@@ -17,7 +17,7 @@ from storage.volumes.check import is_stuck, owner_is_dead, settle_volume
 from storage.domain import VolumeStatus
 from tests.volume_helpers import MIB, loop_hygiene, requires_loop  # noqa: F401
 
-pytestmark = [pytest.mark.loop, requires_loop]
+pytestmark = [pytest.mark.loop, requires_loop, pytest.mark.both_catalogs]
 
 CRASH = r'''
 import os, sys, storage
