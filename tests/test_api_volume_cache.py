@@ -176,6 +176,21 @@ def test_writes_through_the_api_are_seen_at_once(shared_api_server: ApiServer) -
             assert name not in _names(c.get("/volumes", params={"status": "error"}))
 
 
+def _raw_write(config: Path, sql: str) -> None:
+    """Run one statement on the catalog with the database's own driver, no SQLAlchemy, no service."""
+    with storage.open(config) as other:
+        url = other.catalog.engine.url
+    if url.get_backend_name() == "sqlite":
+        with sqlite3.connect(str(url.database)) as conn:
+            conn.execute(sql)
+        return
+    import psycopg
+
+    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(dsn) as pg:
+        pg.execute(sql)  # type: ignore[arg-type]  # the test's own literal
+
+
 def test_writes_by_another_process_are_seen(shared_api_server: ApiServer) -> None:
     with shared_api_server.client("reader") as r:
         etag = r.get("/volumes").headers["etag"]
@@ -194,14 +209,10 @@ def test_writes_by_another_process_are_seen(shared_api_server: ApiServer) -> Non
         _storagectl(shared_api_server, "volume", "update", "cli-1", "--label", "team=ops")
         assert _names(r.get("/volumes"))["cli-1"]["labels"] == {"team": "ops"}
 
-        # a writer that bypasses the service entirely (plain sqlite3): the triggers still count it
-        with storage.open(shared_api_server.config) as other:
-            db = Path(str(other.catalog.engine.url.database))
-        with sqlite3.connect(db) as conn:
-            conn.execute("UPDATE volumes SET size_bytes = size_bytes * 2 WHERE name = 'cli-1'")
+        # a writer that bypasses the service entirely (plain sqlite3 / psycopg): the triggers still count it
+        _raw_write(shared_api_server.config, "UPDATE volumes SET size_bytes = size_bytes * 2 WHERE name = 'cli-1'")
         assert _names(r.get("/volumes"))["cli-1"]["size_bytes"] == 4 * 1024 * 1024
-        with sqlite3.connect(db) as conn:
-            conn.execute("UPDATE volumes SET size_bytes = size_bytes / 2 WHERE name = 'cli-1'")
+        _raw_write(shared_api_server.config, "UPDATE volumes SET size_bytes = size_bytes / 2 WHERE name = 'cli-1'")
 
         _storagectl(shared_api_server, "volume", "delete", "cli-1")
         after = r.get("/volumes", headers={"If-None-Match": etag})

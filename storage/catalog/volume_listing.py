@@ -62,5 +62,6 @@ def list_volume_models(session: Session, *, pool: str | None = None, status: Vol
 
 
 def volume_list_version(conn: Session | Connection) -> int | None:
-    """The volumes change counter, or None where the catalog keeps none (no triggers on this database)."""
+    """The volumes change counter (triggers on SQLite and PostgreSQL, migrations 0006/0007), or None
+    where the catalog keeps none (another database)."""
     return conn.scalar(select(CatalogVersionRow.value).where(CatalogVersionRow.name == VOLUMES_COUNTER))

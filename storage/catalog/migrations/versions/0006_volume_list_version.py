@@ -3,8 +3,9 @@
 The admin API caches its serialised volume listing per (query, counter). The triggers bump the
 counter inside the writing transaction, so every writer counts (storage/volumes/service.py, snapshots,
 check --repair, reset-status, any other process such as storagectl) without each code path
-having to remember it. Only SQLite gets triggers and the counter row; on another database the row
-is absent, ``volume_list_version`` answers None and the API does not cache.
+having to remember it. Only SQLite gets triggers and the counter row here; 0007 adds them on
+PostgreSQL. On another database the row is absent, ``volume_list_version`` answers None and the
+API does not cache.
 
 Revision ID: 0006
 Revises: 0005
