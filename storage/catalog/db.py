@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 import threading
@@ -27,6 +29,9 @@ HEAD_REVISION = "0007"
 # Alembic's `context`/`op` are module-global proxies: two threads migrating at once break
 # each other (KeyError: 'config'), so storage.open() in threads is serialised here.
 _MIGRATE_LOCK = threading.Lock()
+# Across processes and hosts sharing a PostgreSQL catalog: one transaction-scoped advisory lock, so
+# API replicas starting together on a new database migrate it once (the others wait, then find head).
+PG_MIGRATE_LOCK_KEY = 0x53544F52_4D494752 & 0x7FFFFFFFFFFFFFFF  # "STORMIGR"
 
 
 def make_engine(url: str) -> Engine:
@@ -67,14 +72,32 @@ def current_revision(engine: Engine) -> str | None:
         return None
 
 
+@contextmanager
+def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
+    """Processes of one host opening a new SQLite catalog together: one migrates, the others wait
+    (SQLite runs DDL outside the migration's transaction, so the database cannot serialise them)."""
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        yield
+        return
+    fd = os.open(f"{database}.migrate-lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision (idempotent)."""
+    """Bring the schema to the newest revision (idempotent; safe from several processes at once)."""
     if current_revision(engine) == HEAD_REVISION:
         return
     from alembic import command
 
     cfg = alembic_config(engine)
-    with _MIGRATE_LOCK, engine.begin() as conn:
+    with _MIGRATE_LOCK, _sqlite_file_lock(engine), engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_MIGRATE_LOCK_KEY})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 
