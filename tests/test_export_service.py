@@ -34,9 +34,10 @@ def write_config(data_dir: Path, portal: str, control_port: int, manage: bool, e
 
 
 @pytest.fixture
-def est(data_dir: Path, tgtd_clean) -> Iterator[storage.Storage]:
-    """A Storage whose exports go to the session tgtd."""
-    s = storage.open(write_config(data_dir, tgtd_clean.portal, tgtd_clean.control_port, manage=False))
+def est(data_dir: Path, tgtd_clean, catalog_kind: str, request: pytest.FixtureRequest) -> Iterator[storage.Storage]:
+    """A Storage whose exports go to the session tgtd (catalog: SQLite, or PostgreSQL for [postgresql])."""
+    extra = f'[catalog]\nurl = "{request.getfixturevalue("catalog_url")}"\n' if catalog_kind != "sqlite" else ""
+    s = storage.open(write_config(data_dir, tgtd_clean.portal, tgtd_clean.control_port, manage=False, extra=extra))
     try:
         yield s
     finally:
@@ -174,6 +175,21 @@ def test_extend_is_visible_to_initiator(est) -> None:
     assert est.exports.on_extend("plain") is None
 
 
+def _catalog_contents(st: storage.Storage) -> str:
+    """Every row of every catalog table as text (and, for SQLite, the database file's bytes)."""
+    from sqlalchemy import text
+
+    from storage.catalog.models import metadata
+
+    parts = []
+    with st.catalog.engine.connect() as conn:
+        for table in metadata.sorted_tables:
+            parts.extend(repr(tuple(row)) for row in conn.execute(text(f"SELECT * FROM {table.name}")))
+    if st.catalog.engine.dialect.name == "sqlite":
+        parts.append(Path(str(st.catalog.engine.url.database)).read_bytes().decode("latin-1"))
+    return "\n".join(parts)
+
+
 def test_secrets_stay_secret(est, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     est.volumes.create("exp8", "8M")
@@ -183,7 +199,7 @@ def test_secrets_stay_secret(est, caplog: pytest.LogCaptureFixture) -> None:
     assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
     assert json.loads(path.read_text()) == {exp.volume_id: "Leak-Check-9876"}
     for text in (caplog.text, exp.model_dump_json(), json.dumps(est.exports.connection_info("exp8")),
-                 repr(est.exports.list()), (est.settings.data_dir / "catalog.db").read_bytes().decode("latin-1")):
+                 repr(est.exports.list()), _catalog_contents(est)):
         assert "Leak-Check-9876" not in text
     os.chmod(path, 0o644)
     with pytest.raises(Exception, match="mode 600") as err:
