@@ -14,6 +14,8 @@ from storage.policy.models import POLICY_LABEL, SLOT_LABEL
 from tests.policy_helpers import Crash, FakeClock, crash_after, z
 from tests.volume_helpers import loop_hygiene, read_at, requires_loop, write_at  # noqa: F401
 
+pytestmark = pytest.mark.both_catalogs
+
 
 @pytest.fixture
 def clock(st: storage.Storage) -> FakeClock:

@@ -11,9 +11,12 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
 
 import storage
 from storage.policy.models import POLICY_LABEL, SLOT_LABEL
+
+pytestmark = pytest.mark.both_catalogs
 
 ROOT = Path(__file__).resolve().parents[1]
 STORAGECTL = [sys.executable, "-m", "storage.cli.main"]
