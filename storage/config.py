@@ -192,6 +192,10 @@ def _redact(value: Any, key: str = "") -> Any:
     if isinstance(value, list):
         return [_redact(v, key) for v in value]
     lowered = key.lower()
+    if isinstance(value, str) and "://" in value and "@" in value:  # a password inside a URL (catalog.url)
+        from storage.catalog.urls import redact_url
+
+        value = redact_url(value)
     if value is not None and any(s in lowered for s in SECRET_KEYS) and not lowered.endswith(("_file", "_path", "key_size")):
         return "***"
     return value

@@ -23,8 +23,9 @@ NAMING = {
 class UtcDateTime(TypeDecorator[datetime]):
     """A timestamp stored in UTC that always comes back timezone-aware.
 
-    SQLite keeps no zone and hands back naive datetimes; every catalog timestamp is UTC, so
-    values read are tagged UTC here, once, for every table. Naive values written are taken as UTC.
+    SQLite keeps no zone and hands back naive datetimes, PostgreSQL aware ones in the session's zone;
+    every catalog timestamp is UTC, so values read are made UTC here, once, for every table. Naive
+    values written are taken as UTC (PostgreSQL sessions run with timezone=UTC, storage.catalog.db).
     """
 
     impl = DateTime(timezone=True)
@@ -36,8 +37,9 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
+        if value is not None:
+            # PostgreSQL answers in the session's time zone; every value the library sees is UTC.
+            value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
         return value
 
 

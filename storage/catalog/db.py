@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.catalog.conflicts import conflict_for
+from storage.catalog.failures import database_failure
+from storage.catalog.urls import parse_catalog_url, redact_url
 from storage.paths import private_dir, private_file
 
 if TYPE_CHECKING:
@@ -35,12 +37,14 @@ PG_MIGRATE_LOCK_KEY = 0x53544F52_4D494752 & 0x7FFFFFFFFFFFFFFF  # "STORMIGR"
 
 
 def make_engine(url: str) -> Engine:
-    if url.startswith("sqlite:///"):
-        db_file = Path(url.removeprefix("sqlite:///"))
-        if db_file.name and db_file.name != ":memory:":
+    """An engine for a catalog URL (InvalidInput for an unsupported or malformed one)."""
+    parsed = parse_catalog_url(url)
+    if parsed.drivername == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            db_file = Path(parsed.database)
             private_dir(db_file.parent)  # the data dir, 0700 when this creates it
             private_file(db_file)  # 0600: WAL and SHM files take the database file's mode
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(parsed, connect_args={"timeout": 30, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
@@ -51,7 +55,9 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    # PostgreSQL: every session is UTC, whatever the server's or role's default time zone, so
+    # timestamps compare and print the same from every host.
+    return create_engine(parsed, pool_pre_ping=True, connect_args={"options": "-c timezone=UTC", "connect_timeout": 10})
 
 
 def alembic_config(engine: Engine) -> "Config":
@@ -108,8 +114,13 @@ class Catalog:
     def __init__(self, url: str, *, run_migrations: bool = True) -> None:
         self.url = url
         self.engine = make_engine(url)
+        self.display_url = redact_url(url)  # for messages: never the password
         if run_migrations:
-            migrate(self.engine)
+            try:
+                migrate(self.engine)
+            except (OperationalError, InterfaceError) as exc:
+                self.engine.dispose()
+                raise database_failure(exc, self.display_url) from None
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
@@ -117,13 +128,16 @@ class Catalog:
         """A session in a transaction: committed on success, rolled back on error.
 
         A constraint violation (two writers racing past a service's own check) leaves here as
-        ``Conflict``, never as ``IntegrityError``: see ``storage.catalog.conflicts``.
+        ``Conflict``, never as ``IntegrityError``: see ``storage.catalog.conflicts``; an
+        unreachable database as ``BackendError`` (``storage.catalog.failures``).
         """
         try:
             with self._sessions() as session, session.begin():
                 yield session
         except IntegrityError as exc:
             raise conflict_for(str(exc.orig)) from None
+        except (OperationalError, InterfaceError) as exc:
+            raise database_failure(exc, self.display_url) from None
 
     def close(self) -> None:
         self.engine.dispose()

@@ -1,0 +1,33 @@
+"""Database failures other than constraint violations, as the library's typed errors.
+
+A catalog that cannot be reached (PostgreSQL down, wrong port, bad password, SQLite still locked
+after its busy timeout) is a ``BackendError`` (HTTP 503, exit 5) naming the database without its
+password; a transaction PostgreSQL aborted because of a concurrent writer (deadlock, serialization
+failure) is a ``Conflict`` to retry. The driver's first line is kept: it names host and port, never a
+password.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import DBAPIError
+
+from storage.errors import BackendError, Conflict, StorageError
+
+_RETRY_SQLSTATES = {"40001": "a serialization failure", "40P01": "a deadlock"}
+_MAX_DETAIL = 300
+
+
+def driver_detail(exc: DBAPIError) -> str:
+    first = (str(exc.orig).strip().splitlines() or [type(exc.orig).__name__])[0]
+    return first[:_MAX_DETAIL]
+
+
+def database_failure(exc: DBAPIError, where: str) -> StorageError:
+    """The typed error for a DBAPI failure on the catalog ``where`` (a URL already redacted)."""
+    sqlstate = getattr(getattr(exc.orig, "diag", None), "sqlstate", None)
+    if sqlstate in _RETRY_SQLSTATES:
+        return Conflict(
+            f"the catalog aborted the change because of {_RETRY_SQLSTATES[sqlstate]} with a concurrent writer; retry",
+            sqlstate=sqlstate,
+        )
+    return BackendError(f"catalog database {where} failed: {driver_detail(exc)}", catalog=where)
