@@ -9,7 +9,7 @@ from storage.catalog import Catalog
 from storage.catalog.base import new_id, utcnow
 from storage.catalog.policies import PolicyRow
 from storage.catalog.volumes import AttachmentRow, SnapshotRow, VolumeRow
-from storage.errors import Conflict
+from storage.errors import Conflict, InvalidInput
 
 pytestmark = pytest.mark.both_catalogs
 
@@ -46,5 +46,22 @@ def test_duplicate_names_and_ids_raise_conflict_not_integrity_error(catalog_url:
                                   created_at=utcnow(), updated_at=utcnow()))  # fmt: skip
         with catalog.session() as s:  # the session is usable again after each refusal
             assert s.get(VolumeRow, first.id) is not None
+    finally:
+        catalog.close()
+
+
+def test_a_value_longer_than_its_column_is_invalid_input(catalog_url: str) -> None:
+    """PostgreSQL enforces String(n) (SQLite stores anything): the refusal is typed, not a driver error."""
+    catalog = Catalog(catalog_url)
+    try:
+        row = _volume("long-pool")
+        row.pool = "p" * 200  # volumes.pool is String(128)
+        if catalog.engine.dialect.name == "sqlite":
+            with catalog.session() as s:
+                s.add(row)
+            return
+        with pytest.raises(InvalidInput, match=r"does not fit the catalog \(value too long for type character varying\(128\)\)"):
+            with catalog.session() as s:
+                s.add(row)
     finally:
         catalog.close()

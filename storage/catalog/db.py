@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.catalog.conflicts import conflict_for
-from storage.catalog.failures import database_failure
+from storage.catalog.failures import data_refused, database_failure
 from storage.catalog.urls import parse_catalog_url, redact_url
 from storage.paths import private_dir, private_file
 
@@ -136,6 +136,8 @@ class Catalog:
                 yield session
         except IntegrityError as exc:
             raise conflict_for(str(exc.orig)) from None
+        except DataError as exc:
+            raise data_refused(exc) from None
         except (OperationalError, InterfaceError) as exc:
             raise database_failure(exc, self.display_url) from None
 

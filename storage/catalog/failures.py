@@ -1,5 +1,7 @@
 """Database failures other than constraint violations, as the library's typed errors.
 
+A value the database refuses (PostgreSQL enforces ``String(n)`` lengths, SQLite does not) is
+``InvalidInput`` naming the limit: the services bound their inputs first, this is the net under them.
 A catalog that cannot be reached (PostgreSQL down, wrong port, bad password, SQLite still locked
 after its busy timeout) is a ``BackendError`` (HTTP 503, exit 5) naming the database without its
 password; a transaction PostgreSQL aborted because of a concurrent writer (deadlock, serialization
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 from sqlalchemy.exc import DBAPIError
 
-from storage.errors import BackendError, Conflict, StorageError
+from storage.errors import BackendError, Conflict, InvalidInput, StorageError
 
 _RETRY_SQLSTATES = {"40001": "a serialization failure", "40P01": "a deadlock"}
 _MAX_DETAIL = 300
@@ -20,6 +22,14 @@ _MAX_DETAIL = 300
 def driver_detail(exc: DBAPIError) -> str:
     first = (str(exc.orig).strip().splitlines() or [type(exc.orig).__name__])[0]
     return first[:_MAX_DETAIL]
+
+
+def data_refused(exc: DBAPIError) -> InvalidInput:
+    """A DataError: too long for its column, out of range, not valid for the type."""
+    return InvalidInput(
+        f"a value does not fit the catalog ({driver_detail(exc)}); accepted: values within the documented limits",
+        field="catalog",
+    )
 
 
 def database_failure(exc: DBAPIError, where: str) -> StorageError:
