@@ -13,7 +13,7 @@ import pytest
 from storage.cli.main import main
 from tests.volume_helpers import MIB, loop_hygiene, read_at, requires_loop, write_at  # noqa: F401
 
-pytestmark = [pytest.mark.loop, requires_loop, pytest.mark.both_catalogs]
+pytestmark = [pytest.mark.loop, requires_loop]  # the CLI on PostgreSQL: tests/test_catalog_postgres.py
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import pytest
 import storage
 from storage.policy.models import POLICY_LABEL, SLOT_LABEL
 
-pytestmark = pytest.mark.both_catalogs
 
 ROOT = Path(__file__).resolve().parents[1]
 STORAGECTL = [sys.executable, "-m", "storage.cli.main"]
@@ -81,6 +80,7 @@ def test_second_runner_exits_7_or_waits(st: storage.Storage, config_file: Path) 
     assert len(st.snapshots.list(labels={POLICY_LABEL: pid})) == 1
 
 
+@pytest.mark.both_catalogs  # the slot claims are catalog rows; the other tests here are about the host lock
 def test_concurrent_runners_do_the_work_exactly_once(st: storage.Storage, config_file: Path) -> None:
     pid = setup_policy(st, volumes=3)
     procs = [start(config_file, "run", "--log-json") for _ in range(2)]
