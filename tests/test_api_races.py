@@ -19,6 +19,8 @@ from storage.catalog.conflicts import conflict_for, constraint_of
 from storage.errors import Conflict
 from tests.api_server import ApiServer, shared_api_server  # noqa: F401 - fixture
 
+pytestmark = pytest.mark.both_catalogs
+
 N = 50
 
 
