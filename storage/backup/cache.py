@@ -63,6 +63,12 @@ class KnownChunks:
             self._ids[raw] = 0
             return True
 
+    def replace(self, ids: dict[bytes, int]) -> None:
+        """Forget every id and know exactly these (after the repository proved the set wrong)."""
+        with self._lock:
+            self._ids.clear()
+            self._ids.update(ids)
+
     def discard(self, chunk_id: str) -> None:
         with self._lock:
             self._ids.pop(bytes.fromhex(chunk_id), None)

@@ -29,6 +29,7 @@ PACKS_DIR = "packs/"
 INDEX_DIR = "index/"
 MANIFESTS_DIR = "manifests/"
 LOCKS_DIR = "locks/"
+QUARANTINE_DIR = "quarantine/"
 FLAG_ENCRYPTED = 0x80
 FLAG_COMPRESSION_MASK = 0x7F
 MIN_CHUNK = 64 * 1024
@@ -150,6 +151,10 @@ def index_object_name(pack_id: str) -> str:
     return f"{INDEX_DIR}{pack_id}"
 
 
+def quarantine_object_name(pack_id: str) -> str:
+    return f"{QUARANTINE_DIR}{pack_id}"
+
+
 # -- the object envelope shared by chunks and manifests ------------------------------------
 
 
@@ -163,6 +168,10 @@ def manifest_aad(flag: int, backup_id: str) -> bytes:
 
 def index_aad(flag: int, pack_id: str) -> bytes:
     return bytes([flag]) + b"index:" + pack_id.encode()
+
+
+def quarantine_aad(flag: int, pack_id: str) -> bytes:
+    return bytes([flag]) + b"quarantine:" + pack_id.encode()
 
 
 def seal(plain: bytes | memoryview, cfg: RepoConfig, keys: RepoKeys | None, aad_of: Any, *, level: int | None = None) -> bytes:

@@ -52,8 +52,9 @@ def select_garbage(stored: Iterable[StoredChunk], referenced: set[str], now: flo
 class _Repacker:
     """Copies live chunk bodies into new packs; an old pack is deleted only once its chunks are stored anew."""
 
-    def __init__(self, repo: Repository, store: Any) -> None:
+    def __init__(self, repo: Repository, store: Any, quarantined: Iterable[str] = ()) -> None:
         self.repo, self.store = repo, store
+        self.quarantined = set(quarantined)  # packs with a quarantine record to delete with them
         self.bodies: list[tuple[str, bytes]] = []
         self.filled = 0
         self.waiting: list[str] = []  # old packs whose live chunks are in the buffer
@@ -83,7 +84,7 @@ class _Repacker:
             self.repo.write_pack(self.store, self.bodies)
             self.copied += self.filled
         for pid in self.waiting:
-            self.repo.delete_pack(self.store, pid)
+            self.repo.delete_pack(self.store, pid, quarantine=pid in self.quarantined)
         self.bodies, self.filled, self.waiting = [], 0, []
 
 
@@ -115,11 +116,12 @@ def collect(repo: Repository, store: Any, referenced: set[str], manifests: int, 
     repacked = [v for v in verdicts if v.action == "repack"]
     kept_repack = 0
     copied = 0
-    if not dry_run and (removed or packs_deleted or repacked):
+    orphan_quarantine = sorted(pid for pid in index.quarantined if pid not in index.packs)  # pack and index gone
+    if not dry_run and (removed or packs_deleted or repacked or orphan_quarantine):
         # Invalidate every host's chunk cache first: a crash mid-sweep must not leave a cache
         # that still lists deleted chunks.
         store.put_object(repo.container, repo.object_name(GC_GENERATION_OBJECT), str(uuid.uuid4()).encode())
-        repacker = _Repacker(repo, store)
+        repacker = _Repacker(repo, store, index.quarantined)
         for v in repacked:
             if not repacker.add(v):
                 kept_repack += 1
@@ -128,9 +130,11 @@ def collect(repo: Repository, store: Any, referenced: set[str], manifests: int, 
         copied = repacker.copied
         for v in verdicts:
             if v.action in ("delete", "orphan-pack"):
-                repo.delete_pack(store, v.pack_id)
+                repo.delete_pack(store, v.pack_id, quarantine=v.pack_id in index.quarantined)
             elif v.action == "orphan-index":
-                repo.delete_pack(store, v.pack_id, pack=False)
+                repo.delete_pack(store, v.pack_id, pack=False, quarantine=v.pack_id in index.quarantined)
+        for pid in orphan_quarantine:
+            repo.delete_pack(store, pid, index=False, pack=False, quarantine=True)
         for chunk in legacy_garbage:
             repo.delete_legacy_chunk(store, chunk.id)
     return GcReport(

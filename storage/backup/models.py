@@ -13,6 +13,7 @@ STATUS_AVAILABLE = "available"
 STATUS_ERROR = "error"
 STATUS_INTERRUPTED = "interrupted"
 STATUS_DAMAGED = "damaged"
+STATUS_LOST = "lost"  # the catalog knows it; its manifest is gone from the repository (not restorable)
 USABLE_STATUSES = (STATUS_AVAILABLE,)
 
 
@@ -52,6 +53,7 @@ class VerifyReport(BaseModel):
     missing_chunks: list[str]
     corrupt_chunks: list[str]
     damaged_backups: list[str]
+    lost_backups: list[str] = Field(default_factory=list)  # catalog backups whose manifest is missing
     ok: bool
     seconds: float
 

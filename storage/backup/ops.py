@@ -6,6 +6,7 @@ import contextlib
 import os
 import threading
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
@@ -16,6 +17,7 @@ from storage.backup.locks import EXCLUSIVE, SHARED
 from storage.backup.models import (
     STATUS_AVAILABLE,
     STATUS_DAMAGED,
+    STATUS_LOST,
     Backup,
     GcReport,
     ProgressCallback,
@@ -35,9 +37,9 @@ if TYPE_CHECKING:
 RESTORABLE = (STATUS_AVAILABLE, STATUS_DAMAGED)
 
 
-def _row_source(svc: "BackupService", backup_id: str) -> tuple[str, str | None, str]:
+def _row_source(svc: "BackupService", backup_id: str, allowed: tuple[str, ...] = RESTORABLE) -> tuple[str, str | None, str]:
     b = svc.get(backup_id)
-    if b.status not in RESTORABLE:
+    if b.status not in allowed:
         raise Conflict(f"backup {backup_id} is {b.status}; only available (or damaged) backups can be read", backup=backup_id)
     with svc.catalog.session() as s:
         row = s.get(BackupRow, backup_id)
@@ -69,6 +71,7 @@ def restore(
     chosen = [t for t in (to_volume, new_volume_name, to_path) if t]
     if len(chosen) != 1:
         raise InvalidInput("give exactly one restore target: to_volume, new_volume_name or to_path")
+    from_catalog = repository is None
     if repository is None:
         repository, row_key, _status = _row_source(svc, backup_id)
         key_file = key_file or row_key
@@ -76,6 +79,10 @@ def restore(
     store = repo.clone_store()
     try:
         manifest = repo.read_manifest(store, backup_id)
+    except NotFound:
+        if from_catalog:
+            _mark(svc, repo.url, [], [], [backup_id])
+        raise
     finally:
         store.close()
     try:
@@ -160,23 +167,30 @@ def verify(
         repo = _open_by_url(svc, target, key_file)
         only: str | None = None
     else:
-        url, row_key, _ = _row_source(svc, target)
+        url, row_key, _ = _row_source(svc, target, RESTORABLE + (STATUS_LOST,))
         repo = svc.open_repository(url, key_file=key_file or row_key)
         only = target
     with _reading(svc, repo, f"verify of {target}", lock):
         return _verify_locked(svc, repo, only, deep=deep, sample_percent=sample_percent, progress=progress,
-                              started=started, cancel=cancel)
+                              started=started, cancel=cancel, writable=lock)
+
+
+def _catalog_ids(svc: "BackupService", url: str) -> list[str]:
+    """Ids of the catalog's finished backups (available, damaged or lost) of one repository."""
+    with svc.catalog.session() as s:
+        return list(s.scalars(select(BackupRow.id).where(
+            BackupRow.repository == url, BackupRow.status.in_((STATUS_AVAILABLE, STATUS_DAMAGED, STATUS_LOST)))).all())
 
 
 def _verify_locked(
     svc: "BackupService", repo: Repository, only: str | None, *, deep: bool, sample_percent: float,
-    progress: ProgressCallback | None, started: float, cancel: threading.Event | None,
+    progress: ProgressCallback | None, started: float, cancel: threading.Event | None, writable: bool = True,
 ) -> VerifyReport:
     store = repo.clone_store()
     try:
         manifests, unreadable = _load_manifests(repo, store)
-        if only is not None and only not in manifests and only not in unreadable:
-            raise NotFound(f"backup {only} has no manifest in repository {repo.url}; it is lost (delete it)", backup=only)
+        expected = [only] if only is not None else _catalog_ids(svc, repo.url)
+        lost = sorted(b for b in expected if b not in manifests and b not in unreadable)
         checked = [m for m in manifests.values() if only is None or m.backup_id == only]
         wanted = vf.referenced_chunks(checked)
         repo_index = repo.load_index(store, threads=svc.settings.uploaders)
@@ -194,24 +208,40 @@ def _verify_locked(
     damaged = sorted(set(vf.damaged_backups(manifests.values(), findings.bad)) | set(unreadable))
     if findings.bad:
         ChunkCache(svc.cache_root, repo).invalidate()
-    _mark(svc, repo.url, damaged, [m.backup_id for m in checked])
+    if findings.corrupt_in and writable:
+        _quarantine(repo, findings.corrupt_in)
+    _mark(svc, repo.url, damaged, [m.backup_id for m in checked], lost)
     return VerifyReport(
         repository=repo.url, deep=deep, sample_percent=sample_percent if deep else 100,
-        backups_checked=sorted(m.backup_id for m in checked) + ([only] if only in unreadable else []),
+        backups_checked=sorted(m.backup_id for m in checked) + ([only] if only in unreadable or only in lost else []),
         chunks_checked=findings.checked, bytes_checked=findings.bytes_checked,
         missing_chunks=sorted(findings.missing), corrupt_chunks=sorted(findings.corrupt), damaged_backups=damaged,
-        ok=not damaged and not findings.bad, seconds=round(time.monotonic() - started, 3),
+        lost_backups=lost, ok=not damaged and not findings.bad and not lost, seconds=round(time.monotonic() - started, 3),
     )
 
 
-def _mark(svc: "BackupService", url: str, damaged: list[str], checked: list[str]) -> None:
-    """Damaged backups become 'damaged'; checked damaged ones that now pass become 'available' again."""
+def _quarantine(repo: Repository, corrupt_in: dict[str, set[str]]) -> None:
+    """Record where verify read corrupt chunks so no backup deduplicates against those copies again."""
+    store = repo.clone_store()
+    try:
+        for pack_id, ids in sorted(corrupt_in.items()):
+            repo.quarantine(store, pack_id, ids)
+    finally:
+        store.close()
+
+
+def _mark(svc: "BackupService", url: str, damaged: list[str], checked: list[str], lost: Sequence[str] = ()) -> None:
+    """Damaged backups become 'damaged', those without a manifest 'lost'; checked damaged or lost ones
+    that now pass become 'available' again."""
     with svc.catalog.session() as s:
         for row in s.scalars(select(BackupRow).where(BackupRow.repository == url)).all():
-            if row.id in damaged and row.status == STATUS_AVAILABLE:
+            if row.id in lost and row.status in (STATUS_AVAILABLE, STATUS_DAMAGED):
+                row.status = STATUS_LOST
+                row.error = f"its manifest is missing from repository {url}; it cannot be restored (delete it)"
+            elif row.id in damaged and row.status == STATUS_AVAILABLE:
                 row.status = STATUS_DAMAGED
                 row.error = "verify found missing or corrupt chunks"
-            elif row.id in checked and row.id not in damaged and row.status == STATUS_DAMAGED:
+            elif row.id in checked and row.id not in damaged and row.status in (STATUS_DAMAGED, STATUS_LOST):
                 row.status = STATUS_AVAILABLE
                 row.error = None
 
@@ -258,7 +288,7 @@ def gc(svc: "BackupService", repository: str | None, *, grace_seconds: int | Non
         raise InvalidInput(f"repack threshold {threshold} is not accepted; accepted: a fraction from 0 to 1", field="repack_threshold")
     repo = _open_by_url(svc, repository, key_file)
     with svc.repository_lock(repo, EXCLUSIVE, "gc") as lock:
-        stale = lock.remove_stale()
+        stale = 0 if dry_run else lock.remove_stale()  # a dry run changes nothing, stale locks included
         store = repo.clone_store()
         try:
             manifests, unreadable = _load_manifests(repo, store)

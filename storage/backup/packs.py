@@ -121,20 +121,34 @@ class RepoIndex:
     legacy: dict[str, tuple[int, str | None]] = field(default_factory=dict)  # chunk id -> (size, last_modified)
     locations: dict[str, ChunkLocation] = field(default_factory=dict)
     unreadable_indexes: list[str] = field(default_factory=list)
+    quarantined: dict[str, set[str]] = field(default_factory=dict)  # pack id -> chunk ids verify found corrupt there
 
     def locate(self) -> None:
-        """Fill locations: intact packs first (in id order), then version-1 chunk objects."""
+        """Fill locations: intact packs first, then packs whose size differs from their index (both in
+        id order), then version-1 chunk objects. A chunk quarantined in a pack is never located there,
+        so a copy uploaded again (or none: the chunk is missing) is what readers and backups see."""
         from storage.backup.format import chunk_object_name, pack_object_name
 
         self.locations = {}
-        for pid in sorted(self.packs):
+        ordered = sorted(self.packs, key=lambda pid: (not self.packs[pid].intact, pid))
+        for pid in ordered:
             info = self.packs[pid]
             if info.index is None or info.size is None:
                 continue
+            bad = self.quarantined.get(pid, set())
             for e in info.index.entries:
-                self.locations.setdefault(e.chunk_id, ChunkLocation(pack_object_name(pid), e.offset, e.length, pid))
+                if e.chunk_id not in bad:
+                    self.locations.setdefault(e.chunk_id, ChunkLocation(pack_object_name(pid), e.offset, e.length, pid))
         for cid, (size, _mod) in self.legacy.items():
             self.locations.setdefault(cid, ChunkLocation(chunk_object_name(cid), 0, size, None))
+
+    def usable(self, chunk_id: str, stored_size: int) -> bool:
+        """True when the chunk can be read back: located in an intact pack (or a version-1 object)
+        with the stored size the manifest records (existence from the listing, no data read)."""
+        loc = self.locations.get(chunk_id)
+        if loc is None or loc.length != stored_size:
+            return False
+        return loc.pack_id is None or self.packs[loc.pack_id].intact
 
 
 @dataclass

@@ -114,7 +114,8 @@ def run_backup(
     bandwidth_limit: int | None = None,
     progress_interval: float = 0.25,
 ) -> list[ChunkRef | None]:
-    """Run the plan; return the manifest's chunk list. Raises Cancelled or the first stage error."""
+    """Run the plan; return the refs of its chunks in index order (for a whole image: the manifest's
+    chunk list). Raises Cancelled or the first stage error."""
     pin_mmap_threshold()
     # with a bandwidth limit, packs of about one second of data keep the upload smooth
     pack_limit = repo.pack_size if not bandwidth_limit else max(repo.config.chunk_size, min(repo.pack_size, bandwidth_limit))
@@ -274,7 +275,7 @@ def run_backup(
         raise Cancelled("backup cancelled; the chunks uploaded so far are reused by the next run")
     report(force=True)
     refs: list[ChunkRef | None] = []
-    for index in range(len(results)):
+    for index in sorted(results):  # every chunk of a full plan; the planned ones of a partial plan
         value = results[index]
         if isinstance(value, str):
             size = known.size(value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import uuid
@@ -183,9 +184,11 @@ class Repository:
         self._cache_index(pack_id, body)
         return index
 
-    def delete_pack(self, store: Any, pack_id: str, *, index: bool = True, pack: bool = True) -> None:
-        """Delete the index first, then the pack: a crash in between leaves an unindexed pack (garbage)."""
+    def delete_pack(self, store: Any, pack_id: str, *, index: bool = True, pack: bool = True, quarantine: bool = False) -> None:
+        """Delete the index first, then the pack: a crash in between leaves an unindexed pack (garbage).
+        quarantine=True also deletes the pack's quarantine record (after the pack)."""
         names = ([fmt.index_object_name(pack_id)] if index else []) + ([fmt.pack_object_name(pack_id)] if pack else [])
+        names += [fmt.quarantine_object_name(pack_id)] if quarantine else []
         for name in names:
             try:
                 store.delete_object(self.container, self.object_name(name))
@@ -196,6 +199,26 @@ class Repository:
                 os.unlink(self.index_cache_dir / pack_id)
             except OSError:
                 pass
+
+    # -- quarantine: chunks verify found corrupt in a pack are never located there again --------
+    def read_quarantine(self, store: Any, pack_id: str) -> set[str]:
+        """Chunk ids quarantined in a pack (an unreadable record quarantines nothing: the chunks'
+        content addresses still catch corruption on every read)."""
+        what = f"quarantine record of pack {pack_id}"
+        try:
+            body = store.get_bytes(self.container, self.object_name(fmt.quarantine_object_name(pack_id)))
+            doc = json.loads(fmt.unseal(body, self.keys, lambda flag: fmt.quarantine_aad(flag, pack_id), None, what))
+            return {str(c) for c in doc["chunks"] if isinstance(c, str) and len(c) == 64}
+        except (NotFound, DataCorruption, ValueError, KeyError, TypeError):
+            return set()
+
+    def quarantine(self, store: Any, pack_id: str, chunk_ids: set[str]) -> None:
+        """Record chunks of a pack as corrupt (merged with what is recorded): readers and backups
+        stop using that copy, so the next backup holding the data uploads it again."""
+        ids = sorted(self.read_quarantine(store, pack_id) | chunk_ids)
+        raw = json.dumps({"format": fmt.FORMAT_NAME, "pack": pack_id, "chunks": ids}).encode()
+        body = fmt.seal(raw, self.config, self.keys, lambda flag: fmt.quarantine_aad(flag, pack_id))
+        store.put_object(self.container, self.object_name(fmt.quarantine_object_name(pack_id)), body, length=len(body))
 
     def _cached_index(self, pack_id: str) -> bytes | None:
         if self.index_cache_dir is None:
@@ -240,6 +263,9 @@ class Repository:
             cid = rel.rsplit("/", 1)[-1]
             if len(cid) == 64:
                 repo_index.legacy[cid] = (size, modified)
+        for pid, _size, _modified in self._listing(store, fmt.QUARANTINE_DIR):
+            if len(pid) == 64 and "/" not in pid:
+                repo_index.quarantined[pid] = self.read_quarantine(store, pid)
 
         def read(pid: str, s: Any) -> None:
             try:

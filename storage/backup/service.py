@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from storage.backup import crypto, planner, records, sources
 from storage.backup.cache import ChunkCache
+from storage.backup.confirm import ensure_stored
 from storage.backup.format import Manifest, iso_now
 from storage.backup.locks import EXCLUSIVE, SHARED, RepositoryLock
 from storage.backup.models import (
@@ -200,10 +201,30 @@ class BackupService:
                         previous=previous, previous_size=previous_size, is_stored=known.__contains__,
                     )
                     counters = BackupCounters(total=size)
-                    chunks = run_backup(
-                        fd, plan, repo, known, counters, workers=self._workers(), uploaders=self.settings.uploaders,
-                        progress=progress, cancel=cancel, bandwidth_limit=limit,
-                    )
+                    reused: set[int] = set()
+
+                    def upload(chunk_plan: Any) -> list[Any]:
+                        return run_backup(
+                            fd, chunk_plan, repo, known, counters, workers=self._workers(),
+                            uploaders=self.settings.uploaders, progress=progress, cancel=cancel, bandwidth_limit=limit,
+                        )
+
+                    def upload_again(chunk_plan: list[planner.PlannedChunk]) -> list[Any]:
+                        # these were counted deduplicated (or reused) by the first pass; now they are uploaded
+                        again = sum(1 for c in chunk_plan if c.index in reused)
+                        counters.chunks_reused = max(0, counters.chunks_reused - again)
+                        counters.chunks_dedup = max(0, counters.chunks_dedup - (len(chunk_plan) - again))
+                        return upload(chunk_plan)
+
+                    def note_reuse(chunks: Any) -> Any:
+                        for chunk in chunks:
+                            if chunk.action is planner.Action.REUSE:
+                                reused.add(chunk.index)
+                            yield chunk
+
+                    chunks = upload(note_reuse(plan))
+                    # every referenced chunk is in an intact pack before the manifest names it
+                    chunks = ensure_stored(repo, store, chunks, size, known, upload_again, threads=self.settings.uploaders)
                 finally:
                     os.close(fd)
                 manifest = Manifest(

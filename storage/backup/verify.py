@@ -23,6 +23,7 @@ class ChunkFindings:
     corrupt: set[str] = field(default_factory=set)
     checked: int = 0
     bytes_checked: int = 0
+    corrupt_in: dict[str, set[str]] = field(default_factory=dict)  # pack id -> chunk ids read back corrupt there
 
     @property
     def bad(self) -> set[str]:
@@ -115,6 +116,8 @@ def deep_check(
                 except DataCorruption:
                     with lock:
                         findings.corrupt.add(cid)
+                        if loc.pack_id is not None:
+                            findings.corrupt_in.setdefault(loc.pack_id, set()).add(cid)
             with lock:
                 done[0] += ref.stored_size
                 if progress is not None:
