@@ -10,7 +10,9 @@ stores configured as ``swift`` and ``s3``.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -53,6 +55,17 @@ class SwiftServer:
         """Start the proxy again on the same port and wait until it is healthy."""
         self._run("proxy-start")
 
+    def _proxy_pid(self) -> int:
+        return int(json.loads((self.dir / "state.json").read_text())["pids"]["proxy"])
+
+    def freeze_proxy(self) -> None:
+        """SIGSTOP the proxy: connections are still accepted (the kernel's backlog) but never answered.
+        Only on a private server (``private_swift_server``): every other test would hang."""
+        os.killpg(self._proxy_pid(), signal.SIGSTOP)
+
+    def thaw_proxy(self) -> None:
+        os.killpg(self._proxy_pid(), signal.SIGCONT)
+
     @property
     def swift_cli(self) -> Path:
         return SWIFT_VENV / "bin" / "swift"
@@ -71,10 +84,20 @@ def _missing() -> str | None:
 
 @pytest.fixture(scope="session")
 def swift_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SwiftServer]:
+    yield from _aio(tmp_path_factory, "swift-aio")
+
+
+@pytest.fixture(scope="module")
+def private_swift_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SwiftServer]:
+    """A Swift all-in-one of this module alone, for tests that freeze or break it."""
+    yield from _aio(tmp_path_factory, "swift-aio-private")
+
+
+def _aio(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[SwiftServer]:
     reason = _missing()
     if reason:
         pytest.skip(reason)
-    base = tmp_path_factory.mktemp("swift-aio")
+    base = tmp_path_factory.mktemp(name)
     # Devices on tmpfs when there is one: Swift fsyncs every object, slow on a busy disk.
     shm = Path("/dev/shm")
     devices = Path(tempfile.mkdtemp(prefix="swift-aio-", dir=shm)) if shm.is_dir() else base / "devices"
@@ -104,6 +127,10 @@ def swift_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SwiftServ
     try:
         yield server
     finally:
+        try:
+            server.thaw_proxy()
+        except (OSError, ValueError, KeyError):
+            pass
         subprocess.run([str(AIO), "stop", "--dir", str(base)], check=False, timeout=60)
         shutil.rmtree(devices, ignore_errors=True)
 

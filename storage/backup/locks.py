@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import socket
 import threading
@@ -22,6 +23,8 @@ from typing import Any
 from storage.backup import format as fmt
 from storage.backup.repository import Repository
 from storage.errors import Busy, NotFound
+
+log = logging.getLogger(__name__)
 
 STALE_SECONDS = 1800
 REFRESH_SECONDS = 300
@@ -132,8 +135,8 @@ class RepositoryLock:
                     f"(host {rec.host}, pid {rec.pid}); retry when it finishes",
                     lock=rec.lock_id,
                 )
-        except BaseException:
-            self.release()
+        except BaseException as exc:
+            self.__exit__(type(exc), exc, None)  # the first error is the one raised
             raise
         self._refresher = threading.Thread(target=self._refresh_loop, name="repo-lock-refresh", daemon=True)
         self._refresher.start()
@@ -164,21 +167,34 @@ class RepositoryLock:
         if self._refresher is not None:
             self._refresher.join(timeout=5)
             self._refresher = None
-        if self._store is not None:
-            try:
-                self._store.delete_object(self.repo.container, self._name(self.lock_id))
-            except NotFound:
-                pass
-            self._store.close()
-            self._store = None
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+        try:
+            if self._store is not None:
+                try:
+                    self._store.delete_object(self.repo.container, self._name(self.lock_id))
+                except NotFound:
+                    pass
+                finally:
+                    self._store.close()
+                    self._store = None
+        finally:
+            if self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+                os.close(self._fd)
+                self._fd = None
 
     def __enter__(self) -> "RepositoryLock":
         self.acquire()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.release()
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc is None:
+            self.release()
+            return
+        # the operation failed: its error is the one to report, not a clean-up that fails after it
+        # (a store that stopped answering fails the lock delete too); a lock object left behind
+        # names this host and a dead pid once the process ends, so the next locker drops it
+        try:
+            self.release()
+        except Exception as cleanup:  # noqa: BLE001
+            log.warning("releasing the %s lock of repository %s failed after an error: %s", self.kind, self.repo.url,
+                        getattr(cleanup, "message", None) or type(cleanup).__name__)

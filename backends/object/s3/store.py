@@ -3,7 +3,9 @@
 Options: ``endpoint`` (``http://host:port`` or ``host:port``), ``access_key``,
 ``secret_key``, ``region`` (``us-east-1``), ``secure`` (from the endpoint scheme, else
 false), ``part_size`` (``64M``, at least 5 MiB), ``multipart_threshold`` (= part_size),
-``listing_page_size`` (1000), ``retries`` (5), ``timeout`` (60 s).
+``listing_page_size`` (1000), ``retries`` (5), ``timeout`` (60 s), ``connect_timeout`` (10 s,
+at most ``timeout``), ``read_timeout`` (= ``timeout``). A request without an answer fails after
+at most (retries + 1) x (connect_timeout + read_timeout) plus backoffs (``request_bound()``).
 
 Objects above ``multipart_threshold`` are uploaded in parts (each part's ETag checked
 against its MD5; the final ETag against the MD5 of the part MD5s); smaller ones in one PUT
@@ -36,10 +38,25 @@ from storage.errors import BackendError, DataCorruption, InvalidInput, Unsupport
 from storage.units import parse_size
 
 MIN_PART = 5 * 1024 * 1024
+BACKOFF_FACTOR = 0.2
+
+
+def _option_number(options: Mapping[str, Any], key: str, default: float, minimum: float, maximum: float) -> float:
+    value = options.get(key, default)
+    try:
+        number = float(value) if not isinstance(value, bool) else minimum - 1
+    except (TypeError, ValueError, OverflowError):
+        number = minimum - 1
+    if not minimum <= number <= maximum:  # also NaN
+        raise InvalidInput(
+            f"s3 option {key} = {str(value)[:40]!r} is not accepted; accepted: a number from {minimum} to {maximum}",
+            field=key,
+        )
+    return number
 IO_CHUNK = 1024 * 1024
 ACCEPTED_OPTIONS = (
     "endpoint", "access_key", "secret_key", "region", "secure", "part_size", "multipart_threshold",
-    "listing_page_size", "retries", "timeout",
+    "listing_page_size", "retries", "timeout", "connect_timeout", "read_timeout",
 )
 
 
@@ -104,13 +121,15 @@ class S3Store(ObjectStore):
             raise InvalidInput(f"s3 part_size {o['part_size']!r} is too small; accepted: at least 5M", field="part_size")
         self.threshold = parse_size(o.get("multipart_threshold", self.part_size), field="multipart_threshold")
         self.page_size = int(o.get("listing_page_size", 1000))
-        retries = int(o.get("retries", 5))
-        timeout = float(o.get("timeout", 60))
+        self.retries = int(_option_number(o, "retries", 5, 0, 100))
+        timeout = _option_number(o, "timeout", 60, 0.001, 86400)
+        self.read_timeout = _option_number(o, "read_timeout", timeout, 0.001, 86400)
+        self.connect_timeout = _option_number(o, "connect_timeout", min(10.0, timeout), 0.001, 86400)
         http = urllib3.PoolManager(
-            timeout=urllib3.Timeout(connect=timeout, read=timeout),
+            timeout=urllib3.Timeout(connect=self.connect_timeout, read=self.read_timeout),
             maxsize=4,
             retries=urllib3.Retry(
-                total=retries, backoff_factor=0.2, status_forcelist=(500, 502, 503, 504),
+                total=self.retries, backoff_factor=BACKOFF_FACTOR, status_forcelist=(500, 502, 503, 504),
                 allowed_methods=None, raise_on_status=False,
             ),
         )
@@ -118,6 +137,11 @@ class S3Store(ObjectStore):
             host, access_key=str(o["access_key"]), secret_key=str(o["secret_key"]), secure=secure,
             region=str(o.get("region", "us-east-1")), http_client=http,
         )
+
+    def request_bound(self) -> float:
+        """Seconds after which one request without an answer has failed, retries and backoffs included."""
+        sleeps = sum(min(BACKOFF_FACTOR * 2**i, urllib3.Retry.DEFAULT_BACKOFF_MAX) for i in range(1, self.retries))
+        return (self.retries + 1) * (self.connect_timeout + self.read_timeout) + sleeps
 
     def clone(self) -> "S3Store":
         return S3Store(self.options)

@@ -96,6 +96,11 @@ def s3_errors(op: str, what: str, endpoint: str = "s3", access_key: str | None =
             raise AuthenticationFailed(f"s3 at {endpoint} rejected the request for {what} (HTTP {status})") from None
         raise BackendError(f"s3 at {endpoint} sent an invalid response during {op} of {what}") from None
     except (urllib3.exceptions.HTTPError, OSError) as exc:
+        if isinstance(exc, (TimeoutError, urllib3.exceptions.TimeoutError)) or "timed out" in str(exc):
+            raise BackendError(
+                f"s3 at {endpoint} did not answer {op} of {what} in time ({type(exc).__name__}, retries exhausted; "
+                "see the store's connect_timeout/read_timeout)"
+            ) from None
         raise BackendError(
             f"s3 at {endpoint} is unreachable or dropped the connection during {op} of {what} "
             f"({type(exc).__name__}, retries exhausted)"

@@ -8,8 +8,11 @@ Authentication, one of:
 - pre-authenticated: ``preauth_token`` + ``storage_url``.
 
 Other options: ``retries`` (5), ``starting_backoff`` (1 s), ``max_backoff`` (64 s),
-``timeout`` (60 s), ``segment_size`` (``1G``: larger objects become Static Large Objects
-with segments in ``<container>_segments``), ``listing_page_size`` (10000), ``insecure``.
+``connect_timeout`` (10 s, at most ``timeout``), ``read_timeout`` (= ``timeout``, 60 s: the
+longest wait for any byte of an answer), ``segment_size`` (``1G``: larger objects become Static
+Large Objects with segments in ``<container>_segments``), ``listing_page_size`` (10000),
+``insecure``. A request that gets no answer fails after at most (retries + 1) x (connect_timeout
++ read_timeout) plus the backoffs (``request_bound()``), naming the request and the timeout.
 
 One ``Connection`` per instance; ``clone()`` makes a new one for another thread (a shared
 connection silently loses writes on retry). Every body sent is a rewindable window so a
@@ -44,6 +47,7 @@ from backends.object.swift.util import (
     container_meta,
     meta_headers,
     object_info_from_headers,
+    request_bound,
     swift_errors,
 )
 from storage.errors import BackendError, DataCorruption, InvalidInput
@@ -55,7 +59,8 @@ AUTH_OPTIONS = (
     "project_domain_name", "region_name", "auth_version", "preauth_token", "storage_url",
 )
 TUNING_OPTIONS = (
-    "retries", "starting_backoff", "max_backoff", "timeout", "segment_size", "listing_page_size", "insecure",
+    "retries", "starting_backoff", "max_backoff", "timeout", "connect_timeout", "read_timeout", "segment_size",
+    "listing_page_size", "insecure",
 )
 ACCEPTED_OPTIONS = AUTH_OPTIONS + TUNING_OPTIONS
 
@@ -72,14 +77,17 @@ class _BulkBody(LengthWrapper):
         return super().read(size if size is None or size < 0 else max(size, IO_CHUNK))
 
 
-def _number(options: Mapping[str, Any], key: str, default: float, *, minimum: float = 0) -> float:
+def _number(options: Mapping[str, Any], key: str, default: float, *, minimum: float = 0, maximum: float = 86400) -> float:
     value = options.get(key, default)
     try:
-        number = float(value)
-    except (TypeError, ValueError):
+        number = float(value) if not isinstance(value, bool) else minimum - 1
+    except (TypeError, ValueError, OverflowError):
         number = minimum - 1
-    if number < minimum:
-        raise InvalidInput(f"swift option {key} = {value!r} is not accepted; accepted: a number >= {minimum}", field=key)
+    if not minimum <= number <= maximum:  # also NaN
+        raise InvalidInput(
+            f"swift option {key} = {str(value)[:40]!r} is not accepted; accepted: a number from {minimum} to {maximum}",
+            field=key,
+        )
     return number
 
 
@@ -135,9 +143,14 @@ class SwiftStore(ObjectStore):
             raise InvalidInput(
                 f"unknown swift store option(s) {unknown}; accepted: {', '.join(ACCEPTED_OPTIONS)}", field="options"
             )
-        self.retries = int(_number(self.options, "retries", 5))
+        self.retries = int(_number(self.options, "retries", 5, maximum=100))
+        timeout = _number(self.options, "timeout", 60, minimum=0.001)
+        self.read_timeout = _number(self.options, "read_timeout", timeout, minimum=0.001)
+        self.connect_timeout = _number(self.options, "connect_timeout", min(10.0, timeout), minimum=0.001)
+        self.starting_backoff = _number(self.options, "starting_backoff", 1)
+        self.max_backoff = _number(self.options, "max_backoff", 64)
         self.segment_size = parse_size(self.options.get("segment_size", "1G"), field="segment_size")
-        self.page_size = int(_number(self.options, "listing_page_size", 10000, minimum=1))
+        self.page_size = int(_number(self.options, "listing_page_size", 10000, minimum=1, maximum=10000))
         self.endpoint = str(self.options.get("auth_url") or self.options.get("storage_url") or "")
         self._segment_containers: set[str] = set()  # known to exist
         self._segment_checked: set[str] = set()
@@ -148,9 +161,9 @@ class SwiftStore(ObjectStore):
         o = self.options
         common: dict[str, Any] = {
             "retries": self.retries,
-            "starting_backoff": _number(o, "starting_backoff", 1),
-            "max_backoff": _number(o, "max_backoff", 64),
-            "timeout": _number(o, "timeout", 60, minimum=0.001),
+            "starting_backoff": self.starting_backoff,
+            "max_backoff": self.max_backoff,
+            "timeout": (self.connect_timeout, self.read_timeout),  # requests: (connect, read)
             "insecure": str(o.get("insecure", "false")).lower() in ("1", "true", "yes"),
             "retry_on_ratelimit": True,
         }
@@ -174,6 +187,10 @@ class SwiftStore(ObjectStore):
             preauthurl=url, preauthtoken=token, **common,
         )
 
+    def request_bound(self) -> float:
+        """Seconds after which one request without an answer has failed, retries and backoffs included."""
+        return request_bound(self.retries, self.connect_timeout, self.read_timeout, self.starting_backoff, self.max_backoff)
+
     def _keystone_session(self) -> Any:
         from keystoneauth1 import session as ks_session
         from keystoneauth1.identity import v3
@@ -192,7 +209,8 @@ class SwiftStore(ObjectStore):
             user_domain_name=o.get("user_domain_name", "Default"),
             project_domain_name=o.get("project_domain_name", "Default"),
         )
-        return ks_session.Session(auth=auth, verify=not str(o.get("insecure", "false")).lower() in ("1", "true", "yes"))
+        return ks_session.Session(auth=auth, verify=not str(o.get("insecure", "false")).lower() in ("1", "true", "yes"),
+                                  timeout=self.read_timeout)
 
     def _os_options(self) -> dict[str, str]:
         out = {}

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
+import urllib3
 from keystoneauth1 import exceptions as ks_exceptions
 from requests.exceptions import RequestException
 from swiftclient.exceptions import ClientException
@@ -81,12 +82,44 @@ def swift_errors(op: str, what: str, endpoint: str = "", user: str | None = None
         raise BackendError(
             f"keystone/swift at {where} is unreachable or failed during {op} of {what} ({type(exc).__name__})"
         ) from None
-    except (RequestException, socket.error) as exc:
+    except (RequestException, socket.error, urllib3.exceptions.HTTPError) as exc:
         where = endpoint_label(endpoint) if endpoint else "swift"
+        if is_timeout(exc):
+            raise BackendError(
+                f"swift at {where} did not answer {op} of {what} in time ({type(exc).__name__}, retries exhausted; "
+                "see the store's connect_timeout/read_timeout)"
+            ) from None
         raise BackendError(
             f"swift at {where} is unreachable or dropped the connection during {op} of {what} "
             f"({type(exc).__name__}, retries exhausted)"
         ) from None
+
+
+def is_timeout(exc: BaseException) -> bool:
+    """True when a requests/urllib3/socket failure is a timeout (also when wrapped in a ConnectionError)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (TimeoutError, socket.timeout, urllib3.exceptions.TimeoutError)):
+            return True
+        if type(current).__name__ in ("Timeout", "ReadTimeout", "ConnectTimeout", "ReadTimeoutError", "ConnectTimeoutError"):
+            return True
+        args = getattr(current, "args", ())
+        nested = next((a for a in args if isinstance(a, BaseException)), None)
+        current = nested or current.__cause__ or current.__context__
+    return "timed out" in str(exc)
+
+
+def request_bound(retries: int, connect_timeout: float, read_timeout: float, starting_backoff: float,
+                  max_backoff: float) -> float:
+    """Pure: the longest one request can take when the server never answers (swiftclient's retry loop:
+    retries + 1 attempts, each at most connect + read timeout, a doubling backoff between them)."""
+    sleeps, backoff = 0.0, starting_backoff
+    for _ in range(retries):
+        sleeps += backoff
+        backoff = min(backoff * 2, max_backoff)
+    return (retries + 1) * (connect_timeout + read_timeout) + sleeps
 
 
 def meta_headers(prefix: str, metadata: Mapping[str, str] | None) -> dict[str, str]:
