@@ -7,14 +7,17 @@ Swift all-in-one of its own so freezing it stops no other test.
 
 from __future__ import annotations
 
+import socket
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
+import urllib3
 
 import storage
-from backends.objstore_swift_util import request_bound
+from backends.objstore_swift_util import is_timeout, request_bound
 from storage.errors import BackendError
 from tests.backup_helpers import MIB, make_image
 from tests.fixtures_swift import SwiftServer
@@ -40,6 +43,26 @@ def _options(server: SwiftServer) -> dict[str, Any]:
 )
 def test_request_bound(retries: int, connect: float, read: float, start: float, most: float, bound: float) -> None:
     assert request_bound(retries, connect, read, start, most) == pytest.approx(bound)
+
+
+def _refused() -> BaseException:
+    inner = urllib3.exceptions.NewConnectionError(None, "Failed to establish a new connection: [Errno 111] Connection refused")  # type: ignore[arg-type]
+    return requests.exceptions.ConnectionError(urllib3.exceptions.MaxRetryError(None, "/x", inner))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [
+        (requests.exceptions.ReadTimeout("read timeout=2"), True),
+        (requests.exceptions.ConnectTimeout("connect timeout=1"), True),
+        (requests.exceptions.ConnectionError(urllib3.exceptions.ReadTimeoutError(None, "/x", "Read timed out.")), True),  # type: ignore[arg-type]
+        (socket.timeout("timed out"), True),
+        (_refused(), False),
+        (ConnectionResetError(104, "Connection reset by peer"), False),
+    ],
+)
+def test_is_timeout(exc: BaseException, expected: bool) -> None:
+    assert is_timeout(exc) is expected
 
 
 def test_swift_store_refuses_unbounded_timeouts(private_swift_server: SwiftServer) -> None:

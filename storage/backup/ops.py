@@ -27,9 +27,17 @@ from storage.backup.models import (
 from storage.backup.cache import ChunkCache
 from storage.backup.format import Manifest
 from storage.backup.repository import Repository
-from storage.backup.restore import check_target_size, open_target, restore_to_fd
+from storage.backup.restore import PathTarget, check_target_size, open_target, restore_to_fd, write_failure
 from storage.catalog.backups import BackupRow
-from storage.errors import Conflict, DataCorruption, InvalidInput, NotFound, StorageError
+from storage.errors import (
+    BackendError,
+    Conflict,
+    DataCorruption,
+    InsufficientCapacity,
+    InvalidInput,
+    NotFound,
+    StorageError,
+)
 
 if TYPE_CHECKING:
     from storage.backup.service import BackupService
@@ -105,9 +113,16 @@ def _restore_to(
     backup_id = manifest.backup_id
     kwargs = dict(downloaders=svc.settings.uploaders, progress=progress, cancel=cancel)
     if to_path:
-        fd, fresh = open_target(to_path, manifest.size, create=True)
+        before = PathTarget.probe(to_path)
+        try:
+            fd, fresh = open_target(to_path, manifest.size, create=True)
+        except OSError as exc:
+            raise write_failure(exc, to_path, 0, manifest.size) from None
         try:
             return restore_to_fd(repo, manifest, fd, to_path, fresh=fresh, **kwargs)
+        except (InsufficientCapacity, BackendError):
+            before.undo()  # a full filesystem keeps no partial restore (nor the space it took)
+            raise
         finally:
             os.close(fd)
     if to_volume:

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from typing import Any
 
 from storage.backup.format import ChunkRef, Manifest
 from storage.backup.models import Progress, ProgressCallback, RestoreResult
 from storage.backup.packs import RangeRead, plan_reads, slice_entry
 from storage.backup.repository import Repository
-from storage.errors import Cancelled, DataCorruption, InsufficientCapacity, InvalidInput
+from storage.errors import BackendError, Cancelled, DataCorruption, InsufficientCapacity, InvalidInput, StorageError
 
 
 def open_target(path: str, size: int, *, create: bool) -> tuple[int, bool]:
@@ -42,6 +44,45 @@ def open_target(path: str, size: int, *, create: bool) -> tuple[int, bool]:
         os.close(fd)
         raise
     return fd, fresh
+
+
+def write_failure(exc: OSError, target: str, written: int, size: int) -> StorageError:
+    """Pure: the typed error for a failed write into a restore target (a full filesystem or pool is
+    InsufficientCapacity, exit 6; any other I/O error a BackendError), naming the target."""
+    reason = exc.strerror or type(exc).__name__
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return InsufficientCapacity(
+            f"restore target {target!r} ran out of space after {written} of {size} bytes ({reason}); "
+            "free space there or restore elsewhere"
+        )
+    return BackendError(f"writing restore target {target!r} failed after {written} of {size} bytes ({reason})")
+
+
+@dataclass(frozen=True)
+class PathTarget:
+    """What a restore path was before the restore, to undo what the restore wrote on failure."""
+
+    path: str
+    existed: bool
+    regular_size: int | None  # its size when it was a regular file
+
+    @classmethod
+    def probe(cls, path: str) -> "PathTarget":
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return cls(path, False, None)
+        return cls(path, True, st.st_size if stat.S_ISREG(st.st_mode) else None)
+
+    def undo(self) -> None:
+        """Remove a file the restore created; cut an existing regular file back to its old size."""
+        try:
+            if not self.existed:
+                os.unlink(self.path)
+            elif self.regular_size is not None:
+                os.truncate(self.path, self.regular_size)
+        except OSError:
+            pass
 
 
 def check_target_size(target_bytes: int, needed: int, what: str) -> None:
@@ -102,13 +143,16 @@ def restore_to_fd(
         if ref is not None:
             where.setdefault(ref.id, []).append(index)
             refs[ref.id] = ref
-    for index, ref in enumerate(manifest.chunks):  # zero chunks first: no download needed
-        if ref is None:
-            length = manifest.chunk_length(index)
-            if not fresh:
-                os.pwrite(fd, zero_block[:length], index * manifest.chunk_size)
-            state["done"] += length
-            state["written" if not fresh else "skipped"] += length
+    try:
+        for index, ref in enumerate(manifest.chunks):  # zero chunks first: no download needed
+            if ref is None:
+                length = manifest.chunk_length(index)
+                if not fresh:
+                    os.pwrite(fd, zero_block[:length], index * manifest.chunk_size)
+                state["done"] += length
+                state["written" if not fresh else "skipped"] += length
+    except OSError as exc:
+        raise write_failure(exc, target, state["written"], manifest.size) from None
 
     def fetch(read: RangeRead) -> None:
         """Download one range and write each chunk in it wherever the image holds it."""
@@ -132,6 +176,27 @@ def restore_to_fd(
                 state["chunks"] += 1
         report()
 
+    try:
+        _download_all(repo, manifest, target, where, downloaders, fetch, stores, cancel, max_gap, max_read)
+        if cancel is not None and cancel.is_set():
+            raise Cancelled(f"restore of backup {manifest.backup_id} to {target!r} cancelled; the target is incomplete")
+        os.fsync(fd)
+    except OSError as exc:
+        raise write_failure(exc, target, state["written"], manifest.size) from None
+    report(force=True)
+    return RestoreResult(
+        backup_id=manifest.backup_id,
+        target=target,
+        size_bytes=manifest.size,
+        written_bytes=state["written"],
+        skipped_zero_bytes=state["skipped"],
+        chunks_downloaded=state["chunks"],
+        seconds=round(time.monotonic() - started, 3),
+    )
+
+
+def _download_all(repo: Repository, manifest: Manifest, target: str, where: dict[str, list[int]], downloaders: int,
+                  fetch: Any, stores: list[Any], cancel: threading.Event | None, max_gap: int, max_read: int) -> None:
     try:
         index_store = repo.clone_store()
         stores.append(index_store)
@@ -160,16 +225,3 @@ def restore_to_fd(
     finally:
         for s in stores:
             s.close()
-    if cancel is not None and cancel.is_set():
-        raise Cancelled(f"restore of backup {manifest.backup_id} to {target!r} cancelled; the target is incomplete")
-    os.fsync(fd)
-    report(force=True)
-    return RestoreResult(
-        backup_id=manifest.backup_id,
-        target=target,
-        size_bytes=manifest.size,
-        written_bytes=state["written"],
-        skipped_zero_bytes=state["skipped"],
-        chunks_downloaded=state["chunks"],
-        seconds=round(time.monotonic() - started, 3),
-    )

@@ -101,13 +101,16 @@ def is_timeout(exc: BaseException) -> bool:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
+        if isinstance(current, (urllib3.exceptions.NewConnectionError, ConnectionRefusedError)):
+            return False  # refused or no route: a ConnectTimeoutError subclass in urllib3, but not a timeout
         if isinstance(current, (TimeoutError, socket.timeout, urllib3.exceptions.TimeoutError)):
             return True
         if type(current).__name__ in ("Timeout", "ReadTimeout", "ConnectTimeout", "ReadTimeoutError", "ConnectTimeoutError"):
             return True
         args = getattr(current, "args", ())
         nested = next((a for a in args if isinstance(a, BaseException)), None)
-        current = nested or current.__cause__ or current.__context__
+        reason = getattr(current, "reason", None)  # MaxRetryError
+        current = nested or (reason if isinstance(reason, BaseException) else None) or current.__cause__ or current.__context__
     return "timed out" in str(exc)
 
 
