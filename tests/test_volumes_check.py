@@ -58,16 +58,40 @@ def kinds(report) -> list[str]:  # type: ignore[no-untyped-def]
     return sorted(f.kind for f in report.findings)
 
 
+def _raw_status(st: storage.Storage, name: str) -> str:
+    """The catalog's status without going through VolumeService (whose reads settle dead owners)."""
+    from sqlalchemy import select
+
+    from storage.catalog.volumes import VolumeRow
+
+    with st.catalog.session() as s:
+        return str(s.scalar(select(VolumeRow.status).where(VolumeRow.name == name)))
+
+
 def test_crash_during_create_is_found_and_repaired(st: storage.Storage, config_file: Path, loop_hygiene: Path) -> None:
     crash(config_file, "create")
-    assert st.volumes.get("crashed-create").status is VolumeStatus.CREATING
+    assert _raw_status(st, "crashed-create") == "creating"
     report = st.check()
     assert kinds(report) == ["stuck_volume"]
     assert "no longer running" in report.findings[0].detail and not report.findings[0].repaired
-    assert st.volumes.get("crashed-create").status is VolumeStatus.CREATING  # report only
+    assert _raw_status(st, "crashed-create") == "creating"  # report only
     fixed = st.check(repair=True)
     assert fixed.findings[0].repaired
     assert st.volumes.get("crashed-create").status is VolumeStatus.AVAILABLE
+    assert st.check().clean
+
+
+def test_the_next_command_settles_a_dead_owners_status(st: storage.Storage, config_file: Path,
+                                                       loop_hygiene: Path) -> None:
+    """No `check --repair` needed: reading the volume settles what a killed process left."""
+    crash(config_file, "create")
+    st.volumes.create("e", "4M")
+    crash(config_file, "extend", "e")
+    assert _raw_status(st, "crashed-create") == "creating" and _raw_status(st, "e") == "extending"
+    assert st.volumes.get("crashed-create").status is VolumeStatus.AVAILABLE
+    assert {v.name: v.status for v in st.volumes.list()}["e"] is VolumeStatus.AVAILABLE
+    assert st.volumes.get("e").size_bytes == 8 * MIB  # settled from what the backend holds
+    st.volumes.extend("e", "12M")  # and the next operation is not refused
     assert st.check().clean
 
 

@@ -2,37 +2,25 @@
 
 from __future__ import annotations
 
-import os
-import socket
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from storage import owners
 from storage.backup.format import Manifest
 from storage.backup.models import STATUS_AVAILABLE, STATUS_CREATING, STATUS_INTERRUPTED, Backup
 from storage.catalog.backups import BackupRow
 
 
 def this_owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return owners.this_owner()
 
 
 def owner_is_gone(owner: str | None) -> bool:
     """True when owner names this host and a process that no longer runs (a killed backup)."""
-    if not owner or ":" not in owner:
-        return False
-    host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    return owners.is_dead_here(owner)
 
 
 def to_model(row: BackupRow) -> Backup:

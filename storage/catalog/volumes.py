@@ -7,8 +7,6 @@ the state machine of ``storage.domain`` permits it. The loser of a race gets Con
 
 from __future__ import annotations
 
-import os
-import socket
 from datetime import datetime
 
 from sqlalchemy import JSON, BigInteger, ForeignKey, String, delete, select, update
@@ -77,8 +75,10 @@ class CatalogVersionRow(Base):
 
 
 def this_owner() -> str:
-    """Identity of the running process, stored while it holds a transitional status."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """Identity of the running process (host:pid:start), stored while it holds a transitional status."""
+    from storage.owners import this_owner as owner
+
+    return owner()
 
 
 # -- conversions -------------------------------------------------------------

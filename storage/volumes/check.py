@@ -9,7 +9,6 @@ Nothing changes unless ``repair=True``; the decisions are pure functions of what
 
 from __future__ import annotations
 
-import os
 import socket
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -33,6 +32,7 @@ from storage.domain import (
     SnapshotStatus,
     VolumeStatus,
 )
+from storage import owners
 from storage.errors import StorageError
 
 if TYPE_CHECKING:
@@ -72,21 +72,19 @@ class CheckReport(BaseModel):
 # -- pure decisions -------------------------------------------------------------
 
 
-def owner_is_dead(owner: str | None, this_host: str, pid_alive: Any) -> bool:
-    """True when ``owner`` ("host:pid") names a process on this host that no longer runs."""
+def owner_is_dead(owner: str | None, this_host: str, pid_alive: Any, start_of: Any = lambda _pid: None) -> bool:
+    """True when ``owner`` ("host:pid[:start]") names a process on this host that no longer runs
+    (or whose pid another process has now); no owner at all counts as dead here (check only)."""
     if not owner:
         return True
-    host, _, pid = owner.rpartition(":")
-    if host != this_host or not pid.isdigit():
-        return False
-    return not pid_alive(int(pid))
+    return owners.owner_is_dead(owner, this_host, pid_alive, start_of)
 
 
 def is_stuck(status_transitional: bool, owner: str | None, updated_at: datetime, now: datetime,
-             stale_after: float, this_host: str, pid_alive: Any) -> bool:
+             stale_after: float, this_host: str, pid_alive: Any, start_of: Any = lambda _pid: None) -> bool:
     if not status_transitional:
         return False
-    if owner_is_dead(owner, this_host, pid_alive):
+    if owner_is_dead(owner, this_host, pid_alive, start_of):
         return True
     return now - updated_at > timedelta(seconds=stale_after)
 
@@ -119,16 +117,6 @@ def settle_snapshot(status: SnapshotStatus, has_file: bool) -> tuple[str, Snapsh
 # -- the check --------------------------------------------------------------------
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
@@ -159,18 +147,43 @@ def check(
     return report
 
 
+def settle_orphaned(catalog: "Catalog", host: "LocalHost", volume_id: str) -> list[Finding]:
+    """Settle a volume and its snapshots left in a transitional status by a process of this host
+    that is gone (kill -9, a crash), exactly as ``check --repair`` would, and only those: a status
+    of a live process, of another host or without an owner is left alone. Called by the next
+    command that meets such a status (``storage.settle``); returns what was settled."""
+    with catalog.session() as s:
+        vol = s.get(VolumeRow, volume_id)
+        if vol is None:
+            return []
+        snaps = list(s.scalars(select(SnapshotRow).where(SnapshotRow.volume_id == volume_id)).all())
+        att = s.scalars(select(AttachmentRow).where(AttachmentRow.volume_id == volume_id)).first()
+        s.expunge_all()
+    backend = host.volume_backend(vol.pool)
+    report = CheckReport(repair=True, pools_checked=[vol.pool])
+    ctx = _PoolCheck(catalog, report, vol.pool, backend, backend.list_items(), float("inf"), dead_owner_only=True)
+    for snap in snaps:
+        ctx._stuck_snapshot(snap)
+    ctx._stuck_volume(vol, att)
+    return report.findings
+
+
 class _PoolCheck:
     def __init__(self, catalog: "Catalog", report: CheckReport, pool: str, backend: "VolumeBackend",
-                 items: list["BackendItem"], stale_after: float) -> None:
+                 items: list["BackendItem"], stale_after: float, *, dead_owner_only: bool = False) -> None:
         self.catalog, self.report, self.pool, self.backend = catalog, report, pool, backend
         self.vol_items = {i.id: i for i in items if i.kind == "volume"}
         self.snap_items = {i.id: i for i in items if i.kind == "snapshot"}
         self.stale_after = stale_after
         self.now = datetime.now(UTC)
         self.host = socket.gethostname()
+        self.dead_owner_only = dead_owner_only  # settle only statuses whose recorded owner is known dead
 
     def _stuck(self, transitional: bool, owner: str | None, updated_at: datetime) -> bool:
-        return is_stuck(transitional, owner, _aware(updated_at), self.now, self.stale_after, self.host, _pid_alive)
+        if self.dead_owner_only:
+            return transitional and owners.owner_is_dead(owner, self.host)
+        return is_stuck(transitional, owner, _aware(updated_at), self.now, self.stale_after, self.host, owners.pid_alive,
+                        owners.process_start)
 
     def _busy(self, transitional: bool, owner: str | None, updated_at: datetime) -> bool:
         return transitional and not self._stuck(transitional, owner, updated_at)
@@ -219,23 +232,29 @@ class _PoolCheck:
                          object_id=sid)
 
     # -- volumes ---------------------------------------------------------------
+    def _stuck_volume(self, vol: VolumeRow, att: AttachmentRow | None) -> bool:
+        """Report (and with repair settle) a volume stuck in a transitional status; True when it was."""
+        status = V(vol.status)
+        if not self._stuck(status in TRANSITIONAL_VOLUME_STATUSES, vol.task_owner, vol.updated_at):
+            return False
+        has_file = vol.id in self.vol_items
+        device = self.backend.attached_device(vol.id) if has_file else None
+        action, target = settle_volume(status, has_file, device is not None)
+        what = {"finish_delete": "finish the delete", "drop_row": "remove the catalog entry (no data was created)"}
+        self.add("stuck_volume",
+                 f"volume {vol.name!r} is {status.value} but its operation ({vol.task_owner or 'unknown owner'}) "
+                 f"is no longer running; backing data {'present' if has_file else 'missing'}"
+                 + (f", attached at {device}" if device else ""),
+                 what.get(action, f"set status {target.value if target else ''}"),
+                 lambda: self._settle_volume(vol, action, target, device), object_id=vol.id, name=vol.name)
+        return True
+
     def _volume(self, vol: VolumeRow, att: AttachmentRow | None, busy: bool) -> None:
-        if busy:
+        if busy or self._stuck_volume(vol, att):
             return
         status = V(vol.status)
         has_file = vol.id in self.vol_items
-        stuck = self._stuck(status in TRANSITIONAL_VOLUME_STATUSES, vol.task_owner, vol.updated_at)
         device = self.backend.attached_device(vol.id) if has_file else None
-        if stuck:
-            action, target = settle_volume(status, has_file, device is not None)
-            what = {"finish_delete": "finish the delete", "drop_row": "remove the catalog entry (no data was created)"}
-            self.add("stuck_volume",
-                     f"volume {vol.name!r} is {status.value} but its operation ({vol.task_owner or 'unknown owner'}) "
-                     f"is no longer running; backing data {'present' if has_file else 'missing'}"
-                     + (f", attached at {device}" if device else ""),
-                     what.get(action, f"set status {target.value if target else ''}"),
-                     lambda: self._settle_volume(vol, action, target, device), object_id=vol.id, name=vol.name)
-            return
         if not has_file and status not in (V.DELETING, V.ERROR_DELETING):
             self.add("missing_data", f"volume {vol.name!r} ({status.value}) has no backing data in pool {self.pool!r}",
                      "set status error" if status is not V.ERROR else "none (delete the volume)",
@@ -299,20 +318,27 @@ class _PoolCheck:
             self._set_volume(vol.id, target, **values)
 
     # -- snapshots -------------------------------------------------------------
+    def _stuck_snapshot(self, snap: SnapshotRow) -> bool:
+        status = S(snap.status)
+        if not self._stuck(status in TRANSITIONAL_SNAPSHOT_STATUSES, snap.task_owner, snap.updated_at):
+            return False
+        has_file = snap.id in self.snap_items
+        action, target = settle_snapshot(status, has_file)
+        self.add("stuck_snapshot",
+                 f"snapshot {snap.name!r} is {status.value} but its operation ({snap.task_owner or 'unknown owner'}) "
+                 f"is no longer running; data {'present' if has_file else 'missing'}",
+                 {"finish_delete": "finish the delete", "drop_row": "remove the catalog entry"}.get(
+                     action, f"set status {target.value if target else ''}"),
+                 lambda: self._settle_snapshot(snap, action, target), object_id=snap.id, name=snap.name)
+        return True
+
     def _snapshot(self, snap: SnapshotRow, busy: bool) -> None:
         status = S(snap.status)
         if busy and status in TRANSITIONAL_SNAPSHOT_STATUSES:
             return
-        has_file = snap.id in self.snap_items
-        if self._stuck(status in TRANSITIONAL_SNAPSHOT_STATUSES, snap.task_owner, snap.updated_at):
-            action, target = settle_snapshot(status, has_file)
-            self.add("stuck_snapshot",
-                     f"snapshot {snap.name!r} is {status.value} but its operation ({snap.task_owner or 'unknown owner'}) "
-                     f"is no longer running; data {'present' if has_file else 'missing'}",
-                     {"finish_delete": "finish the delete", "drop_row": "remove the catalog entry"}.get(
-                         action, f"set status {target.value if target else ''}"),
-                     lambda: self._settle_snapshot(snap, action, target), object_id=snap.id, name=snap.name)
+        if self._stuck_snapshot(snap):
             return
+        has_file = snap.id in self.snap_items
         if not has_file and status not in (S.DELETING, S.ERROR_DELETING, S.ERROR):
             self.add("missing_data", f"snapshot {snap.name!r} ({status.value}) has no backing data in pool {self.pool!r}",
                      "set status error", lambda: self._set_snapshot(snap.id, S.ERROR), object_id=snap.id, name=snap.name)

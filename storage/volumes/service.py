@@ -33,6 +33,7 @@ from storage.catalog.volumes import (
 from storage.domain import SnapshotStatus, Volume, VolumeStatus
 from storage.errors import Conflict, InvalidInput, NotFound, StorageError
 from storage.names import is_uuid, validate_name
+from storage.volumes.settle import settle_volumes
 from storage.units import format_size, parse_size, round_up
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,7 @@ class VolumeService:
 
     def get(self, ref: str) -> Volume:
         vid = self._row_id(ref)
+        settle_volumes(self._catalog, self._host, [vid])  # a status left by a dead process is settled, not refused
         with self._catalog.session() as s:
             vol = load_volume(s, vid)
         if vol is None:
@@ -132,6 +134,7 @@ class VolumeService:
                 raise InvalidInput(
                     f"status {status!r} is not a volume status; accepted: {', '.join(v.value for v in VolumeStatus)}"
                 ) from None
+        settle_volumes(self._catalog, self._host)
         with self._catalog.session() as s:
             vols = list_volume_models(s, pool=pool, status=status)
         return [v for v in vols if labels_match(v.labels, labels)]

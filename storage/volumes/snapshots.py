@@ -27,6 +27,7 @@ from storage.catalog.volumes import (
 from storage.domain import Snapshot, SnapshotStatus, VolumeStatus
 from storage.errors import Conflict, InvalidInput, NotFound
 from storage.names import NAME_MAX, is_uuid, validate_name
+from storage.volumes.settle import settle_volumes
 
 if TYPE_CHECKING:
     from backends.volume.base import ChangedRanges
@@ -62,6 +63,9 @@ class SnapshotService:
     def get(self, ref: str) -> Snapshot:
         sid = self._row_id(ref)
         with self._catalog.session() as s:
+            vid = s.scalar(select(SnapshotRow.volume_id).where(SnapshotRow.id == sid))
+        settle_volumes(self._catalog, self._host, [vid] if vid else [])  # a status left by a dead process is settled
+        with self._catalog.session() as s:
             snap = load_snapshot(s, sid)
         if snap is None:
             raise NotFound(f"snapshot {ref!r} not found", snapshot=ref)
@@ -71,6 +75,8 @@ class SnapshotService:
         from storage.volumes.service import labels_match
 
         vid = self._volumes.get(volume).id if volume else None
+        if vid is None:
+            settle_volumes(self._catalog, self._host)
         with self._catalog.session() as s:
             q = (
                 select(SnapshotRow, VolumeRow.name)
