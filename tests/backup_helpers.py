@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 from pathlib import Path
+from typing import Any
 
 import storage
 from storage.backup import format as fmt
@@ -85,3 +87,16 @@ def stored_chunk_body(repo: Repository, chunk_id: str) -> bytes:
     """The sealed body of one chunk, read from its pack."""
     _index, loc = _locate(repo, chunk_id)
     return repo.read_range(repo.location.store, loc.object, loc.offset, loc.length)
+
+
+def swift_backup_config(data_dir: Path, swift_options: dict[str, Any], url: str, *, extra: str = "", **backup: Any) -> Path:
+    """A config with the Swift store as ``swift`` and url as the default repository (1 MiB chunks
+    and packs unless given); extra is appended (pools, say)."""
+    cfg = data_dir / "swift-backup.toml"
+    store = "\n".join(f"{k} = {json.dumps(v)}" for k, v in swift_options.items())
+    settings = {"repository": url, "pack_size": "1M", "chunk_size": "1M", **backup}
+    cfg.write_text(
+        f'data_dir = "{data_dir}"\n[backup]\n' + "".join(f"{k} = {json.dumps(v)}\n" for k, v in settings.items())
+        + f'[object_stores.swift]\ntype = "swift"\n{store}\n' + extra
+    )
+    return cfg

@@ -15,22 +15,10 @@ import pytest
 
 import storage
 from storage.backup import format as fmt
-from tests.backup_helpers import MIB, flip_byte, make_image, same_bytes
+from tests.backup_helpers import MIB, flip_byte, make_image, same_bytes, swift_backup_config
 
 pytestmark = pytest.mark.swift
 
-
-
-def swift_backup_config(data_dir: Path, swift_options: dict[str, Any], url: str, **backup: str) -> Path:
-    """A config with the Swift store as ``swift`` and url as the default repository (1 MiB chunks and packs)."""
-    cfg = data_dir / "swift-backup.toml"
-    store = "\n".join(f"{k} = {json.dumps(v)}" for k, v in swift_options.items())
-    settings = {"repository": url, "pack_size": "1M", "chunk_size": "1M", **backup}
-    cfg.write_text(
-        f'data_dir = "{data_dir}"\n[backup]\n' + "".join(f"{k} = {json.dumps(v)}\n" for k, v in settings.items())
-        + f'[object_stores.swift]\ntype = "swift"\n{store}\n'
-    )
-    return cfg
 
 
 @pytest.fixture

@@ -19,9 +19,8 @@ import urllib3
 import storage
 from backends.objstore_swift_util import is_timeout, request_bound
 from storage.errors import BackendError
-from tests.backup_helpers import MIB, make_image
+from tests.backup_helpers import MIB, make_image, swift_backup_config
 from tests.fixtures_swift import SwiftServer
-from tests.test_backup_integrity import swift_backup_config
 
 pytestmark = pytest.mark.swift
 
