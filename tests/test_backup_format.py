@@ -227,6 +227,12 @@ def test_lock_rules() -> None:
     assert is_stale(live, now + 10_000, "h")
     assert is_stale(LockRecord("b", "shared", "h", 2**22 + 12345, "backup", now), now, "h")  # gone pid
     assert not is_stale(LockRecord("b", "shared", "other", 2**22 + 12345, "backup", now), now, "h")
+    from storage.owners import process_start
+
+    mine = process_start(os.getpid()) or ""
+    assert mine and not is_stale(LockRecord("c", "shared", "h", os.getpid(), "backup", now, mine), now, "h")
+    # the pid is alive but started at another time: another process got the locker's pid
+    assert is_stale(LockRecord("d", "shared", "h", os.getpid(), "backup", now, str(int(mine) + 1)), now, "h")
     assert conflicts("exclusive", "shared") and conflicts("shared", "exclusive") and not conflicts("shared", "shared")
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from storage import owners
 from storage.backup import format as fmt
 from storage.backup.repository import Repository
 from storage.errors import Busy, NotFound
@@ -40,6 +41,7 @@ class LockRecord:
     pid: int
     purpose: str
     refreshed_at: float
+    start: str = ""  # the process's start time (owners.process_start): a reused pid is not the locker
 
     def to_json(self) -> bytes:
         return json.dumps(self.__dict__).encode()
@@ -48,16 +50,21 @@ class LockRecord:
     def from_json(cls, lock_id: str, raw: bytes) -> "LockRecord | None":
         try:
             doc = json.loads(raw)
-            return cls(lock_id, str(doc["kind"]), str(doc["host"]), int(doc["pid"]), str(doc.get("purpose", "")), float(doc["refreshed_at"]))
-        except (ValueError, KeyError, TypeError):
+            return cls(lock_id, str(doc["kind"]), str(doc["host"]), int(doc["pid"]), str(doc.get("purpose", "")),
+                       float(doc["refreshed_at"]), str(doc.get("start") or ""))
+        except (ValueError, KeyError, TypeError, OverflowError):
             return None
 
 
 def is_stale(record: LockRecord, now: float, host: str) -> bool:
-    """Pure staleness rule: too old, or this host's process that no longer exists."""
+    """Staleness rule: too old, or this host's process that no longer exists (or whose pid another
+    process has now)."""
     if now - record.refreshed_at > STALE_SECONDS:
         return True
-    return record.host == host and not _pid_alive(record.pid)
+    if record.host != host:
+        return False
+    return owners.owner_is_dead(f"{record.host}:{record.pid}" + (f":{record.start}" if record.start else ""), host,
+                                _pid_alive)
 
 
 def conflicts(mine: str, other: str) -> bool:
@@ -93,7 +100,8 @@ class RepositoryLock:
         return self.repo.object_name(fmt.LOCKS_DIR + lock_id)
 
     def _record(self) -> LockRecord:
-        return LockRecord(self.lock_id, self.kind, self.host, os.getpid(), self.purpose, time.time())
+        return LockRecord(self.lock_id, self.kind, self.host, os.getpid(), self.purpose, time.time(),
+                          owners.process_start(os.getpid()) or "")
 
     def list_locks(self, store: Any) -> list[LockRecord]:
         prefix = self.repo.object_name(fmt.LOCKS_DIR)
