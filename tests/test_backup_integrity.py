@@ -127,3 +127,16 @@ def test_gc_dry_run_changes_nothing_not_even_stale_locks(sst: storage.Storage, t
     assert snapshot() == before
     done = sst.backups.gc(grace_seconds=0)
     assert done.stale_locks_removed == 1 and done.chunks_deleted == 2
+
+
+def test_a_corrupt_chunk_found_by_a_restore_is_not_reused(sst: storage.Storage, tmp_path: Path) -> None:
+    image = make_image(tmp_path / "img", 2 * MIB, seed=156)
+    first = sst.backups.create(str(image))
+    repo = sst.backups.open_repository()
+    flip_byte(repo, sorted(c.id for c in repo.list_chunks())[1])
+    with pytest.raises(storage.errors.DataCorruption, match="content address"):
+        sst.backups.restore(first.id, to_path=str(tmp_path / "broken"))
+    assert sst.backups.get(first.id).status == "damaged"
+    second = sst.backups.create(str(image))
+    assert second.new_chunk_count == 1
+    assert _restores(sst, second.id, image, tmp_path / "out")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 import time
@@ -42,6 +43,7 @@ from storage.errors import (
 if TYPE_CHECKING:
     from storage.backup.service import BackupService
 
+log = logging.getLogger(__name__)
 RESTORABLE = (STATUS_AVAILABLE, STATUS_DAMAGED)
 
 
@@ -99,6 +101,10 @@ def restore(
                                pool=pool, progress=progress, cancel=cancel)
     except DataCorruption as exc:
         _mark(svc, repo.url, [backup_id], [])
+        pack, chunk = exc.details.get("pack"), exc.details.get("chunk")
+        if lock and pack and chunk:  # a corrupt copy read back: no backup may deduplicate against it
+            _quarantine(repo, {pack: {chunk}})
+            ChunkCache(svc.cache_root, repo).invalidate()
         raise DataCorruption(
             f"backup {backup_id} is damaged: {exc.message}; the target is incomplete. "
             "Run `storagectl backup verify` to list every damaged backup",
@@ -241,6 +247,8 @@ def _quarantine(repo: Repository, corrupt_in: dict[str, set[str]]) -> None:
     try:
         for pack_id, ids in sorted(corrupt_in.items()):
             repo.quarantine(store, pack_id, ids)
+    except StorageError as exc:  # the finding stands (and is reported); the record is retried by the next verify
+        log.warning("recording corrupt chunks of repository %s failed: %s", repo.url, exc.message)
     finally:
         store.close()
 

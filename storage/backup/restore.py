@@ -166,7 +166,10 @@ def restore_to_fd(
         for cid, loc in read.entries:
             indexes = where[cid]
             length = manifest.chunk_length(indexes[0])
-            data = repo.open_chunk(slice_entry(read, body, loc), refs[cid], length)
+            try:
+                data = repo.open_chunk(slice_entry(read, body, loc), refs[cid], length)
+            except DataCorruption as exc:  # where it was read: the caller quarantines that copy
+                raise DataCorruption(exc.message, chunk=cid, pack=loc.pack_id) from None
             for index in indexes:
                 os.pwrite(fd, data, index * manifest.chunk_size)
             with lock:
