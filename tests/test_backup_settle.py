@@ -34,12 +34,20 @@ if point == "snapshot":
     fv.FileVolumeBackend.create_snapshot = create_snapshot
     with storage.open(cfg) as st:
         st.backups.create("v")
-else:
+elif point == "restore":
     def restore_to_fd(*args, **kwargs):
         os._exit(17)  # killed while writing into the new volume
     ops.restore_to_fd = restore_to_fd
     with storage.open(cfg) as st:
         st.backups.restore(sys.argv[3], new_volume_name="r1")
+else:
+    original_create = fv.FileVolumeBackend.create_volume
+    def create_volume(self, *args, **kwargs):
+        original_create(self, *args, **kwargs)
+        os._exit(17)  # killed right after the new volume's image exists, before any byte is restored
+    fv.FileVolumeBackend.create_volume = create_volume
+    with storage.open(cfg) as st:
+        st.backups.restore(sys.argv[3], new_volume_name="r2")
 '''
 
 
@@ -98,6 +106,11 @@ def test_a_restore_killed_into_a_new_volume_is_settled(cfg: Path) -> None:
         statuses = {v.name: v.status for v in st.volumes.list()}
         assert statuses["r1"] is VolumeStatus.ERROR  # partial data: settled, not left restoring
         st.volumes.delete("r1")  # an ordinary delete, no reset-status or --force
+        # killed before a byte was written: never an empty volume that looks restored
+        _killed(cfg, "create", backup.id)
+        assert _raw_status(st, "r2") == "restoring-backup"
+        assert st.volumes.get("r2").status is VolumeStatus.ERROR
+        st.volumes.delete("r2")
         st.backups.restore(backup.id, new_volume_name="r1")
         r1 = st.volumes.get("r1")
         with st.volumes.backend_for_pool("default").open_volume(r1.id) as path:

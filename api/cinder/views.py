@@ -13,7 +13,7 @@ AVAILABILITY_ZONE = "nova"
 # our transitional statuses that Cinder does not have -> what a Cinder user expects to see
 _VOLUME_STATUS = {"snapshotting": "available", "cloning": "available"}
 _SNAPSHOT_STATUS = {"cloning": "available", "backing-up": "backing-up"}
-_BACKUP_STATUS = {"interrupted": "error", "damaged": "error"}
+_BACKUP_STATUS = {"interrupted": "error", "damaged": "error", "lost": "error"}
 
 
 def gib(size_bytes: int) -> int:

@@ -30,6 +30,7 @@ from storage.backup.format import Manifest
 from storage.backup.repository import Repository
 from storage.backup.restore import PathTarget, check_target_size, open_target, restore_to_fd, write_failure
 from storage.catalog.backups import BackupRow
+from storage.domain import VolumeStatus
 from storage.errors import (
     BackendError,
     Conflict,
@@ -136,33 +137,39 @@ def _restore_to(
         check_target_size(vol.size_bytes, manifest.size, f"volume {vol.name!r}")
         return _restore_into_volume(svc, repo, manifest, vol.id, fresh=False, **kwargs)
     assert new_volume_name is not None
+    # the new volume is born 'restoring-backup' (never an empty 'available' one that a killed restore
+    # would leave looking restored) and becomes available only once every byte is written
     vol, decision = svc.volumes.create_explained(
-        new_volume_name, manifest.size, pool=pool, labels={"storage.backup/restored-from": backup_id}
+        new_volume_name, manifest.size, pool=pool, labels={"storage.backup/restored-from": backup_id}, restoring=True
     )
     try:
-        result = _restore_into_volume(svc, repo, manifest, vol.id, fresh=True, **kwargs)
-        # the job record keeps where the scheduler put the new volume, and why
-        return result.model_copy(update={"placement": decision.to_dict() if decision else None})
+        result = _write_volume(svc, repo, manifest, vol.id, fresh=True, **kwargs)
     except BaseException:
         try:
+            svc.volumes.reset_status(vol.id, VolumeStatus.ERROR)  # out of restoring-backup: the ordinary delete takes it
             svc.volumes.delete(vol.id)
         except StorageError:
             pass
         raise
+    svc.volumes.reset_status(vol.id, VolumeStatus.AVAILABLE)
+    # the job record keeps where the scheduler put the new volume, and why
+    return result.model_copy(update={"placement": decision.to_dict() if decision else None})
 
 
 def _restore_into_volume(svc: "BackupService", repo: Repository, manifest: Manifest, volume_id: str, *, fresh: bool, **kwargs: object) -> RestoreResult:
-    from storage.domain import VolumeStatus
+    with svc.volumes.hold(volume_id, VolumeStatus.RESTORING_BACKUP, allowed_from=frozenset({VolumeStatus.AVAILABLE})):
+        return _write_volume(svc, repo, manifest, volume_id, fresh=fresh, **kwargs)
 
+
+def _write_volume(svc: "BackupService", repo: Repository, manifest: Manifest, volume_id: str, *, fresh: bool,
+                  **kwargs: object) -> RestoreResult:
     vol = svc.volumes.get(volume_id)
-    with svc.volumes.hold(vol.id, VolumeStatus.RESTORING_BACKUP, allowed_from=frozenset({VolumeStatus.AVAILABLE})):
-        with svc.host.open_volume(vol.pool, vol.id) as path:  # a restore writes on the volume's host
-            fd, _ = open_target(path, manifest.size, create=False)
-            try:
-                result = restore_to_fd(repo, manifest, fd, f"volume {vol.name}", fresh=fresh, **kwargs)  # type: ignore[arg-type]
-            finally:
-                os.close(fd)
-    return result
+    with svc.host.open_volume(vol.pool, vol.id) as path:  # a restore writes on the volume's host
+        fd, _ = open_target(path, manifest.size, create=False)
+        try:
+            return restore_to_fd(repo, manifest, fd, f"volume {vol.name}", fresh=fresh, **kwargs)  # type: ignore[arg-type]
+        finally:
+            os.close(fd)
 
 
 # -- verify -------------------------------------------------------------------------------

@@ -159,16 +159,20 @@ class VolumeService:
         source_volume: str | None = None,
         source_snapshot: str | None = None,
         hints: "Hints | None" = None,
+        restoring: bool = False,
     ) -> Volume:
         """Create a volume, empty or as a copy of another volume or of a snapshot.
 
         ``size`` may be omitted for copies (the source's size); it is rounded up to the pool's
         granularity and must not be smaller than the source. A new empty volume without ``pool``
         goes where the scheduler places it (``hints``: zone, pool labels, capabilities; see
-        storage.volumes.placement); copies stay in their source's pool.
+        storage.volumes.placement); copies stay in their source's pool. ``restoring=True`` (a
+        restore into a new volume) creates an empty volume that is ``restoring-backup`` from its
+        first row on and stays so (owned by this process) until the caller sets it available.
         """
         return self.create_explained(
-            name, size, pool=pool, labels=labels, source_volume=source_volume, source_snapshot=source_snapshot, hints=hints
+            name, size, pool=pool, labels=labels, source_volume=source_volume, source_snapshot=source_snapshot, hints=hints,
+            restoring=restoring,
         ).volume
 
     def create_explained(
@@ -181,6 +185,7 @@ class VolumeService:
         source_volume: str | None = None,
         source_snapshot: str | None = None,
         hints: "Hints | None" = None,
+        restoring: bool = False,
     ) -> "Placed":
         """``create``, also returning the scheduler's decision (None for copies, which are not scheduled)."""
         validate_name(name, kind="volume")
@@ -229,7 +234,8 @@ class VolumeService:
                 raise Conflict(f"a volume named {name!r} exists already; choose another name", volume=name)
             s.add(
                 VolumeRow(
-                    id=vid, name=name, size_bytes=size_bytes, pool=pool, status=V.CREATING.value, labels=labels,
+                    id=vid, name=name, size_bytes=size_bytes, pool=pool,
+                    status=(V.RESTORING_BACKUP if restoring and src_vol is None else V.CREATING).value, labels=labels,
                     source_volume_id=src_vol.id if src_vol else None, source_snapshot_id=snap_id,
                     task_owner=this_owner(), created_at=now, updated_at=now,
                 )
@@ -247,7 +253,8 @@ class VolumeService:
             self._undo_create(pool, vid)
             raise
         with self._catalog.session() as s:
-            cas_volume_status(s, vid, V.AVAILABLE, transitional=False)
+            if not (restoring and src_vol is None):
+                cas_volume_status(s, vid, V.AVAILABLE, transitional=False)
             vol = load_volume(s, vid)
         assert vol is not None
         return Placed(vol, decision)
