@@ -15,6 +15,7 @@ import pytest
 
 import storage
 from storage.backup import format as fmt
+from storage.cli.main import main
 from tests.backup_helpers import MIB, flip_byte, make_image, same_bytes, swift_backup_config
 
 pytestmark = pytest.mark.swift
@@ -91,7 +92,8 @@ def test_a_corrupt_chunk_found_by_deep_verify_is_never_reused(sst: storage.Stora
     assert _restores(sst, second.id, image, tmp_path / "out3")
 
 
-def test_a_lost_manifest_is_reported_and_marked(sst: storage.Storage, tmp_path: Path) -> None:
+def test_a_lost_manifest_is_reported_and_marked(sst: storage.Storage, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
     kept = sst.backups.create(str(make_image(tmp_path / "a", 2 * MIB, seed=153)))
     gone = sst.backups.create(str(make_image(tmp_path / "b", 2 * MIB, seed=154)))
     repo = sst.backups.open_repository()
@@ -101,6 +103,12 @@ def test_a_lost_manifest_is_reported_and_marked(sst: storage.Storage, tmp_path: 
     assert not quick.ok and quick.lost_backups == [gone.id] and quick.damaged_backups == []
     statuses = {b.id: b.status for b in sst.backups.list()}
     assert statuses == {kept.id: "available", gone.id: "lost"}
+    code = main(["-c", str(sst.settings.config_file), "backup", "list", "--json"])
+    listed = {b["id"]: b["status"] for b in json.loads(capsys.readouterr().out)}
+    assert code == 0 and listed == statuses
+    code = main(["-c", str(sst.settings.config_file), "backup", "verify", _url(sst), "--json"])
+    out, err = capsys.readouterr()
+    assert code == 9 and json.loads(out)["lost_backups"] == [gone.id] and f"(lost): {gone.id}" in err
     deep = sst.backups.verify(_url(sst), deep=True)
     assert deep.lost_backups == [gone.id] and not deep.ok
     one = sst.backups.verify(gone.id)

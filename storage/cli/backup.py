@@ -143,6 +143,7 @@ def verify(
         exc = DataCorruption(
             f"verify found {len(report.missing_chunks)} missing and {len(report.corrupt_chunks)} corrupt chunks; "
             f"damaged backups: {', '.join(report.damaged_backups) or 'none'}"
+            + (f"; backups without a manifest (lost): {', '.join(report.lost_backups)}" if report.lost_backups else "")
         )
         common.err_console.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False)
         raise typer.Exit(exc.exit_code)
@@ -150,7 +151,7 @@ def verify(
 
 def _show_verify(r: VerifyReport) -> None:
     record = r.model_dump(mode="json")
-    for key in ("missing_chunks", "corrupt_chunks", "backups_checked"):
+    for key in ("missing_chunks", "corrupt_chunks", "backups_checked", "lost_backups"):
         record[key] = f"{len(r.__dict__[key])}: " + ", ".join(r.__dict__[key][:5]) + (" ..." if len(r.__dict__[key]) > 5 else "")
     common.print_record(record)
 
