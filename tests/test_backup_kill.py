@@ -119,7 +119,7 @@ def test_kill_9_at_random_points_leaves_nothing_stuck_and_nothing_unrestorable(
     problems: list[str] = []
     with storage.open(cfg) as st:
         vol = st.volumes.create("v", VOLUME)
-        with st.volumes.backend_for_pool("default").open_volume(vol.id) as path:
+        with st.host.open_volume("default", vol.id) as path:
             volume_path = path
         _fill(volume_path, rng, 0, VOLUME)
         version = 0

@@ -23,7 +23,7 @@ from tests.backup_helpers import MIB, same_bytes
 CHILD = r'''
 import os, sys
 import storage
-import backends.file_volume as fv
+import backends.volume.file.driver as fv
 from storage.backup import ops
 point, cfg = sys.argv[1], sys.argv[2]
 if point == "snapshot":
@@ -76,7 +76,7 @@ def cfg(data_dir: Path, tmp_path: Path) -> Path:
 def test_a_backup_killed_while_snapshotting_does_not_refuse_the_rerun(cfg: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with storage.open(cfg) as st:
         vol = st.volumes.create("v", 4 * MIB)
-        with st.volumes.backend_for_pool("default").open_volume(vol.id) as path:
+        with st.host.open_volume("default", vol.id) as path:
             Path(path).write_bytes(b"data" * MIB)
         _killed(cfg, "snapshot")
         assert _raw_status(st, "v") == "snapshotting"
@@ -90,14 +90,14 @@ def test_a_backup_killed_while_snapshotting_does_not_refuse_the_rerun(cfg: Path,
         assert st.snapshots.list(volume="v") == []  # the killed run's snapshot was settled, then retired
         restored = Path(cfg.parent / "restored.img")
         st.backups.restore(backup["id"], to_path=str(restored))
-        with st.volumes.backend_for_pool("default").open_volume(vol.id) as path:
+        with st.host.open_volume("default", vol.id) as path:
             assert same_bytes(restored, path)
 
 
 def test_a_restore_killed_into_a_new_volume_is_settled(cfg: Path) -> None:
     with storage.open(cfg) as st:
         vol = st.volumes.create("v", 4 * MIB)
-        with st.volumes.backend_for_pool("default").open_volume(vol.id) as path:
+        with st.host.open_volume("default", vol.id) as path:
             Path(path).write_bytes(b"x" * 2 * MIB)
             source = path
         backup = st.backups.create("v")
@@ -113,5 +113,5 @@ def test_a_restore_killed_into_a_new_volume_is_settled(cfg: Path) -> None:
         st.volumes.delete("r2")
         st.backups.restore(backup.id, new_volume_name="r1")
         r1 = st.volumes.get("r1")
-        with st.volumes.backend_for_pool("default").open_volume(r1.id) as path:
+        with st.host.open_volume("default", r1.id) as path:
             assert same_bytes(path, source)

@@ -17,7 +17,7 @@ import requests
 import urllib3
 
 import storage
-from backends.objstore_swift_util import is_timeout, request_bound
+from backends.object.swift.util import is_timeout, request_bound
 from storage.errors import BackendError
 from tests.backup_helpers import MIB, make_image, swift_backup_config
 from tests.fixtures_swift import SwiftServer
@@ -65,7 +65,7 @@ def test_is_timeout(exc: BaseException, expected: bool) -> None:
 
 
 def test_swift_store_refuses_unbounded_timeouts(private_swift_server: SwiftServer) -> None:
-    from backends.swift_store import SwiftStore
+    from backends.object.swift.store import SwiftStore
 
     for key, value in (("read_timeout", "inf"), ("connect_timeout", 0), ("retries", 10**9), ("timeout", "nan")):
         with pytest.raises(storage.errors.InvalidInput, match=key):

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from storage import owners
-from storage.settle import orphaned
+from storage.volumes.settle import orphaned
 
 ALIVE = {100: "5000", 200: "7000"}  # pid -> start time of the running processes
 

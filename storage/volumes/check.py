@@ -151,7 +151,7 @@ def settle_orphaned(catalog: "Catalog", host: "LocalHost", volume_id: str) -> li
     """Settle a volume and its snapshots left in a transitional status by a process of this host
     that is gone (kill -9, a crash), exactly as ``check --repair`` would, and only those: a status
     of a live process, of another host or without an owner is left alone. Called by the next
-    command that meets such a status (``storage.settle``); returns what was settled."""
+    command that meets such a status (``storage.volumes.settle``); returns what was settled."""
     with catalog.session() as s:
         vol = s.get(VolumeRow, volume_id)
         if vol is None:
