@@ -56,14 +56,14 @@ def ensure_stored(
     """
     chunks = list(chunks)
     repaired = False
-    for _attempt in range(ATTEMPTS + 1):
+    for attempt in range(ATTEMPTS + 1):
         index = repo.load_index(store, threads=threads)
         bad = unconfirmed(chunks, index)
         if not bad:
             if repaired:
                 known.replace(readable_ids(index))
             return chunks
-        if _attempt == ATTEMPTS:
+        if attempt == ATTEMPTS:
             break
         repaired = True
         for i in bad:
