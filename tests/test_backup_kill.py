@@ -32,7 +32,7 @@ from tests.backup_helpers import MIB, swift_backup_config
 pytestmark = pytest.mark.swift
 
 SEED = 15
-VOLUME = 16 * MIB
+VOLUME = 8 * MIB
 KILLS_WANTED = 20
 HARNESS = (
     "import sys\n"
