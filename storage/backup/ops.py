@@ -214,10 +214,12 @@ def _verify_locked(
     svc: "BackupService", repo: Repository, only: str | None, *, deep: bool, sample_percent: float,
     progress: ProgressCallback | None, started: float, cancel: threading.Event | None, writable: bool = True,
 ) -> VerifyReport:
+    # the catalog first: a backup is 'available' only after its manifest is stored, so one the catalog
+    # lists now is in the listing below unless the manifest is really gone
+    expected = [only] if only is not None else _catalog_ids(svc, repo.url)
     store = repo.clone_store()
     try:
         manifests, unreadable = _load_manifests(repo, store)
-        expected = [only] if only is not None else _catalog_ids(svc, repo.url)
         lost = sorted(b for b in expected if b not in manifests and b not in unreadable)
         checked = [m for m in manifests.values() if only is None or m.backup_id == only]
         wanted = vf.referenced_chunks(checked)

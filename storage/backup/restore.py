@@ -68,10 +68,12 @@ class PathTarget:
 
     @classmethod
     def probe(cls, path: str) -> "PathTarget":
+        if not os.path.lexists(path):  # a dangling symlink exists: undo never removes what it names
+            return cls(path, False, None)
         try:
             st = os.stat(path)
-        except FileNotFoundError:
-            return cls(path, False, None)
+        except OSError:
+            return cls(path, True, None)
         return cls(path, True, st.st_size if stat.S_ISREG(st.st_mode) else None)
 
     def undo(self) -> None:

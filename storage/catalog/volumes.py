@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy import JSON, BigInteger, ForeignKey, String, delete, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from storage import owners
 from storage.catalog.base import Base, new_id, utcnow
 from storage.domain import (
     Attachment,
@@ -76,9 +77,7 @@ class CatalogVersionRow(Base):
 
 def this_owner() -> str:
     """Identity of the running process (host:pid:start), stored while it holds a transitional status."""
-    from storage.owners import this_owner as owner
-
-    return owner()
+    return owners.this_owner()
 
 
 # -- conversions -------------------------------------------------------------

@@ -33,8 +33,8 @@ from storage.catalog.volumes import (
 from storage.domain import SnapshotStatus, Volume, VolumeStatus
 from storage.errors import Conflict, InvalidInput, NotFound, StorageError
 from storage.names import is_uuid, validate_name
-from storage.volumes.settle import settle_volumes
 from storage.units import format_size, parse_size, round_up
+from storage.volumes.settle import settle_volumes
 
 log = logging.getLogger(__name__)
 
