@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 import uuid
 
+from storage.bounds import LABEL_KEY_RE, NAME_MAX, parse_label_items
 from storage.errors import InvalidInput
 
-NAME_MAX = 128
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+@-]*$")
 ACCEPTED_NAMES = (
     f"1-{NAME_MAX} characters: letters, digits and . _ - : + @, starting with a letter or digit "
@@ -38,19 +38,9 @@ def is_uuid(text: str) -> bool:
     return True
 
 
-LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$")
+LABEL_RE = LABEL_KEY_RE  # kept for importers; the label rules live in storage.bounds
 
 
 def parse_labels(items: list[str] | None) -> dict[str, str]:
-    """Parse ['k=v', ...] into a dict, validating keys."""
-    labels: dict[str, str] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not LABEL_RE.fullmatch(key) or len(value) > 255:
-            raise InvalidInput(
-                f"label {item!r} is not accepted; accepted: KEY=VALUE with KEY of letters, digits, . _ / - "
-                "(max 63) and VALUE up to 255 characters",
-                field="labels",
-            )
-        labels[key] = value
-    return labels
+    """Parse ['k=v', ...] into a dict, validating keys, values and their count (storage.bounds)."""
+    return parse_label_items(items)

@@ -8,14 +8,19 @@ from __future__ import annotations
 
 from datetime import datetime
 from collections.abc import Callable
-from typing import Any, Literal, TypeVar
+import math
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError, field_validator, model_validator
 
 from storage.errors import InvalidInput
-from storage.names import parse_labels, validate_name
+from storage.bounds import (
+    COUNT_MAX, DURATION_TEXT_MAX, LABELS_MAX, LIST_MAX, NAME_MAX, PATH_MAX, REF_MAX, SCHEDULE_MAX, TIMEZONE_MAX, URL_MAX,
+    check_labels, short_repr,
+)
+from storage.names import validate_name
 from storage.policy import retention
-from storage.policy.durations import parse_duration
+from storage.policy.durations import bare_minute_message, parse_duration
 from storage.policy.schedule import Schedule, parse_schedule, parse_timezone
 from storage.units import parse_size
 
@@ -59,9 +64,9 @@ class Selector(BaseModel):
     """Which volumes a policy covers: named volumes, or all volumes matching labels and/or a pool."""
 
     model_config = ConfigDict(extra="forbid")
-    volumes: list[str] = Field(default_factory=list)
-    labels: dict[str, str] = Field(default_factory=dict)
-    pool: str | None = None
+    volumes: list[Annotated[str, Field(min_length=1, max_length=REF_MAX)]] = Field(default_factory=list, max_length=LIST_MAX)
+    labels: dict[str, str] = Field(default_factory=dict, max_length=LABELS_MAX)
+    pool: str | None = Field(default=None, min_length=1, max_length=NAME_MAX)
     all: bool = False
 
     @field_validator("volumes")
@@ -72,7 +77,7 @@ class Selector(BaseModel):
     @field_validator("labels")
     @classmethod
     def _labels(cls, value: dict[str, str]) -> dict[str, str]:
-        return _checked(parse_labels, [f"{k}={v}" for k, v in value.items()])
+        return _checked(check_labels, value, field="selector.labels")
 
     @model_validator(mode="after")
     def _one_kind(self) -> "Selector":
@@ -112,7 +117,7 @@ class Retention(BaseModel):
     keep_weekly: int | None = None
     keep_monthly: int | None = None
     keep_yearly: int | None = None
-    keep_within: str | None = None
+    keep_within: str | None = Field(default=None, max_length=DURATION_TEXT_MAX)
     keep_all: bool = False
 
     @field_validator(*KEEP_FIELDS, mode="before")
@@ -120,8 +125,10 @@ class Retention(BaseModel):
     def _positive(cls, value: Any) -> Any:
         if value is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{value!r} is not accepted; accepted: a whole number of at least 1 (or leave it out)")
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= COUNT_MAX:
+            raise ValueError(
+                f"{short_repr(value)} is not accepted; accepted: a whole number from 1 to {COUNT_MAX} (or leave it out)"
+            )
         return value
 
     @field_validator("keep_within")
@@ -162,32 +169,38 @@ class Retention(BaseModel):
         return ", ".join(parts)
 
 
+def refuse_bare_minutes(rules: Retention) -> None:
+    """New keep-within rules must not use a bare ``m`` (restic's months); stored ones still load."""
+    if rules.keep_within and (message := bare_minute_message(rules.keep_within, "retention.keep_within")):
+        raise InvalidInput(message, field="keep_within")
+
+
 class BackupOptions(BaseModel):
     """Extras of backup policies."""
 
     model_config = ConfigDict(extra="forbid")
-    repository: str | None = None  # None: the configured default repository
+    repository: str | None = Field(default=None, max_length=URL_MAX)  # None: the configured default repository
     # Compression is a property of the repository (fixed when its config object is written, from
     # [backup] compression); the engine takes no per-backup choice, so a given value is checked
     # against the repository when the policy is created or changed.
     compression: Literal["zstd", "none"] | None = None
-    encryption_key_file: str | None = None  # path of the key file; never the key itself
+    encryption_key_file: str | None = Field(default=None, max_length=PATH_MAX)  # path of the key file; never the key itself
     verify: VerifyMode = "none"
-    verify_sample_percent: float = 100.0
-    max_concurrent: int = 1
+    verify_sample_percent: StrictFloat = 100.0
+    max_concurrent: StrictInt = 1
     bandwidth_limit: int | None = None  # bytes per second
 
     @field_validator("verify_sample_percent")
     @classmethod
     def _percent(cls, value: float) -> float:
-        if not 0 < value <= 100:
+        if not math.isfinite(value) or not 0 < value <= 100:
             raise ValueError(f"{value!r} is not accepted; accepted: a percentage greater than 0 and at most 100")
         return value
 
     @field_validator("max_concurrent")
     @classmethod
     def _concurrency(cls, value: int) -> int:
-        if value < 1 or value > 64:
+        if isinstance(value, bool) or value < 1 or value > 64:
             raise ValueError(f"{value!r} is not accepted; accepted: a whole number from 1 to 64")
         return value
 
@@ -231,10 +244,10 @@ class PolicySpec(BaseModel):
     """What a user gives to create or update a policy (validated, before it has an id)."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str
+    name: str = Field(max_length=NAME_MAX)
     kind: PolicyKind
-    schedule: str
-    timezone: str = "UTC"
+    schedule: str = Field(max_length=SCHEDULE_MAX)
+    timezone: str = Field(default="UTC", max_length=TIMEZONE_MAX)
     selector: Selector
     retention: Retention
     backup: BackupOptions | None = None

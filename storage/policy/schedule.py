@@ -25,6 +25,7 @@ from croniter import croniter
 from croniter.croniter import CroniterError
 
 from storage.errors import InvalidInput
+from storage.bounds import SCHEDULE_MAX, TIMEZONE_MAX, short_repr
 from storage.policy.durations import parse_duration
 
 MAX_ATTEMPTS_PER_SLOT = 3
@@ -39,12 +40,12 @@ ACCEPTED_SCHEDULES = (
 def parse_timezone(name: str) -> ZoneInfo:
     """An IANA zone such as ``Europe/Berlin`` or ``UTC``; InvalidInput naming the field otherwise."""
     try:
-        if not name or name.startswith(("/", ".")) or ".." in name:
+        if not isinstance(name, str) or not name or len(name) > TIMEZONE_MAX or name.startswith(("/", ".")) or ".." in name:
             raise ValueError(name)
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
+    except (ZoneInfoNotFoundError, ValueError, TypeError, OSError):
         raise InvalidInput(
-            f"timezone {name!r} is not a known IANA time zone; accepted: IANA names such as UTC, Europe/Berlin, America/New_York, Asia/Tokyo",
+            f"timezone {short_repr(name)} is not a known IANA time zone; accepted: IANA names such as UTC, Europe/Berlin, America/New_York, Asia/Tokyo",
             field="timezone",
         ) from None
 
@@ -71,6 +72,11 @@ class Schedule:
 
 def parse_schedule(text: str, timezone: str = "UTC") -> Schedule:
     parse_timezone(timezone)
+    if not isinstance(text, str) or len(text) > SCHEDULE_MAX:
+        raise InvalidInput(
+            f"schedule {short_repr(text)} is not accepted; accepted: at most {SCHEDULE_MAX} characters of "
+            f"{ACCEPTED_SCHEDULES}", field="schedule",
+        )
     raw = " ".join(str(text or "").split())
     if not raw:
         raise InvalidInput(f"schedule must not be empty; accepted: {ACCEPTED_SCHEDULES}", field="schedule")
@@ -93,7 +99,7 @@ def parse_schedule(text: str, timezone: str = "UTC") -> Schedule:
         )
     try:
         croniter(raw, datetime(2024, 1, 1, tzinfo=UTC)).get_next(datetime)
-    except (CroniterError, ValueError, KeyError) as exc:
+    except (CroniterError, ValueError, KeyError, OverflowError) as exc:
         raise InvalidInput(
             f"schedule {text!r} is not a valid cron expression ({exc}); accepted: {ACCEPTED_SCHEDULES}",
             field="schedule",

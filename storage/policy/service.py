@@ -21,7 +21,7 @@ from storage.errors import Conflict, InvalidInput, NotFound
 from storage.names import is_uuid
 from storage.policy.actions import check_repository
 from storage.policy.events import EventSink
-from storage.policy.models import Policy, PolicySpec, RunRecord, validated
+from storage.policy.models import Policy, PolicySpec, RunRecord, refuse_bare_minutes, validated
 from storage.policy.runner import Clock, ProgressSink, RunReport, Runner, system_clock
 from storage.policy.schedule import DueDecision, SlotState, decide
 
@@ -105,6 +105,7 @@ class PolicyService:
             {"name": name, "kind": kind, "schedule": schedule, "timezone": timezone, "selector": selector,
              "retention": retention, "backup": backup, "enabled": enabled},
         )
+        refuse_bare_minutes(spec.retention)
         self._check_targets(spec)
         now = self.clock()
         with self.catalog.session() as s:
@@ -186,6 +187,8 @@ class PolicyService:
             else:
                 data[key] = value
         spec = validated(PolicySpec, data)
+        if changes.get("retention") is not None:
+            refuse_bare_minutes(spec.retention)
         if changes.get("backup"):
             self._check_targets(spec)
         with self.catalog.session() as s:

@@ -32,6 +32,7 @@ from storage.catalog.volumes import (
 )
 from storage.domain import SnapshotStatus, Volume, VolumeStatus
 from storage.errors import Conflict, InvalidInput, NotFound, StorageError
+from storage.bounds import check_labels
 from storage.names import is_uuid, validate_name
 from storage.units import format_size, parse_size, round_up
 from storage.volumes.settle import settle_volumes
@@ -64,18 +65,8 @@ def labels_match(have: dict[str, str], want: dict[str, str] | None) -> bool:
 
 
 def validate_labels(labels: dict[str, str] | None) -> dict[str, str]:
-    from storage.names import LABEL_RE
-
-    out: dict[str, str] = {}
-    for key, value in (labels or {}).items():
-        if not isinstance(key, str) or not LABEL_RE.fullmatch(key) or not isinstance(value, str) or len(value) > 255:
-            raise InvalidInput(
-                f"label {key!r}={value!r} is not accepted; accepted: KEY of letters, digits, . _ / - (max 63) "
-                "and a string VALUE up to 255 characters",
-                field="labels",
-            )
-        out[key] = value
-    return out
+    """Labels bounded in number, key and value length (storage.bounds.check_labels)."""
+    return check_labels(labels)
 
 
 class VolumeService:
