@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import Body, FastAPI, Query, Request, Response
 
 from api.cinder import views
-from api.cinder.common import base_url, body_of, cinder_router, include_both, metadata_labels
+from api.cinder.common import BACKUP_CREATE_KEYS, RESTORE_KEYS, base_url, body_of, cinder_router, include_both, metadata_labels
 from api.deps import StorageDep
 from api.routes.backups import start_backup
 from api.routes.common import submit_job
@@ -74,7 +74,7 @@ def list_backups_detail(request: Request, st: StorageDep, volume_id: str | None 
 
 @router.post("/backups", status_code=202)
 def create_backup(request: Request, st: StorageDep, payload: Annotated[dict, Body()]) -> dict:
-    spec = body_of(payload, "backup")
+    spec = body_of(payload, "backup", BACKUP_CREATE_KEYS)
     if not spec.get("volume_id"):
         raise InvalidInput("backup needs volume_id; accepted: the id of an existing volume", field="volume_id")
     container = spec.get("container")
@@ -104,7 +104,7 @@ def delete_backup(backup_id: str, st: StorageDep) -> Response:
 
 @router.post("/backups/{backup_id}/restore", status_code=202)
 def restore_backup(backup_id: str, request: Request, st: StorageDep, payload: Annotated[dict, Body()]) -> dict:
-    spec = body_of(payload, "restore")
+    spec = body_of(payload, "restore", RESTORE_KEYS)
     backup = st.backups.get(backup_id)
     if spec.get("volume_id"):
         volume = st.volumes.get(spec["volume_id"])

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Body, FastAPI, Query, Request, Response
 
 from api.cinder import views
-from api.cinder.common import base_url, body_of, cinder_router, include_both, metadata_labels as _metadata, project_id
+from api.cinder.common import SNAPSHOT_CREATE_KEYS, SNAPSHOT_UPDATE_KEYS, base_url, body_of, cinder_router, include_both, metadata_labels as _metadata, project_id
 from api.deps import StorageDep
 from storage.errors import InvalidInput
 
@@ -40,7 +40,7 @@ def list_snapshots_detail(request: Request, st: StorageDep, volume_id: str | Non
 
 @router.post("/snapshots", status_code=202)
 def create_snapshot(request: Request, st: StorageDep, payload: Annotated[dict, Body()]) -> dict:
-    spec = body_of(payload, "snapshot")
+    spec = body_of(payload, "snapshot", SNAPSHOT_CREATE_KEYS)
     if not spec.get("volume_id"):
         raise InvalidInput("snapshot needs volume_id; accepted: the id of an existing volume", field="volume_id")
     snap = st.snapshots.create(spec["volume_id"], spec.get("name") or None, labels=_metadata(spec.get("metadata")))
@@ -54,7 +54,7 @@ def show_snapshot(snapshot_id: str, request: Request, st: StorageDep) -> dict:
 
 @router.put("/snapshots/{snapshot_id}")
 def update_snapshot(snapshot_id: str, request: Request, st: StorageDep, payload: Annotated[dict, Body()]) -> dict:
-    spec = body_of(payload, "snapshot")
+    spec = body_of(payload, "snapshot", SNAPSHOT_UPDATE_KEYS)
     snap = st.snapshots.update(snapshot_id, name=spec.get("name") or None, labels=_metadata(spec.get("metadata")))
     return {"snapshot": views.snapshot_detail(snap, base_url(request), project_id(request))}
 

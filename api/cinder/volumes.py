@@ -8,8 +8,12 @@ from typing import Annotated, Any
 from fastapi import Body, FastAPI, Query, Request, Response
 
 from api.cinder import views
-from api.cinder.common import base_url, body_of, cinder_router, include_both, metadata_labels as _metadata, project_id
+from api.cinder.common import (
+    SCHEDULER_HINTS, VOLUME_CREATE_KEYS, VOLUME_UPDATE_KEYS, base_url, body_of, cinder_router, include_both,
+    metadata_labels as _metadata, project_id,
+)
 from api.deps import StorageDep
+from storage.bounds import SIZE_MAX, check_int
 from storage.errors import InvalidInput
 from storage.scheduler import validate_hints
 
@@ -18,9 +22,8 @@ GiB = views.GiB
 
 
 def _size_gib(value: Any, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit() or int(value) < 1:
-        raise InvalidInput(f"{field} {value!r} is not accepted; accepted: a whole number of GiB, at least 1", field=field)
-    return int(value)
+    """A whole number of GiB (an int or ASCII digits), 1 .. bounds.SIZE_MAX / GiB."""
+    return check_int(value, field=field, lo=1, hi=SIZE_MAX // GiB, what="a whole number of GiB")
 
 
 
@@ -53,7 +56,7 @@ def list_volumes_detail(request: Request, st: StorageDep, status: str | None = N
 
 @router.post("/volumes", status_code=202)
 def create_volume(request: Request, st: StorageDep, payload: Annotated[dict, Body()]) -> dict:
-    spec = body_of(payload, "volume")
+    spec = body_of(payload, "volume", VOLUME_CREATE_KEYS, top=frozenset({SCHEDULER_HINTS}))
     size = spec.get("size")
     copy_of = spec.get("snapshot_id") or spec.get("source_volid")
     if spec.get("imageRef") or spec.get("backup_id"):
@@ -78,7 +81,7 @@ def show_volume(volume_id: str, request: Request, st: StorageDep) -> dict:
 
 @router.put("/volumes/{volume_id}")
 def update_volume(volume_id: str, request: Request, st: StorageDep, payload: Annotated[dict, Body()]) -> dict:
-    spec = body_of(payload, "volume")
+    spec = body_of(payload, "volume", VOLUME_UPDATE_KEYS)
     vol = st.volumes.update(volume_id, name=spec.get("name") or None, labels=_metadata(spec.get("metadata")))
     return {"volume": views.volume_detail(vol, base_url(request), project_id(request))}
 
@@ -90,6 +93,13 @@ def delete_volume(volume_id: str, st: StorageDep, cascade: bool = False) -> Resp
 
 
 ACTIONS = ("os-extend", "revert", "os-reset_status", "os-force_delete")
+# the arguments cinderclient sends with each action (see api.cinder.common for the body keys)
+ACTION_KEYS: dict[str, frozenset[str]] = {
+    "os-extend": frozenset({"new_size"}),
+    "revert": frozenset({"snapshot_id"}),
+    "os-reset_status": frozenset({"status", "attach_status", "migration_status"}),
+    "os-force_delete": frozenset(),
+}
 
 
 @router.post("/volumes/{volume_id}/action", status_code=202, response_class=Response)
@@ -98,7 +108,15 @@ def volume_action(volume_id: str, request: Request, st: StorageDep, payload: Ann
     if action is None:
         keys = sorted(payload) if isinstance(payload, dict) else []
         raise InvalidInput(f"volume action {keys} is not supported; accepted: {', '.join(ACTIONS)}", field="action")
+    if len(payload) > 1:
+        raise InvalidInput(f"one action per request; got {sorted(payload)[:10]}", field="action")
     args = payload[action] if isinstance(payload[action], dict) else {}
+    extra = sorted(str(k) for k in set(args) - ACTION_KEYS[action])
+    if extra:
+        raise InvalidInput(
+            f"unknown keys {extra[:10]} in {action!r}; accepted: {', '.join(sorted(ACTION_KEYS[action])) or 'none'}",
+            field=extra[0],
+        )
     if action == "os-extend":
         st.volumes.extend(volume_id, _size_gib(args.get("new_size"), "new_size") * GiB)
     elif action == "revert":

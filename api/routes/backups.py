@@ -7,12 +7,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, StrictBool, model_validator
+from pydantic import ConfigDict, Field, StrictBool, model_validator
 
 from api.deps import StorageDep, authorize
 from api.errors import ERROR_RESPONSES
+from api.fields import Body, IdPath, LabelMap, Name, Ref, Size, Url, one_of
 from api.guards import check_repository
-from api.routes.common import labels_query, submit_job
+from api.routes.common import check_job_params, check_restore_target, labels_query, submit_job
 from storage.backup.models import Backup
 from storage.jobs.service import JobInfo
 
@@ -20,13 +21,14 @@ router = APIRouter(prefix="/backups", tags=["backups"], dependencies=[Depends(au
 JOB_RESPONSE: dict[int | str, dict[str, Any]] = {202: {"model": JobInfo, "description": "Accepted: the job doing it"}}
 
 
-class BackupCreate(BaseModel):
-    volume: str | None = Field(default=None, min_length=1, description="Back up this volume (name or id), through a new snapshot")
-    snapshot: str | None = Field(default=None, min_length=1, description="Or back up this existing snapshot")
-    name: str | None = Field(default=None, min_length=1, max_length=128)
-    labels: dict[str, str] | None = None
-    repository: str | None = Field(default=None, description="Repository URL; default: the configured one")
-    bandwidth_limit: int | str | None = Field(default=None, description="Upper bound of read bytes per second, e.g. 50M")
+class BackupCreate(Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=one_of("volume", "snapshot"))
+    volume: Ref = Field(default=None, description="Back up this volume (name or id), through a new snapshot")  # type: ignore[assignment]
+    snapshot: Ref = Field(default=None, description="Or back up this existing snapshot")  # type: ignore[assignment]
+    name: Name | None = None
+    labels: LabelMap | None = None
+    repository: Url | None = Field(default=None, description="Repository URL; default: the configured one")
+    bandwidth_limit: Size | None = Field(default=None, description="Upper bound of read bytes per second, e.g. 50M")
 
     @model_validator(mode="after")
     def _one_source(self) -> "BackupCreate":
@@ -35,10 +37,11 @@ class BackupCreate(BaseModel):
         return self
 
 
-class RestoreRequest(BaseModel):
-    to_volume: str | None = Field(default=None, min_length=1, description="Overwrite this existing volume (large enough)")
-    new_volume_name: str | None = Field(default=None, min_length=1, max_length=128, description="Or restore into a new volume")
-    pool: str | None = Field(default=None, description="Pool of the new volume")
+class RestoreRequest(Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=one_of("to_volume", "new_volume_name"))
+    to_volume: Ref = Field(default=None, description="Overwrite this existing volume (large enough)")  # type: ignore[assignment]
+    new_volume_name: Name = Field(default=None, description="Or restore into a new volume")  # type: ignore[assignment]
+    pool: Name | None = Field(default=None, description="Pool of the new volume")
 
     @model_validator(mode="after")
     def _one_target(self) -> "RestoreRequest":
@@ -47,13 +50,13 @@ class RestoreRequest(BaseModel):
         return self
 
 
-class VerifyRequest(BaseModel):
+class VerifyRequest(Body):
     deep: StrictBool = False
-    sample_percent: float = Field(default=100, gt=0, le=100)
+    sample_percent: float = Field(default=100, gt=0, le=100, allow_inf_nan=False)
 
 
-class GcRequest(BaseModel):
-    repository: str | None = None
+class GcRequest(Body):
+    repository: Url | None = None
     dry_run: StrictBool = False
 
 
@@ -65,8 +68,11 @@ def _accepted(job: JobInfo, location: str | None = None) -> JSONResponse:
 def start_backup(request: Request, st: StorageDep, source: str, *, name: str | None = None,
                  labels: dict[str, str] | None = None, repository: str | None = None,
                  bandwidth_limit: int | str | None = None) -> JobInfo:
-    """Submit a backup job whose backup id is known now (used by the Cinder subset too)."""
+    """Submit a backup job whose backup id is known now (used by the Cinder subset too).
+
+    Every parameter is checked before the job is queued (422 now, not a failed job later)."""
     repository = check_repository(repository, st.settings)
+    check_job_params(st, repository=repository, name=name, labels=labels, bandwidth_limit=bandwidth_limit)
     backup_id = str(uuid.uuid4())
     return submit_job(
         request, st, "backup",
@@ -80,7 +86,7 @@ def start_backup(request: Request, st: StorageDep, source: str, *, name: str | N
 @router.get("", response_model=list[Backup])
 def list_backups(
     st: StorageDep,
-    volume: Annotated[str | None, Query(description="Volume name or id")] = None,
+    volume: Annotated[str | None, Query(min_length=1, max_length=256, description="Volume name or id")] = None,
     status: Annotated[str | None, Query(max_length=32)] = None,
     label: Annotated[list[str] | None, Query(description="KEY=VALUE; repeat to require several")] = None,
 ) -> list[Backup]:
@@ -96,20 +102,21 @@ def create_backup(body: BackupCreate, request: Request, st: StorageDep) -> JSONR
 
 
 @router.get("/{backup_id}", response_model=Backup)
-def show_backup(backup_id: str, st: StorageDep) -> Backup:
+def show_backup(backup_id: IdPath, st: StorageDep) -> Backup:
     return st.backups.get(backup_id)
 
 
 @router.delete("/{backup_id}", status_code=204, response_class=Response)
-def delete_backup(backup_id: str, st: StorageDep) -> Response:
+def delete_backup(backup_id: IdPath, st: StorageDep) -> Response:
     st.backups.get(backup_id)  # 404 for ids not in the catalog (no repository lookups from the API)
     st.backups.delete(backup_id)
     return Response(status_code=204)
 
 
 @router.post("/{backup_id}/restore", status_code=202, response_model=JobInfo, responses=JOB_RESPONSE)
-def restore_backup(backup_id: str, body: RestoreRequest, request: Request, st: StorageDep) -> JSONResponse:
+def restore_backup(backup_id: IdPath, body: RestoreRequest, request: Request, st: StorageDep) -> JSONResponse:
     backup = st.backups.get(backup_id)
+    check_restore_target(st, to_volume=body.to_volume, new_volume_name=body.new_volume_name, pool=body.pool)
     job = submit_job(
         request, st, "restore",
         lambda ctx: st.backups.restore(backup.id, to_volume=body.to_volume, new_volume_name=body.new_volume_name,
@@ -120,7 +127,7 @@ def restore_backup(backup_id: str, body: RestoreRequest, request: Request, st: S
 
 
 @router.post("/{backup_id}/verify", status_code=202, response_model=JobInfo, responses=JOB_RESPONSE)
-def verify_backup(backup_id: str, body: VerifyRequest, request: Request, st: StorageDep) -> JSONResponse:
+def verify_backup(backup_id: IdPath, body: VerifyRequest, request: Request, st: StorageDep) -> JSONResponse:
     backup = st.backups.get(backup_id)
     job = submit_job(
         request, st, "verify",
@@ -134,6 +141,7 @@ def verify_backup(backup_id: str, body: VerifyRequest, request: Request, st: Sto
 @router.post("/gc", status_code=202, response_model=JobInfo, responses=JOB_RESPONSE)
 def gc(body: GcRequest, request: Request, st: StorageDep) -> JSONResponse:
     repository = check_repository(body.repository, st.settings)
+    check_job_params(st, repository=repository)
     job = submit_job(
         request, st, "gc", lambda ctx: st.backups.gc(repository, dry_run=body.dry_run),
         target=repository, params=body.model_dump(),

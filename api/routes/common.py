@@ -7,14 +7,53 @@ from typing import Any
 
 from fastapi import Request
 
+from storage.bounds import check_labels
+from storage.errors import Conflict, InvalidInput, NotFound
+from storage.units import parse_size
 from storage.jobs.service import JobContext, JobInfo
-from storage.names import parse_labels
+from storage.names import parse_labels, validate_name
 from storage.service import Storage
 
 
 def labels_query(items: list[str] | None) -> dict[str, str] | None:
     """``?label=k=v&label=k2=v2`` -> dict (validated by storage.names.parse_labels)."""
     return parse_labels(items) if items else None
+
+
+def check_job_params(
+    st: Storage, *, repository: str | None = None, name: str | None = None,
+    labels: dict[str, str] | None = None, bandwidth_limit: int | str | None = None,
+) -> None:
+    """What a backup or gc job would refuse, refused before it is queued: the backup name, its
+    labels, the bandwidth limit, and the repository URL (its form and a configured store)."""
+    if name is not None:
+        validate_name(name, kind="backup")
+    check_labels(labels)
+    if bandwidth_limit is not None:
+        parse_size(bandwidth_limit, field="bandwidth_limit")
+    url = repository or st.settings.backup.repository
+    if url:
+        st.objects.check_url(url)
+
+
+def check_restore_target(st: Storage, *, to_volume: str | None, new_volume_name: str | None, pool: str | None) -> None:
+    """A restore's target checked before its job is queued: the volume exists, or the new name is
+    free and valid and the pool configured."""
+    if to_volume is not None:
+        st.volumes.get(to_volume)
+        return
+    if new_volume_name is not None:
+        validate_name(new_volume_name, kind="volume")
+        try:
+            st.volumes.get(new_volume_name)
+        except NotFound:
+            pass
+        else:
+            raise Conflict(f"a volume named {new_volume_name!r} exists already; choose another name", volume=new_volume_name)
+    if pool is not None and pool not in st.settings.pools:
+        raise InvalidInput(
+            f"pool {pool!r} is not configured; accepted: {', '.join(sorted(st.settings.pools))}", field="pool"
+        )
 
 
 def caller(request: Request) -> str | None:

@@ -10,22 +10,23 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from api.deps import StorageDep, authorize
 from api.errors import ERROR_RESPONSES
+from api.fields import Body, RefPath, ShortList
 from storage.auth.service import Principal
 from storage.exports.models import Export, ReconcileReport
 
 router = APIRouter(tags=["exports"], dependencies=[Depends(authorize)], responses=ERROR_RESPONSES)
 
 
-class ExportCreate(BaseModel):
-    initiators: list[str] | None = Field(default=None, description="Allowed initiator IQNs (default: any)")
+class ExportCreate(Body):
+    initiators: ShortList | None = Field(default=None, description="Allowed initiator IQNs (default: any)")
     chap: bool = True
-    chap_username: str | None = Field(default=None, max_length=64)
-    chap_secret: str | None = Field(default=None, description="12-16 characters; generated when omitted")
-    portal: str | None = Field(default=None, description="HOST:PORT to advertise (default: the configured one)")
+    chap_username: str | None = Field(default=None, min_length=1, max_length=64)
+    chap_secret: str | None = Field(default=None, min_length=12, max_length=16, description="12-16 characters; generated when omitted")
+    portal: str | None = Field(default=None, min_length=1, max_length=262, description="HOST:PORT to advertise (default: the configured one)")
 
 
 @router.get("/exports", response_model=list[Export])
@@ -34,7 +35,7 @@ def list_exports(st: StorageDep) -> list[Export]:
 
 
 @router.post("/volumes/{ref}/export", response_model=Export, status_code=201)
-def export_volume(ref: str, body: ExportCreate, st: StorageDep) -> Export:
+def export_volume(ref: RefPath, body: ExportCreate, st: StorageDep) -> Export:
     return st.exports.export(
         ref, initiators=body.initiators, chap=body.chap, chap_username=body.chap_username,
         chap_secret=body.chap_secret, portal=body.portal,
@@ -42,13 +43,13 @@ def export_volume(ref: str, body: ExportCreate, st: StorageDep) -> Export:
 
 
 @router.delete("/volumes/{ref}/export", response_model=Export)
-def unexport_volume(ref: str, st: StorageDep) -> Export:
+def unexport_volume(ref: RefPath, st: StorageDep) -> Export:
     return st.exports.unexport(ref)
 
 
 @router.get("/volumes/{ref}/connection-info")
 def connection_info(
-    ref: str,
+    ref: RefPath,
     st: StorageDep,
     principal: Annotated[Principal, Depends(authorize)],
     show_secret: Annotated[bool, Query(description="Include the CHAP secret (operator role)")] = False,

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query
 
 from api.deps import StorageDep, authorize
 from api.errors import ERROR_RESPONSES
+from api.fields import IdPath
 from storage.jobs.service import JobInfo, JobState
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], dependencies=[Depends(authorize)], responses=ERROR_RESPONSES)
@@ -24,10 +25,10 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobInfo)
-def show_job(job_id: str, st: StorageDep) -> JobInfo:
+def show_job(job_id: IdPath, st: StorageDep) -> JobInfo:
     return st.jobs.get(job_id)
 
 
 @router.post("/{job_id}/cancel", response_model=JobInfo, status_code=202)
-def cancel_job(job_id: str, st: StorageDep) -> JobInfo:
+def cancel_job(job_id: IdPath, st: StorageDep) -> JobInfo:
     return st.jobs.cancel(job_id)

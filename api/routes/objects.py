@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -23,6 +23,9 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import PrincipalDep, StorageDep, authorize
 from api.errors import ERROR_RESPONSES
 from api.guards import check_object_access, repository_containers
+from api.fields import Body, MetadataMap
+from storage.bounds import NAME_MAX, check_object_metadata
+from storage.errors import InvalidInput
 from backends.object.base import ContainerInfo, ObjectInfo, ObjectStore, PrefixEntry
 from storage.paths import private_dir
 from storage.service import Storage
@@ -31,7 +34,11 @@ router = APIRouter(prefix="/object-stores", tags=["objects"], dependencies=[Depe
 SPOOL_MEMORY = 1024 * 1024
 DOWNLOAD_BLOCK = 256 * 1024
 META_PREFIX = "x-object-meta-"
+CONTENT_TYPE_MAX = 256
 ContainerName = Annotated[str, Field(min_length=1, max_length=256)]
+StorePath = Annotated[str, Path(min_length=1, max_length=NAME_MAX)]
+ContainerPath = Annotated[str, Path(min_length=1, max_length=256)]
+ObjectPath = Annotated[str, Path(min_length=1, max_length=1024)]
 
 
 class StoreOut(BaseModel):
@@ -57,8 +64,8 @@ class ObjectOut(BaseModel):
     subdir: str | None = Field(default=None, description="Set for a pseudo-directory of a delimiter listing")
 
 
-class ContainerCreate(BaseModel):
-    metadata: dict[str, str] | None = None
+class ContainerCreate(Body):
+    metadata: MetadataMap | None = None
 
 
 def _container(info: ContainerInfo) -> ContainerOut:
@@ -78,12 +85,12 @@ def _guard(store: str, container: str, st: Storage, role: str, *, reads_data: bo
                             protected=repository_containers(st.backups.repository_urls(), st.settings))
 
 
-def guard_read(store: str, container: str, st: StorageDep, principal: PrincipalDep) -> None:
+def guard_read(store: StorePath, container: ContainerPath, st: StorageDep, principal: PrincipalDep) -> None:
     """Object bytes of a backup repository's container: admins only (api.guards.check_object_access)."""
     _guard(store, container, st, principal.role, reads_data=True)
 
 
-def guard_change(store: str, container: str, st: StorageDep, principal: PrincipalDep) -> None:
+def guard_change(store: StorePath, container: ContainerPath, st: StorageDep, principal: PrincipalDep) -> None:
     """Changes in a backup repository's container: admins only."""
     _guard(store, container, st, principal.role, reads_data=False)
 
@@ -109,26 +116,26 @@ def list_stores(st: StorageDep) -> list[StoreOut]:
 
 
 @router.get("/{store}/containers", response_model=list[ContainerOut])
-def list_containers(store: str, st: StorageDep, prefix: Annotated[str | None, Query(max_length=256)] = None) -> list[ContainerOut]:
+def list_containers(store: StorePath, st: StorageDep, prefix: Annotated[str | None, Query(max_length=256)] = None) -> list[ContainerOut]:
     with _closing(_open(st, store)) as s:
         return [_container(c) for c in s.list_containers(prefix=prefix)]
 
 
 @router.put("/{store}/containers/{container}", response_model=ContainerOut, status_code=201, dependencies=[Depends(guard_change)])
-def create_container(store: str, container: str, st: StorageDep, body: ContainerCreate | None = None) -> ContainerOut:
+def create_container(store: StorePath, container: ContainerPath, st: StorageDep, body: ContainerCreate | None = None) -> ContainerOut:
     with _closing(_open(st, store)) as s:
         s.create_container(container, metadata=body.metadata if body else None)
         return _container(s.stat_container(container))
 
 
 @router.get("/{store}/containers/{container}", response_model=ContainerOut)
-def stat_container(store: str, container: str, st: StorageDep) -> ContainerOut:
+def stat_container(store: StorePath, container: ContainerPath, st: StorageDep) -> ContainerOut:
     with _closing(_open(st, store)) as s:
         return _container(s.stat_container(container))
 
 
 @router.delete("/{store}/containers/{container}", status_code=204, response_class=Response, dependencies=[Depends(guard_change)])
-def delete_container(store: str, container: str, st: StorageDep) -> Response:
+def delete_container(store: StorePath, container: ContainerPath, st: StorageDep) -> Response:
     with _closing(_open(st, store)) as s:
         s.delete_container(container)
     return Response(status_code=204)
@@ -136,7 +143,7 @@ def delete_container(store: str, container: str, st: StorageDep) -> Response:
 
 @router.get("/{store}/containers/{container}/objects", response_model=list[ObjectOut])
 def list_objects(
-    store: str, container: str, st: StorageDep,
+    store: StorePath, container: ContainerPath, st: StorageDep,
     prefix: Annotated[str | None, Query(max_length=1024)] = None,
     delimiter: Annotated[str | None, Query(min_length=1, max_length=1)] = None,
     marker: Annotated[str | None, Query(max_length=1024)] = None,
@@ -153,8 +160,15 @@ def list_objects(
     dependencies=[Depends(guard_change)],
     openapi_extra={"requestBody": {"required": True, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
 )
-async def upload_object(store: str, container: str, name: str, request: Request, st: StorageDep) -> ObjectOut:
+async def upload_object(store: StorePath, container: ContainerPath, name: ObjectPath, request: Request, st: StorageDep) -> ObjectOut:
     """Stream the request body into the object (Content-Type and X-Object-Meta-* headers are kept)."""
+    metadata = check_object_metadata(  # bounded before a byte of the body is read
+        {k[len(META_PREFIX):]: v for k, v in request.headers.items() if k.lower().startswith(META_PREFIX)},
+        field="X-Object-Meta-*",
+    )
+    content_type = request.headers.get("content-type") or None
+    if content_type is not None and len(content_type) > CONTENT_TYPE_MAX:
+        raise InvalidInput(f"Content-Type is {len(content_type)} characters long; accepted: at most {CONTENT_TYPE_MAX}", field="content-type")
     tmp_dir = private_dir(st.settings.data_dir / "tmp")
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY, dir=tmp_dir)
     try:
@@ -164,8 +178,6 @@ async def upload_object(store: str, container: str, name: str, request: Request,
                 await run_in_threadpool(spool.write, block)
                 size += len(block)
         spool.seek(0)
-        metadata = {k[len(META_PREFIX):]: v for k, v in request.headers.items() if k.lower().startswith(META_PREFIX)}
-        content_type = request.headers.get("content-type") or None
 
         def put() -> ObjectInfo:
             with _closing(_open(st, store)) as s:
@@ -177,7 +189,7 @@ async def upload_object(store: str, container: str, name: str, request: Request,
 
 
 @router.head("/{store}/containers/{container}/objects/{name:path}", response_class=Response)
-def head_object(store: str, container: str, name: str, st: StorageDep) -> Response:
+def head_object(store: StorePath, container: ContainerPath, name: ObjectPath, st: StorageDep) -> Response:
     with _closing(_open(st, store)) as s:
         info = s.head_object(container, name)
     return Response(status_code=200, headers=_object_headers(info))
@@ -189,7 +201,7 @@ def head_object(store: str, container: str, name: str, st: StorageDep) -> Respon
     dependencies=[Depends(guard_read)],
     responses={200: {"description": "The object's bytes, with its own Content-Type", "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}},
 )
-def download_object(store: str, container: str, name: str, st: StorageDep) -> StreamingResponse:
+def download_object(store: StorePath, container: ContainerPath, name: ObjectPath, st: StorageDep) -> StreamingResponse:
     s = _open(st, store)
     try:
         info = s.head_object(container, name)
@@ -212,7 +224,7 @@ def download_object(store: str, container: str, name: str, st: StorageDep) -> St
 
 @router.delete("/{store}/containers/{container}/objects/{name:path}", status_code=204, response_class=Response,
                dependencies=[Depends(guard_change)])
-def delete_object(store: str, container: str, name: str, st: StorageDep) -> Response:
+def delete_object(store: StorePath, container: ContainerPath, name: ObjectPath, st: StorageDep) -> Response:
     with _closing(_open(st, store)) as s:
         s.delete_object(container, name)
     return Response(status_code=204)

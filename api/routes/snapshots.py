@@ -5,31 +5,32 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from api.deps import StorageDep, authorize
 from api.errors import ERROR_RESPONSES
+from api.fields import Body, LabelMap, Name, Ref, RefPath
 from api.routes.common import labels_query
 from storage.domain import Snapshot
 
 router = APIRouter(prefix="/snapshots", tags=["snapshots"], dependencies=[Depends(authorize)], responses=ERROR_RESPONSES)
 
 
-class SnapshotCreate(BaseModel):
-    volume: str = Field(min_length=1, description="Volume name or id")
-    name: str | None = Field(default=None, min_length=1, max_length=128, description="Default: <volume>-<time>")
-    labels: dict[str, str] | None = None
+class SnapshotCreate(Body):
+    volume: Ref = Field(description="Volume name or id")
+    name: Name | None = Field(default=None, description="Default: <volume>-<time>")
+    labels: LabelMap | None = None
 
 
-class SnapshotUpdate(BaseModel):
-    name: str | None = Field(default=None, min_length=1, max_length=128)
-    labels: dict[str, str] | None = None
+class SnapshotUpdate(Body):
+    name: Name | None = None
+    labels: LabelMap | None = None
 
 
 @router.get("", response_model=list[Snapshot])
 def list_snapshots(
     st: StorageDep,
-    volume: Annotated[str | None, Query(description="Only snapshots of this volume (name or id)")] = None,
+    volume: Annotated[str | None, Query(max_length=256, description="Only snapshots of this volume (name or id)")] = None,
     label: Annotated[list[str] | None, Query(description="KEY=VALUE; repeat to require several")] = None,
 ) -> list[Snapshot]:
     return st.snapshots.list(volume=volume, labels=labels_query(label))
@@ -41,16 +42,16 @@ def create_snapshot(body: SnapshotCreate, st: StorageDep) -> Snapshot:
 
 
 @router.get("/{ref}", response_model=Snapshot)
-def show_snapshot(ref: str, st: StorageDep) -> Snapshot:
+def show_snapshot(ref: RefPath, st: StorageDep) -> Snapshot:
     return st.snapshots.get(ref)
 
 
 @router.patch("/{ref}", response_model=Snapshot)
-def update_snapshot(ref: str, body: SnapshotUpdate, st: StorageDep) -> Snapshot:
+def update_snapshot(ref: RefPath, body: SnapshotUpdate, st: StorageDep) -> Snapshot:
     return st.snapshots.update(ref, name=body.name, labels=body.labels)
 
 
 @router.delete("/{ref}", status_code=204, response_class=Response)
-def delete_snapshot(ref: str, st: StorageDep) -> Response:
+def delete_snapshot(ref: RefPath, st: StorageDep) -> Response:
     st.snapshots.delete(ref)
     return Response(status_code=204)

@@ -6,19 +6,21 @@ from datetime import timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
 from api.deps import StorageDep, require_admin
 from api.errors import ERROR_RESPONSES
+from api.fields import Body, IdPath, Name
+from storage.bounds import TOKEN_EXPIRY_SECONDS_MAX
 from storage.auth.service import TokenInfo
 
 router = APIRouter(prefix="/tokens", tags=["tokens"], dependencies=[Depends(require_admin)], responses=ERROR_RESPONSES)
 
 
-class TokenCreate(BaseModel):
+class TokenCreate(Body):
     role: Literal["admin", "operator", "reader"]
-    name: Annotated[str | None, Field(min_length=1, max_length=128)] = None
-    expires_in_seconds: Annotated[int | None, Field(ge=1, le=10 * 365 * 86400)] = None
+    name: Name | None = None
+    expires_in_seconds: Annotated[StrictInt, Field(ge=1, le=TOKEN_EXPIRY_SECONDS_MAX)] | None = None
 
 
 class TokenCreated(BaseModel):
@@ -39,5 +41,5 @@ def list_tokens(st: StorageDep) -> list[TokenInfo]:
 
 
 @router.delete("/{token_id}", response_model=TokenInfo)
-def revoke_token(token_id: str, st: StorageDep) -> TokenInfo:
+def revoke_token(token_id: IdPath, st: StorageDep) -> TokenInfo:
     return st.tokens.revoke(token_id)

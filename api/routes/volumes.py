@@ -6,10 +6,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import ConfigDict, Field, StrictBool, TypeAdapter
 
 from api.deps import StorageDep, authorize, require_admin
 from api.errors import ERROR_RESPONSES
+from api.fields import Body, LabelKey, LabelMap, LabelValue, Name, Ref, RefPath, Size
 from api.listing_cache import cache_of, etag_matches
 from api.routes.common import labels_query, submit_job
 from storage.domain import Volume, VolumeStatus
@@ -18,20 +19,22 @@ from storage.scheduler import validate_hints
 
 router = APIRouter(prefix="/volumes", tags=["volumes"], dependencies=[Depends(authorize)], responses=ERROR_RESPONSES)
 
-Size = Annotated[int | str, Field(description="Bytes, or a number with a unit: 512M, 10G, 1T", examples=["1G", 1073741824])]
-Labels = Annotated[dict[str, str] | None, Field(description="KEY: VALUE labels")]
 
 
-class VolumeCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=128)
+class VolumeCreate(Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "description": "A new empty volume needs size; a copy (source_volume or source_snapshot, not both) may omit it.",
+        "not": {"required": ["source_volume", "source_snapshot"]},
+    })
+    name: Name
     size: Size | None = None
-    pool: str | None = Field(default=None, max_length=128)
-    labels: Labels = None
-    source_volume: str | None = Field(default=None, description="Copy this volume (name or id)")
-    source_snapshot: str | None = Field(default=None, description="Copy this snapshot (name or id)")
+    pool: Name | None = None
+    labels: LabelMap | None = None
+    source_volume: Ref | None = Field(default=None, description="Copy this volume (name or id)")
+    source_snapshot: Ref | None = Field(default=None, description="Copy this snapshot (name or id)")
     availability_zone: str | None = Field(default=None, max_length=63, description="Place in a pool of this zone")
-    pool_labels: dict[str, str] | None = Field(default=None, max_length=16, description="Place in a pool with these labels")
-    capabilities: dict[str, bool | str] | None = Field(
+    pool_labels: dict[LabelKey, LabelValue] | None = Field(default=None, max_length=16, description="Place in a pool with these labels")
+    capabilities: dict[LabelKey, StrictBool | LabelValue] | None = Field(
         default=None, max_length=16, description="Required pool capabilities, e.g. {\"thin\": true, \"reflink\": true}"
     )
 
@@ -42,25 +45,25 @@ class VolumeCreated(Volume):
     )
 
 
-class VolumeUpdate(BaseModel):
-    name: str | None = Field(default=None, min_length=1, max_length=128)
-    labels: Labels = None
+class VolumeUpdate(Body):
+    name: Name | None = None
+    labels: LabelMap | None = None
 
 
-class Extend(BaseModel):
+class Extend(Body):
     size: Size
 
 
-class Clone(BaseModel):
-    name: str = Field(min_length=1, max_length=128)
+class Clone(Body):
+    name: Name
     size: Size | None = None
 
 
-class Revert(BaseModel):
-    snapshot: str = Field(min_length=1, description="Snapshot name or id of this volume")
+class Revert(Body):
+    snapshot: Ref = Field(description="Snapshot name or id of this volume")
 
 
-class ResetStatus(BaseModel):
+class ResetStatus(Body):
     status: VolumeStatus
 
 
@@ -76,7 +79,7 @@ LIST_RESPONSES: dict[int | str, dict] = {
 def list_volumes(
     request: Request,
     st: StorageDep,
-    pool: Annotated[str | None, Query(max_length=128)] = None,
+    pool: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
     status: Annotated[VolumeStatus | None, Query()] = None,
     label: Annotated[list[str] | None, Query(description="KEY=VALUE; repeat to require several")] = None,
     if_none_match: Annotated[str | None, Header(description="An ETag from an earlier listing: 304 while unchanged")] = None,
@@ -110,18 +113,18 @@ def create_volume(
 
 
 @router.get("/{ref}", response_model=Volume)
-def show_volume(ref: str, st: StorageDep) -> Volume:
+def show_volume(ref: RefPath, st: StorageDep) -> Volume:
     return st.volumes.get(ref)
 
 
 @router.patch("/{ref}", response_model=Volume)
-def update_volume(ref: str, body: VolumeUpdate, st: StorageDep) -> Volume:
+def update_volume(ref: RefPath, body: VolumeUpdate, st: StorageDep) -> Volume:
     return st.volumes.update(ref, name=body.name, labels=body.labels)
 
 
 @router.delete("/{ref}", status_code=204, response_class=Response, responses={202: {"model": JobInfo}})
 def delete_volume(
-    ref: str,
+    ref: RefPath,
     request: Request,
     st: StorageDep,
     wipe: Annotated[Literal["none", "zero"], Query(description="zero: overwrite with zeros first (runs as a job)")] = "none",
@@ -142,30 +145,30 @@ def delete_volume(
 
 
 @router.post("/{ref}/extend", response_model=Volume)
-def extend_volume(ref: str, body: Extend, st: StorageDep) -> Volume:
+def extend_volume(ref: RefPath, body: Extend, st: StorageDep) -> Volume:
     return st.volumes.extend(ref, body.size)
 
 
 @router.post("/{ref}/attach", response_model=Volume)
-def attach_volume(ref: str, st: StorageDep) -> Volume:
+def attach_volume(ref: RefPath, st: StorageDep) -> Volume:
     return st.volumes.attach(ref)
 
 
 @router.post("/{ref}/detach", response_model=Volume)
-def detach_volume(ref: str, st: StorageDep) -> Volume:
+def detach_volume(ref: RefPath, st: StorageDep) -> Volume:
     return st.volumes.detach(ref)
 
 
 @router.post("/{ref}/clone", response_model=Volume, status_code=201)
-def clone_volume(ref: str, body: Clone, st: StorageDep) -> Volume:
+def clone_volume(ref: RefPath, body: Clone, st: StorageDep) -> Volume:
     return st.volumes.clone(ref, body.name, size=body.size)
 
 
 @router.post("/{ref}/revert", response_model=Volume)
-def revert_volume(ref: str, body: Revert, st: StorageDep) -> Volume:
+def revert_volume(ref: RefPath, body: Revert, st: StorageDep) -> Volume:
     return st.volumes.revert(ref, body.snapshot)
 
 
 @router.post("/{ref}/reset-status", response_model=Volume, dependencies=[Depends(require_admin)])
-def reset_volume_status(ref: str, body: ResetStatus, st: StorageDep) -> Volume:
+def reset_volume_status(ref: RefPath, body: ResetStatus, st: StorageDep) -> Volume:
     return st.volumes.reset_status(ref, body.status)

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from storage.catalog.api_tables import ApiToken
+from storage.bounds import NAME_MAX, TOKEN_EXPIRY_DAYS_MAX, short_repr
 from storage.errors import AuthenticationFailed, InvalidInput, NotFound, PermissionDenied
 
 if TYPE_CHECKING:
@@ -126,10 +127,17 @@ class TokenService:
     ) -> tuple[TokenInfo, str]:
         """Create a token; return its info and the bearer string (shown once, never stored)."""
         validate_role(role)
-        if name is not None and (not name.strip() or len(name) > 128):
-            raise InvalidInput(f"token name {name!r} is not accepted; accepted: 1-128 characters", field="name")
+        if name is not None and (not isinstance(name, str) or not name.strip() or len(name) > NAME_MAX):
+            raise InvalidInput(f"token name {short_repr(name)} is not accepted; accepted: 1-{NAME_MAX} characters", field="name")
         now = datetime.now(UTC)
+        if isinstance(expires, timedelta) and expires > timedelta(days=TOKEN_EXPIRY_DAYS_MAX):
+            raise InvalidInput(
+                f"token expiry of {expires.days} days is too far; accepted: at most {TOKEN_EXPIRY_DAYS_MAX} days",
+                field="expires",
+            )
         expires_at = now + expires if isinstance(expires, timedelta) else _aware(expires)
+        if expires_at is not None and expires_at > now + timedelta(days=TOKEN_EXPIRY_DAYS_MAX):
+            raise InvalidInput(f"token expiry is too far; accepted: at most {TOKEN_EXPIRY_DAYS_MAX} days ahead", field="expires")
         if expires_at is not None and expires_at <= now:
             raise InvalidInput("token expiry must be in the future", field="expires")
         secret = secrets.token_urlsafe(32)

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from storage.bounds import TOKEN_EXPIRY_DAYS_MAX
 from storage.cli import common
 from storage.errors import InvalidInput
 from storage.units import format_size
@@ -39,7 +40,7 @@ def token_create(
     ctx: typer.Context,
     role: Annotated[str, typer.Option("--role", help="admin, operator or reader")],
     name: Annotated[Optional[str], typer.Option("--name", help="A label for the token")] = None,
-    expires_days: Annotated[Optional[int], typer.Option("--expires-days", min=1, help="Expire after N days")] = None,
+    expires_days: Annotated[Optional[int], typer.Option("--expires-days", min=1, max=TOKEN_EXPIRY_DAYS_MAX, help=f"Expire after N days (1-{TOKEN_EXPIRY_DAYS_MAX})")] = None,
     as_json: common.JsonOpt = False,
 ) -> None:
     """Create a token. Its secret is printed once and never stored."""

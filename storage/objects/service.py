@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from storage.bounds import URL_MAX, check_text
 from backends.object.base import ObjectStore
 from storage import registry
 from storage.objects import transfer as object_transfer
@@ -188,6 +189,16 @@ class ObjectService:
         store = self._make(parsed.scheme, options)
         clean = format_url(parsed.scheme, parsed.container, parsed.prefix, parsed.store_name)
         return StoreLocation(store, parsed.container, parsed.prefix, clean, name)
+
+    def check_url(self, url: str) -> str:
+        """Validate a repository/object URL against the configuration without connecting anywhere:
+        the form (``parse_url``) and, for swift:// and s3://, that a store of that kind is configured
+        (or given by the environment). Used to refuse a job's parameters before it is queued."""
+        check_text(url, field="repository", max_len=URL_MAX, min_len=1)
+        parsed = parse_url(url)
+        if parsed.scheme != "file":
+            self._pick_store(parsed.scheme, parsed.store_name)
+        return url
 
     def _open_file(self, path: str) -> StoreLocation:
         target = Path(path)

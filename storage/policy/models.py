@@ -107,16 +107,19 @@ def _looks_like_id(text: str) -> bool:
     return is_uuid(text)
 
 
+KeepCount = Annotated[int, Field(ge=1, le=COUNT_MAX)]
+
+
 class Retention(BaseModel):
     """restic-style keep rules; see storage.policy.retention for the exact semantics."""
 
     model_config = ConfigDict(extra="forbid")
-    keep_last: int | None = None
-    keep_hourly: int | None = None
-    keep_daily: int | None = None
-    keep_weekly: int | None = None
-    keep_monthly: int | None = None
-    keep_yearly: int | None = None
+    keep_last: KeepCount | None = None
+    keep_hourly: KeepCount | None = None
+    keep_daily: KeepCount | None = None
+    keep_weekly: KeepCount | None = None
+    keep_monthly: KeepCount | None = None
+    keep_yearly: KeepCount | None = None
     keep_within: str | None = Field(default=None, max_length=DURATION_TEXT_MAX)
     keep_all: bool = False
 
