@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sys
+import traceback
 from typing import Annotated, Optional
 
 import click
@@ -97,7 +100,21 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         common.err_console.print("interrupted")
         return 130
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, exit 1, no traceback
+        return _unexpected(exc, as_json)
     return 0
+
+
+def _unexpected(exc: Exception, as_json: bool) -> int:
+    """An error no module typed: one line naming its type (exit 1, "internal error"); the traceback
+    only with STORAGE_DEBUG=1. Messages of OS errors name the path, never a secret."""
+    if os.environ.get("STORAGE_DEBUG") == "1":
+        traceback.print_exc()
+    message = f"internal error ({type(exc).__name__}): {str(exc)[:300]}"
+    if as_json:
+        sys.stdout.write(json.dumps({"error": {"code": "internal_error", "message": message}}) + "\n")
+    common.err_console.print(f"error: {message}", highlight=False, markup=False)
+    return 1
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from storage.units import format_size, parse_size
 object_app = typer.Typer(help="Object stores: containers and objects (Swift, S3, local directory).", no_args_is_help=True)
 
 StoreOpt = Annotated[Optional[str], typer.Option("--store", "-s", help="Configured object store name.")]
-UrlOpt = Annotated[Optional[str], typer.Option("--url", help="Store URL: file:///path/container, swift://[STORE@]container, s3://[STORE@]bucket.")]
+UrlOpt = Annotated[Optional[str], typer.Option("--url", help="Store URL: file:///path/container, swift://\\[STORE@]container, s3://\\[STORE@]bucket.")]
 ContainerArg = Annotated[Optional[str], typer.Argument(help="Container (default: the one in --url).")]
 
 

@@ -35,7 +35,7 @@ KeepMonthly = Annotated[Optional[int], typer.Option("--keep-monthly", help="... 
 KeepYearly = Annotated[Optional[int], typer.Option("--keep-yearly", help="... of the last N years.")]
 KeepWithin = Annotated[Optional[str], typer.Option("--keep-within", help="Keep everything within DURATION of the newest item (e.g. 2d, 1w, 6mo).")]
 KeepAll = Annotated[bool, typer.Option("--keep-all", help="Keep everything (required to have no keep rule).")]
-RepoOpt = Annotated[Optional[str], typer.Option("--repository", "-r", help="Backup target URL (file:///..., swift://[STORE@]container[/prefix]); must exist.")]
+RepoOpt = Annotated[Optional[str], typer.Option("--repository", "-r", help="Backup target URL (file:///..., swift://\\[STORE@]container\\[/prefix]); must exist.")]
 CompressionOpt = Annotated[Optional[str], typer.Option("--compression", help="zstd or none; must match the repository (fixed when it is created).")]
 KeyFileOpt = Annotated[Optional[str], typer.Option("--key-file", help="Encryption key file of the repository.")]
 VerifyOpt = Annotated[Optional[str], typer.Option("--verify", help="After each backup: none, quick or deep.")]
