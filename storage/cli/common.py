@@ -83,10 +83,18 @@ def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(to_jsonable(value), indent=2, sort_keys=False) + "\n")
 
 
-def print_table(rows: Iterable[Sequence[Any]], columns: Sequence[str], title: str | None = None) -> None:
-    table = Table(title=title, show_lines=False, header_style="bold")
+def print_table(
+    rows: Iterable[Sequence[Any]], columns: Sequence[str], title: str | None = None, *,
+    numeric: Sequence[str] = (), caption: str | None = None,
+) -> None:
+    """A Rich table; ``numeric`` columns are right-aligned and never wrapped or truncated (Rich
+    narrows the other columns instead)."""
+    table = Table(title=title, show_lines=False, header_style="bold", caption=caption)
     for col in columns:
-        table.add_column(col)
+        if col in numeric:
+            table.add_column(col, justify="right", no_wrap=True, overflow="ignore")
+        else:
+            table.add_column(col)
     for row in rows:
         table.add_row(*("" if v is None else str(v) for v in row))
     console.print(table)

@@ -14,25 +14,39 @@ from storage.units import format_size
 host_app = typer.Typer(help="This host's block devices.", no_args_is_help=True)
 
 
+POOL_COLUMNS = ["Pool", "Driver", "Total", "Free", "Prov.", "Alloc.", "Ratio", "Copy", "Error"]
+POOL_NUMBERS = ("Total", "Free", "Prov.", "Alloc.", "Ratio")
+
+
+def pool_rows(items: list[Any]) -> tuple[list[str], list[list[str]]]:
+    """Columns and rows of `storagectl pools`: short headers so that the numbers fit an 80-column
+    terminal unwrapped (the default pool is marked ``*``; the error column only when a pool failed)."""
+    rows = []
+    for p in items:
+        name = f"{p.name}*" if p.default else p.name
+        if p.error:
+            rows.append([name, p.driver, "", "", "", "", "", "", p.error])
+            continue
+        rows.append([
+            name, p.driver, format_size(p.total_bytes), format_size(p.free_bytes), format_size(p.provisioned_bytes),
+            format_size(p.allocated_bytes), f"{p.overcommit_ratio:g}", p.capabilities.get("copy_method", ""), "",
+        ])
+    columns = list(POOL_COLUMNS)
+    if not any(p.error for p in items):
+        columns, rows = columns[:-1], [r[:-1] for r in rows]
+    return columns, rows
+
+
 def pools(ctx: typer.Context, as_json: common.JsonOpt = False) -> None:
     """Capacity and capabilities of the configured volume pools."""
     infos = common.get_storage(ctx).pools.list()
 
     def human(items: list[Any]) -> None:
-        rows = []
-        for p in items:
-            if p.error:
-                rows.append([p.name, "yes" if p.default else "", p.driver, "", "", "", "", "", "", p.error])
-                continue
-            rows.append([
-                p.name, "yes" if p.default else "", p.driver, format_size(p.total_bytes), format_size(p.free_bytes),
-                format_size(p.provisioned_bytes), format_size(p.allocated_bytes), f"{p.overcommit_ratio:g}",
-                p.capabilities.get("copy_method", ""), "",
-            ])
-        columns = ["Pool", "Default", "Driver", "Total", "Free", "Provisioned", "Allocated", "Overcommit", "Copy", "Error"]
-        if not any(p.error for p in items):  # the error column only when a pool failed
-            columns, rows = columns[:-1], [r[:-1] for r in rows]
-        common.print_table(rows, columns, title="Volume pools")
+        columns, rows = pool_rows(items)
+        common.print_table(
+            rows, columns, title="Volume pools", numeric=POOL_NUMBERS,
+            caption="* default pool" if any(p.default for p in items) else None,
+        )
 
     common.emit(infos, as_json, human)
 
