@@ -330,6 +330,9 @@ class BackupService:
 
         A cancelled verify (cancel set) raises Cancelled and marks nothing."""
         from storage.backup import ops
+        from storage.bounds import check_float
+
+        sample_percent = check_float(sample_percent, field="sample_percent", lo=0, hi=100, lo_open=True)
 
         return ops.verify(self, target, deep=deep, sample_percent=sample_percent, key_file=key_file, progress=progress,
                           lock=lock, cancel=cancel)
@@ -345,6 +348,12 @@ class BackupService:
         """Delete packs without live chunks and repack packs whose dead fraction exceeds repack_threshold
         (default backup.repack_threshold), all past the grace period, under the exclusive lock."""
         from storage.backup import ops
+        from storage.bounds import DURATION_SECONDS_MAX, check_float, check_int
+
+        if grace_seconds is not None:
+            check_int(grace_seconds, field="grace_seconds", lo=0, hi=DURATION_SECONDS_MAX, what="a number of seconds")
+        if repack_threshold is not None:
+            check_float(repack_threshold, field="repack_threshold", lo=0, hi=1)
 
         return ops.gc(self, repository, grace_seconds=grace_seconds, dry_run=dry_run, key_file=key_file,
                       repack_threshold=repack_threshold)

@@ -13,6 +13,7 @@ from rich.markup import escape
 from storage.backup.models import Backup, Progress, VerifyReport
 from storage.cli import common
 from storage.errors import DataCorruption
+from storage.bounds import DURATION_SECONDS_MAX
 from storage.names import parse_labels
 from storage.units import format_size
 
@@ -172,7 +173,7 @@ def delete(
 def gc(
     ctx: typer.Context,
     repository: Annotated[Optional[str], typer.Argument(help="Repository URL (default: backup.repository).")] = None,
-    grace: Annotated[Optional[int], typer.Option("--grace", help="Keep unreferenced chunks younger than this many seconds.")] = None,
+    grace: Annotated[Optional[int], typer.Option("--grace", min=0, max=DURATION_SECONDS_MAX, help="Keep unreferenced chunks younger than this many seconds.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would be deleted.")] = False,
     key_file: KeyOpt = None,
     as_json: common.JsonOpt = False,

@@ -135,7 +135,7 @@ def list_(
     lh: Annotated[bool, typer.Option("--lh", help="Long listing with human sizes (like `swift list --lh`).")] = False,
     prefix: Annotated[Optional[str], typer.Option("--prefix", "-p", help="Only names starting with this.")] = None,
     delimiter: Annotated[Optional[str], typer.Option("--delimiter", "-d", help="Roll up names at this character (e.g. /).")] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", help="At most this many entries.")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, max=1_000_000, help="At most this many entries.")] = None,
     store: StoreOpt = None,
     url: UrlOpt = None,
     as_json: common.JsonOpt = False,

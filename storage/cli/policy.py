@@ -226,7 +226,7 @@ def _history_row(r: RunRecord) -> list[Any]:
 def history(
     ctx: typer.Context,
     policy: Annotated[Optional[str], typer.Argument(help="Name or id (default: all policies).")] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", help="Newest N runs.")] = 50,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=10000, help="Newest N runs.")] = 50,
     status: Annotated[Optional[str], typer.Option("--status", help="Only runs with this status.")] = None,
     as_json: common.JsonOpt = False,
 ) -> None:

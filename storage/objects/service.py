@@ -28,9 +28,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from storage.bounds import URL_MAX, check_text
 from backends.object.base import ObjectStore
 from storage import registry
+from storage.bounds import URL_MAX, check_object_metadata, check_text
 from storage.objects import transfer as object_transfer
 from storage.objects.transfer import TransferResult
 from storage.errors import InvalidInput, NotFound
@@ -176,6 +176,7 @@ class ObjectService:
         return loc.store.head_object(container, loc.key(name))
 
     def post(self, loc: StoreLocation, container: str, metadata: Mapping[str, str] | None = None) -> Any:
+        metadata = check_object_metadata(metadata)
         loc.store.create_container(container, metadata or None)
         return loc.store.stat_container(container)
 

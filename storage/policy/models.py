@@ -130,7 +130,7 @@ class Retention(BaseModel):
             return None
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= COUNT_MAX:
             raise ValueError(
-                f"{short_repr(value)} is not accepted; accepted: a whole number from 1 to {COUNT_MAX} (or leave it out)"
+                f"{short_repr(value)} is not accepted; accepted: a whole number of at least 1 and at most {COUNT_MAX} (or leave it out)"
             )
         return value
 

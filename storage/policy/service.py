@@ -17,6 +17,7 @@ from sqlalchemy import func, select, update
 
 from storage.catalog.base import new_id
 from storage.catalog.policies import PolicyRow, PolicyRunRow, aware
+from storage.bounds import check_int
 from storage.errors import Conflict, InvalidInput, NotFound
 from storage.names import is_uuid
 from storage.policy.actions import check_repository
@@ -220,8 +221,7 @@ class PolicyService:
     # -- history ------------------------------------------------------------------
     def history(self, ref: str | None = None, *, limit: int = 50, status: str | None = None) -> list[RunRecord]:
         """Runs, newest first; of one policy (name or id; also of a deleted one by id) or of all."""
-        if limit < 1:
-            raise InvalidInput(f"limit {limit} is not accepted; accepted: a whole number of at least 1", field="limit")
+        check_int(limit, field="limit", lo=1, hi=10000)
         if status is not None and status not in RUN_STATUSES:
             raise InvalidInput(f"status {status!r} is not a run status; accepted: {', '.join(RUN_STATUSES)}", field="status")
         with self.catalog.session() as s:
