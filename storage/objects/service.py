@@ -198,7 +198,10 @@ class ObjectService:
         check_text(url, field="repository", max_len=URL_MAX, min_len=1)
         parsed = parse_url(url)
         if parsed.scheme != "file":
-            self._pick_store(parsed.scheme, parsed.store_name)
+            try:
+                self._pick_store(parsed.scheme, parsed.store_name)
+            except NotFound as exc:  # a parameter naming no configured store: invalid input, not a 404
+                raise InvalidInput(exc.message, field="repository") from None
         return url
 
     def _open_file(self, path: str) -> StoreLocation:
