@@ -17,6 +17,7 @@ from storage.bounds import (
     LABEL_KEY_MAX, LABEL_KEY_RE, LABEL_VALUE_MAX, LABELS_MAX, LIST_MAX, META_COUNT_MAX, META_KEY_MAX, META_VALUE_MAX,
     NAME_MAX, NUMBER_DIGITS_MAX, PATH_MAX, REF_MAX, SECRET_MAX, SIZE_MAX, SIZE_TEXT_MAX, URL_MAX,
 )
+from storage.names import NAME_PATTERN  # validate_name also refuses '..' and UUIDs
 
 
 class Body(BaseModel):
@@ -37,7 +38,7 @@ Size = Annotated[
     ByteCount | SizeText,
     Field(description=f"Bytes (1..{SIZE_MAX}), or a number with a unit: 512M, 10G, 1T (ASCII digits)", examples=["1G", 1073741824]),
 ]
-Name = Annotated[str, Field(min_length=1, max_length=NAME_MAX)]
+Name = Annotated[str, Field(min_length=1, max_length=NAME_MAX, pattern=NAME_PATTERN)]
 Ref = Annotated[str, Field(min_length=1, max_length=REF_MAX, description="A name or an id")]
 Url = Annotated[str, Field(min_length=1, max_length=URL_MAX)]
 HostPath = Annotated[str, Field(min_length=1, max_length=PATH_MAX)]

@@ -8,7 +8,8 @@ import uuid
 from storage.bounds import LABEL_KEY_RE, NAME_MAX, parse_label_items
 from storage.errors import InvalidInput
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+@-]*$")
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:+@-]*$"
+_NAME_RE = re.compile(NAME_PATTERN)
 ACCEPTED_NAMES = (
     f"1-{NAME_MAX} characters: letters, digits and . _ - : + @, starting with a letter or digit "
     "(no '/', no '..')"
