@@ -99,7 +99,7 @@ def test_cinder_errors_and_limits(shared_api_server: ApiServer) -> None:
     r = httpx.post(f"{shared_api_server.url}/v3/{PROJECT}/volumes", headers={"X-Auth-Token": shared_api_server.tokens["operator"]}, json={"volume": {"size": "big"}})
     assert r.status_code == 400 and "size" in r.json()["badRequest"]["message"]
     r = httpx.post(f"{shared_api_server.url}/v3/{PROJECT}/volumes", headers={"X-Auth-Token": shared_api_server.tokens["operator"]},
-                   json={"volume": {"size": 10**7, "name": "huge"}})
+                   json={"volume": {"size": 10**6, "name": "huge"}})  # 1 PiB: within bounds.SIZE_MAX
     assert r.status_code == 413 and r.json()["overLimit"]["code"] == 413  # past the pool's capacity
     r = httpx.get(f"{shared_api_server.url}/v3/{PROJECT}/volumes")
     assert r.status_code == 401 and "unauthorized" in r.json()
