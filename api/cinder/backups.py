@@ -61,14 +61,14 @@ def _listing(request: Request, st: StorageDep, detail: bool, volume_id: str | No
 
 
 @router.get("/backups")
-def list_backups(request: Request, st: StorageDep, volume_id: str | None = None, status: str | None = None,
-                 marker: str | None = None, limit: Annotated[int | None, Query(ge=0)] = None) -> dict:
+def list_backups(request: Request, st: StorageDep, volume_id: Annotated[str | None, Query(max_length=256)] = None, status: Annotated[str | None, Query(max_length=256)] = None,
+                 marker: Annotated[str | None, Query(max_length=256)] = None, limit: Annotated[int | None, Query(ge=0)] = None) -> dict:
     return _listing(request, st, False, volume_id, status, marker, limit)
 
 
 @router.get("/backups/detail")
-def list_backups_detail(request: Request, st: StorageDep, volume_id: str | None = None, status: str | None = None,
-                        marker: str | None = None, limit: Annotated[int | None, Query(ge=0)] = None) -> dict:
+def list_backups_detail(request: Request, st: StorageDep, volume_id: Annotated[str | None, Query(max_length=256)] = None, status: Annotated[str | None, Query(max_length=256)] = None,
+                        marker: Annotated[str | None, Query(max_length=256)] = None, limit: Annotated[int | None, Query(ge=0)] = None) -> dict:
     return _listing(request, st, True, volume_id, status, marker, limit)
 
 

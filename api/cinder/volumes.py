@@ -43,14 +43,14 @@ def _listing(request: Request, st: StorageDep, detail: bool, status: str | None,
 
 
 @router.get("/volumes")
-def list_volumes(request: Request, st: StorageDep, status: str | None = None, name: str | None = None,
-                 marker: str | None = None, limit: Annotated[int | None, Query(ge=0)] = None) -> dict:
+def list_volumes(request: Request, st: StorageDep, status: Annotated[str | None, Query(max_length=256)] = None, name: Annotated[str | None, Query(max_length=256)] = None,
+                 marker: Annotated[str | None, Query(max_length=256)] = None, limit: Annotated[int | None, Query(ge=0)] = None) -> dict:
     return _listing(request, st, False, status, name, marker, limit)
 
 
 @router.get("/volumes/detail")
-def list_volumes_detail(request: Request, st: StorageDep, status: str | None = None, name: str | None = None,
-                        marker: str | None = None, limit: Annotated[int | None, Query(ge=0)] = None) -> dict:
+def list_volumes_detail(request: Request, st: StorageDep, status: Annotated[str | None, Query(max_length=256)] = None, name: Annotated[str | None, Query(max_length=256)] = None,
+                        marker: Annotated[str | None, Query(max_length=256)] = None, limit: Annotated[int | None, Query(ge=0)] = None) -> dict:
     return _listing(request, st, True, status, name, marker, limit)
 
 

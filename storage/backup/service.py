@@ -330,9 +330,9 @@ class BackupService:
 
         A cancelled verify (cancel set) raises Cancelled and marks nothing."""
         from storage.backup import ops
-        from storage.bounds import check_float
+        from storage.backup.verify import check_sample_percent
 
-        sample_percent = check_float(sample_percent, field="sample_percent", lo=0, hi=100, lo_open=True)
+        check_sample_percent(sample_percent)
 
         return ops.verify(self, target, deep=deep, sample_percent=sample_percent, key_file=key_file, progress=progress,
                           lock=lock, cancel=cancel)

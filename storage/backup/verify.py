@@ -55,9 +55,15 @@ def quick_check(wanted: Mapping[str, tuple[ChunkRef, int]], stored: Mapping[str,
     return findings
 
 
-def sample_ids(ids: list[str], percent: float, rng: random.Random | None = None) -> list[str]:
-    if not 0 < percent <= 100:
+def check_sample_percent(percent: float) -> float:
+    """A finite percentage in (0, 100]; refuses booleans, NaN and infinity (checked before any I/O)."""
+    if isinstance(percent, bool) or not isinstance(percent, (int, float)) or not 0 < percent <= 100:
         raise InvalidInput(f"sample percent {percent} is not accepted; accepted: more than 0 up to 100")
+    return percent
+
+
+def sample_ids(ids: list[str], percent: float, rng: random.Random | None = None) -> list[str]:
+    check_sample_percent(percent)
     if percent >= 100:
         return list(ids)
     count = max(1, round(len(ids) * percent / 100)) if ids else 0
