@@ -1,6 +1,6 @@
 """Bad input over every `storagectl` command: each case states its exit code; 0 tracebacks.
 
-Every failure is one line on stderr (``error: ...`` or click's usage error) and an exit code from
+Every failure is one line on stderr (``error: ...``, usage errors too) and an exit code from
 ``storage.errors.EXIT_CODES``; with ``--json`` the error is also a JSON object on stdout.
 """
 
@@ -132,9 +132,12 @@ def test_bad_input(config: Path, case: Case, as_json: bool, capsys: pytest.Captu
     assert rc in EXIT_CODES
     assert "Traceback" not in out + err, err
     assert len(err) < 20_000, "an error must not echo a huge input back"
+    lines = [line for line in err.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error:")]
+    assert len(errors) == 1 and lines[-1] == errors[0], f"not one error line:\n{err[:2000]}"
     if case.says:
         assert case.says in " ".join(err.split()) + out, err
-    if as_json and err.startswith("error:"):
+    if as_json:
         error = json.loads(out.strip().splitlines()[-1])["error"]
         assert error["code"] and error["message"]
 

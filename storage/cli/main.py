@@ -92,17 +92,28 @@ def main(argv: list[str] | None = None) -> int:
         common.err_console.print("aborted")
         return 130
     except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
+        return _click_error(exc, as_json)
     except _VENDORED_CLICK_ERRORS as exc:  # typer >= 0.20 vendors click: its usage errors are not click's
-        exc.show()
-        return exc.exit_code
+        return _click_error(exc, as_json)
     except KeyboardInterrupt:
         common.err_console.print("interrupted")
         return 130
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, exit 1, no traceback
         return _unexpected(exc, as_json)
     return 0
+
+
+def _click_error(exc: Exception, as_json: bool) -> int:
+    """A usage error (unknown option, missing argument, value out of range): one line naming the
+    problem and where the help is, exit 2 (click's own code)."""
+    message = " ".join(str(getattr(exc, "format_message", lambda: str(exc))()).split())
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None:
+        message += f" (see '{ctx.command_path} --help')"
+    if as_json:
+        sys.stdout.write(json.dumps({"error": {"code": "usage", "message": message}}) + "\n")
+    common.err_console.print(f"error: {message}", highlight=False, markup=False)
+    return int(getattr(exc, "exit_code", 2))
 
 
 def _unexpected(exc: Exception, as_json: bool) -> int:
