@@ -192,6 +192,10 @@ CASES = [
     Case("cinder snapshot unknown key", "POST", "/v3/p/snapshots", 400, {"snapshot": {"volume_id": "v-base", "colour": "x"}}),
     Case("cinder backup unknown key", "POST", "/v3/p/backups", 400, {"backup": {"volume_id": "v-base", "colour": "x"}}),
     Case("cinder backup s3:// container", "POST", "/v3/p/backups", 400, {"backup": {"volume_id": "v-base", "container": "s3://b"}}),
+    Case("cinder volume id 300 chars", "GET", "/v3/p/volumes/" + "i" * 300, 400),
+    Case("cinder snapshot id 300 chars", "DELETE", "/v3/p/snapshots/" + "i" * 300, 400),
+    Case("cinder backup id 300 chars", "GET", "/v3/p/backups/" + "i" * 300, 400),
+    Case("cinder list volume_id 10,000", "GET", "/v3/p/snapshots?volume_id=" + "v" * 10000, 400),
     Case("cinder restore unknown key", "POST", "/v3/p/backups/00000000-0000-0000-0000-000000000000/restore", 400, {"restore": {"volume_id": "x", "force": True}}),
 ]
 

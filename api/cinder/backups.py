@@ -13,6 +13,7 @@ from fastapi import Body, FastAPI, Query, Request, Response
 from api.cinder import views
 from api.cinder.common import BACKUP_CREATE_KEYS, RESTORE_KEYS, base_url, body_of, cinder_router, include_both, metadata_labels
 from api.deps import StorageDep
+from api.fields import IdPath
 from api.routes.backups import start_backup
 from api.routes.common import submit_job
 from storage.errors import InvalidInput, NotFound
@@ -91,19 +92,19 @@ def create_backup(request: Request, st: StorageDep, payload: Annotated[dict, Bod
 
 
 @router.get("/backups/{backup_id}")
-def show_backup(backup_id: str, request: Request, st: StorageDep) -> dict:
+def show_backup(backup_id: IdPath, request: Request, st: StorageDep) -> dict:
     return {"backup": views.backup_detail(_find(st, backup_id), base_url(request))}
 
 
 @router.delete("/backups/{backup_id}", status_code=202, response_class=Response)
-def delete_backup(backup_id: str, st: StorageDep) -> Response:
+def delete_backup(backup_id: IdPath, st: StorageDep) -> Response:
     st.backups.get(backup_id)
     st.backups.delete(backup_id)
     return Response(status_code=202)
 
 
 @router.post("/backups/{backup_id}/restore", status_code=202)
-def restore_backup(backup_id: str, request: Request, st: StorageDep, payload: Annotated[dict, Body()]) -> dict:
+def restore_backup(backup_id: IdPath, request: Request, st: StorageDep, payload: Annotated[dict, Body()]) -> dict:
     spec = body_of(payload, "restore", RESTORE_KEYS)
     backup = st.backups.get(backup_id)
     if spec.get("volume_id"):

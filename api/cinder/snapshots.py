@@ -9,6 +9,7 @@ from fastapi import Body, FastAPI, Query, Request, Response
 from api.cinder import views
 from api.cinder.common import SNAPSHOT_CREATE_KEYS, SNAPSHOT_UPDATE_KEYS, base_url, body_of, cinder_router, include_both, metadata_labels as _metadata, project_id
 from api.deps import StorageDep
+from api.fields import IdPath
 from storage.errors import InvalidInput
 
 router = cinder_router()
@@ -48,19 +49,19 @@ def create_snapshot(request: Request, st: StorageDep, payload: Annotated[dict, B
 
 
 @router.get("/snapshots/{snapshot_id}")
-def show_snapshot(snapshot_id: str, request: Request, st: StorageDep) -> dict:
+def show_snapshot(snapshot_id: IdPath, request: Request, st: StorageDep) -> dict:
     return {"snapshot": views.snapshot_detail(st.snapshots.get(snapshot_id), base_url(request), project_id(request))}
 
 
 @router.put("/snapshots/{snapshot_id}")
-def update_snapshot(snapshot_id: str, request: Request, st: StorageDep, payload: Annotated[dict, Body()]) -> dict:
+def update_snapshot(snapshot_id: IdPath, request: Request, st: StorageDep, payload: Annotated[dict, Body()]) -> dict:
     spec = body_of(payload, "snapshot", SNAPSHOT_UPDATE_KEYS)
     snap = st.snapshots.update(snapshot_id, name=spec.get("name") or None, labels=_metadata(spec.get("metadata")))
     return {"snapshot": views.snapshot_detail(snap, base_url(request), project_id(request))}
 
 
 @router.delete("/snapshots/{snapshot_id}", status_code=202, response_class=Response)
-def delete_snapshot(snapshot_id: str, st: StorageDep) -> Response:
+def delete_snapshot(snapshot_id: IdPath, st: StorageDep) -> Response:
     st.snapshots.delete(snapshot_id)
     return Response(status_code=202)
 

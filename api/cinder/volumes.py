@@ -13,6 +13,7 @@ from api.cinder.common import (
     metadata_labels as _metadata, project_id,
 )
 from api.deps import StorageDep
+from api.fields import IdPath
 from storage.bounds import SIZE_MAX, check_int
 from storage.errors import InvalidInput
 from storage.scheduler import validate_hints
@@ -75,19 +76,19 @@ def create_volume(request: Request, st: StorageDep, payload: Annotated[dict, Bod
 
 
 @router.get("/volumes/{volume_id}")
-def show_volume(volume_id: str, request: Request, st: StorageDep) -> dict:
+def show_volume(volume_id: IdPath, request: Request, st: StorageDep) -> dict:
     return {"volume": views.volume_detail(st.volumes.get(volume_id), base_url(request), project_id(request))}
 
 
 @router.put("/volumes/{volume_id}")
-def update_volume(volume_id: str, request: Request, st: StorageDep, payload: Annotated[dict, Body()]) -> dict:
+def update_volume(volume_id: IdPath, request: Request, st: StorageDep, payload: Annotated[dict, Body()]) -> dict:
     spec = body_of(payload, "volume", VOLUME_UPDATE_KEYS)
     vol = st.volumes.update(volume_id, name=spec.get("name") or None, labels=_metadata(spec.get("metadata")))
     return {"volume": views.volume_detail(vol, base_url(request), project_id(request))}
 
 
 @router.delete("/volumes/{volume_id}", status_code=202, response_class=Response)
-def delete_volume(volume_id: str, st: StorageDep, cascade: bool = False) -> Response:
+def delete_volume(volume_id: IdPath, st: StorageDep, cascade: bool = False) -> Response:
     st.volumes.delete(volume_id, cascade=cascade)
     return Response(status_code=202)
 
@@ -103,7 +104,7 @@ ACTION_KEYS: dict[str, frozenset[str]] = {
 
 
 @router.post("/volumes/{volume_id}/action", status_code=202, response_class=Response)
-def volume_action(volume_id: str, request: Request, st: StorageDep, payload: Annotated[dict, Body()]) -> Response:
+def volume_action(volume_id: IdPath, request: Request, st: StorageDep, payload: Annotated[dict, Body()]) -> Response:
     action = next((key for key in ACTIONS if isinstance(payload, dict) and key in payload), None)
     if action is None:
         keys = sorted(payload) if isinstance(payload, dict) else []
