@@ -136,6 +136,8 @@ CASES = [
     Case("retention unknown field", "POST", "/policies", 422, policy(retention={"keep_last": 1, "keep_forever": True})),
     Case("selector 10,000 labels", "POST", "/policies", 422, policy(selector={"labels": {f"k{i}": "v" for i in range(10000)}})),
     Case("selector 1,000 volumes", "POST", "/policies", 422, policy(selector={"volumes": [f"v{i}" for i in range(1000)]})),
+    Case("backup options s3:// without a store", "POST", "/policies", 422, policy(kind="backup", backup={"repository": "s3://b/x"})),
+    Case("backup options unknown store", "POST", "/policies", 422, policy(kind="backup", backup={"repository": "swift://nostore@c"})),
     Case("backup options bad bandwidth", "POST", "/policies", 422, policy(kind="backup", backup={"bandwidth_limit": "fast"})),
     Case("backup options bandwidth 2**63", "POST", "/policies", 422, policy(kind="backup", backup={"bandwidth_limit": BIG})),
     Case("backup options concurrency true", "POST", "/policies", 422, policy(kind="backup", backup={"max_concurrent": True})),
