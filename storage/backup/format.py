@@ -1,4 +1,4 @@
-"""The repository format, version 2 (documented in docs/backup-format.md).
+"""The repository format, version 3 (documented in docs/backup-format.md).
 
 Objects under the repository prefix:
   config                      JSON, plain: format version, chunk size, hash, compression, encryption
@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from storage.backup import compression
+from storage.backup import compression, crypto
 from storage.backup.crypto import RepoKeys, plain_chunk_id
 from storage.errors import DataCorruption, InvalidInput, Unsupported
 
 FORMAT_NAME = "storage-backup"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: BLAKE3 content addresses for new repositories (2: packs, 1: chunk objects)
+PACKS_VERSION = 2  # the first version with packs: what writing into a version-1 repository upgrades it to
 CONFIG_OBJECT = "config"
 CHUNKS_DIR = "chunks/"
 PACKS_DIR = "packs/"
@@ -50,7 +51,7 @@ class EncryptionParams:
 class RepoConfig:
     repository_id: str
     chunk_size: int
-    hash: str  # "sha256" (plain) or "hmac-sha256" (encrypted)
+    hash: str  # "blake3" / "keyed-blake3" (version 3), "sha256" / "hmac-sha256" (older repositories)
     compression: str
     compression_level: int
     encryption: EncryptionParams | None
@@ -68,7 +69,7 @@ class RepoConfig:
         return cls(
             repository_id=repository_id,
             chunk_size=chunk_size,
-            hash="hmac-sha256" if enc else "sha256",
+            hash=crypto.KEYED_HASH if enc else crypto.PLAIN_HASH,
             compression=compression_name,
             compression_level=level,
             encryption=enc,
@@ -105,7 +106,7 @@ class RepoConfig:
             )
         try:
             enc = doc.get("encryption")
-            return cls(
+            config = cls(
                 repository_id=str(doc["repository_id"]),
                 chunk_size=int(doc["chunk_size"]),
                 hash=str(doc["hash"]),
@@ -117,6 +118,8 @@ class RepoConfig:
             )
         except (KeyError, TypeError, ValueError):
             raise DataCorruption(f"config object of repository {where} is missing fields or has wrong types") from None
+        crypto.check_hash(config.hash, keyed=config.encryption is not None)
+        return config
 
 
 def check_chunk_size(chunk_size: int) -> None:
@@ -198,8 +201,9 @@ def unseal(body: bytes | memoryview, keys: RepoKeys | None, aad_of: Any, expecte
     return compression.decompress(flag & FLAG_COMPRESSION_MASK, payload, expected_size)
 
 
-def content_id(data: bytes | memoryview, keys: RepoKeys | None) -> str:
-    return plain_chunk_id(data) if keys is None else keys.chunk_id(data)
+def content_id(data: bytes | memoryview, keys: RepoKeys | None, hash_name: str = crypto.PLAIN_HASH) -> str:
+    """The content address of a chunk: the keys' keyed hash, else the plain hash_name."""
+    return plain_chunk_id(data, hash_name) if keys is None else keys.chunk_id(data)
 
 
 # -- manifests --------------------------------------------------------------------------------

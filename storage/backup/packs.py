@@ -1,4 +1,4 @@
-"""Pack objects and their indexes (format version 2), pure parts: encoding and planning.
+"""Pack objects and their indexes (format version 2 and later), pure parts: encoding and planning.
 
 A pack (``packs/<pack-id>``) is sealed chunk bodies back to back; the pack id is random
 (64 hex digits). Its index (``index/<pack-id>``, uploaded after the pack) is the usual
@@ -32,10 +32,11 @@ class PackIndex:
     pack_size: int
     entries: list[PackEntry]
 
-    def to_json(self) -> bytes:
+    def to_json(self, version: int = FORMAT_VERSION) -> bytes:
+        """version: the repository's (an index in a version-2 repository says 2, so version-2 programs read it)."""
         doc = {
             "format": FORMAT_NAME,
-            "version": FORMAT_VERSION,
+            "version": version,
             "pack": self.pack_id,
             "pack_size": self.pack_size,
             "chunks": [[e.chunk_id, e.offset, e.length] for e in self.entries],

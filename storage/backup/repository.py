@@ -52,6 +52,7 @@ class Repository:
         self.prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
         self.pack_size = DEFAULT_PACK_SIZE  # target size of the packs this program writes
         self.index_cache_dir: Path | None = None  # local copies of index objects (immutable), if set
+        self._chunk_id = crypto.chunk_id_function(config.hash, keys) if keys is not None or config.encryption is None else None
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
@@ -99,7 +100,8 @@ class Repository:
                     f"repository {location.url} is encrypted; pass its key file (--key-file or backup.key_file)", field="key_file"
                 )
             master = crypto.load_key_file(key_file)
-            keys = crypto.RepoKeys.from_master(master, bytes.fromhex(config.encryption.salt), config.encryption.key_check, str(key_file))
+            keys = crypto.RepoKeys.from_master(master, bytes.fromhex(config.encryption.salt), config.encryption.key_check, str(key_file),
+                                               config.hash)
         elif require_encryption:
             raise InvalidInput(
                 f"repository {location.url} is not encrypted, so a key file cannot be used with it; "
@@ -131,7 +133,10 @@ class Repository:
 
     # -- chunks ----------------------------------------------------------------------------
     def chunk_id(self, data: bytes | memoryview) -> str:
-        return fmt.content_id(data, self.keys)
+        """The chunk's content address with the repository's hash (see crypto.HASHES)."""
+        if self._chunk_id is None:
+            raise InvalidInput(f"repository {self.url} is encrypted and was opened without its key file; chunks cannot be addressed")
+        return self._chunk_id(data)
 
     def seal_chunk(self, chunk_id: str, data: bytes | memoryview) -> bytes:
         return fmt.seal(data, self.config, self.keys, lambda flag: fmt.chunk_aad(flag, chunk_id))
@@ -146,12 +151,23 @@ class Repository:
             raise DataCorruption(f"{what} does not match its content address (corrupt)", chunk=ref.id)
         return data
 
+    @property
+    def written_version(self) -> int:
+        """The version field of the indexes and manifests this program writes here: the
+        repository's own (a version-2 repository stays readable by version-2 programs)."""
+        return max(fmt.PACKS_VERSION, min(self.config.version, fmt.FORMAT_VERSION))
+
     # -- format upgrade --------------------------------------------------------------------
     def ensure_current_format(self, store: Any) -> None:
-        """Before writing packs into a version-1 repository, mark it version 2 (old programs then refuse it)."""
-        if self.config.version >= fmt.FORMAT_VERSION:
+        """Before writing packs into a version-1 repository, mark it version 2 (old programs then refuse it).
+
+        A version-2 repository stays version 2: version 3 changed only the hash of *new*
+        repositories, and what this program writes into an old one (SHA-256 addresses, packs,
+        indexes) is exactly version 2, so version-2 programs keep using it.
+        """
+        if self.config.version >= fmt.PACKS_VERSION:
             return
-        self.config = replace(self.config, version=fmt.FORMAT_VERSION)
+        self.config = replace(self.config, version=fmt.PACKS_VERSION)
         store.put_object(self.container, self.object_name(fmt.CONFIG_OBJECT), self.config.to_json(), content_type="application/json")
 
     # -- packs -----------------------------------------------------------------------------
@@ -165,7 +181,7 @@ class Repository:
         return index
 
     def put_index(self, store: Any, index: PackIndex) -> None:
-        body = fmt.seal(index.to_json(), self.config, self.keys, lambda flag: fmt.index_aad(flag, index.pack_id))
+        body = fmt.seal(index.to_json(self.written_version), self.config, self.keys, lambda flag: fmt.index_aad(flag, index.pack_id))
         store.put_object(self.container, self.object_name(fmt.index_object_name(index.pack_id)), body, length=len(body))
         self._cache_index(index.pack_id, body)
 
@@ -348,6 +364,7 @@ class Repository:
 
     def write_manifest(self, store: Any, manifest: Manifest) -> Manifest:
         """Store the manifest, then read it back and check it decodes to the same chunk list."""
+        manifest = replace(manifest, version=self.written_version)
         body = fmt.seal(manifest.to_json(), self.config, self.keys, self._manifest_aad(manifest.backup_id))
         name = self.object_name(fmt.manifest_object_name(manifest.backup_id))
         store.put_object(self.container, name, body, length=len(body))
