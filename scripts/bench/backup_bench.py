@@ -1,13 +1,25 @@
 #!/usr/bin/env python3
-"""Backup benchmark: storage vs restic vs plain `swift upload/download`, on one local Swift.
+"""Backup benchmark, wall clock of whole commands: `storagectl` vs `restic` vs plain `swift`.
 
-    .venv/bin/python scripts/bench/backup_bench.py [--size 1G] [--sparse-size 8G] [--no-write]
+    .venv/bin/python scripts/bench/backup_bench.py [--size 1G] [--rounds 3] [--pools ext4,xfs] [--no-write]
 
-Starts the Swift all-in-one (scripts/swift-aio.sh) in a temp dir, installs restic from apt if
-missing, builds a reflink (xfs) file pool on a loop device, and measures on the same data:
-full backup, incremental after ten random 1 MiB overwrites, restore, a sparse volume, a clone,
-and peak RSS of our backup/restore processes. Prints ratios and writes docs/benchmarks.md
-(the section between the backup-bench markers). Everything it starts is stopped at the end.
+Starts a Swift all-in-one (scripts/swift-aio.sh, devices on tmpfs) and, per pool (a file pool on
+the host's ext4 /var/tmp; a file pool on xfs with reflink on a loop device), fills one volume
+with random data, then in interleaved rounds (the order of the tools rotates each round) runs
+on the same bytes against the same Swift:
+
+* full backup: `storagectl backup create` into a new plain and a new encrypted repository,
+  `restic backup` into a new restic repository (Swift backend), `swift upload`;
+* incremental after ten random 1 MiB overwrites: `storagectl backup create` and `restic backup`
+  again into the round's repositories;
+* restore of that last backup to a new file: `storagectl backup restore --to-path`, `restic
+  restore`, `swift download`.
+
+Each figure is the wall clock of the whole command (start-up included), median [min-max] over
+the rounds, with the command's user+sys CPU per GiB and the Swift servers' CPU per GiB beside it
+(CPU time is what a busy machine disturbs least). The service's own timing is printed beside,
+never as the headline. Records date, cores and load average; writes docs/benchmarks.md between
+the backup-bench markers unless --no-write. Everything it starts is stopped at the end.
 """
 
 from __future__ import annotations
@@ -22,43 +34,26 @@ import sys
 import tempfile
 import time
 from contextlib import ExitStack
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from wallclock import Series, rotated, timed  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
-VENV_PY = ROOT / ".venv" / "bin" / "python"
 STORAGECTL = ROOT / ".venv" / "bin" / "storagectl"
 SWIFT_CLI = ROOT / ".cache" / "swift-venv" / "bin" / "swift"
 MIB = 1024 * 1024
 START, END = "<!-- backup-bench:start -->", "<!-- backup-bench:end -->"
+OURS = ("storagectl plain", "storagectl encrypted")
 
 
-def run(cmd: list[str], env: dict[str, str] | None = None, **kw: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, check=True, text=True, capture_output=True, env={**os.environ, **(env or {})}, **kw)
-
-
-def ours(cfg: Path, *args: str) -> tuple[float, int, dict[str, Any]]:
-    """storagectl in a child: (wall, peak RSS MiB, JSON). Peak RSS via wait4 on the child."""
-    t0 = time.monotonic()
-    # this checkout's code (a worktree shares the main checkout's venv, whose storagectl points elsewhere)
-    cmd = [sys.executable, "-m", "storage.cli.main", "-c", str(cfg), *args, "--json"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=str(ROOT))
-    out = proc.stdout.read() if proc.stdout else b""
-    err = proc.stderr.read() if proc.stderr else b""
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    wall = time.monotonic() - t0
-    if status:
-        raise SystemExit(f"storagectl {' '.join(args)} failed: {err.decode()[-2000:]}")
-    return wall, int(usage.ru_maxrss / 1024), json.loads(out)
-
-
-def backup_seconds(doc: dict[str, Any]) -> float:
-    from datetime import datetime
-
-    start = datetime.fromisoformat(doc["created_at"])
-    end = datetime.fromisoformat(doc["completed_at"])
-    return (end - start).total_seconds()
+def run(cmd: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(cmd, text=True, capture_output=True, env={**os.environ, **(env or {})})
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr[-2000:]}{proc.stdout[-500:]}")
+    return proc
 
 
 def ensure_restic() -> str:
@@ -67,17 +62,6 @@ def ensure_restic() -> str:
         return found
     subprocess.run(["apt-get", "-o", "DPkg::Lock::Timeout=300", "install", "-y", "--no-install-recommends", "restic"], check=True)
     return shutil.which("restic") or "restic"
-
-
-def restic_json_summary(out: str) -> dict[str, Any]:
-    for line in reversed(out.splitlines()):
-        try:
-            doc = json.loads(line)
-        except ValueError:
-            continue
-        if doc.get("message_type") == "summary":
-            return doc
-    return {}
 
 
 def fill_random(path: str, offset: int, length: int, seed: int) -> None:
@@ -94,171 +78,197 @@ def fill_random(path: str, offset: int, length: int, seed: int) -> None:
         os.close(fd)
 
 
+def service_seconds(doc: dict[str, Any]) -> float:
+    if "seconds" in doc:
+        return float(doc["seconds"])
+    return (datetime.fromisoformat(doc["completed_at"]) - datetime.fromisoformat(doc["created_at"])).total_seconds()
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, size: int, work: Path, sw_env: dict[str, str], swift_dir: str, restic: str) -> None:
+        self.args, self.size, self.work, self.sw_env, self.swift_dir, self.restic = args, size, work, sw_env, swift_dir, restic
+        self.series: dict[tuple[str, str, str], Series] = {}
+        self.notes: dict[str, Any] = {}
+
+    def s(self, pool: str, op: str, tool: str) -> Series:
+        return self.series.setdefault((pool, op, tool), Series())
+
+    def ours(self, cfg: Path, *args: str) -> tuple[Any, dict[str, Any]]:
+        sample = timed([str(STORAGECTL), "-c", str(cfg), *args, "--json"], swift_marker=self.swift_dir)
+        return sample, json.loads(sample.out)
+
+    def restic_env(self, container: str) -> dict[str, str]:
+        return {**self.sw_env, "RESTIC_PASSWORD": "bench", "RESTIC_REPOSITORY": f"swift:{container}:/",
+                "RESTIC_CACHE_DIR": str(self.work / "restic-cache")}
+
+    def round(self, pool: str, cfg: Path, volume: str, path: str, key: Path, r: int) -> None:
+        tools = [*OURS, "restic", "swift"]
+        repos = {t: f"swift://swift@bench-{pool}-{t.split()[-1]}-{r}" for t in OURS}
+        renv = self.restic_env(f"bench-restic-{pool}-{r}")
+        run([self.restic, "init"], env=renv)
+        key_args = {OURS[0]: [], OURS[1]: ["-k", str(key)]}
+        latest: dict[str, str] = {}
+        for tool in rotated(tools, r):  # -- full backup
+            if tool in OURS:
+                sample, doc = self.ours(cfg, "backup", "create", volume, "-r", repos[tool], *key_args[tool])
+                self.s(pool, "full", tool).add(sample, service_seconds(doc))
+                self.notes[f"{pool} full {tool} stored MiB"] = round(doc["stored_bytes"] / MIB, 1)
+            elif tool == "restic":
+                self.s(pool, "full", tool).add(timed([self.restic, "backup", "--json", path], env=renv, swift_marker=self.swift_dir))
+            else:
+                self.s(pool, "full", tool).add(timed([str(SWIFT_CLI), "upload", "--object-name", f"vol-{r}", f"bench-plain-{pool}", path],
+                                                     env=self.sw_env, swift_marker=self.swift_dir))
+        rng = random.Random(1000 + r)
+        for i in range(10):
+            fill_random(path, rng.randrange(0, self.size - MIB), MIB, seed=10_000 * r + i)
+        for tool in rotated(tools[:3], r):  # -- incremental
+            if tool in OURS:
+                sample, doc = self.ours(cfg, "backup", "create", volume, "-r", repos[tool], *key_args[tool])
+                self.s(pool, "incremental", tool).add(sample, service_seconds(doc))
+                latest[tool] = doc["id"]
+                self.notes[f"{pool} incremental {tool} read / stored MiB"] = f"{doc['read_bytes'] / MIB:.0f} / {doc['stored_bytes'] / MIB:.1f}"
+            else:
+                out = timed([self.restic, "backup", "--json", path], env=renv, swift_marker=self.swift_dir)
+                self.s(pool, "incremental", tool).add(out)
+                summary = [json.loads(x) for x in out.out.splitlines() if '"summary"' in x]
+                if summary:
+                    self.notes[f"{pool} incremental restic added MiB"] = round(summary[-1].get("data_added", 0) / MIB, 1)
+        run([str(SWIFT_CLI), "upload", "--object-name", f"vol-{r}", f"bench-plain-{pool}", path], env=self.sw_env)
+        target = self.work / "restore-target"
+        for tool in rotated(tools, r):  # -- restore (to a new file on the host's ext4)
+            if target.exists():
+                shutil.rmtree(target) if target.is_dir() else target.unlink()
+            if tool in OURS:
+                sample, doc = self.ours(cfg, "backup", "restore", latest[tool], "--to-path", str(target), *key_args[tool])
+                self.s(pool, "restore", tool).add(sample, service_seconds(doc))
+                if r == 0:
+                    self.notes[f"{pool} restore {tool} identical"] = subprocess.run(["cmp", "-s", str(target), path]).returncode == 0
+            elif tool == "restic":
+                self.s(pool, "restore", tool).add(timed([self.restic, "restore", "latest", "--target", str(target)], env=renv,
+                                                        swift_marker=self.swift_dir))
+            else:
+                self.s(pool, "restore", tool).add(timed([str(SWIFT_CLI), "download", f"bench-plain-{pool}", f"vol-{r}", "-o", str(target)],
+                                                        env=self.sw_env, swift_marker=self.swift_dir))
+        if target.exists():
+            shutil.rmtree(target) if target.is_dir() else target.unlink()
+
+
+def setup_pool(stack: ExitStack, kind: str, work: Path, size: int) -> Path:
+    """The directory of a file pool: on the host's ext4, or on an xfs (reflink) image on a loop device."""
+    if kind == "ext4":
+        fs = run(["stat", "-f", "-c", "%T", str(work)]).stdout.strip()
+        if fs not in ("ext2/ext3", "ext4"):
+            raise SystemExit(f"{work} is on {fs}, not ext4; pass --pools xfs or run where /var/tmp is ext4")
+        return work / "ext4pool"
+    img = work / "xfs.img"
+    with open(img, "wb") as f:
+        f.truncate(size * 4 + 2 * 1024 * MIB)
+    run(["mkfs.xfs", "-q", "-m", "reflink=1", str(img)])
+    dev = run(["losetup", "--find", "--show", str(img)]).stdout.strip()
+    stack.callback(subprocess.run, ["losetup", "--detach", dev], check=False)
+    mnt = work / "xfs"
+    mnt.mkdir()
+    run(["mount", "-t", "xfs", dev, str(mnt)])
+    stack.callback(subprocess.run, ["umount", str(mnt)], check=False)
+    return mnt / "pool"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", default="1G")
-    ap.add_argument("--sparse-size", default="8G")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--pools", default="ext4,xfs")
     ap.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     from storage.units import parse_size
 
     size = parse_size(args.size)
-    sparse_size = parse_size(args.sparse_size)
+    pools = [p for p in args.pools.split(",") if p]
     restic = ensure_restic()
-    results: dict[str, Any] = {"size": size, "sparse_size": sparse_size, "cpus": os.cpu_count(),
-                               "load_before": round(os.getloadavg()[0], 2)}
+    meta: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpus": os.cpu_count(),
+                            "load_before": [round(x, 2) for x in os.getloadavg()], "size_mib": size // MIB, "rounds": args.rounds,
+                            "restic": run([restic, "version"]).stdout.split(" compiled")[0].strip()}
     with ExitStack() as stack:
         work = Path(tempfile.mkdtemp(prefix="backup-bench-", dir="/var/tmp"))
         stack.callback(shutil.rmtree, work, True)
-        # -- Swift all-in-one, devices on tmpfs --------------------------------------------
         devices = Path(tempfile.mkdtemp(prefix="bench-swift-", dir="/dev/shm"))
         stack.callback(shutil.rmtree, devices, True)
         aio = ROOT / "scripts" / "swift-aio.sh"
         run([str(aio), "install"])
-        state = json.loads(run([str(aio), "start", "--dir", str(work / "swift"), "--devices", str(devices), "--json"]).stdout)
-        stack.callback(subprocess.run, [str(aio), "stop", "--dir", str(work / "swift")], check=False)
+        swift_dir = work / "swift"
+        state = json.loads(run([str(aio), "start", "--dir", str(swift_dir), "--devices", str(devices), "--json"]).stdout)
+        stack.callback(subprocess.run, [str(aio), "stop", "--dir", str(swift_dir)], check=False)
         sw_env = {"ST_AUTH": state["auth_url"], "ST_USER": f"{state['account']}:{state['user']}", "ST_KEY": state["key"]}
-        # -- reflink pool: xfs on a loop device ---------------------------------------------
-        img = work / "xfs.img"
-        with open(img, "wb") as f:
-            f.truncate(size * 3 + sparse_size + 2 * 1024 * MIB)
-        run(["mkfs.xfs", "-q", "-m", "reflink=1", str(img)])
-        dev = run(["losetup", "--find", "--show", str(img)]).stdout.strip()
-        stack.callback(subprocess.run, ["losetup", "--detach", dev], check=False)
-        mnt = work / "mnt"
-        mnt.mkdir()
-        run(["mount", "-t", "xfs", dev, str(mnt)])
-        stack.callback(subprocess.run, ["umount", str(mnt)], check=False)
+        pool_dirs = {kind: setup_pool(stack, kind, work, size) for kind in pools}
         data_dir = work / "data"
         data_dir.mkdir()
         cfg = work / "storage.toml"
         cfg.write_text(
-            f'data_dir = "{data_dir}"\n[pools.default]\ndriver = "file"\npath = "{mnt}/pool"\n'
-            f'[object_stores.swift]\ntype = "swift"\nauth_url = "{state["auth_url"]}"\n'
+            f'data_dir = "{data_dir}"\ndefault_pool = "{pools[0]}"\n'
+            + "".join(f'[pools.{k}]\ndriver = "file"\npath = "{d}"\n' for k, d in pool_dirs.items())
+            + f'[object_stores.swift]\ntype = "swift"\nauth_url = "{state["auth_url"]}"\n'
             f'user = "{sw_env["ST_USER"]}"\nkey = "{state["key"]}"\n'
         )
-        import storage
-
-        st = stack.enter_context(storage.open(cfg))
-        dense = st.volumes.create("dense", size)
-        backend = st.host.volume_backend(dense.pool)
-        with backend.open_volume(dense.id) as path:
-            dense_path = path
-        fill_random(dense_path, 0, size, seed=1)
-        repo = "swift://swift@bench-ours"
-        print(f"data: {size / MIB:.0f} MiB random in {dense_path}", flush=True)
-
-        # -- full backup ----------------------------------------------------------------------
-        wall, rss, doc = ours(cfg, "backup", "create", "dense", "-r", repo)
-        results["ours_full_s"] = backup_seconds(doc)
-        results["ours_full_wall_s"] = wall
-        results["ours_backup_rss_mib"] = rss
-        results["ours_full_uploaded"] = doc["stored_bytes"]
-        renv = {**sw_env, "RESTIC_PASSWORD": "bench", "RESTIC_REPOSITORY": "swift:bench-restic:/", "RESTIC_CACHE_DIR": str(work / "restic-cache")}
-        run([restic, "init"], env=renv)
-        t0 = time.monotonic()
-        out = run([restic, "backup", "--json", dense_path], env=renv).stdout
-        results["restic_full_s"] = time.monotonic() - t0
-        results["restic_full_added"] = restic_json_summary(out).get("data_added")
-        t0 = time.monotonic()
-        run([str(SWIFT_CLI), "upload", "--object-name", "dense.img", "bench-plain", dense_path], env=sw_env)
-        results["plain_upload_s"] = time.monotonic() - t0
-        print(f"full: ours {results['ours_full_s']:.1f}s restic {results['restic_full_s']:.1f}s plain {results['plain_upload_s']:.1f}s", flush=True)
-
-        # -- incremental after ten random 1 MiB overwrites --------------------------------------
-        rng = random.Random(42)
-        for i in range(10):
-            fill_random(dense_path, rng.randrange(0, size - MIB), MIB, seed=100 + i)
-        wall, rss, doc = ours(cfg, "backup", "create", "dense", "-r", repo)
-        results["ours_incr_s"] = backup_seconds(doc)
-        results["ours_incr_uploaded"] = doc["stored_bytes"]
-        results["ours_incr_read"] = doc["read_bytes"]
-        results["ours_backup_rss_mib"] = max(results["ours_backup_rss_mib"], rss)
-        latest = doc["id"]
-        t0 = time.monotonic()
-        out = run([restic, "backup", "--json", dense_path], env=renv).stdout
-        results["restic_incr_s"] = time.monotonic() - t0
-        results["restic_incr_added"] = restic_json_summary(out).get("data_added")
-        print(f"incremental: ours {results['ours_incr_s']:.2f}s {results['ours_incr_uploaded'] / MIB:.1f} MiB, restic {results['restic_incr_s']:.1f}s {(results['restic_incr_added'] or 0) / MIB:.1f} MiB", flush=True)
-
-        # -- restore ---------------------------------------------------------------------------
-        target = work / "restore.img"
-        wall, rss, doc = ours(cfg, "backup", "restore", latest, "--to-path", str(target))
-        results["ours_restore_s"] = doc["seconds"]
-        results["ours_restore_rss_mib"] = rss
-        same = subprocess.run(["cmp", "-s", str(target), dense_path])
-        results["ours_restore_identical"] = same.returncode == 0
-        target.unlink()
-        rdir = work / "restic-restore"
-        t0 = time.monotonic()
-        run([restic, "restore", "latest", "--target", str(rdir)], env=renv)
-        results["restic_restore_s"] = time.monotonic() - t0
-        shutil.rmtree(rdir, ignore_errors=True)
-        t0 = time.monotonic()
-        run([str(SWIFT_CLI), "download", "bench-plain", "dense.img", "-o", str(target)], env=sw_env)
-        results["plain_download_s"] = time.monotonic() - t0
-        target.unlink()
-        print(f"restore: ours {results['ours_restore_s']:.1f}s restic {results['restic_restore_s']:.1f}s plain {results['plain_download_s']:.1f}s", flush=True)
-
-        # -- sparse volume with the same amount of (new) data, into a fresh repository -------------
-        sparse = st.volumes.create("sparse", sparse_size)
-        with backend.open_volume(sparse.id) as path:
-            sparse_path = path
-        pieces = 16
-        for i in range(pieces):
-            fill_random(sparse_path, i * (sparse_size // pieces), size // pieces, seed=500 + i)
-        wall, rss, doc = ours(cfg, "backup", "create", "sparse", "-r", "swift://swift@bench-sparse")
-        results["ours_sparse_s"] = backup_seconds(doc)
-        wall, rss, doc = ours(cfg, "backup", "create", "dense", "-r", "swift://swift@bench-dense2")
-        results["ours_dense_fresh_s"] = backup_seconds(doc)
-        print(f"sparse {sparse_size / MIB:.0f} MiB: {results['ours_sparse_s']:.1f}s vs dense {results['ours_dense_fresh_s']:.1f}s", flush=True)
-
-        # -- clone of an already backed-up volume --------------------------------------------------
-        st.volumes.clone("dense", "dense-clone")
-        wall, rss, doc = ours(cfg, "backup", "create", "dense-clone", "-r", repo)
-        results["ours_clone_uploaded"] = doc["stored_bytes"]
-        results["ours_clone_s"] = backup_seconds(doc)
-        print(f"clone: uploaded {doc['stored_bytes']} bytes", flush=True)
-        st.close()
-
-    report(results, write=not args.no_write)
+        key = work / "bench.key"
+        run([str(STORAGECTL), "-c", str(cfg), "backup", "key", "create", str(key)])
+        bench = Bench(args, size, work, sw_env, str(swift_dir), restic)
+        for kind in pools:
+            run([str(STORAGECTL), "-c", str(cfg), "volume", "create", f"vol-{kind}", str(size), "--pool", kind])
+            path = volume_path(cfg, f"vol-{kind}")
+            fill_random(path, 0, size, seed=1)
+            for r in range(args.rounds):
+                bench.round(kind, cfg, f"vol-{kind}", path, key, r)
+                print(f"{kind}: round {r + 1}/{args.rounds} done, load {os.getloadavg()[0]:.2f}", flush=True)
+    meta["load_after"] = [round(x, 2) for x in os.getloadavg()]
+    report(bench, meta, pools, size, write=not args.no_write)
 
 
-def report(r: dict[str, Any], *, write: bool) -> None:
-    size_mib = r["size"] / MIB
-    changed = 10 * MIB
-    rows = [
-        ("full backup", f"{r['ours_full_s']:.1f} s ({size_mib / r['ours_full_s']:.0f} MiB/s)",
-         f"{r['restic_full_s']:.1f} s", f"{r['plain_upload_s']:.1f} s (swift upload)",
-         f"{r['restic_full_s'] / r['ours_full_s']:.2f}x restic; {r['plain_upload_s'] / r['ours_full_s'] * 100:.0f}% of plain", ">= 2x; >= 80%"),
-        ("incremental (10 x 1 MiB)", f"{r['ours_incr_s']:.2f} s, {r['ours_incr_uploaded'] / MIB:.1f} MiB up, {r['ours_incr_read'] / MIB:.0f} MiB read",
-         f"{r['restic_incr_s']:.1f} s, {(r['restic_incr_added'] or 0) / MIB:.1f} MiB up", "",
-         f"{r['restic_incr_s'] / r['ours_incr_s']:.1f}x restic; {r['ours_incr_uploaded'] / changed:.2f}x changed bytes", ">= 5x; <= 2.5x"),
-        ("restore", f"{r['ours_restore_s']:.1f} s (identical: {r['ours_restore_identical']})", f"{r['restic_restore_s']:.1f} s",
-         f"{r['plain_download_s']:.1f} s (swift download)",
-         f"{r['restic_restore_s'] / r['ours_restore_s']:.2f}x restic; {r['plain_download_s'] / r['ours_restore_s'] * 100:.0f}% of plain", ">= 2x; >= 80%"),
-        (f"sparse {r['sparse_size'] / MIB / 1024:.0f} GiB with {size_mib / 1024:.0f} GiB data", f"{r['ours_sparse_s']:.1f} s", "", "",
-         f"{r['ours_sparse_s'] / r['ours_dense_fresh_s']:.2f}x the dense {size_mib / 1024:.0f} GiB ({r['ours_dense_fresh_s']:.1f} s)", "<= 1.3x"),
-        ("clone of a backed-up volume", f"{r['ours_clone_uploaded']} bytes up in {r['ours_clone_s']:.1f} s", "", "",
-         f"{r['ours_clone_uploaded'] / r['size'] * 100:.3f}% of its size", "< 1%"),
-        ("peak RSS", f"backup {r['ours_backup_rss_mib']} MiB, restore {r['ours_restore_rss_mib']} MiB", "", "", "", "< 300 MiB"),
-    ]
+def volume_path(cfg: Path, name: str) -> str:
+    """The file behind a file-pool volume (the bench writes its data there, as a guest would)."""
+    import storage
+
+    with storage.open(cfg) as st:
+        vol = st.volumes.get(name)
+        with st.host.volume_backend(vol.pool).open_volume(vol.id) as path:
+            return str(path)
+
+
+def report(bench: Bench, meta: dict[str, Any], pools: list[str], size: int, *, write: bool) -> None:
+    gib = size
+    rows = []
+    for pool in pools:
+        for op in ("full", "incremental", "restore"):
+            restic = bench.series.get((pool, op, "restic"))
+            swift = bench.series.get((pool, op, "swift"))
+            for tool in OURS:
+                ours = bench.series[(pool, op, tool)]
+                ratio = f"{restic.wall / ours.wall:.2f}x restic" if restic else ""
+                if swift:
+                    ratio += f"; {swift.wall / ours.wall * 100:.0f}% of swift"
+                rows.append([
+                    pool, op, tool.split()[-1], ours.spread(), f"{ours.cpu_per_gib(gib):.1f} + {ours.server_per_gib(gib):.1f}",
+                    restic.spread() if restic else "", f"{restic.cpu_per_gib(gib):.1f} + {restic.server_per_gib(gib):.1f}" if restic else "",
+                    swift.spread() if swift else "", f"{swift.cpu_per_gib(gib):.1f} + {swift.server_per_gib(gib):.1f}" if swift else "",
+                    ratio, f"{ours.own()}, {ours.rss} MiB",
+                ])
     lines = [
         START,
-        "## Backup engine vs restic vs plain Swift",
+        "## Backup engine vs restic vs plain Swift (wall clock of whole commands)",
         "",
-        f"`scripts/bench/backup_bench.py`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {r['cpus']} cores, load "
-        f"average {r.get('load_before', '?')} before and {os.getloadavg()[0]:.2f} after the run, Swift all-in-one on 127.0.0.1 (devices on tmpfs), {size_mib:.0f} MiB of random data on a reflink (xfs) "
-        "file pool; our times are the service's own (catalog created_at -> completed_at, restore seconds), restic and "
-        "swift CLI times are wall clock of the command.",
+        f"`scripts/bench/backup_bench.py --size {meta['size_mib']}M --rounds {meta['rounds']}`, {meta['date']}, {meta['cpus']} cores, "
+        f"load average {meta['load_before']} before and {meta['load_after']} after, {meta['restic']}, Swift all-in-one on 127.0.0.1 "
+        f"(devices on tmpfs), {meta['size_mib']} MiB of random data in a file-pool volume; pools: `ext4` = the host's ext4 "
+        "(no reflink: every backup reads the whole volume), `xfs` = xfs with reflink on a loop device (changed ranges). "
+        "Times: wall clock of the whole command, median [min-max] over interleaved rounds. CPU: user+sys s/GiB of the "
+        "command + of the Swift servers meanwhile. Restores go to a new file on the host's ext4.",
         "",
-        "| case | storage | restic | plain | ratio | target |",
-        "|---|---|---|---|---|---|",
+        "| pool | case | repo | storagectl | CPU | restic | CPU | swift CLI | CPU | ratio | beside: service's own time, peak RSS |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
         *[f"| {' | '.join(row)} |" for row in rows],
         "",
         "```json",
-        json.dumps(r, indent=1, default=str),
+        json.dumps({**meta, "notes": bench.notes}, indent=1, default=str),
         "```",
         END,
     ]

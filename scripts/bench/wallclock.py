@@ -1,0 +1,108 @@
+"""Wall-clock measurement of whole commands for the benchmarks (no project imports).
+
+Every sample is one child process from fork to exit: wall clock, the child's user+sys CPU
+(wait4 rusage, which includes its threads and reaped children), its peak RSS, and the CPU the
+Swift servers spent meanwhile (from /proc, processes whose command line names the Swift
+state dir). Medians with min-max summarise interleaved rounds.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Sample:
+    wall: float
+    cpu: float  # user + sys of the command and its children
+    rss_mib: int
+    server_cpu: float  # Swift servers' user + sys meanwhile
+    out: str
+
+
+def server_cpu(marker: str | None) -> float:
+    """User+sys seconds of the live processes whose command line contains marker (the Swift dir)."""
+    if not marker:
+        return 0.0
+    total = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if marker.encode() not in cmdline:
+                continue
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15 of stat)
+    return total / TICK
+
+
+def timed(cmd: list[str], *, env: dict[str, str] | None = None, cwd: str | None = None,
+          swift_marker: str | None = None) -> Sample:
+    """Run cmd to completion; raise SystemExit with its stderr when it fails."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        before = server_cpu(swift_marker)
+        t0 = time.monotonic()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env={**os.environ, **(env or {})}, cwd=cwd)
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        wall = time.monotonic() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        spent = server_cpu(swift_marker) - before
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode:
+            raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {err.read().decode(errors='replace')[-2000:]}")
+        return Sample(wall, usage.ru_utime + usage.ru_stime, int(usage.ru_maxrss / 1024), spent,
+                      out.read().decode(errors="replace"))
+
+
+@dataclass
+class Series:
+    samples: list[Sample] = field(default_factory=list)
+    extra: list[float] = field(default_factory=list)  # e.g. the service's own seconds
+
+    def add(self, sample: Sample, extra: float | None = None) -> Sample:
+        self.samples.append(sample)
+        if extra is not None:
+            self.extra.append(extra)
+        return sample
+
+    @property
+    def wall(self) -> float:
+        return statistics.median(s.wall for s in self.samples)
+
+    def spread(self, unit: str = "s") -> str:
+        """'median [min-max]' of the wall clock."""
+        walls = [s.wall for s in self.samples]
+        if len(walls) == 1:
+            return f"{walls[0]:.2f} {unit}"
+        return f"{statistics.median(walls):.2f} [{min(walls):.2f}-{max(walls):.2f}] {unit}"
+
+    def cpu_per_gib(self, nbytes: int) -> float:
+        return statistics.median(s.cpu for s in self.samples) / (nbytes / 2**30)
+
+    def server_per_gib(self, nbytes: int) -> float:
+        return statistics.median(s.server_cpu for s in self.samples) / (nbytes / 2**30)
+
+    @property
+    def rss(self) -> int:
+        return max(s.rss_mib for s in self.samples)
+
+    def own(self) -> str:
+        return f"{statistics.median(self.extra):.2f} s" if self.extra else ""
+
+
+def rotated(items: list[str], round_no: int) -> list[str]:
+    """Interleave: each round starts with the next tool, so drift and warm caches spread evenly."""
+    k = round_no % len(items)
+    return items[k:] + items[:k]
