@@ -87,6 +87,44 @@ class PathTarget:
             pass
 
 
+RUN_BYTES = 8 * 1024 * 1024  # at most this much decoded data waits for one large write
+
+
+class WriteRun:
+    """Chunks at consecutive positions written with one pwritev (packs hold a full backup's
+    chunks in image order, so a pack read becomes a few large writes instead of one per chunk)."""
+
+    def __init__(self, fd: int, chunk_size: int, max_bytes: int = RUN_BYTES) -> None:
+        self.fd, self.chunk_size, self.max_bytes = fd, chunk_size, max_bytes
+        self.first = -1
+        self.buffers: list[bytes] = []
+        self.size = 0
+
+    def add(self, index: int, data: bytes) -> None:
+        if not self.buffers or index != self.first + len(self.buffers) or self.size + len(data) > self.max_bytes:
+            self.flush()
+            self.first = index
+        self.buffers.append(data)
+        self.size += len(data)
+
+    def flush(self) -> None:
+        if self.buffers:
+            write_all(self.fd, self.buffers, self.first * self.chunk_size)
+        self.buffers, self.size = [], 0
+
+
+def write_all(fd: int, buffers: list[bytes], offset: int) -> None:
+    """Write the buffers back to back at offset (one pwritev; the rest again after a short write)."""
+    done = os.pwritev(fd, buffers, offset)
+    rest = memoryview(b"".join(buffers))[done:] if done < sum(len(b) for b in buffers) else b""
+    while rest:  # a short write: a full disk raises on the retry
+        n = os.pwrite(fd, rest, offset + done)
+        if n <= 0:
+            raise OSError(errno.ENOSPC, f"no space left writing at {offset + done}")
+        done += n
+        rest = rest[n:]
+
+
 def check_target_size(target_bytes: int, needed: int, what: str) -> None:
     if target_bytes < needed:
         raise InsufficientCapacity(f"{what} is {target_bytes} bytes; the backup needs at least {needed} (restore to a larger or a new volume)")
@@ -138,7 +176,8 @@ def restore_to_fd(
                 stores.append(s)
         return s
 
-    max_read = max(repo.pack_size, manifest.chunk_size) * 2  # one reusable buffer of this size per downloader
+    # one reusable buffer per downloader: a whole pack (the packer overshoots pack_size by less than a chunk)
+    max_read = max(repo.pack_size, manifest.chunk_size) + 2 * manifest.chunk_size
     where: dict[str, list[int]] = {}
     refs: dict[str, ChunkRef] = {}
     for index, ref in enumerate(manifest.chunks):
@@ -165,6 +204,7 @@ def restore_to_fd(
             buf = local.buf = bytearray(max(read.length, max_read))
         body = memoryview(buf)[: read.length]
         repo.read_range_into(store(), read.object, read.start, body)
+        run = WriteRun(fd, manifest.chunk_size)
         for cid, loc in read.entries:
             indexes = where[cid]
             length = manifest.chunk_length(indexes[0])
@@ -173,12 +213,13 @@ def restore_to_fd(
             except DataCorruption as exc:  # where it was read: the caller quarantines that copy
                 raise DataCorruption(exc.message, chunk=cid, pack=loc.pack_id) from None
             for index in indexes:
-                os.pwrite(fd, data, index * manifest.chunk_size)
+                run.add(index, data)
             with lock:
                 state["done"] += length * len(indexes)
                 state["written"] += length * len(indexes)
                 state["downloaded"] += loc.length
                 state["chunks"] += 1
+        run.flush()
         report()
 
     try:
