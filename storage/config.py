@@ -77,7 +77,7 @@ class BackupConfig(BaseModel):
     # <data_dir>/keys); the local CLI takes any path (see docs/api.md "Paths from clients").
     key_dir: Path | None = None
     gc_grace_seconds: int = Field(default=24 * 3600, ge=0)
-    pack_size: str = "16M"  # target size of pack objects (format version 2)
+    pack_size: str = "32M"  # target size of pack objects (format version 2+); 32 packs + 32 indexes per GiB
     repack_threshold: float = Field(default=0.25, ge=0, le=1)  # gc repacks packs with more dead bytes than this fraction
 
 

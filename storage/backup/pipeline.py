@@ -1,7 +1,8 @@
 """The backup pipeline: reader -> hash/compress/encrypt workers -> pack uploaders.
 
 Bounded queues between the stages cap the memory at about (uploaders + 2) x pack size +
-(3 x workers + 2) x chunk size whatever the image size. blake3, hashlib, zstandard and
+(3 x workers + 2) x chunk size whatever the image size; the uploaders are as many as fit
+PACK_MEMORY (128 MiB: 2 with the default 32 MiB packs, 4 with 16 MiB packs). blake3, hashlib, zstandard and
 cryptography release the GIL on large buffers, so the workers hash on every core. A worker
 hashes first and seals (compresses, encrypts) only a chunk the repository lacks: an unchanged
 or duplicate chunk costs one hash. One packer thread fills packs;
@@ -27,6 +28,14 @@ from storage.backup.source import read_exact
 from storage.errors import Cancelled, StorageError
 
 _STOP = object()
+PACK_MEMORY = 128 * 1024 * 1024  # packs held at once (filling + queued + uploading), whatever the pack size
+
+
+def upload_threads_for(uploaders: int, pack_limit: int, budget: int = PACK_MEMORY) -> int:
+    """Pure: how many uploaders fit the pack memory budget (one pack fills, one waits, one per
+    uploader in flight), at least one and at most ``uploaders``: larger packs mean fewer
+    objects per GiB (each costs the Swift servers about 16 ms of CPU) but fewer in flight."""
+    return max(1, min(uploaders, budget // max(1, pack_limit) - 2))
 
 
 @dataclass
@@ -121,6 +130,7 @@ def run_backup(
     pin_mmap_threshold()
     # with a bandwidth limit, packs of about one second of data keep the upload smooth
     pack_limit = repo.pack_size if not bandwidth_limit else max(repo.config.chunk_size, min(repo.pack_size, bandwidth_limit))
+    uploaders = upload_threads_for(uploaders, pack_limit)
     results: dict[int, str | ChunkRef | None] = {}
     work_q: queue.Queue[Any] = queue.Queue(maxsize=max(2, workers))
     upload_q: queue.Queue[Any] = queue.Queue(maxsize=max(2, workers))

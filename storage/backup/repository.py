@@ -18,7 +18,7 @@ from storage.backup.pack_stream import PackStream
 from storage.backup.packs import ChunkLocation, PackIndex, PackInfo, RepoIndex, pack_index
 from storage.errors import DataCorruption, InvalidInput, NotFound, StorageError
 
-DEFAULT_PACK_SIZE = 16 * 1024 * 1024
+DEFAULT_PACK_SIZE = 32 * 1024 * 1024
 READ_BLOCK = 1024 * 1024  # bytes per read() of a GET body
 
 

@@ -105,7 +105,7 @@ class BackupService:
             require_encryption=explicit and create,
             need_keys=need_keys,
         )
-        repo.pack_size = parse_size(getattr(self.settings, "pack_size", "16M"), field="backup.pack_size")
+        repo.pack_size = parse_size(getattr(self.settings, "pack_size", "32M"), field="backup.pack_size")
         if repo.pack_size < repo.config.chunk_size:
             raise InvalidInput(f"backup.pack_size {repo.pack_size} is not accepted; accepted: at least the chunk size ({repo.config.chunk_size})", field="backup.pack_size")
         repo.index_cache_dir = self.cache_root / repo.id / "index"
