@@ -78,7 +78,7 @@ def test_backup_writes_packs_not_chunk_objects(st: storage.Storage, tmp_path: Pa
     assert not list(repo._listing(store, fmt.CHUNKS_DIR))
     assert 5 <= len(packs) <= 8 and sorted(p for p, _s, _m in packs) == sorted(i for i, _s, _m in indexes)
     assert len(chunk_ids(repo)) == 20 and b.new_chunk_count == 20
-    assert json.loads(store.get_bytes(repo.container, repo.object_name(fmt.CONFIG_OBJECT)))["version"] == 2
+    assert json.loads(store.get_bytes(repo.container, repo.object_name(fmt.CONFIG_OBJECT)))["version"] == fmt.FORMAT_VERSION == 3
     out = tmp_path / "out"
     st.backups.restore(b.id, to_path=str(out))
     assert same_bytes(out, image)

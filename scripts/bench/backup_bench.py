@@ -94,7 +94,7 @@ class Bench:
         return self.series.setdefault((pool, op, tool), Series())
 
     def ours(self, cfg: Path, *args: str) -> tuple[Any, dict[str, Any]]:
-        sample = timed([str(STORAGECTL), "-c", str(cfg), *args, "--json"], swift_marker=self.swift_dir)
+        sample = timed([self.args.storagectl, "-c", str(cfg), *args, "--json"], swift_marker=self.swift_dir)
         return sample, json.loads(sample.out)
 
     def restic_env(self, container: str) -> dict[str, str]:
@@ -179,6 +179,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--pools", default="ext4,xfs")
     ap.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
+    ap.add_argument("--storagectl", default=str(STORAGECTL), help="the storagectl to measure (e.g. another checkout's, for before/after)")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     from storage.units import parse_size
