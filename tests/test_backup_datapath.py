@@ -72,3 +72,28 @@ def test_unchanged_chunks_cost_no_compression(st: storage.Storage, tmp_path: Pat
     again = st.backups.create(str(image))
     assert again.new_chunk_count == 0 and again.dedup_chunk_count == 4
     assert calls.count(MIB) == 0 and calls  # only the (small) index/manifest objects are compressed
+
+
+def test_detached_volume_on_a_copying_pool_is_read_in_place(st: storage.Storage, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """ext4 file pool (no reflink): a snapshot would be a full copy; a detached volume is read in place, held backing-up."""
+    vol = st.volumes.create("cold", "6M")
+    assert not st.host.pool_capabilities(vol.pool)["changed_ranges"]
+    payload = os.urandom(3 * MIB)
+    with st.host.volume_backend(vol.pool).open_volume(vol.id) as path:
+        fd = os.open(path, os.O_WRONLY)
+        os.pwrite(fd, payload, MIB)
+        os.close(fd)
+
+    def no_snapshot(*_a: object, **_k: object) -> None:
+        raise AssertionError("a detached volume on a copying pool must not be snapshotted")
+
+    monkeypatch.setattr(st.backups.snapshots, "create", no_snapshot)
+    seen: list[str] = []
+    b = st.backups.create("cold", progress=lambda _p: seen.append(st.volumes.get("cold").status.value))
+    assert seen and set(seen) == {"backing-up"}
+    assert st.volumes.get("cold").status.value == "available" and b.snapshot_id is None
+    out = tmp_path / "out"
+    st.backups.restore(b.id, to_path=str(out))
+    data = out.read_bytes()
+    assert data[MIB: 4 * MIB] == payload and data[:MIB] == bytes(MIB) and len(data) == 6 * MIB

@@ -1,5 +1,11 @@
 """Backup sources: a catalog volume (through a temporary snapshot), a snapshot, or a path.
 
+A detached volume (``available``) on a pool without changed ranges (a file pool on ext4, thick
+LVM) is read in place while held ``backing-up`` (attach, export and delete wait; Cinder does the
+same): there a snapshot is a full copy (on ext4 a copy_file_range of the whole volume, its fsync
+and its unlink: about 60% of an incremental backup's time), and nothing can write a detached
+volume. An attached volume is read through a snapshot (crash-consistent).
+
 For a catalog volume on a pool that reports changed ranges (reflinks), the snapshot taken for
 the backup is kept afterwards, labelled ``storage.backup/base=<repository id>``, as the base of
 the next backup of that volume to that repository: ``svc.snapshots.changed_ranges(base, new)``
@@ -14,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from storage.errors import NotFound, StorageError
+from storage.errors import Conflict, NotFound, StorageError
 
 if TYPE_CHECKING:
     from storage.backup.service import BackupService
@@ -82,6 +88,11 @@ def open_source(svc: "BackupService", src: SourceRef, repository_id: str) -> Ite
         with svc.snapshots.open(src.ref) as path:
             yield OpenedSource(path, src.ref, False)
         return
+    held = _hold_detached(svc, src.ref)
+    if held is not None:
+        with held, svc.host.open_volume(svc.volumes.get(src.ref).pool, src.ref) as path:
+            yield OpenedSource(path, None, False)
+        return
     snap = svc.snapshots.create(src.ref, labels={BASE_LABEL: repository_id})
     ok = False
     try:
@@ -91,6 +102,34 @@ def open_source(svc: "BackupService", src: SourceRef, repository_id: str) -> Ite
     finally:
         if not ok:
             _delete_quietly(svc, snap.id)
+
+
+def _hold_detached(svc: "BackupService", volume_id: str) -> Any:
+    """The entered hold (BACKING_UP) of a detached volume on a pool without changed ranges, else None."""
+    from storage.domain import VolumeStatus
+
+    vol = svc.volumes.get(volume_id)
+    if vol.status != VolumeStatus.AVAILABLE or svc.host.pool_capabilities(vol.pool)["changed_ranges"]:
+        return None
+    hold = svc.volumes.hold(vol.id, VolumeStatus.BACKING_UP, allowed_from=frozenset({VolumeStatus.AVAILABLE}))
+    try:
+        hold.__enter__()
+    except Conflict:  # attached meanwhile: read it through a snapshot
+        return None
+    return _Entered(hold)
+
+
+class _Entered:
+    """A hold entered already; exiting it puts the prior status back."""
+
+    def __init__(self, hold: Any) -> None:
+        self.hold = hold
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> Any:
+        return self.hold.__exit__(*exc)
 
 
 def changed_ranges(svc: "BackupService", base_snapshot_id: str, snapshot_id: str) -> Any:
