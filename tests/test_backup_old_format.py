@@ -80,10 +80,10 @@ def test_format_2_repository_restores_verifies_and_takes_new_backups(st: storage
 @pytest.mark.parametrize("encrypted", [False, True])
 def test_new_repositories_use_blake3(st: storage.Storage, tmp_path: Path, encrypted: bool) -> None:
     key = str(st.backups.create_key(tmp_path / "k")) if encrypted else None
-    url = f"file://{tmp_path / 'new'}"
+    url = f"file://{tmp_path / 'repos' / 'new'}"
     image = fixture_image(tmp_path / "image.raw")
     b = st.backups.create(str(image), repository=url, encryption_key_file=key)
-    config = json.loads((tmp_path / "new" / "config").read_text())
+    config = json.loads((tmp_path / "repos" / "new" / "config").read_text())
     assert config["version"] == fmt.FORMAT_VERSION == 3
     assert config["hash"] == ("keyed-blake3" if encrypted else "blake3")
     repo = open_repo(st, url, key)

@@ -62,7 +62,7 @@ def main() -> None:
         key = str(st.backups.create_key(work / "key"))
         gib = size / 2**30
         for encrypted in (False, True):
-            url = f"file://{work}/repo-{'encrypted' if encrypted else 'plain'}"
+            url = f"file://{work}/repos/{'encrypted' if encrypted else 'plain'}"
             results, last = {}, ""
             for what in ("full", "incremental", "restore"):
                 if what == "incremental":
