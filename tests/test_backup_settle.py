@@ -78,6 +78,9 @@ def test_a_backup_killed_while_snapshotting_does_not_refuse_the_rerun(cfg: Path,
         vol = st.volumes.create("v", 4 * MIB)
         with st.host.open_volume("default", vol.id) as path:
             Path(path).write_bytes(b"data" * MIB)
+        # attached, so the backup goes through a snapshot (a detached volume on a pool without
+        # changed ranges is read in place, held backing-up, and takes no snapshot)
+        st.volumes.attach("v")
         _killed(cfg, "snapshot")
         assert _raw_status(st, "v") == "snapshotting"
         # the rerun, through the CLI as an operator types it: not refused (it was exit 4)
@@ -86,10 +89,11 @@ def test_a_backup_killed_while_snapshotting_does_not_refuse_the_rerun(cfg: Path,
         assert code == 0, err
         backup = json.loads(out)
         assert backup["status"] == "available"
-        assert st.volumes.get("v").status is VolumeStatus.AVAILABLE
+        assert st.volumes.get("v").status is VolumeStatus.IN_USE
         assert st.snapshots.list(volume="v") == []  # the killed run's snapshot was settled, then retired
         restored = Path(cfg.parent / "restored.img")
         st.backups.restore(backup["id"], to_path=str(restored))
+        st.volumes.detach("v")
         with st.host.open_volume("default", vol.id) as path:
             assert same_bytes(restored, path)
 
