@@ -2,7 +2,7 @@
 
 ``api.edge.EdgeMiddleware`` authenticates every request before its body is read and leaves the
 principal in ``request.state``; these dependencies reuse it (and authenticate themselves when the
-app runs without the middleware). Every route except ``/healthz`` depends on ``authorize``: a reader may only use safe methods
+app runs without the middleware). Every route except ``/healthz`` and ``/healthcheck`` depends on ``authorize``: a reader may only use safe methods
 (GET, HEAD), an operator anything but token administration and status resets, which depend on
 ``require_admin``. The token comes from ``Authorization: Bearer`` or, as python-cinderclient
 sends it, ``X-Auth-Token``.

@@ -2,7 +2,7 @@
 
 ``EdgeMiddleware`` is a plain ASGI middleware, so it runs before FastAPI parses a request body:
 
-1. Every path but the public ones (``/healthz``, the Cinder version documents, the OpenAPI
+1. Every path but the public ones (``/healthz``, ``/healthcheck``, the Cinder version documents, the OpenAPI
    document and its viewers) needs a valid token; without one the answer is 401 and not one byte
    of the body is read (malformed JSON without a token is 401, not 422). The role the route
    needs (``api.methods.RouteTable.required_role``: admin where it depends on ``require_admin``, operator for other
@@ -30,7 +30,7 @@ from storage.config import ApiConfig
 from storage.errors import AuthenticationFailed, StorageError
 from storage.service import Storage
 
-PUBLIC_PATHS = frozenset({"/healthz", "/", "/v3", "/v3/", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+PUBLIC_PATHS = frozenset({"/healthz", "/healthcheck", "/", "/v3", "/v3/", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 OBJECT_UPLOAD = re.compile(r"^/object-stores/[^/]+/containers/[^/]+/objects/.+")
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,9 +21,11 @@ import storage
 from api import errors
 from api.coalesce import Coalescer
 from api.edge import EdgeMiddleware
+from api.idempotency import IdempotencyMiddleware
 from api.methods import HeadAsGet, RouteTable
 from api.metrics import MetricsMiddleware, RequestStats
 from api.openapi_links import add_links
+from api.routes.health import CatalogProbe
 from storage.config import Settings
 from storage.service import Storage
 
@@ -57,6 +61,7 @@ def create_app(config: Settings | Storage | str | os.PathLike[str] | None = None
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         _ = st.jobs  # starting the job service marks jobs of dead processes interrupted
+        _drain_on_signals(app)
         try:
             yield
         finally:
@@ -74,6 +79,8 @@ def create_app(config: Settings | Storage | str | os.PathLike[str] | None = None
     st.tokens.cache_seconds = TOKEN_CACHE_SECONDS
     app.state.request_stats = RequestStats()
     app.state.coalescer = Coalescer()
+    app.state.draining = False  # SIGUSR1 sets it, SIGUSR2 clears it; GET /healthcheck answers 503 while set
+    app.state.catalog_probe = CatalogProbe(st)
     errors.install(app)
     # every route mounted is also recorded here: roles before the body, HEAD and Allow (api/methods.py)
     app.state.routes = table = RouteTable()
@@ -87,10 +94,27 @@ def create_app(config: Settings | Storage | str | os.PathLike[str] | None = None
         importlib.import_module(name).register(app)
     _publish_links(app)
     app.add_middleware(HeadAsGet, table=table)
+    # Idempotency-Key on POST: inside the edge, so the caller is known and the body bounded (api/idempotency.py)
+    app.add_middleware(IdempotencyMiddleware, storage=st)
     # authentication and the body limit run before any route reads a body; metrics see their refusals
     app.add_middleware(EdgeMiddleware, storage=st, table=table)
     app.add_middleware(MetricsMiddleware, stats=app.state.request_stats)
     return app
+
+
+def _drain_on_signals(app: FastAPI) -> None:
+    """SIGUSR1 drains this process (``/healthcheck`` answers 503), SIGUSR2 undrains it.
+
+    Only where the event loop runs in the main thread (``storagectl serve``); an app run by a test
+    client in another thread has no signal handlers and drains by the drain file alone.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGUSR1, setattr, app.state, "draining", True)
+    loop.add_signal_handler(signal.SIGUSR2, setattr, app.state, "draining", False)
 
 
 def _publish_links(app: FastAPI) -> None:

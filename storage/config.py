@@ -91,6 +91,16 @@ class ApiConfig(BaseModel):
     # object uploads (streamed to a spool file) by max_object_bytes. Sizes as bytes or "4M", "5G".
     max_body_bytes: int = Field(default=4 * 1024**2, ge=1024, le=1024**3)
     max_object_bytes: int = Field(default=5 * 1024**3, ge=1024, le=1024**5)
+    # Health and draining (docs/api.md "Health check"): GET /healthcheck answers 503 while this file
+    # exists (default <data_dir>/api.drain) or the catalog does not answer SELECT 1 within
+    # health_timeout_seconds. On SIGTERM uvicorn stops accepting and waits this long for requests in flight.
+    drain_file: Path | None = None
+    health_timeout_seconds: float = Field(default=1.0, gt=0, le=30)
+    graceful_shutdown_seconds: int = Field(default=15, ge=0, le=3600)
+    # Idempotency-Key on POST (docs/api.md "Idempotent requests"): how long a key is remembered,
+    # and how long a request waits for a concurrent one with the same key before answering 409.
+    idempotency_key_seconds: int = Field(default=24 * 3600, ge=1, le=30 * 24 * 3600)
+    idempotency_wait_seconds: float = Field(default=10.0, ge=0, le=300)
 
     @field_validator("max_body_bytes", "max_object_bytes", mode="before")
     @classmethod

@@ -24,6 +24,7 @@ API = ApiConfig(max_body_bytes=64 * 1024, max_object_bytes=256 * 1024)
 
 @pytest.mark.parametrize("method,path,public", [
     ("GET", "/healthz", True), ("HEAD", "/healthz", True), ("POST", "/healthz", False),
+    ("GET", "/healthcheck", True), ("HEAD", "/healthcheck", True), ("POST", "/healthcheck", False),
     ("GET", "/", True), ("GET", "/v3", True), ("GET", "/v3/", True), ("GET", "/openapi.json", True),
     ("GET", "/docs", True), ("GET", "/volumes", False), ("GET", "/v3/volumes", False),
     ("GET", "/healthz/", False), ("POST", "/", False), ("GET", "/tokens", False),

@@ -125,7 +125,7 @@ def test_binds_to_loopback_by_default(shared_api_server: ApiServer) -> None:
 
 
 def test_every_route_enforces_auth(shared_api_server: ApiServer) -> None:
-    """From the published OpenAPI: no token -> 401 everywhere but /healthz; a reader -> 403 on every change."""
+    """From the published OpenAPI: no token -> 401 everywhere but /healthz and /healthcheck; a reader -> 403 on every change."""
     import re
 
     spec = httpx.get(shared_api_server.url + "/openapi.json").json()
@@ -133,7 +133,7 @@ def test_every_route_enforces_auth(shared_api_server: ApiServer) -> None:
     for path, ops in spec["paths"].items():
         url = re.sub(r"\{[^}]+\}", "x", path)
         for method in ops:
-            if path == "/healthz":
+            if path in ("/healthz", "/healthcheck"):
                 continue
             r = httpx.request(method.upper(), shared_api_server.url + url)
             assert r.status_code == 401, (method, path, r.status_code)

@@ -103,9 +103,18 @@ def serve(
     ssl_certfile: Annotated[Optional[str], typer.Option("--ssl-certfile", help="TLS certificate (PEM)")] = None,
     ssl_keyfile: Annotated[Optional[str], typer.Option("--ssl-keyfile", help="TLS private key (PEM)")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    drain: Annotated[Optional[bool], typer.Option(
+        "--drain/--undrain",
+        help="Do not serve: create (--drain) or remove (--undrain) the drain file (api.drain_file), so every "
+             "replica on this data dir answers GET /healthcheck with 503 (or 200 again). SIGUSR1/SIGUSR2 drain one process.",
+    )] = None,
     as_json: common.JsonOpt = False,
 ) -> None:
-    """Run the admin HTTP API (and the Cinder v3 subset) with uvicorn."""
+    """Run the admin HTTP API (and the Cinder v3 subset) with uvicorn.
+
+    SIGTERM stops accepting connections, lets requests in flight finish (at most
+    api.graceful_shutdown_seconds) and exits 0.
+    """
     import os
 
     import uvicorn
@@ -113,6 +122,9 @@ def serve(
     state = ctx.find_root().obj
     config_path = getattr(state, "config", None)
     settings = common.get_storage(ctx).settings
+    if drain is not None:
+        _set_drain(settings, drain, as_json)
+        return
     api = settings.api
     certfile, keyfile = ssl_certfile or api.tls_cert, ssl_keyfile or api.tls_key
     if bool(certfile) != bool(keyfile):
@@ -127,9 +139,24 @@ def serve(
         common.print_json({"serving": bind})
     uvicorn.run(
         "api.main:app_from_env", factory=True, host=bind["host"], port=bind["port"], workers=bind["workers"],
-        ssl_certfile=certfile, ssl_keyfile=keyfile, log_level=log_level, timeout_graceful_shutdown=15,
+        ssl_certfile=certfile, ssl_keyfile=keyfile, log_level=log_level, timeout_graceful_shutdown=api.graceful_shutdown_seconds,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
+
+
+def _set_drain(settings, drain: bool, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    from api.routes.health import drain_file
+
+    path = drain_file(settings)
+    if drain:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+    else:
+        path.unlink(missing_ok=True)
+    if as_json:
+        common.print_json({"draining": drain, "drain_file": str(path)})
+    else:
+        common.console.print(f"{'draining' if drain else 'not draining'}: {path}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

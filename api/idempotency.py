@@ -1,0 +1,185 @@
+"""``Idempotency-Key`` on POST: a retried request gets the first answer and creates nothing new.
+
+An ASGI middleware inside ``api.edge.EdgeMiddleware`` (so the caller is authenticated and the body
+bounded before anything here runs). For a POST carrying the header:
+
+1. The key is checked (1 to 255 printable ASCII characters, else 422 naming it) and the body read
+   (bounded by the edge) and fingerprinted with the method, path and query string.
+2. ``storage.catalog.idempotency.claim`` records ``(token, key)`` as pending under a primary key:
+   of concurrent requests with one key exactly one wins and runs the route.
+3. A request whose key is held: same fingerprint and a stored answer -> that answer again (same
+   status and body, header ``Idempotent-Replayed: true``); same fingerprint, first request still
+   running -> it waits up to ``api.idempotency_wait_seconds`` for the answer, then 409
+   ``idempotency_in_progress``; another body, path or method -> 422 ``idempotency_key_reused``.
+4. The winner's response is stored unless it is a 5xx (or the route raised): then the key is
+   forgotten and a retry does the work again. Keys expire after ``api.idempotency_key_seconds``.
+
+Keys are per token: two tokens may use one key. ``POST /tokens`` refuses a key (422): its answer
+holds a secret shown once, which is never stored, so it could not be replayed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+
+from api.errors import error_response
+from storage.auth.service import Principal
+from storage.catalog import idempotency as keys
+from storage.errors import StorageError
+from storage.service import Storage
+
+HEADER = "idempotency-key"
+REFUSING = frozenset({"/tokens"})  # answers carrying a secret shown once
+MAX_STORED_BYTES = 1024 * 1024  # a create's answer is small; a larger one is not kept (the key is forgotten)
+POLL_SECONDS = 0.05
+PURGE_EVERY_SECONDS = 60.0
+
+
+class IdempotencyMiddleware:
+    """See the module docstring."""
+
+    def __init__(self, app: Any, storage: Storage) -> None:
+        self.app = app
+        self.storage = storage
+        self._last_purge = 0.0
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        raw_key = Headers(scope=scope).get(HEADER)
+        principal = scope.get("state", {}).get("principal")
+        if raw_key is None or not isinstance(principal, Principal):
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        try:
+            key = keys.validate_key(raw_key)
+        except StorageError as exc:
+            await _answer_error(scope, receive, send, exc.http_status, exc.code, exc.message)
+            return
+        if path.rstrip("/") in REFUSING:
+            await _answer_error(scope, receive, send, 422, "invalid_input",
+                                "POST /tokens does not take an Idempotency-Key: its answer holds a secret that is shown "
+                                "once and never stored, so it cannot be replayed; send the request without the header")
+            return
+        try:
+            body = await _read_body(receive)
+        except HTTPException as exc:
+            await _answer_error(scope, receive, send, exc.status_code, "too_large", str(exc.detail))
+            return
+        if body is None:  # the client went away
+            return
+        query = scope.get("query_string", b"").decode("latin-1")
+        fp = keys.fingerprint(scope["method"], path, query, body)
+        api = self.storage.settings.api
+        await self._purge_now_and_then()
+        deadline = time.monotonic() + api.idempotency_wait_seconds
+        while True:
+            try:
+                claim = await run_in_threadpool(keys.claim, self.storage.catalog, principal.token_id, key, fp,
+                                                scope["method"], path, timedelta(seconds=api.idempotency_key_seconds))
+            except StorageError as exc:
+                await _answer_error(scope, receive, send, exc.http_status, exc.code, exc.message)
+                return
+            if claim.outcome != "pending" or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(POLL_SECONDS)
+        if claim.outcome == "claimed":
+            await self._run_and_store(scope, body, receive, send, principal.token_id, key)
+        elif claim.outcome == "replay":
+            await _replay(send, claim)
+        elif claim.outcome == "mismatch":
+            await _answer_error(scope, receive, send, 422, "idempotency_key_reused",
+                                f"Idempotency-Key {key!r} was used for a different request ({claim.method} {claim.path} with "
+                                f"another body) within the last {api.idempotency_key_seconds} s; use a new key for a new request")
+        else:
+            await _answer_error(scope, receive, send, 409, "idempotency_in_progress",
+                                f"a request with Idempotency-Key {key!r} is still in progress; retry it later with the same key "
+                                "to get its answer")
+
+    async def _run_and_store(self, scope: dict, body: bytes, receive: Any, send: Any, token_id: str, key: str) -> None:
+        status: int | None = None
+        content_type: str | None = None
+        chunks: list[bytes] = []
+        size = 0
+        sent_body = False
+
+        async def replay_receive() -> dict:
+            nonlocal sent_body
+            if not sent_body:
+                sent_body = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        async def capture(message: dict) -> None:
+            nonlocal status, content_type, size
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                content_type = Headers(raw=message.get("headers", [])).get("content-type")
+            elif message["type"] == "http.response.body":
+                size += len(message.get("body", b""))
+                if size <= MAX_STORED_BYTES:
+                    chunks.append(message.get("body", b""))
+            await send(message)
+
+        catalog = self.storage.catalog
+        try:
+            await self.app(scope, replay_receive, capture)
+        except BaseException:
+            await run_in_threadpool(keys.release, catalog, token_id, key)
+            raise
+        text = _storable(status, size, b"".join(chunks))
+        if status is None or status >= 500 or text is None:
+            await run_in_threadpool(keys.release, catalog, token_id, key)
+        else:
+            await run_in_threadpool(keys.complete, catalog, token_id, key, status, content_type, text)
+
+    async def _purge_now_and_then(self) -> None:
+        now = time.monotonic()
+        if now - self._last_purge >= PURGE_EVERY_SECONDS:
+            self._last_purge = now
+            await run_in_threadpool(keys.purge_expired, self.storage.catalog)
+
+
+def _storable(status: int | None, size: int, body: bytes) -> str | None:
+    """The body as text to store, or None when it cannot be kept (too large, not UTF-8)."""
+    if status is None or size > MAX_STORED_BYTES:
+        return None
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+async def _read_body(receive: Any) -> bytes | None:
+    parts: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        parts.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(parts)
+
+
+async def _replay(send: Any, claim: keys.Claim) -> None:
+    body = (claim.body or "").encode("utf-8")
+    headers = [(b"content-length", str(len(body)).encode()), (b"idempotent-replayed", b"true")]
+    if claim.content_type:
+        headers.append((b"content-type", claim.content_type.encode("latin-1")))
+    await send({"type": "http.response.start", "status": claim.status or 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _answer_error(scope: dict, receive: Any, send: Any, status: int, code: str, message: str) -> None:
+    response = error_response(Request(scope), status, code, message)
+    await response(scope, receive, send)

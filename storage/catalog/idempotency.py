@@ -1,0 +1,113 @@
+"""The catalog side of ``Idempotency-Key``: claim a key before the work, store the answer after.
+
+``claim`` inserts ``(token_id, key)`` as ``pending``; the primary key lets exactly one of several
+concurrent requests win. The others read the row and ``decide`` what they get: the stored
+response (``replay``), a refusal because the body differs (``mismatch``), or ``pending`` while the
+first is still working. An expired row counts as absent: it is deleted and the claim retried.
+The HTTP side (reading the body, replaying, waiting) is api/idempotency.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from sqlalchemy import delete, select
+
+from storage.catalog.api_tables import IdempotencyKey
+from storage.catalog.base import utcnow
+from storage.catalog.db import Catalog
+from storage.errors import Conflict, InvalidInput
+
+MAX_KEY_LENGTH = 255
+Outcome = Literal["claimed", "replay", "mismatch", "pending"]
+
+
+def validate_key(key: str) -> str:
+    """1 to 255 printable ASCII characters (space to tilde); anything else is InvalidInput naming it."""
+    if not 1 <= len(key) <= MAX_KEY_LENGTH or not all(" " <= c <= "~" for c in key):
+        shown = key[:40] + ("..." if len(key) > 40 else "")
+        raise InvalidInput(
+            f"Idempotency-Key {shown!r} is not accepted: use 1 to {MAX_KEY_LENGTH} printable ASCII characters "
+            f"(a UUID is a good choice); this one has {len(key)}",
+            field="Idempotency-Key",
+        )
+    return key
+
+
+def fingerprint(method: str, path: str, query: str, body: bytes) -> str:
+    """What makes two requests "the same": method, path, query string and body bytes."""
+    h = hashlib.sha256()
+    for part in (method.encode(), path.encode(), query.encode()):
+        h.update(len(part).to_bytes(8, "big") + part)
+    h.update(body)
+    return h.hexdigest()
+
+
+def decide(state: str, stored_fingerprint: str, request_fingerprint: str) -> Outcome:
+    """What a request gets when its (unexpired) key is held already. Pure; table-tested."""
+    if stored_fingerprint != request_fingerprint:
+        return "mismatch"
+    return "replay" if state == "done" else "pending"
+
+
+@dataclass(frozen=True)
+class Claim:
+    outcome: Outcome
+    status: int | None = None
+    content_type: str | None = None
+    body: str | None = None
+    method: str | None = None  # of the stored request, for a mismatch message
+    path: str | None = None
+
+
+def claim(catalog: Catalog, token_id: str, key: str, fp: str, method: str, path: str, ttl: timedelta,
+          now: datetime | None = None) -> Claim:
+    """Claim ``key`` for this token, or say what the request gets instead (see ``decide``)."""
+    for _ in range(3):  # a row can expire and be deleted (or claimed) by another request in between
+        now_ = now or utcnow()
+        try:
+            with catalog.session() as s:
+                s.add(IdempotencyKey(token_id=token_id, key=key, fingerprint=fp, method=method, path=path[:1024],
+                                     state="pending", created_at=now_, expires_at=now_ + ttl))
+            return Claim("claimed")
+        except Conflict:
+            pass
+        with catalog.session() as s:
+            row = s.get(IdempotencyKey, (token_id, key))
+            if row is None:
+                continue
+            if row.expires_at <= now_:
+                s.execute(delete(IdempotencyKey).where(IdempotencyKey.token_id == token_id,
+                                                       IdempotencyKey.key == key,
+                                                       IdempotencyKey.expires_at == row.expires_at))
+                continue
+            outcome = decide(row.state, row.fingerprint, fp)
+            return Claim(outcome, row.status, row.content_type, row.body, row.method, row.path)
+    raise Conflict(f"Idempotency-Key {key!r} is being claimed and expired concurrently; retry", field="Idempotency-Key")
+
+
+def complete(catalog: Catalog, token_id: str, key: str, status: int, content_type: str | None, body: str) -> None:
+    """Store the first response; from now on retries replay it."""
+    with catalog.session() as s:
+        row = s.get(IdempotencyKey, (token_id, key))
+        if row is not None:
+            row.state, row.status, row.content_type, row.body = "done", status, content_type, body
+
+
+def release(catalog: Catalog, token_id: str, key: str) -> None:
+    """Forget a claim whose request failed on the server's side (5xx): a retry does the work again."""
+    with catalog.session() as s:
+        s.execute(delete(IdempotencyKey).where(IdempotencyKey.token_id == token_id, IdempotencyKey.key == key))
+
+
+def purge_expired(catalog: Catalog, now: datetime | None = None, limit: int = 1000) -> int:
+    """Delete up to ``limit`` expired keys; the number deleted."""
+    with catalog.session() as s:
+        keys = s.execute(select(IdempotencyKey.token_id, IdempotencyKey.key)
+                         .where(IdempotencyKey.expires_at <= (now or utcnow())).limit(limit)).all()
+        for token_id, key in keys:
+            s.execute(delete(IdempotencyKey).where(IdempotencyKey.token_id == token_id, IdempotencyKey.key == key))
+        return len(keys)
