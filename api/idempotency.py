@@ -141,7 +141,8 @@ class IdempotencyMiddleware:
         if status is None or status >= 500 or text is None:
             await run_in_threadpool(keys.release, catalog, token_id, key)
         else:
-            await run_in_threadpool(keys.complete, catalog, token_id, key, status, content_type, text)
+            ttl = timedelta(seconds=self.storage.settings.api.idempotency_key_seconds)
+            await run_in_threadpool(keys.complete, catalog, token_id, key, status, content_type, text, ttl)
 
     async def _purge_now_and_then(self) -> None:
         now = time.monotonic()

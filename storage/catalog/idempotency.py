@@ -89,12 +89,14 @@ def claim(catalog: Catalog, token_id: str, key: str, fp: str, method: str, path:
     raise Conflict(f"Idempotency-Key {key!r} is being claimed and expired concurrently; retry", field="Idempotency-Key")
 
 
-def complete(catalog: Catalog, token_id: str, key: str, status: int, content_type: str | None, body: str) -> None:
-    """Store the first response; from now on retries replay it."""
+def complete(catalog: Catalog, token_id: str, key: str, status: int, content_type: str | None, body: str,
+             ttl: timedelta) -> None:
+    """Store the first response; retries replay it for ``ttl`` from now (not from the claim)."""
     with catalog.session() as s:
         row = s.get(IdempotencyKey, (token_id, key))
         if row is not None:
             row.state, row.status, row.content_type, row.body = "done", status, content_type, body
+            row.expires_at = utcnow() + ttl
 
 
 def release(catalog: Catalog, token_id: str, key: str) -> None:

@@ -1,0 +1,80 @@
+"""The catalog side of Idempotency-Key (storage/catalog/idempotency.py) on a real SQLite catalog."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from storage.catalog import idempotency as keys
+from storage.catalog.base import utcnow
+from storage.catalog.db import Catalog
+from storage.errors import InvalidInput
+
+TTL = timedelta(hours=1)
+
+
+@pytest.mark.parametrize("state,stored,request_fp,outcome", [
+    ("done", "a", "a", "replay"),
+    ("pending", "a", "a", "pending"),
+    ("done", "a", "b", "mismatch"),
+    ("pending", "a", "b", "mismatch"),
+])
+def test_decide(state: str, stored: str, request_fp: str, outcome: str) -> None:
+    assert keys.decide(state, stored, request_fp) == outcome
+
+
+@pytest.mark.parametrize("key,ok", [
+    ("k", True), ("a" * 255, True), ("3f2a-uuid 1~", True), ("", False), ("a" * 256, False),
+    ("tab\there", False), ("né", False), ("nl\n", False), ("\x7f", False),
+])
+def test_validate_key(key: str, ok: bool) -> None:
+    if ok:
+        assert keys.validate_key(key) == key
+    else:
+        with pytest.raises(InvalidInput, match="Idempotency-Key") as exc:
+            keys.validate_key(key)
+        assert "printable ASCII" in exc.value.message
+
+
+def test_fingerprint_separates_method_path_query_and_body() -> None:
+    base = keys.fingerprint("POST", "/volumes", "", b'{"a":1}')
+    assert base == keys.fingerprint("POST", "/volumes", "", b'{"a":1}')
+    others = {keys.fingerprint("POST", "/snapshots", "", b'{"a":1}'), keys.fingerprint("POST", "/volumes", "x=1", b'{"a":1}'),
+              keys.fingerprint("POST", "/volumes", "", b'{"a":2}'), keys.fingerprint("PUT", "/volumes", "", b'{"a":1}'),
+              keys.fingerprint("POST", "/volume", "s", b'{"a":1}')}
+    assert base not in others and len(others) == 5
+
+
+@pytest.fixture
+def catalog(tmp_path: Path):
+    c = Catalog(f"sqlite:///{tmp_path / 'c.db'}")
+    yield c
+    c.close()
+
+
+def test_claim_replay_mismatch_and_release(catalog: Catalog) -> None:
+    assert keys.claim(catalog, "t1", "k", "fp", "POST", "/volumes", TTL).outcome == "claimed"
+    assert keys.claim(catalog, "t1", "k", "fp", "POST", "/volumes", TTL).outcome == "pending"
+    assert keys.claim(catalog, "t2", "k", "fp", "POST", "/volumes", TTL).outcome == "claimed"  # keys are per token
+    keys.complete(catalog, "t1", "k", 201, "application/json", '{"id": "v"}', TTL)
+    again = keys.claim(catalog, "t1", "k", "fp", "POST", "/volumes", TTL)
+    assert (again.outcome, again.status, again.content_type, again.body) == ("replay", 201, "application/json", '{"id": "v"}')
+    other = keys.claim(catalog, "t1", "k", "fp2", "POST", "/volumes", TTL)
+    assert (other.outcome, other.method, other.path) == ("mismatch", "POST", "/volumes")
+    keys.release(catalog, "t2", "k")
+    assert keys.claim(catalog, "t2", "k", "fp2", "POST", "/volumes", TTL).outcome == "claimed"
+
+
+def test_expired_key_is_claimed_anew_and_purged(catalog: Catalog) -> None:
+    now = utcnow()
+    assert keys.claim(catalog, "t", "old", "fp", "POST", "/volumes", TTL, now=now).outcome == "claimed"
+    keys.complete(catalog, "t", "old", 201, None, "{}", timedelta(seconds=1))
+    assert keys.claim(catalog, "t", "old", "other", "POST", "/volumes", TTL, now=now).outcome == "mismatch"
+    later = now + timedelta(seconds=5)
+    assert keys.claim(catalog, "t", "old", "other", "POST", "/volumes", TTL, now=later).outcome == "claimed"
+    keys.claim(catalog, "t", "gone", "fp", "POST", "/volumes", timedelta(seconds=1), now=now)
+    assert keys.purge_expired(catalog, now=later) == 1
+    assert keys.purge_expired(catalog, now=later) == 0
+    assert keys.claim(catalog, "t", "old", "other", "POST", "/volumes", TTL, now=later).outcome == "pending"
