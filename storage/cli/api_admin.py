@@ -116,6 +116,7 @@ def serve(
     api.graceful_shutdown_seconds) and exits 0.
     """
     import os
+    import signal
 
     import uvicorn
 
@@ -137,11 +138,18 @@ def serve(
     bind = {"host": host or api.host, "port": port or api.port, "workers": workers or api.workers, "tls": bool(certfile)}
     if as_json:
         common.print_json({"serving": bind})
+    # uvicorn re-raises the SIGTERM it stopped for once requests in flight are done, which would end
+    # the process "killed by SIGTERM"; a graceful stop exits 0 instead (also before uvicorn's handlers are in).
+    signal.signal(signal.SIGTERM, _exit_zero)
     uvicorn.run(
         "api.main:app_from_env", factory=True, host=bind["host"], port=bind["port"], workers=bind["workers"],
         ssl_certfile=certfile, ssl_keyfile=keyfile, log_level=log_level, timeout_graceful_shutdown=api.graceful_shutdown_seconds,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
+
+
+def _exit_zero(_signum: int, _frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _set_drain(settings, drain: bool, as_json: bool) -> None:  # type: ignore[no-untyped-def]
