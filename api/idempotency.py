@@ -109,6 +109,7 @@ class IdempotencyMiddleware:
     async def _run_and_store(self, scope: dict, body: bytes, receive: Any, send: Any, token_id: str, key: str) -> None:
         status: int | None = None
         content_type: str | None = None
+        location: str | None = None
         chunks: list[bytes] = []
         size = 0
         sent_body = False
@@ -121,10 +122,11 @@ class IdempotencyMiddleware:
             return await receive()
 
         async def capture(message: dict) -> None:
-            nonlocal status, content_type, size
+            nonlocal status, content_type, location, size
             if message["type"] == "http.response.start":
                 status = message["status"]
-                content_type = Headers(raw=message.get("headers", [])).get("content-type")
+                headers = Headers(raw=message.get("headers", []))
+                content_type, location = headers.get("content-type"), headers.get("location")
             elif message["type"] == "http.response.body":
                 size += len(message.get("body", b""))
                 if size <= MAX_STORED_BYTES:
@@ -142,7 +144,7 @@ class IdempotencyMiddleware:
             await run_in_threadpool(keys.release, catalog, token_id, key)
         else:
             ttl = timedelta(seconds=self.storage.settings.api.idempotency_key_seconds)
-            await run_in_threadpool(keys.complete, catalog, token_id, key, status, content_type, text, ttl)
+            await run_in_threadpool(keys.complete, catalog, token_id, key, status, content_type, text, ttl, location)
 
     async def _purge_now_and_then(self) -> None:
         now = time.monotonic()
@@ -177,6 +179,8 @@ async def _replay(send: Any, claim: keys.Claim) -> None:
     headers = [(b"content-length", str(len(body)).encode()), (b"idempotent-replayed", b"true")]
     if claim.content_type:
         headers.append((b"content-type", claim.content_type.encode("latin-1")))
+    if claim.location:
+        headers.append((b"location", claim.location.encode("latin-1")))
     await send({"type": "http.response.start", "status": claim.status or 200, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

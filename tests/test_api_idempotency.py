@@ -118,3 +118,16 @@ def test_keys_expire(short_ttl_server: ApiServer) -> None:
         r = send()
         assert r.status_code == 202 and r.json()["volume"]["id"] != first and "idempotent-replayed" not in r.headers
         assert len(cinder_volumes(c)) == before + 2
+
+
+def test_backup_job_replay_keeps_location_and_starts_one_job(shared_api_server: ApiServer) -> None:
+    key = str(uuid.uuid4())
+    with shared_api_server.client("operator") as c:
+        assert c.post("/volumes", json={"name": "idem-bk", "size": "4M"}).status_code == 201
+        jobs_before = len(c.get("/jobs", params={"kind": "backup"}).json())
+        first = c.post("/backups", json={"volume": "idem-bk"}, headers={"Idempotency-Key": key})
+        assert first.status_code == 202, first.text
+        again = c.post("/backups", json={"volume": "idem-bk"}, headers={"Idempotency-Key": key})
+        assert again.status_code == 202 and again.json()["id"] == first.json()["id"]
+        assert again.headers.get("location") == first.headers.get("location") is not None
+        assert len(c.get("/jobs", params={"kind": "backup"}).json()) == jobs_before + 1

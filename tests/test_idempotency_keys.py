@@ -58,9 +58,10 @@ def test_claim_replay_mismatch_and_release(catalog: Catalog) -> None:
     assert keys.claim(catalog, "t1", "k", "fp", "POST", "/volumes", TTL).outcome == "claimed"
     assert keys.claim(catalog, "t1", "k", "fp", "POST", "/volumes", TTL).outcome == "pending"
     assert keys.claim(catalog, "t2", "k", "fp", "POST", "/volumes", TTL).outcome == "claimed"  # keys are per token
-    keys.complete(catalog, "t1", "k", 201, "application/json", '{"id": "v"}', TTL)
+    keys.complete(catalog, "t1", "k", 201, "application/json", '{"id": "v"}', TTL, location="/jobs/j1")
     again = keys.claim(catalog, "t1", "k", "fp", "POST", "/volumes", TTL)
-    assert (again.outcome, again.status, again.content_type, again.body) == ("replay", 201, "application/json", '{"id": "v"}')
+    assert (again.outcome, again.status, again.content_type, again.body, again.location) == (
+        "replay", 201, "application/json", '{"id": "v"}', "/jobs/j1")
     other = keys.claim(catalog, "t1", "k", "fp2", "POST", "/volumes", TTL)
     assert (other.outcome, other.method, other.path) == ("mismatch", "POST", "/volumes")
     keys.release(catalog, "t2", "k")

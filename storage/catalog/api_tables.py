@@ -70,6 +70,7 @@ class IdempotencyKey(Base):
     state: Mapped[str] = mapped_column(String(16), default="pending")
     status: Mapped[int | None] = mapped_column(nullable=True)
     content_type: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    location: Mapped[str | None] = mapped_column(String(2048), nullable=True)  # the answer's Location header
     body: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column()

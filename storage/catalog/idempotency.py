@@ -59,6 +59,7 @@ class Claim:
     status: int | None = None
     content_type: str | None = None
     body: str | None = None
+    location: str | None = None
     method: str | None = None  # of the stored request, for a mismatch message
     path: str | None = None
 
@@ -85,17 +86,18 @@ def claim(catalog: Catalog, token_id: str, key: str, fp: str, method: str, path:
                                                        IdempotencyKey.expires_at == row.expires_at))
                 continue
             outcome = decide(row.state, row.fingerprint, fp)
-            return Claim(outcome, row.status, row.content_type, row.body, row.method, row.path)
+            return Claim(outcome, row.status, row.content_type, row.body, row.location, row.method, row.path)
     raise Conflict(f"Idempotency-Key {key!r} is being claimed and expired concurrently; retry", field="Idempotency-Key")
 
 
 def complete(catalog: Catalog, token_id: str, key: str, status: int, content_type: str | None, body: str,
-             ttl: timedelta) -> None:
+             ttl: timedelta, location: str | None = None) -> None:
     """Store the first response; retries replay it for ``ttl`` from now (not from the claim)."""
     with catalog.session() as s:
         row = s.get(IdempotencyKey, (token_id, key))
         if row is not None:
             row.state, row.status, row.content_type, row.body = "done", status, content_type, body
+            row.location = location[:2048] if location else None
             row.expires_at = utcnow() + ttl
 
 

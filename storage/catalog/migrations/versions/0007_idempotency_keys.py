@@ -23,6 +23,7 @@ def upgrade() -> None:
         sa.Column("state", sa.String(16), nullable=False),
         sa.Column("status", sa.Integer(), nullable=True),
         sa.Column("content_type", sa.String(255), nullable=True),
+        sa.Column("location", sa.String(2048), nullable=True),
         sa.Column("body", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
