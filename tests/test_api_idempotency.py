@@ -13,6 +13,8 @@ import pytest
 from tests.api_server import ApiServer, _serve, shared_api_server, write_config  # noqa: F401 - fixture
 
 PROJECT = "0123456789abcdef0123456789abcdef"
+# the shared server's catalog follows the kind: SQLite, then PostgreSQL (the expiry server stays on SQLite)
+pytestmark = pytest.mark.both_catalogs
 
 
 def cinder_volumes(c: httpx.Client) -> list[dict]:

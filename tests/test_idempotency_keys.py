@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
-
 import pytest
 
 from storage.catalog import idempotency as keys
@@ -13,6 +11,7 @@ from storage.catalog.db import Catalog
 from storage.errors import InvalidInput
 
 TTL = timedelta(hours=1)
+pytestmark = pytest.mark.both_catalogs  # the claim's unique key must hold on PostgreSQL too
 
 
 @pytest.mark.parametrize("state,stored,request_fp,outcome", [
@@ -48,8 +47,8 @@ def test_fingerprint_separates_method_path_query_and_body() -> None:
 
 
 @pytest.fixture
-def catalog(tmp_path: Path):
-    c = Catalog(f"sqlite:///{tmp_path / 'c.db'}")
+def catalog(catalog_url: str):
+    c = Catalog(catalog_url)
     yield c
     c.close()
 
@@ -66,6 +65,14 @@ def test_claim_replay_mismatch_and_release(catalog: Catalog) -> None:
     assert (other.outcome, other.method, other.path) == ("mismatch", "POST", "/volumes")
     keys.release(catalog, "t2", "k")
     assert keys.claim(catalog, "t2", "k", "fp2", "POST", "/volumes", TTL).outcome == "claimed"
+
+
+def test_twenty_concurrent_claims_one_wins(catalog: Catalog) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(20) as pool:
+        outcomes = list(pool.map(lambda _: keys.claim(catalog, "t", "race", "fp", "POST", "/volumes", TTL).outcome, range(20)))
+    assert sorted(outcomes) == ["claimed"] + ["pending"] * 19
 
 
 def test_expired_key_is_claimed_anew_and_purged(catalog: Catalog) -> None:
