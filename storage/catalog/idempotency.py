@@ -1,7 +1,7 @@
 """The catalog side of ``Idempotency-Key``: claim a key before the work, store the answer after.
 
-``claim`` inserts ``(token_id, key)`` as ``pending``; the primary key lets exactly one of several
-concurrent requests win. The others read the row and ``decide`` what they get: the stored
+``claim`` reads the key and, when it is absent, inserts ``(token_id, key)`` as ``pending``; the
+primary key lets exactly one of several concurrent requests win. The others read the row and ``decide`` what they get: the stored
 response (``replay``), a refusal because the body differs (``mismatch``), or ``pending`` while the
 first is still working. An expired row counts as absent: it is deleted and the claim retried.
 The HTTP side (reading the body, replaying, waiting) is api/idempotency.py.
@@ -69,24 +69,24 @@ def claim(catalog: Catalog, token_id: str, key: str, fp: str, method: str, path:
     """Claim ``key`` for this token, or say what the request gets instead (see ``decide``)."""
     for _ in range(3):  # a row can expire and be deleted (or claimed) by another request in between
         now_ = now or utcnow()
+        # read first: a retry or a request waiting for a pending key (polled) only reads
+        with catalog.session() as s:
+            row = s.get(IdempotencyKey, (token_id, key))
+            if row is not None and row.expires_at <= now_:
+                s.execute(delete(IdempotencyKey).where(IdempotencyKey.token_id == token_id,
+                                                       IdempotencyKey.key == key,
+                                                       IdempotencyKey.expires_at == row.expires_at))
+                row = None
+            if row is not None:
+                outcome = decide(row.state, row.fingerprint, fp)
+                return Claim(outcome, row.status, row.content_type, row.body, row.location, row.method, row.path)
         try:
             with catalog.session() as s:
                 s.add(IdempotencyKey(token_id=token_id, key=key, fingerprint=fp, method=method, path=path[:1024],
                                      state="pending", created_at=now_, expires_at=now_ + ttl))
             return Claim("claimed")
         except Conflict:
-            pass
-        with catalog.session() as s:
-            row = s.get(IdempotencyKey, (token_id, key))
-            if row is None:
-                continue
-            if row.expires_at <= now_:
-                s.execute(delete(IdempotencyKey).where(IdempotencyKey.token_id == token_id,
-                                                       IdempotencyKey.key == key,
-                                                       IdempotencyKey.expires_at == row.expires_at))
-                continue
-            outcome = decide(row.state, row.fingerprint, fp)
-            return Claim(outcome, row.status, row.content_type, row.body, row.location, row.method, row.path)
+            continue  # another request claimed it between the read and the insert: read its row
     raise Conflict(f"Idempotency-Key {key!r} is being claimed and expired concurrently; retry", field="Idempotency-Key")
 
 
