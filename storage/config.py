@@ -121,6 +121,33 @@ class SchedulerConfig(BaseModel):
     availability_zone: str = Field(default="nova", pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,62}$")  # this host's zone
 
 
+class ClusterConfig(BaseModel):
+    """``[cluster]``: this host is one of several sharing a catalog; heartbeats come from its agent.
+
+    Without a ``[cluster]`` table the host is alone: no agent is needed, the running process keeps
+    its own services row fresh (see docs/architecture.md "Hosts and heartbeats").
+    """
+
+    heartbeat_interval: float = Field(default=10.0, gt=0, le=3600)  # seconds between agent heartbeats
+    service_down_time: float = Field(default=60.0, gt=0, le=86400)  # no heartbeat for this long: down
+    labels: dict[str, str] = Field(default_factory=dict)  # the host's; its zone is [scheduler] availability_zone
+
+    @model_validator(mode="after")
+    def _down_after_heartbeat(self) -> "ClusterConfig":
+        if self.service_down_time <= self.heartbeat_interval:
+            raise ValueError(
+                f"service_down_time ({self.service_down_time}s) must be longer than heartbeat_interval "
+                f"({self.heartbeat_interval}s), or every host flaps down between two heartbeats"
+            )
+        return self
+
+
+def default_host_name() -> str:
+    import socket
+
+    return socket.gethostname()
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="STORAGE_", env_nested_delimiter="__", extra="forbid", case_sensitive=False
@@ -135,6 +162,8 @@ class Settings(BaseSettings):
     api: ApiConfig = Field(default_factory=ApiConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    host_name: str = Field(default_factory=default_host_name, min_length=1, max_length=255, pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]*$")
+    cluster: ClusterConfig | None = None  # None: a single host, no agent needed
     config_file: Path | None = None  # which file was read, for `storagectl config show`
     _pinned: bool = PrivateAttr(default=False)  # default_pool set by the configuration
 
@@ -182,6 +211,11 @@ class Settings(BaseSettings):
     def default_pool_pinned(self) -> str | None:
         """default_pool when the configuration names it (it then takes every volume given no pool), else None."""
         return self.default_pool if self._pinned else None
+
+    @property
+    def cluster_settings(self) -> ClusterConfig:
+        """``[cluster]`` as given, or its defaults for a single host."""
+        return self.cluster or ClusterConfig()
 
     @property
     def catalog_url(self) -> str:

@@ -120,6 +120,8 @@ class Volume(BaseModel):
     attached_device: str | None = None
     source_volume_id: str | None = None
     source_snapshot_id: str | None = None
+    host: str | None = None  # the storage host that owns it (services table)
+    host_state: str | None = None  # up, down, disabled: filled by `show` reads only
 
 
 class Snapshot(BaseModel):

@@ -117,6 +117,17 @@ class Cancelled(StorageError):
     http_status = 409
 
 
+class HostUnavailable(StorageError):
+    """The host that owns the volume (or the one asked to take a new one) is down or disabled.
+
+    ``details``: ``host`` (its name) and ``state`` (down, disabled, unknown).
+    """
+
+    code = "host_unavailable"
+    exit_code = 12
+    http_status = 503
+
+
 # Documented in README "Exit codes"; keep in sync with the classes above.
 EXIT_CODES: dict[int, str] = {
     0: "success",
@@ -131,4 +142,5 @@ EXIT_CODES: dict[int, str] = {
     9: "data corruption detected",
     10: "unsupported on this backend or host",
     11: "cancelled",
+    12: "host unavailable (the volume's host is down, or disabled for new volumes)",
 }

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from storage.backup.service import BackupService
     from storage.exports.service import ExportService
     from storage.host.local import LocalHost
+    from storage.hosts.service import HostService
+    from storage.scheduler.gather import PoolPlacement
     from storage.jobs.service import JobService
     from storage.objects.service import ObjectService
     from storage.policy.service import PolicyService
@@ -39,7 +41,7 @@ class Storage:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         private_dir(settings.data_dir)  # 0700 when new, whichever catalog (storage.paths)
-        self.catalog = Catalog(settings.catalog_url)
+        self.catalog = Catalog(settings.catalog_url, host_name=settings.host_name)
         self._lock = threading.RLock()
 
     # -- the host side ------------------------------------------------------------------------
@@ -58,6 +60,29 @@ class Storage:
 
     # -- the control plane: one service per capability ----------------------------------------
     @cached_property
+    def hosts(self) -> "HostService":
+        """The services table: this host's heartbeats, every host's state, placement candidates."""
+        from storage import __version__
+        from storage.hosts.service import HostService
+
+        return HostService(
+            self.catalog, self.host, name=self.settings.host_name, pools=self.pool_placements,
+            availability_zone=self.settings.scheduler.availability_zone, cluster=self.settings.cluster_settings,
+            clustered=self.settings.cluster is not None, version=__version__,
+        )  # fmt: skip
+
+    @cached_property
+    def pool_placements(self) -> "dict[str, PoolPlacement]":
+        """What the configuration says about each pool for placement: driver, zone, labels."""
+        from storage.scheduler.gather import PoolPlacement
+
+        zone = self.settings.scheduler.availability_zone
+        return {
+            name: PoolPlacement(cfg.driver, cfg.availability_zone or zone, dict(cfg.labels))
+            for name, cfg in self.settings.pools.items()
+        }
+
+    @cached_property
     def pools(self) -> "PoolService":
         from storage.volumes.pools import PoolService
 
@@ -69,25 +94,17 @@ class Storage:
         from storage.volumes.service import VolumeService
 
         return VolumeService(
-            self.catalog, self.host, placer=self.placer,
-            snapshots=lambda: self.snapshots, exports=lambda: self.exports,
+            self.catalog, self.host, placer=self.placer, host_name=self.settings.host_name,
+            snapshots=lambda: self.snapshots, exports=lambda: self.exports, hosts=lambda: self.hosts,
         )  # fmt: skip
 
     @cached_property
     def placer(self) -> "Placer":
         """The scheduler over this host's configured pools (storage/volumes/placement.py)."""
-        import socket
-
-        from storage.scheduler.gather import PoolPlacement
         from storage.volumes.placement import Placer
 
-        zone = self.settings.scheduler.availability_zone
-        pools = {
-            name: PoolPlacement(cfg.driver, cfg.availability_zone or zone, dict(cfg.labels))
-            for name, cfg in self.settings.pools.items()
-        }
         return Placer(
-            self.host, host_name=socket.gethostname(), pools=pools,
+            self.host, host_name=self.settings.host_name, pools=self.pool_placements,
             pinned_pool=self.settings.default_pool_pinned, weigher=self.settings.scheduler.weigher,
         )  # fmt: skip
 

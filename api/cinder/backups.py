@@ -109,6 +109,7 @@ def restore_backup(backup_id: IdPath, request: Request, st: StorageDep, payload:
     backup = st.backups.get(backup_id)
     if spec.get("volume_id"):
         volume = st.volumes.get(spec["volume_id"])
+        st.volumes.require_host_up(volume)
     else:  # Cinder creates the new volume at once and restores into it in the background
         volume = st.volumes.create(spec.get("name") or views.generated_name("restore"), max(backup.size_bytes, views.GiB))
     submit_job(

@@ -72,7 +72,7 @@ def volume_detail(vol: Volume, base_url: str, project_id: str | None) -> dict[st
         "consistencygroup_id": None,
         "group_id": None,
         "migration_status": None,
-        "os-vol-host-attr:host": f"localhost@{vol.pool}#{vol.pool}",
+        "os-vol-host-attr:host": f"{vol.host or 'localhost'}@{vol.pool}#{vol.pool}",
         "os-vol-tenant-attr:tenant_id": project_id,
         "os-vol-mig-status-attr:migstat": None,
         "os-vol-mig-status-attr:name_id": None,

@@ -73,6 +73,7 @@ def start_backup(request: Request, st: StorageDep, source: str, *, name: str | N
     Every parameter is checked before the job is queued (422 now, not a failed job later)."""
     repository = check_repository(repository, st.settings)
     check_job_params(st, repository=repository, name=name, labels=labels, bandwidth_limit=bandwidth_limit)
+    require_source_host_up(st, source)
     backup_id = str(uuid.uuid4())
     return submit_job(
         request, st, "backup",
@@ -81,6 +82,23 @@ def start_backup(request: Request, st: StorageDep, source: str, *, name: str | N
                                       bandwidth_limit=bandwidth_limit),
         target=backup_id, params={"backup_id": backup_id, "source": source, "name": name, "repository": repository},
     )
+
+
+def require_source_host_up(st: StorageDep, source: str) -> None:
+    """A backup reads on the volume's host: answer 503 now (host named) when it is down, not in the job."""
+    kind, _, ref = source.partition(":")
+    if kind == "volume":
+        st.volumes.require_host_up(st.volumes.get(ref))
+    elif kind == "snapshot":
+        st.volumes.require_host_up(st.volumes.get(st.snapshots.get(ref).volume_id))
+
+
+def require_restore_target(st: StorageDep, to_volume: str | None) -> None:
+    """A restore writes on the target volume's host (503 when down) or makes a new volume here."""
+    if to_volume:
+        st.volumes.require_host_up(st.volumes.get(to_volume))
+    else:
+        st.hosts.require_accepting(st.settings.host_name)
 
 
 @router.get("", response_model=list[Backup])
@@ -117,6 +135,8 @@ def delete_backup(backup_id: IdPath, st: StorageDep) -> Response:
 def restore_backup(backup_id: IdPath, body: RestoreRequest, request: Request, st: StorageDep) -> JSONResponse:
     backup = st.backups.get(backup_id)
     check_restore_target(st, to_volume=body.to_volume, new_volume_name=body.new_volume_name, pool=body.pool)
+    if body.to_volume or body.new_volume_name:
+        require_restore_target(st, body.to_volume)
     job = submit_job(
         request, st, "restore",
         lambda ctx: st.backups.restore(backup.id, to_volume=body.to_volume, new_volume_name=body.new_volume_name,

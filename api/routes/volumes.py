@@ -114,7 +114,7 @@ def create_volume(
 
 @router.get("/{ref}", response_model=Volume)
 def show_volume(ref: RefPath, st: StorageDep) -> Volume:
-    return st.volumes.get(ref)
+    return st.volumes.show(ref)
 
 
 @router.patch("/{ref}", response_model=Volume)

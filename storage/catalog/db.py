@@ -94,8 +94,11 @@ def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision (idempotent; safe from several processes at once)."""
+def migrate(engine: Engine, host_name: str | None = None) -> None:
+    """Bring the schema to the newest revision (idempotent; safe from several processes at once).
+
+    ``host_name`` is the host that owns volumes already in the catalog (migration 0008).
+    """
     if current_revision(engine) == HEAD_REVISION:
         return
     from alembic import command
@@ -105,19 +108,20 @@ def migrate(engine: Engine) -> None:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_MIGRATE_LOCK_KEY})
         cfg.attributes["connection"] = conn
+        cfg.attributes["host_name"] = host_name
         command.upgrade(cfg, "head")
 
 
 class Catalog:
     """Owns the engine and hands out sessions."""
 
-    def __init__(self, url: str, *, run_migrations: bool = True) -> None:
+    def __init__(self, url: str, *, run_migrations: bool = True, host_name: str | None = None) -> None:
         self.url = url
         self.engine = make_engine(url)
         self.display_url = redact_url(url)  # for messages: never the password
         if run_migrations:
             try:
-                migrate(self.engine)
+                migrate(self.engine, host_name)
             except (OperationalError, InterfaceError) as exc:
                 self.engine.dispose()
                 raise database_failure(exc, self.display_url) from None

@@ -5,6 +5,7 @@ from storage.catalog import backups  # noqa: F401
 from storage.catalog import policies  # noqa: F401
 from storage.catalog import api_tables  # noqa: F401
 from storage.catalog import exports  # noqa: F401
+from storage.catalog import services  # noqa: F401
 from storage.catalog.base import Base
 
 metadata = Base.metadata

@@ -32,6 +32,7 @@ _COLUMNS = (
     AttachmentRow.device,
     VolumeRow.source_volume_id,
     VolumeRow.source_snapshot_id,
+    VolumeRow.host,
 )
 
 
@@ -54,9 +55,9 @@ def list_volume_models(session: Session, *, pool: str | None = None, status: Vol
         {
             "id": vid, "name": name, "size_bytes": size, "pool": vpool, "status": vstatus, "labels": labels or {},
             "created_at": _aware(created), "updated_at": _aware(updated), "attached_device": device,
-            "source_volume_id": src_vol, "source_snapshot_id": src_snap,
+            "source_volume_id": src_vol, "source_snapshot_id": src_snap, "host": host,
         }
-        for vid, name, size, vpool, vstatus, labels, created, updated, device, src_vol, src_snap in session.execute(query)
+        for vid, name, size, vpool, vstatus, labels, created, updated, device, src_vol, src_snap, host in session.execute(query)
     ]
     return _VOLUMES.validate_python(rows)
 

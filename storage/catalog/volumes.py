@@ -40,6 +40,8 @@ class VolumeRow(Base):
     task_owner: Mapped[str | None] = mapped_column(String(300), nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The storage host that owns the volume's data (migration 0008; services.name).
+    host: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
 
 
 class SnapshotRow(Base):
@@ -102,6 +104,7 @@ def volume_model(row: VolumeRow, attachment: AttachmentRow | None) -> Volume:
         attached_device=attachment.device if attachment else None,
         source_volume_id=row.source_volume_id,
         source_snapshot_id=row.source_snapshot_id,
+        host=row.host,
     )
 
 

@@ -98,7 +98,7 @@ def list_(
 @volume_app.command("show")
 def show(ctx: typer.Context, volume: Annotated[str, typer.Argument(help="Name or id.")], as_json: common.JsonOpt = False) -> None:
     """Show one volume."""
-    common.emit(common.get_storage(ctx).volumes.get(volume), as_json, show_volume)
+    common.emit(common.get_storage(ctx).volumes.show(volume), as_json, show_volume)
 
 
 @volume_app.command("extend")

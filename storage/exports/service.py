@@ -146,6 +146,7 @@ class ExportService:
             validate_chap_secret(chap_secret)
         advertised = validate_portal(portal) if portal is not None else self.advertise_portal
         vol = self._volumes.get(volume_ref)
+        self._volumes.require_host_up(vol)
         username = validate_chap_username(chap_username) if chap_username else default_chap_username(vol.id)
         if vol.status not in EXPORTABLE:
             raise Conflict(
@@ -224,6 +225,7 @@ class ExportService:
     def unexport(self, volume_ref: str) -> Export:
         """Remove the target, detach the volume if the export attached it, forget the secret."""
         export = self.get(volume_ref)
+        self._volumes.require_host_up(self._volumes.get(export.volume_id))
         with self._host_lock():
             try:
                 self._host.unexport_target(export.target_iqn)

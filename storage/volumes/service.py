@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from storage.host.api import HostApi, ProgressCallback
     from storage.scheduler import Decision, Hints
     from storage.volumes.placement import Placer
+    from storage.hosts.service import HostService
     from storage.volumes.snapshots import SnapshotService
 
 V = VolumeStatus
@@ -78,12 +79,20 @@ class VolumeService:
         placer: "Placer",
         snapshots: "Callable[[], SnapshotService]",
         exports: "Callable[[], ExportService]",
+        host_name: str | None = None,
+        hosts: "Callable[[], HostService] | None" = None,
     ) -> None:
         """placer chooses the pool of a new empty volume (storage.volumes.placement); snapshots and
-        exports are providers: those services need this one, so they are read on first use."""
+        exports are providers: those services need this one, so they are read on first use.
+
+        host_name is this host (it owns the volumes created here); hosts, when given, guards every
+        operation on a volume's devices: its host must be up (else HostUnavailable, 503).
+        """
         self._catalog = catalog
         self._host = host
         self._placer = placer
+        self._host_name = host_name or socket.gethostname()
+        self._hosts = hosts
         self._snapshots = snapshots
         self._exports = exports
 
@@ -105,6 +114,27 @@ class VolumeService:
         if vid is None:
             raise NotFound(f"volume {ref!r} not found (by name or id); see `storagectl volume list`", volume=ref)
         return vid
+
+    # -- the volume's host -------------------------------------------------
+    def require_host_up(self, vol: Volume) -> None:
+        """Raise HostUnavailable (503, the host named) when the host owning ``vol`` is down."""
+        if self._hosts is not None:
+            self._hosts().require_up(vol.host)
+
+    def _require_host_of(self, vid: str) -> None:
+        if self._hosts is None:
+            return
+        with self._catalog.session() as s:
+            host = s.scalar(select(VolumeRow.host).where(VolumeRow.id == vid))
+        self._hosts().require_up(host)
+
+    def show(self, ref: str) -> Volume:
+        """``get`` plus the state of the volume's host (up, down, disabled), for reads shown to people."""
+        vol = self.get(ref)
+        if self._hosts is None:
+            return vol
+        state = self._hosts().state_of(vol.host)
+        return vol.model_copy(update={"host_state": state.value if state else None})
 
     def get(self, ref: str) -> Volume:
         vid = self._row_id(ref)
@@ -191,6 +221,10 @@ class VolumeService:
             snap = self._snapshots().get(source_snapshot)
             snap_id = snap.id
             src_vol = self.get(snap.volume_id)
+        if self._hosts is not None:  # this host takes the new volume: it must be up and enabled
+            self._hosts().require_accepting(self._host_name)
+            if src_vol is not None:
+                self._hosts().require_up(src_vol.host)
         decision = None
         if src_vol is not None:
             if pool is not None and pool != src_vol.pool:
@@ -228,7 +262,7 @@ class VolumeService:
                     id=vid, name=name, size_bytes=size_bytes, pool=pool,
                     status=(V.RESTORING_BACKUP if restoring and src_vol is None else V.CREATING).value, labels=labels,
                     source_volume_id=src_vol.id if src_vol else None, source_snapshot_id=snap_id,
-                    task_owner=this_owner(), created_at=now, updated_at=now,
+                    task_owner=this_owner(), created_at=now, updated_at=now, host=self._host_name,
                 )
             )
         try:
@@ -292,6 +326,7 @@ class VolumeService:
     def attach(self, ref: str) -> Volume:
         """Attach on this host (a loop device for the file backend); returns the volume with attached_device."""
         vol = self.get(ref)
+        self.require_host_up(vol)
         with self._catalog.session() as s:
             cas_volume_status(s, vol.id, V.ATTACHING, allowed_from=frozenset({V.AVAILABLE}))
         try:
@@ -308,6 +343,7 @@ class VolumeService:
 
     def detach(self, ref: str) -> Volume:
         vol = self.get(ref)
+        self.require_host_up(vol)
         with self._catalog.session() as s:
             cas_volume_status(s, vol.id, V.DETACHING, allowed_from=frozenset({V.IN_USE}))
         try:
@@ -325,6 +361,7 @@ class VolumeService:
     # -- extend / revert -------------------------------------------------------
     def extend(self, ref: str, new_size: str | int) -> Volume:
         vol = self.get(ref)
+        self.require_host_up(vol)
         size_bytes = self._size(new_size, vol.pool, field="new size")
         if size_bytes < vol.size_bytes:
             raise InvalidInput(
@@ -361,6 +398,7 @@ class VolumeService:
                 f"snapshot {snap.name!r} belongs to volume {snap.volume_name!r}, not {vol.name!r}; "
                 "accepted: a snapshot of this volume"
             )
+        self.require_host_up(vol)
         with self._catalog.session() as s:
             cas_volume_status(s, vol.id, V.REVERTING, allowed_from=frozenset({V.AVAILABLE}))
         try:
@@ -421,6 +459,7 @@ class VolumeService:
         if wipe not in WIPE_MODES:
             raise InvalidInput(f"wipe mode {wipe!r} is not accepted; accepted: {', '.join(WIPE_MODES)}")
         vol = self.get(ref)
+        self.require_host_up(vol)
         with self._catalog.session() as s:
             snaps = s.scalars(select(SnapshotRow).where(SnapshotRow.volume_id == vol.id)).all()
             snap_names = [r.name for r in snaps]
@@ -491,6 +530,7 @@ class _Hold:
         self.prior: VolumeStatus | None = None
 
     def __enter__(self) -> VolumeStatus:
+        self.svc._require_host_of(self.vid)
         with self.svc._catalog.session() as s:
             self.prior = cas_volume_status(s, self.vid, self.status, allowed_from=self.allowed_from)
         return self.prior

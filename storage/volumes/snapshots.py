@@ -123,7 +123,9 @@ class SnapshotService:
         return self.get(sid)
 
     def delete(self, ref: str) -> None:
-        self._delete_by_id(self.get(ref).id)
+        snap = self.get(ref)
+        self._volumes.require_host_up(self._volumes.get(snap.volume_id))
+        self._delete_by_id(snap.id)
 
     def _delete_by_id(self, sid: str, *, force: bool = False) -> None:
         with self._catalog.session() as s:

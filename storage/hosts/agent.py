@@ -1,0 +1,107 @@
+"""``storagectl agent``: registers this host in the catalog and heartbeats until SIGTERM.
+
+Each heartbeat reports the host's pools (driver, capabilities, capacity through
+``HostApi.pool_usage``). When the catalog cannot be reached (at start or later), the agent logs
+one line per failure, waits a bounded, doubling delay and tries again; it never exits for it.
+SIGTERM or SIGINT ends the loop between two heartbeats and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import signal
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from storage.catalog.base import utcnow
+from storage.hosts.state import retry_delay
+
+if TYPE_CHECKING:
+    from storage.config import Settings
+    from storage.hosts.service import HostService
+
+log = logging.getLogger("storage.agent")
+
+MAX_RETRY_DELAY = 60.0  # seconds; also at most service_down_time / 2 so a recovery shows soon
+_URL_SECRET = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
+
+
+def one_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` (no traceback, no password of a URL), at most 300 chars."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = _URL_SECRET.sub(r"\1***@", text)
+    return f"{type(exc).__name__}: {text}"[:300]
+
+
+class Agent:
+    """The heartbeat loop; ``open_hosts`` builds the HostService (and may fail: catalog down)."""
+
+    def __init__(self, settings: "Settings", open_hosts: Callable[[], "HostService"] | None = None) -> None:
+        self.settings = settings
+        self.stop = threading.Event()
+        self._open_hosts = open_hosts or self._default_open
+        self._hosts: HostService | None = None
+        self._storage = None
+        self.started_at: datetime = utcnow()
+        self.heartbeats = 0
+
+    def _default_open(self) -> "HostService":
+        from storage.service import Storage
+
+        st = Storage(self.settings)
+        self._storage = st  # type: ignore[assignment]
+        return st.hosts
+
+    def beat(self) -> None:
+        """One registration/heartbeat; opens the catalog first when it is not open yet."""
+        if self._hosts is None:
+            self._hosts = self._open_hosts()
+        self._hosts.heartbeat(started_at=self.started_at)
+        self.heartbeats += 1
+
+    def run(self) -> int:
+        cluster = self.settings.cluster_settings
+        interval = cluster.heartbeat_interval
+        cap = max(interval, min(MAX_RETRY_DELAY, cluster.service_down_time / 2))
+        failures = 0
+        log.info("agent for host %r: heartbeat every %gs, down after %gs", self.settings.host_name, interval, cluster.service_down_time)
+        while not self.stop.is_set():
+            try:
+                self.beat()
+            except Exception as exc:  # noqa: BLE001 - any failure to reach the catalog is retried
+                failures += 1
+                delay = retry_delay(failures, interval, cap)
+                log.warning("heartbeat of host %r failed (%d in a row): %s; retrying in %gs",
+                            self.settings.host_name, failures, one_line(exc), delay)  # fmt: skip
+                self._reset()
+                self.stop.wait(delay)
+                continue
+            if failures:
+                log.info("heartbeat of host %r succeeded again after %d failures", self.settings.host_name, failures)
+            elif self.heartbeats == 1:
+                log.info("host %r registered", self.settings.host_name)
+            failures = 0
+            self.stop.wait(interval)
+        log.info("agent for host %r stopping", self.settings.host_name)
+        self._reset()
+        return 0
+
+    def _reset(self) -> None:
+        """Drop the catalog connection after a failure (or at exit): the next beat reopens it."""
+        if self._storage is not None:
+            try:
+                self._storage.close()
+            except Exception:  # noqa: BLE001 - closing a broken engine must not kill the loop
+                pass
+            self._storage = None
+            self._hosts = None
+
+    def install_signal_handlers(self) -> None:
+        def _stop(signum: int, _frame: object) -> None:
+            self.stop.set()
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
