@@ -11,29 +11,33 @@ from storage.hosts.state import HostInfo, PoolCandidate
 
 router = APIRouter(prefix="/hosts", tags=["hosts"], dependencies=[Depends(authorize)], responses=ERROR_RESPONSES)
 
-HostName = Field(min_length=1, max_length=255)
 
 class Disable(BaseModel):
     reason: str | None = Field(default=None, max_length=255, description="Why (shown in the host's record)")
+
 
 @router.get("", response_model=list[HostInfo])
 def list_hosts(st: StorageDep) -> list[HostInfo]:
     """Every registered host: up, down (no heartbeat within service_down_time) or disabled."""
     return st.hosts.list()
 
+
 @router.get("/candidates", response_model=list[PoolCandidate])
 def placement_candidates(st: StorageDep) -> list[PoolCandidate]:
     """Pools that may take a new volume: those of up, enabled hosts, with their free capacity."""
     return st.hosts.candidates()
 
+
 @router.get("/{name}", response_model=HostInfo)
 def show_host(name: str, st: StorageDep) -> HostInfo:
     return st.hosts.get(name)
+
 
 @router.post("/{name}/disable", response_model=HostInfo, dependencies=[Depends(require_admin)])
 def disable_host(name: str, st: StorageDep, body: Disable | None = None) -> HostInfo:
     """Maintenance: the host keeps serving its volumes but gets no new ones."""
     return st.hosts.disable(name, body.reason if body else None)
+
 
 @router.post("/{name}/enable", response_model=HostInfo, dependencies=[Depends(require_admin)])
 def enable_host(name: str, st: StorageDep) -> HostInfo:

@@ -135,6 +135,7 @@ def delete_volume(
         st.volumes.delete(ref, force=force, cascade=cascade)
         return Response(status_code=204)
     vol = st.volumes.get(ref)
+    st.volumes.require_host_up(vol)  # 503 now, naming the host, rather than a failed job later
     job = submit_job(
         request, st, "wipe",
         lambda ctx: st.volumes.delete(vol.id, wipe=wipe, force=force, cascade=cascade, progress=ctx.progress),

@@ -1,0 +1,90 @@
+"""Pure host decisions: up/down/disabled, retry back-off, placement candidates (table-tested)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from storage.hosts.agent import one_line
+from storage.hosts.service import validate_host_name, validate_reason
+from storage.errors import InvalidInput
+from storage.hosts.state import HostInfo, HostState, host_state, placement_candidates, retry_delay
+
+NOW = datetime(2026, 11, 30, 12, 0, 0, tzinfo=UTC)
+S = timedelta(seconds=1)
+
+
+@pytest.mark.parametrize(
+    ("last", "down_time", "disabled", "expected"),
+    [
+        (NOW, 60, False, HostState.UP),
+        (NOW - 59 * S, 60, False, HostState.UP),
+        (NOW - 60 * S, 60, False, HostState.UP),  # exactly the limit: still up
+        (NOW - 61 * S, 60, False, HostState.DOWN),
+        (NOW - 3600 * S, 60, False, HostState.DOWN),
+        (None, 60, False, HostState.DOWN),  # registered by an admin, never heard from
+        (NOW, 60, True, HostState.DISABLED),
+        (NOW - 61 * S, 60, True, HostState.DOWN),  # dead wins over disabled: its volumes answer 503
+        (None, 60, True, HostState.DOWN),
+        (NOW + 30 * S, 60, False, HostState.UP),  # clock skew: a heartbeat "from the future" is now
+        (NOW - 2 * S, 1.5, False, HostState.DOWN),  # fractional down times (tests use short ones)
+    ],
+)
+def test_host_state(last: datetime | None, down_time: float, disabled: bool, expected: HostState) -> None:
+    assert host_state(last, NOW, down_time, disabled) is expected
+
+
+@pytest.mark.parametrize(
+    ("failures", "interval", "cap", "expected"),
+    [(0, 10, 60, 10), (1, 10, 60, 20), (2, 10, 60, 40), (3, 10, 60, 60), (50, 10, 60, 60),
+     (1000, 10, 60, 60), (1, 0.2, 1.0, 0.4), (5, 0.2, 1.0, 1.0), (3, 30, 10, 30)],  # cap below interval: interval
+)
+def test_retry_delay_doubles_and_is_bounded(failures: int, interval: float, cap: float, expected: float) -> None:
+    assert retry_delay(failures, interval, cap) == pytest.approx(expected)
+
+
+def _host(name: str, state: HostState, pools: dict) -> HostInfo:
+    return HostInfo(name=name, state=state, disabled=state is HostState.DISABLED, pools=pools, availability_zone="az1",
+                    labels={"rack": name})
+
+
+POOL = {"driver": "file", "capabilities": {"thin": True}, "total_bytes": 100, "free_bytes": 40, "provisioned_bytes": 60}
+
+
+def test_placement_candidates_skip_down_disabled_and_failed_pools() -> None:
+    hosts = [
+        _host("c", HostState.UP, {"p2": POOL, "p1": {**POOL, "free_bytes": 7}}),
+        _host("a", HostState.DOWN, {"p": POOL}),
+        _host("b", HostState.DISABLED, {"p": POOL}),
+        _host("d", HostState.UP, {"bad": {"driver": "lvm", "error": "volume group vg0 not found"}, "ok": POOL}),
+    ]
+    got = [(c.host, c.pool, c.free_bytes, c.availability_zone, c.labels["rack"]) for c in placement_candidates(hosts)]
+    assert got == [("c", "p1", 7, "az1", "c"), ("c", "p2", 40, "az1", "c"), ("d", "ok", 40, "az1", "d")]
+    assert placement_candidates([]) == []
+
+
+@pytest.mark.parametrize("name", ["h1", "storage-01.example.org", "node_3", "a@b"])
+def test_host_names_accepted(name: str) -> None:
+    assert validate_host_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "-x", "a b", "x" * 256, "ü", "a/b", None, 3])
+def test_host_names_refused_with_what_is_accepted(name: object) -> None:
+    with pytest.raises(InvalidInput, match="accepted: 1-255 letters"):
+        validate_host_name(name)
+
+
+def test_reason_bounded_and_printable() -> None:
+    assert validate_reason(None) is None and validate_reason("") is None
+    assert validate_reason("disk swap") == "disk swap"
+    for bad in ("x" * 256, "line\nbreak", 5):
+        with pytest.raises(InvalidInput, match="255 characters"):
+            validate_reason(bad)
+
+
+def test_one_line_hides_url_passwords_and_tracebacks() -> None:
+    exc = RuntimeError("could not connect to postgresql+psycopg://storage:s3cret@db:5432/catalog\nDETAIL: more")
+    text = one_line(exc)
+    assert "s3cret" not in text and "DETAIL" not in text
+    assert text.startswith("RuntimeError: could not connect to postgresql+psycopg://storage:***@db")
