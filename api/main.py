@@ -8,6 +8,7 @@ Routers live in ``api/routes`` (native API) and ``api/cinder`` (the Cinder v3 su
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import signal
 import threading
@@ -43,6 +44,7 @@ NATIVE_ROUTERS = [
     "api.routes.exports",
     "api.routes.hosts",
 ]
+log = logging.getLogger("storage.api")
 TOKEN_CACHE_SECONDS = 2.0  # a revocation by another process applies within this long
 
 CINDER_MODULES = [
@@ -54,6 +56,28 @@ CINDER_MODULES = [
 ]
 
 
+def start_local_refresh(st: Storage) -> threading.Event:
+    """Single host (no [cluster]): the server keeps this host's services row fresh, as an agent
+    would, so other readers of the catalog see it up. Set the returned event to stop."""
+    stop = threading.Event()
+    if st.settings.cluster is not None:
+        return stop  # several hosts: only `storagectl agent` heartbeats
+    interval = st.settings.cluster_settings.heartbeat_interval
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                st.hosts.refresh_local()
+            except Exception as exc:  # noqa: BLE001 - a catalog hiccup must not end the refresh
+                from storage.hosts.agent import one_line
+
+                log.warning("refreshing this host's services row failed: %s", one_line(exc))
+            stop.wait(interval)
+
+    threading.Thread(target=loop, name="host-refresh", daemon=True).start()
+    return stop
+
+
 def create_app(config: Settings | Storage | str | os.PathLike[str] | None = None, *, job_shutdown_timeout: float = 5.0) -> FastAPI:
     """Build the app. A given Storage is used as is (and not closed); otherwise one is opened."""
     owned = not isinstance(config, Storage)
@@ -63,9 +87,11 @@ def create_app(config: Settings | Storage | str | os.PathLike[str] | None = None
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         _ = st.jobs  # starting the job service marks jobs of dead processes interrupted
         _drain_on_signals(app)
+        stop_refresh = start_local_refresh(st)
         try:
             yield
         finally:
+            stop_refresh.set()
             st.jobs.shutdown(timeout=job_shutdown_timeout)
             if owned:
                 st.close()

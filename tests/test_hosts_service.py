@@ -3,6 +3,7 @@ down hosts answer HostUnavailable naming the host, disabled hosts take no new vo
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -116,3 +117,22 @@ def test_migration_gives_existing_volumes_this_host(tmp_path: Path) -> None:
             assert conn.execute(text("SELECT count(*) FROM services")).scalar() == 0
     finally:
         new.close()
+
+
+def test_single_host_server_keeps_its_row_fresh(config_file: Path) -> None:
+    """storagectl serve's app (no [cluster]) heartbeats for this host without any request."""
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+
+    with storage.open(config_file) as st:
+        with TestClient(create_app(st)):
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                with st.catalog.session() as s:
+                    beat = s.execute(text("SELECT last_heartbeat FROM services")).scalar()
+                if beat is not None:
+                    break
+                time.sleep(0.05)
+        assert beat is not None
+        assert st.hosts.get(st.settings.host_name).state is HostState.UP
