@@ -157,7 +157,7 @@ def test_disable_enable_round_trip_admin_only(tmp_path: Path, agents: list[Agent
             assert r.status_code == 200 and r.json()["state"] == "disabled" and r.json()["disabled_reason"] == "disk swap"
             r = c.post("/volumes", json={"name": "v1", "size": "8M"})
             assert r.status_code == 503 and "disabled (disk swap)" in r.json()["error"]["message"]
-            assert c.get("/hosts/candidates").json() == []
+            assert [(p["pool"], p["disabled"]) for p in c.get("/hosts/candidates").json()] == [("default", True)]
             assert c.post("/hosts/h1/disable", json={"reason": "x" * 256}).status_code == 422
             assert c.post("/hosts/nope/enable").status_code == 404
             assert c.get("/hosts/bad%20name").status_code == 422
@@ -165,7 +165,7 @@ def test_disable_enable_round_trip_admin_only(tmp_path: Path, agents: list[Agent
         assert r.returncode == 0 and json.loads(r.stdout)["state"] == "up", r.stderr
         with server.client() as c:
             assert c.post("/volumes", json={"name": "v1", "size": "8M"}).status_code == 201
-            assert [(p["host"], p["pool"]) for p in c.get("/hosts/candidates").json()] == [("h1", "default")]
+            assert [(p["host"], p["pool"], p["up"], p["disabled"]) for p in c.get("/hosts/candidates").json()] == [("h1", "default", True, False)]
         r = ctl(config, "hosts", "disable", "h1", "--reason", "again", "--json")
         assert r.returncode == 0 and json.loads(r.stdout)["disabled"] is True
         r = ctl(config, "hosts", "show", "h1")

@@ -17,7 +17,8 @@ from storage.catalog.db import Catalog, alembic_config, current_revision, HEAD_R
 from storage.errors import HostUnavailable, NotFound
 from storage.hosts.state import HostState
 
-CLUSTER = '\nhost_name = "h1"\n[cluster]\nheartbeat_interval = 0.2\nservice_down_time = 1.5\navailability_zone = "az1"\nlabels = {rack = "r1"}\n'
+CLUSTER = ('\nhost_name = "h1"\n[scheduler]\navailability_zone = "az1"\n'
+           '[cluster]\nheartbeat_interval = 0.2\nservice_down_time = 1.5\nlabels = {rack = "r1"}\n')
 
 
 def test_single_host_needs_no_agent(st: storage.Storage) -> None:
@@ -29,7 +30,7 @@ def test_single_host_needs_no_agent(st: storage.Storage) -> None:
     assert st.volumes.show("v1").host_state == "up"
     assert st.volumes.list()[0].host == st.settings.host_name
     assert st.hosts.get(st.settings.host_name).volumes == 1
-    assert [(c.host, c.pool) for c in st.hosts.candidates()] == [(st.settings.host_name, "default")]
+    assert [(c.host, c.pool, c.up, c.disabled) for c in st.hosts.candidates()] == [(st.settings.host_name, "default", True, False)]
 
 
 @pytest.fixture
@@ -71,7 +72,7 @@ def test_down_host_answers_host_unavailable_reads_still_work(cluster: storage.St
     shown = cluster.volumes.show("v1")
     assert shown.status.value == "available" and shown.host_state == "down"
     assert [v.name for v in cluster.volumes.list()] == ["v1"]
-    assert cluster.hosts.candidates() == []
+    assert [(c.name, c.up) for c in cluster.hosts.candidates()] == [("h1#default", False)]
     cluster.hosts.heartbeat()  # the agent is back
     assert cluster.volumes.extend("v1", "16M").size_bytes == 16 << 20
 
@@ -86,7 +87,7 @@ def test_disabled_host_keeps_its_volumes_takes_no_new_ones(cluster: storage.Stor
     with pytest.raises(HostUnavailable, match=r"'h1' is disabled \(disk swap\)") as err:
         cluster.volumes.create("v2", "8M")
     assert err.value.details["state"] == "disabled"
-    assert cluster.hosts.candidates() == []
+    assert [(c.name, c.disabled, c.disabled_reason) for c in cluster.hosts.candidates()] == [("h1#default", True, "disk swap")]
     assert cluster.volumes.extend("v1", "16M").size_bytes == 16 << 20  # existing volumes still served
     assert cluster.hosts.enable("h1").state is HostState.UP
     assert cluster.hosts.get("h1").disabled_reason is None

@@ -10,6 +10,7 @@ from storage.hosts.agent import one_line
 from storage.hosts.service import validate_host_name, validate_reason
 from storage.errors import InvalidInput
 from storage.hosts.state import HostInfo, HostState, host_state, placement_candidates, retry_delay
+from storage.scheduler import PlacementRequest, schedule
 
 NOW = datetime(2026, 11, 30, 12, 0, 0, tzinfo=UTC)
 S = timedelta(seconds=1)
@@ -44,23 +45,34 @@ def test_retry_delay_doubles_and_is_bounded(failures: int, interval: float, cap:
     assert retry_delay(failures, interval, cap) == pytest.approx(expected)
 
 
-def _host(name: str, state: HostState, pools: dict) -> HostInfo:
-    return HostInfo(name=name, state=state, disabled=state is HostState.DISABLED, pools=pools, availability_zone="az1",
-                    labels={"rack": name})
+def _host(name: str, state: HostState, pools: dict, reason: str | None = None) -> HostInfo:
+    return HostInfo(name=name, state=state, disabled=state is HostState.DISABLED, disabled_reason=reason, pools=pools,
+                    availability_zone="az1", labels={"rack": name, "tier": "host"})
 
 
-POOL = {"driver": "file", "capabilities": {"thin": True}, "total_bytes": 100, "free_bytes": 40, "provisioned_bytes": 60}
+POOL = {"driver": "file", "capabilities": {"thin": True, "size_granularity": 1}, "total_bytes": 100, "free_bytes": 40,
+        "provisioned_bytes": 60, "overcommit_ratio": 1.0, "provisionable_bytes": 40}
 
 
-def test_placement_candidates_skip_down_disabled_and_failed_pools() -> None:
+def test_candidates_carry_host_state_and_the_scheduler_explains_refusals() -> None:
     hosts = [
-        _host("c", HostState.UP, {"p2": POOL, "p1": {**POOL, "free_bytes": 7}}),
-        _host("a", HostState.DOWN, {"p": POOL}),
-        _host("b", HostState.DISABLED, {"p": POOL}),
+        _host("c", HostState.UP, {"p2": POOL, "p1": {**POOL, "free_bytes": 7, "provisionable_bytes": 7,
+                                                     "availability_zone": "az9", "labels": {"tier": "ssd"}}}),
+        _host("a", HostState.DOWN, {"p": {**POOL, "free_bytes": 90, "provisionable_bytes": 90}}),
+        _host("b", HostState.DISABLED, {"p": {**POOL, "free_bytes": 95, "provisionable_bytes": 95}}, "disk swap"),
         _host("d", HostState.UP, {"bad": {"driver": "lvm", "error": "volume group vg0 not found"}, "ok": POOL}),
     ]
-    got = [(c.host, c.pool, c.free_bytes, c.availability_zone, c.labels["rack"]) for c in placement_candidates(hosts)]
-    assert got == [("c", "p1", 7, "az1", "c"), ("c", "p2", 40, "az1", "c"), ("d", "ok", 40, "az1", "d")]
+    cands = placement_candidates(hosts)
+    assert [(c.name, c.up, c.disabled, c.availability_zone, c.labels["tier"]) for c in cands] == [
+        ("a#p", False, False, "az1", "host"), ("b#p", True, True, "az1", "host"), ("c#p1", True, False, "az9", "ssd"),
+        ("c#p2", True, False, "az1", "host"), ("d#bad", True, False, "az1", "host"), ("d#ok", True, False, "az1", "host"),
+    ]
+    decision = schedule(cands, PlacementRequest(10))
+    refused = {v.name: v.reason for v in decision.refused}
+    assert refused == {"a#p": "host 'a' is down", "b#p": "host 'b' is disabled (disk swap)",
+                       "c#p1": refused["c#p1"], "d#bad": "the pool did not report its capacity: volume group vg0 not found"}
+    assert "c#p1" in refused  # 7 bytes free: too small for 10
+    assert decision.chosen is not None and decision.chosen.name in ("c#p2", "d#ok")
     assert placement_candidates([]) == []
 
 

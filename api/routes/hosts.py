@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from typing import Any
+
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from api.deps import StorageDep, authorize, require_admin
 from api.errors import ERROR_RESPONSES
-from storage.hosts.state import HostInfo, PoolCandidate
+from storage.hosts.state import HostInfo
 
 router = APIRouter(prefix="/hosts", tags=["hosts"], dependencies=[Depends(authorize)], responses=ERROR_RESPONSES)
 
@@ -22,10 +25,10 @@ def list_hosts(st: StorageDep) -> list[HostInfo]:
     return st.hosts.list()
 
 
-@router.get("/candidates", response_model=list[PoolCandidate])
-def placement_candidates(st: StorageDep) -> list[PoolCandidate]:
-    """Pools that may take a new volume: those of up, enabled hosts, with their free capacity."""
-    return st.hosts.candidates()
+@router.get("/candidates", response_model=list[dict[str, Any]])
+def placement_candidates(st: StorageDep) -> list[dict[str, Any]]:
+    """Every host's pools as the scheduler sees them: capacity, zone, labels, up/disabled, error."""
+    return [asdict(c) for c in st.hosts.candidates()]
 
 
 @router.get("/{name}", response_model=HostInfo)

@@ -22,12 +22,13 @@ from storage.catalog.base import utcnow
 from storage.catalog.services import ServiceRow
 from storage.catalog.volumes import VolumeRow
 from storage.errors import HostUnavailable, InvalidInput, NotFound, StorageError
-from storage.hosts.state import HostInfo, HostState, PoolCandidate, host_state, placement_candidates
+from storage.hosts.state import HostInfo, HostState, host_state, placement_candidates
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from storage.scheduler.gather import PoolPlacement
+    from storage.scheduler.models import Candidate
     from storage.catalog import Catalog
     from storage.config import ClusterConfig
     from storage.host.api import HostApi
@@ -194,8 +195,9 @@ class HostService:
             return None
         return host_state(row.last_heartbeat, self._clock(), self.cluster.service_down_time, row.disabled)
 
-    def candidates(self) -> list[PoolCandidate]:
-        """Pools that may take a new volume: up, enabled hosts only (the scheduler's input)."""
+    def candidates(self) -> list["Candidate"]:
+        """Every registered host's pools as the scheduler's candidates (``storage.scheduler.place``
+        input): down/disabled hosts and failed pools included, for its filters to refuse and explain."""
         return placement_candidates(self.list())
 
     # -- guards ----------------------------------------------------------------------------

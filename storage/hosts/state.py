@@ -1,4 +1,4 @@
-"""Pure decisions about hosts: up/down/disabled, retry back-off, placement candidates."""
+"""Pure decisions about hosts: up/down/disabled, retry back-off, the scheduler's candidates from heartbeats."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from storage.scheduler.models import Candidate
 
 
 class HostState(str, enum.Enum):
@@ -58,36 +60,24 @@ class HostInfo(BaseModel):
     volumes: int = 0
 
 
-class PoolCandidate(BaseModel):
-    """One pool of one host that may take a new volume (for the scheduler)."""
-
-    model_config = ConfigDict(frozen=True)
-    host: str
-    pool: str
-    driver: str
-    capabilities: dict[str, Any]
-    total_bytes: int
-    free_bytes: int
-    provisioned_bytes: int
-    availability_zone: str
-    labels: dict[str, str]
-
-
-def placement_candidates(hosts: Iterable[HostInfo]) -> list[PoolCandidate]:
-    """Every pool of every ``up`` host that reported its capacity: disabled and down hosts,
-    and pools whose report failed, take no new volumes. Ordered by host, then pool."""
-    out: list[PoolCandidate] = []
+def placement_candidates(hosts: Iterable[HostInfo]) -> list[Candidate]:
+    """One scheduler ``Candidate`` per pool of every registered host, carrying its host's state,
+    ordered by host then pool. Down and disabled hosts and pools whose report failed stay in the
+    list: the scheduler's ``host_state`` filter refuses them and its decision says why.
+    A pool's own zone and labels win over its host's."""
+    out: list[Candidate] = []
     for h in sorted(hosts, key=lambda h: h.name):
-        if h.state is not HostState.UP:
-            continue
         for pool, report in sorted(h.pools.items()):
-            if report.get("error") or "free_bytes" not in report:
-                continue
-            out.append(PoolCandidate(
+            provisionable = report.get("provisionable_bytes")
+            out.append(Candidate(
                 host=h.name, pool=pool, driver=str(report.get("driver", "")),
-                capabilities=dict(report.get("capabilities") or {}),
-                total_bytes=int(report.get("total_bytes") or 0), free_bytes=int(report["free_bytes"]),
+                total_bytes=int(report.get("total_bytes") or 0), free_bytes=int(report.get("free_bytes") or 0),
                 provisioned_bytes=int(report.get("provisioned_bytes") or 0),
-                availability_zone=h.availability_zone, labels=dict(h.labels),
+                overcommit_ratio=float(report.get("overcommit_ratio") or 1.0),
+                capabilities=dict(report.get("capabilities") or {}),
+                availability_zone=str(report.get("availability_zone") or h.availability_zone),
+                labels={**h.labels, **dict(report.get("labels") or {})},
+                up=h.state is not HostState.DOWN, disabled=h.disabled, disabled_reason=h.disabled_reason,
+                error=report.get("error"), provisionable=None if provisionable is None else int(provisionable),
             ))  # fmt: skip
     return out
