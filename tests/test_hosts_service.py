@@ -17,7 +17,9 @@ from storage.catalog.db import Catalog, alembic_config, current_revision, HEAD_R
 from storage.errors import HostUnavailable, NotFound
 from storage.hosts.state import HostState
 
-CLUSTER = ('\nhost_name = "h1"\n[scheduler]\navailability_zone = "az1"\n'
+pytestmark = pytest.mark.both_catalogs  # the services table and volumes.host on SQLite and PostgreSQL
+
+CLUSTER = ('\n[scheduler]\navailability_zone = "az1"\n'
            '[cluster]\nheartbeat_interval = 0.2\nservice_down_time = 1.5\nlabels = {rack = "r1"}\n')
 
 
@@ -34,10 +36,9 @@ def test_single_host_needs_no_agent(st: storage.Storage) -> None:
 
 
 @pytest.fixture
-def cluster(data_dir: Path) -> Iterator[storage.Storage]:
-    path = data_dir / "storage.toml"
-    path.write_text(f'data_dir = "{data_dir}"\n' + CLUSTER)
-    with storage.open(path) as s:
+def cluster(config_file: Path) -> Iterator[storage.Storage]:
+    config_file.write_text('host_name = "h1"\n' + config_file.read_text() + CLUSTER)  # top-level keys first
+    with storage.open(config_file) as s:
         yield s
 
 
@@ -104,7 +105,7 @@ def test_migration_gives_existing_volumes_this_host(tmp_path: Path) -> None:
     cfg = alembic_config(old.engine)
     with old.engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0006")
+        command.upgrade(cfg, "0007")
         conn.execute(text(
             "INSERT INTO volumes (id, name, size_bytes, pool, status, labels, created_at, updated_at) "
             "VALUES ('00000000-0000-0000-0000-000000000001', 'old', 1048576, 'default', 'available', '{}', "
@@ -112,7 +113,7 @@ def test_migration_gives_existing_volumes_this_host(tmp_path: Path) -> None:
     old.close()
     new = Catalog(url, host_name="node-7")
     try:
-        assert current_revision(new.engine) == HEAD_REVISION == "0007"
+        assert current_revision(new.engine) == HEAD_REVISION == "0008"
         with new.engine.connect() as conn:
             assert conn.execute(text("SELECT host FROM volumes")).scalar() == "node-7"
             assert conn.execute(text("SELECT count(*) FROM services")).scalar() == 0

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from storage.catalog.base import utcnow
 from storage.catalog.services import ServiceRow
 from storage.catalog.volumes import VolumeRow
-from storage.errors import HostUnavailable, InvalidInput, NotFound, StorageError
+from storage.errors import Conflict, HostUnavailable, InvalidInput, NotFound, StorageError
 from storage.hosts.state import HostInfo, HostState, host_state, placement_candidates
 
 if TYPE_CHECKING:
@@ -139,7 +139,7 @@ class HostService:
                         for key, value in values.items():
                             setattr(row, key, value)
                 return
-            except IntegrityError:  # another process of this host inserted it first: update it
+            except (IntegrityError, Conflict):  # another process of this host inserted it first: update it
                 continue
 
     def refresh_local(self) -> None:
