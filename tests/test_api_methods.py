@@ -61,6 +61,10 @@ def test_405_names_every_method_of_the_path(shared_api_server: ApiServer) -> Non
     assert checked >= 60
 
 
+# Bodies that change between two requests (counters, heartbeat ages, free bytes): same status, no body.
+LIVE = frozenset({"/metrics", "/hosts", "/hosts/candidates"})
+
+
 def test_head_wherever_get(shared_api_server: ApiServer) -> None:
     spec = httpx.get(shared_api_server.url + "/openapi.json").json()
     with shared_api_server.client("admin") as c:
@@ -74,7 +78,7 @@ def test_head_wherever_get(shared_api_server: ApiServer) -> None:
             head = c.head(url)
             assert head.status_code == get.status_code, (url, head.status_code, get.status_code)
             assert head.content == b"", url
-            if get.status_code == 200 and "content-length" in get.headers and url != "/metrics":
+            if get.status_code == 200 and "content-length" in get.headers and url not in LIVE:
                 assert head.headers["content-length"] == get.headers["content-length"], url
             checked += 1
         for url in CINDER:
