@@ -22,10 +22,8 @@ from storage.catalog.volumes import (
     AttachmentRow,
     SnapshotRow,
     VolumeRow,
-    cas_snapshot_status,
     cas_volume_status,
     delete_volume_row,
-    force_snapshot_status,
     force_volume_status,
     load_volume,
     this_owner,
@@ -36,6 +34,7 @@ from storage.bounds import check_labels
 from storage.names import is_uuid, validate_name
 from storage.units import format_size, parse_size, round_up
 from storage.volumes.settle import settle_volumes
+from storage.volumes.holds import Hold, SnapshotHold, force_to_deleting
 
 log = logging.getLogger(__name__)
 
@@ -300,20 +299,20 @@ class VolumeService:
     # -- holding a status for the length of an operation ---------------------
     def hold(
         self, ref: str, status: VolumeStatus | str, *, allowed_from: frozenset[VolumeStatus] | None = None
-    ) -> "_Hold":
+    ) -> "Hold":
         """Context manager for long operations of other services (backup, restore).
 
         ``with st.volumes.hold("db1", VolumeStatus.BACKING_UP) as prior:`` moves the volume into
         ``status`` by compare-and-set (Conflict if the state machine or ``allowed_from`` forbids
         it, or another writer won) and puts ``prior`` back on exit, also on error.
         """
-        return _Hold(self, self.get(ref).id, VolumeStatus(status), allowed_from)
+        return Hold(self, self.get(ref).id, VolumeStatus(status), allowed_from)
 
     def _hold_volume(self, vid: str, status: VolumeStatus, allowed_from: frozenset[VolumeStatus] | None = None):
-        return _Hold(self, vid, status, allowed_from)
+        return Hold(self, vid, status, allowed_from)
 
     def _hold_snapshot(self, snap_id: str):
-        return _SnapshotHold(self, snap_id)
+        return SnapshotHold(self, snap_id)
 
     def _set(self, vid: str, status: VolumeStatus, **values: Any) -> Volume:
         with self._catalog.session() as s:
@@ -484,7 +483,7 @@ class VolumeService:
         allowed = frozenset({V.AVAILABLE, V.ERROR, V.ERROR_DELETING})
         with self._catalog.session() as s:
             if force:
-                _force_to_deleting(s, vol)
+                force_to_deleting(s, vol)
                 prior = vol.status
             else:
                 prior = cas_volume_status(s, vol.id, V.DELETING, allowed_from=allowed)
@@ -506,52 +505,3 @@ class VolumeService:
             raise
         with self._catalog.session() as s:
             delete_volume_row(s, vol.id)
-
-
-def _force_to_deleting(session: Any, vol: Volume) -> None:
-    """force: any status but deleting may move to deleting (still one winner between racers)."""
-    from sqlalchemy import update
-
-    result = session.execute(
-        update(VolumeRow)
-        .where(VolumeRow.id == vol.id, VolumeRow.status != V.DELETING.value)
-        .values(status=V.DELETING.value, updated_at=utcnow(), task_owner=this_owner())
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:
-        raise Conflict(f"volume {vol.name!r} is being deleted already", volume=vol.name, status=V.DELETING.value)
-
-
-class _Hold:
-    """Context manager: CAS a volume into a transitional status, restore the prior one after."""
-
-    def __init__(self, svc: VolumeService, vid: str, status: VolumeStatus, allowed_from: frozenset[VolumeStatus] | None):
-        self.svc, self.vid, self.status, self.allowed_from = svc, vid, status, allowed_from
-        self.prior: VolumeStatus | None = None
-
-    def __enter__(self) -> VolumeStatus:
-        self.svc._require_host_of(self.vid)
-        with self.svc._catalog.session() as s:
-            self.prior = cas_volume_status(s, self.vid, self.status, allowed_from=self.allowed_from)
-        return self.prior
-
-    def __exit__(self, *exc: object) -> None:
-        assert self.prior is not None
-        self.svc._set(self.vid, self.prior)
-
-
-class _SnapshotHold:
-    """Context manager: a snapshot in 'cloning' while a clone or revert reads it."""
-
-    def __init__(self, svc: VolumeService, snap_id: str) -> None:
-        self.svc, self.snap_id = svc, snap_id
-
-    def __enter__(self) -> None:
-        with self.svc._catalog.session() as s:
-            cas_snapshot_status(
-                s, self.snap_id, SnapshotStatus.CLONING, allowed_from=frozenset({SnapshotStatus.AVAILABLE})
-            )
-
-    def __exit__(self, *exc: object) -> None:
-        with self.svc._catalog.session() as s:
-            force_snapshot_status(s, self.snap_id, SnapshotStatus.AVAILABLE)

@@ -1,0 +1,69 @@
+"""Holding a volume or snapshot in a transitional status for the length of an operation.
+
+``Hold`` compare-and-sets a volume into a transitional status (after checking that its host is
+up) and puts the prior status back afterwards; ``SnapshotHold`` does the same for a snapshot a
+clone or revert reads; ``force_to_deleting`` is delete --force's one-winner move.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from storage.catalog.base import utcnow
+from storage.catalog.volumes import VolumeRow, cas_snapshot_status, cas_volume_status, force_snapshot_status, this_owner
+from storage.domain import SnapshotStatus, Volume, VolumeStatus
+from storage.errors import Conflict
+
+if TYPE_CHECKING:
+    from storage.volumes.service import VolumeService
+
+V = VolumeStatus
+
+
+def force_to_deleting(session: Any, vol: Volume) -> None:
+    """force: any status but deleting may move to deleting (still one winner between racers)."""
+    from sqlalchemy import update
+
+    result = session.execute(
+        update(VolumeRow)
+        .where(VolumeRow.id == vol.id, VolumeRow.status != V.DELETING.value)
+        .values(status=V.DELETING.value, updated_at=utcnow(), task_owner=this_owner())
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        raise Conflict(f"volume {vol.name!r} is being deleted already", volume=vol.name, status=V.DELETING.value)
+
+
+class Hold:
+    """Context manager: CAS a volume into a transitional status, restore the prior one after."""
+
+    def __init__(self, svc: "VolumeService", vid: str, status: VolumeStatus, allowed_from: frozenset[VolumeStatus] | None):
+        self.svc, self.vid, self.status, self.allowed_from = svc, vid, status, allowed_from
+        self.prior: VolumeStatus | None = None
+
+    def __enter__(self) -> VolumeStatus:
+        self.svc._require_host_of(self.vid)
+        with self.svc._catalog.session() as s:
+            self.prior = cas_volume_status(s, self.vid, self.status, allowed_from=self.allowed_from)
+        return self.prior
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.prior is not None
+        self.svc._set(self.vid, self.prior)
+
+
+class SnapshotHold:
+    """Context manager: a snapshot in 'cloning' while a clone or revert reads it."""
+
+    def __init__(self, svc: "VolumeService", snap_id: str) -> None:
+        self.svc, self.snap_id = svc, snap_id
+
+    def __enter__(self) -> None:
+        with self.svc._catalog.session() as s:
+            cas_snapshot_status(
+                s, self.snap_id, SnapshotStatus.CLONING, allowed_from=frozenset({SnapshotStatus.AVAILABLE})
+            )
+
+    def __exit__(self, *exc: object) -> None:
+        with self.svc._catalog.session() as s:
+            force_snapshot_status(s, self.snap_id, SnapshotStatus.AVAILABLE)
