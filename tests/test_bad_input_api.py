@@ -197,6 +197,13 @@ CASES = [
     Case("cinder volume id 300 chars", "GET", "/v3/p/volumes/" + "i" * 300, 400),
     Case("cinder snapshot id 300 chars", "DELETE", "/v3/p/snapshots/" + "i" * 300, 400),
     Case("cinder backup id 300 chars", "GET", "/v3/p/backups/" + "i" * 300, 400),
+    # -- hosts ----------------------------------------------------------------------------------
+    Case("host disable: reason 10,000 chars", "POST", "/hosts/bad-input/disable", 422, {"reason": "r" * 10000}),
+    Case("host disable: reason with a newline", "POST", "/hosts/bad-input/disable", 422, {"reason": "a\nb"}, says="printable"),
+    Case("host disable: unknown field", "POST", "/hosts/bad-input/disable", 422, {"why": "x"}, says="why"),
+    Case("host disable: unknown host", "POST", "/hosts/bad-input/disable", 404, {"reason": "x"}, says="not registered"),
+    Case("host name 300 chars", "POST", "/hosts/" + "h" * 300 + "/enable", 422),
+    Case("host name with a space", "GET", "/hosts/a%20b", 422, says="host name"),
     Case("cinder list volume_id 10,000", "GET", "/v3/p/snapshots?volume_id=" + "v" * 10000, 400),
     Case("cinder restore unknown key", "POST", "/v3/p/backups/00000000-0000-0000-0000-000000000000/restore", 400, {"restore": {"volume_id": "x", "force": True}}),
 ]

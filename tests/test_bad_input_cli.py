@@ -105,6 +105,11 @@ CASES = [
     C("object unknown store", "object", "list", "--store", "nostore", code=3),
     # usage
     C("unknown command", "frobnicate"),
+    # hosts
+    C("hosts show name with a space", "hosts", "show", "a b", says="host name"),
+    C("hosts show unknown", "hosts", "show", "nope", code=3, says="not registered"),
+    C("hosts enable name 300", "hosts", "enable", "h" * 300),
+    C("hosts disable reason 10,000", "hosts", "disable", "h1", "--reason", "r" * 10000, says="255 characters"),
     C("unknown option", "volume", "list", "--colour"),
     C("missing argument", "volume", "create"),
 ]
@@ -154,7 +159,7 @@ def test_every_command_has_a_case() -> None:
         ("snapshot", "show"), ("policy", "delete"), ("policy", "list"), ("backup", "delete"), ("backup", "import"),
         ("backup", "list"), ("backup", "show"), ("backup", "key", "create"), ("export", "list"),
         ("export", "reconcile"), ("export", "stop"), ("object", "delete"), ("object", "download"),
-        ("object", "stat"), ("object", "stores"),
+        ("object", "stat"), ("object", "stores"), ("hosts", "list"), ("agent",),
     }
     paths = [p for p in command_paths(typer.main.get_command(app)) if p]
     groups = {p[:-1] for p in paths}

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
-from pydantic import BaseModel, Field
+
+from fastapi import APIRouter, Depends, Path
+from pydantic import Field
 
 from api.deps import StorageDep, authorize, require_admin
 from api.errors import ERROR_RESPONSES
+from api.fields import Body
 from storage.hosts.state import HostInfo
 
 router = APIRouter(prefix="/hosts", tags=["hosts"], dependencies=[Depends(authorize)], responses=ERROR_RESPONSES)
 
 
-class Disable(BaseModel):
+HostPath = Annotated[str, Path(min_length=1, max_length=255, description="A host name (services table)")]
+
+
+class Disable(Body):
     reason: str | None = Field(default=None, max_length=255, description="Why (shown in the host's record)")
 
 
@@ -32,16 +37,16 @@ def placement_candidates(st: StorageDep) -> list[dict[str, Any]]:
 
 
 @router.get("/{name}", response_model=HostInfo)
-def show_host(name: str, st: StorageDep) -> HostInfo:
+def show_host(name: HostPath, st: StorageDep) -> HostInfo:
     return st.hosts.get(name)
 
 
 @router.post("/{name}/disable", response_model=HostInfo, dependencies=[Depends(require_admin)])
-def disable_host(name: str, st: StorageDep, body: Disable | None = None) -> HostInfo:
+def disable_host(name: HostPath, st: StorageDep, body: Disable | None = None) -> HostInfo:
     """Maintenance: the host keeps serving its volumes but gets no new ones."""
     return st.hosts.disable(name, body.reason if body else None)
 
 
 @router.post("/{name}/enable", response_model=HostInfo, dependencies=[Depends(require_admin)])
-def enable_host(name: str, st: StorageDep) -> HostInfo:
+def enable_host(name: HostPath, st: StorageDep) -> HostInfo:
     return st.hosts.enable(name)
