@@ -105,7 +105,7 @@ def test_migration_gives_existing_volumes_this_host(tmp_path: Path) -> None:
     cfg = alembic_config(old.engine)
     with old.engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0007")
+        command.upgrade(cfg, "0008")
         conn.execute(text(
             "INSERT INTO volumes (id, name, size_bytes, pool, status, labels, created_at, updated_at) "
             "VALUES ('00000000-0000-0000-0000-000000000001', 'old', 1048576, 'default', 'available', '{}', "
@@ -113,7 +113,7 @@ def test_migration_gives_existing_volumes_this_host(tmp_path: Path) -> None:
     old.close()
     new = Catalog(url, host_name="node-7")
     try:
-        assert current_revision(new.engine) == HEAD_REVISION == "0008"
+        assert current_revision(new.engine) == HEAD_REVISION == "0009"
         with new.engine.connect() as conn:
             assert conn.execute(text("SELECT host FROM volumes")).scalar() == "node-7"
             assert conn.execute(text("SELECT count(*) FROM services")).scalar() == 0

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest migration's revision: a catalog already there skips Alembic (and its import,
 # about a fifth of a CLI command's start-up). tests/test_catalog_migrations.py checks it.
-HEAD_REVISION = "0008"
+HEAD_REVISION = "0009"
 # Alembic's `context`/`op` are module-global proxies: two threads migrating at once break
 # each other (KeyError: 'config'), so storage.open() in threads is serialised here.
 _MIGRATE_LOCK = threading.Lock()
@@ -97,7 +97,7 @@ def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
 def migrate(engine: Engine, host_name: str | None = None) -> None:
     """Bring the schema to the newest revision (idempotent; safe from several processes at once).
 
-    ``host_name`` is the host that owns volumes already in the catalog (migration 0008).
+    ``host_name`` is the host that owns volumes already in the catalog (migration 0009).
     """
     if current_revision(engine) == HEAD_REVISION:
         return

@@ -40,7 +40,7 @@ class VolumeRow(Base):
     task_owner: Mapped[str | None] = mapped_column(String(300), nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
-    # The storage host that owns the volume's data (migration 0008; services.name).
+    # The storage host that owns the volume's data (migration 0009; services.name).
     host: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
 
 

@@ -3,16 +3,16 @@
 Existing volumes get this host's name: the one ``storage.open()`` passes as the Alembic
 attribute ``host_name`` (config ``host_name``, default the hostname).
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 """
 import socket
 
 from alembic import context, op
 import sqlalchemy as sa
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
