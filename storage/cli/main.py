@@ -39,6 +39,7 @@ GROUP_MODULES = [
     "storage.cli.policy",
     "storage.cli.api_admin",
     "storage.cli.export",
+    "storage.cli.apply",
 ]
 
 
