@@ -41,6 +41,7 @@ NATIVE_ROUTERS = [
     "api.routes.objects",
     "api.routes.policies",
     "api.routes.exports",
+    "api.routes.apply",
 ]
 TOKEN_CACHE_SECONDS = 2.0  # a revocation by another process applies within this long
 

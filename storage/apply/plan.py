@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from storage.apply.models import Stack
-from storage.units import format_size, round_up
+from storage.units import round_up
 
 Kind = Literal["volume", "policy", "export"]
 Action = Literal["create", "extend", "update", "replace", "delete", "keep", "refuse"]
@@ -96,6 +96,14 @@ class Plan:
 
     def to_dict(self) -> dict[str, Any]:
         return {"changes": [asdict(c) for c in self.changes], "counts": self.counts(), "prune": self.prune}
+
+
+def format_size(n: int) -> str:
+    """Exact: the largest binary unit that divides the size (10G, 10241M), else bytes."""
+    for suffix, unit in (("T", 1024**4), ("G", 1024**3), ("M", 1024**2), ("K", 1024)):
+        if n and n % unit == 0:
+            return f"{n // unit}{suffix}"
+    return str(n)
 
 
 def _labels_text(labels: dict[str, str]) -> str:
