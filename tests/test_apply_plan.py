@@ -124,6 +124,7 @@ BAD = [
     ("export of undeclared", "exports:\n  - volume: zz\n", 1, "not declared in this file"),
     ("top-level key", "version: 1\nvolume: []\n", 2, "key 'volume' is not accepted"),
     ("version", "version: 2\n", 1, "version"),
+    ("empty", "# nothing\n", None, "the stack is empty"),
     ("not a mapping", "- a\n- b\n", 1, "must be a mapping"),
     ("yaml syntax", "volumes:\n  - name: [a\n", 3, "not valid YAML"),
     ("alias", "a: &x 1\nb: *x\n", 1, "anchors and aliases are not accepted"),
@@ -135,7 +136,9 @@ BAD = [
 def test_stack_errors_carry_line_numbers(text: str, line: int, needle: str) -> None:
     with pytest.raises(InvalidInput) as err:
         load_stack(text, "s.yaml")
-    assert f"s.yaml:{line}: " in err.value.message and needle in err.value.message, err.value.message
+    where = f"s.yaml:{line}: " if line else "s.yaml: "
+    assert err.value.message.startswith(where) or f"; {where}" in err.value.message, err.value.message
+    assert needle in err.value.message, err.value.message
 
 
 def test_stack_file_size_is_bounded_before_parsing() -> None:

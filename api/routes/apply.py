@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import StorageDep, authorize
 from api.errors import ERROR_RESPONSES
 from api.guards import check_key_file, check_repository
-from storage.apply.models import MAX_FILE_BYTES, Stack
+from storage.apply.models import MAX_FILE_BYTES, Stack, inline_schema
 from storage.apply.service import ApplyResult, as_stack
 
 router = APIRouter(tags=["apply"], dependencies=[Depends(authorize)], responses=ERROR_RESPONSES)
@@ -19,7 +19,7 @@ BODY = {
         "required": True,
         "description": f"The stack file, at most {MAX_FILE_BYTES} bytes: YAML, or JSON (YAML reads it); "
         "its JSON Schema is `storagectl apply schema` (docs/apply.schema.json). Errors name the line.",
-        "content": {"application/yaml": {"schema": {"type": "string"}}, "application/json": {"schema": {"type": "object"}}},
+        "content": {"application/yaml": {"schema": inline_schema()}, "application/json": {"schema": inline_schema()}},
     }
 }
 

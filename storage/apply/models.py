@@ -123,3 +123,22 @@ def stack_schema() -> dict[str, Any]:
     """The JSON Schema of a stack file (generated from the models; docs/apply.schema.json)."""
     schema = Stack.model_json_schema()
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID, **schema}
+
+
+def inline_schema() -> dict[str, Any]:
+    """The stack schema with every ``$ref`` replaced by its definition (for the OpenAPI request
+    body, where ``#/$defs/...`` would not resolve). The models are not recursive."""
+    schema = Stack.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return resolve({**defs[ref.removeprefix("#/$defs/")], **{k: v for k, v in node.items() if k != "$ref"}})
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    return resolve(schema)

@@ -101,7 +101,7 @@ def _loc_text(loc: tuple[Any, ...]) -> str:
 def validate_stack(data: Any, node: yaml.Node | None = None, source: str = "stack.yaml") -> Stack:
     """pydantic validation; InvalidInput lists each problem as ``source:LINE: where: what``."""
     if data is None:
-        data = {}
+        raise _refuse(source, None, "the stack is empty; accepted: a mapping with at least `version: 1`")
     if not isinstance(data, dict):
         raise _refuse(source, line_of(node, ()), "the file must be a mapping (version, volumes, policies, exports)")
     try:
