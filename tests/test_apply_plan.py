@@ -160,3 +160,14 @@ def test_plan_sizes_are_exact(n: int, text: str) -> None:
     from storage.apply.plan import format_size
 
     assert format_size(n) == text
+
+
+def test_the_documented_stacks_are_valid() -> None:
+    root = Path(__file__).parents[1]
+    doc = (root / "docs" / "apply.md").read_text()
+    example = doc.split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert {v.name for v in load_stack(example).volumes} == {"db1", "logs"}
+    readme = (root / "README.md").read_text()
+    block = readme.split("cat > stack.yaml <<'EOF'\n", 1)[1].split("    EOF\n", 1)[0]
+    stack = load_stack("\n".join(line.removeprefix("    ") for line in block.splitlines()))
+    assert [e.volume for e in stack.exports] == ["db1"] and stack.policies[0].name == "nightly"
