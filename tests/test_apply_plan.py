@@ -128,6 +128,11 @@ BAD = [
     ("not a mapping", "- a\n- b\n", 1, "must be a mapping"),
     ("yaml syntax", "volumes:\n  - name: [a\n", 3, "not valid YAML"),
     ("alias", "a: &x 1\nb: *x\n", 1, "anchors and aliases are not accepted"),
+    ("size too large", "volumes:\n  - name: a\n    size: " + "9" * 40 + "\n", 3, "accepted: 1 to 9007199254740992 bytes"),
+    ("size text too large", "volumes:\n  - name: a\n    size: 9000P\n", 3, "at most 8P"),
+    ("int beyond python's digits", "volumes:\n  - name: a\n    size: " + "9" * 5000 + "\n", None, "a value is not accepted"),
+    ("too many labels", "volumes:\n  - name: a\n    size: 1G\n    labels: {" + ", ".join(f"k{i}: v" for i in range(65)) + "}\n",
+     4, "at most 64 items"),
     ("deep", "a: " + "[" * 40 + "]" * 40 + "\n", 1, "nesting deeper"),
 ]
 

@@ -24,6 +24,7 @@ MAX_ITEMS = 500  # volumes, policies or exports in one file
 MAX_LABELS = 64
 MAX_INITIATORS = 64
 SIZE_TEXT_MAX = 32
+SIZE_MAX = 2**53  # 8 PiB, as the bounds layer (storage.bounds on branch harden-input) accepts
 SCHEMA_ID = "https://storage.invalid/schemas/stack-v1.json"
 
 
@@ -54,8 +55,10 @@ class VolumeDecl(BaseModel):
     def _size(cls, value: int | str) -> int | str:
         if isinstance(value, str) and len(value) > SIZE_TEXT_MAX:
             raise ValueError(f"size is {len(value)} characters long; accepted: at most {SIZE_TEXT_MAX}, e.g. 10G")
-        if _checked(parse_size, value) <= 0:
-            raise ValueError(f"size {value!r} is not accepted; accepted: a size greater than 0, e.g. 10G")
+        if isinstance(value, int) and not 0 < value <= SIZE_MAX:
+            raise ValueError(f"size {value} is not accepted; accepted: 1 to {SIZE_MAX} bytes, or e.g. 10G")
+        if not 0 < _checked(parse_size, value) <= SIZE_MAX:
+            raise ValueError(f"size {value!r} is not accepted; accepted: greater than 0 and at most 8P, e.g. 10G")
         return value
 
     @field_validator("host")

@@ -63,6 +63,8 @@ def parse_yaml(text: str | bytes, source: str = "stack.yaml") -> tuple[Any, yaml
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise _refuse(source, mark.line + 1 if mark else None, f"not valid YAML: {problem}") from None
+    except (ValueError, OverflowError) as exc:  # e.g. an integer of more digits than Python converts
+        raise _refuse(source, None, f"a value is not accepted: {str(exc)[:200]}") from None
     finally:
         loader.dispose()
     return data, node
