@@ -11,9 +11,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator, model_validator
 
+from storage.bounds import LABELS_MAX, LIST_MAX, NAME_MAX, SIZE_MAX, SIZE_TEXT_MAX
 from storage.errors import InvalidInput
 from storage.exports.iscsi_names import validate_initiators
-from storage.names import NAME_MAX, validate_name
+from storage.names import validate_name
 from storage.policy.models import PolicySpec
 from storage.scheduler.hints import HOST_RE
 from storage.units import parse_size
@@ -21,10 +22,8 @@ from storage.units import parse_size
 MAX_FILE_BYTES = 256 * 1024  # a stack file larger than this is refused before it is parsed
 MAX_DEPTH = 16  # nesting of mappings and sequences
 MAX_ITEMS = 500  # volumes, policies or exports in one file
-MAX_LABELS = 64
-MAX_INITIATORS = 64
-SIZE_TEXT_MAX = 32
-SIZE_MAX = 2**53  # 8 PiB, as the bounds layer (storage.bounds on branch harden-input) accepts
+MAX_LABELS = LABELS_MAX  # the rest of the bounds are storage.bounds', as for every other input
+MAX_INITIATORS = LIST_MAX
 SCHEMA_ID = "https://storage.invalid/schemas/stack-v1.json"
 
 
