@@ -17,6 +17,7 @@ from storage.apply.models import MAX_DEPTH, MAX_FILE_BYTES, Stack
 from storage.errors import InvalidInput
 
 MAX_ERRORS = 20
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built with it: same events and marks, faster
 
 
 def _refuse(source: str, line: int | None, message: str) -> InvalidInput:
@@ -27,7 +28,7 @@ def _refuse(source: str, line: int | None, message: str) -> InvalidInput:
 def _bounded_events(text: str, source: str) -> None:
     depth = 0
     try:
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        for event in yaml.parse(text, Loader=_Loader):
             line = event.start_mark.line + 1 if event.start_mark else None
             if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
                 raise _refuse(source, line, "YAML anchors and aliases are not accepted; accepted: plain YAML")
@@ -55,7 +56,7 @@ def parse_yaml(text: str | bytes, source: str = "stack.yaml") -> tuple[Any, yaml
     if len(text.encode("utf-8")) > MAX_FILE_BYTES:
         raise _refuse(source, None, f"the file is larger than {MAX_FILE_BYTES} bytes; accepted: at most that")
     _bounded_events(text, source)
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
