@@ -245,3 +245,13 @@ def test_exports_create_replace_and_prune_on_real_tgtd(est: storage.Storage) -> 
     both = est.apply(EMPTY, dry_run=False, prune=True, yes=True)
     assert [(d["action"], d["kind"]) for d in both.done] == [("delete", "export"), ("delete", "volume")]
     assert est.volumes.list() == [] and est.host.list_targets() == []
+
+
+def test_host_pins_to_this_host_and_another_host_is_refused(st: storage.Storage) -> None:
+    import socket
+
+    here = socket.gethostname()
+    done = st.apply(f"volumes:\n  - {{name: pinned, size: 2M, host: {here}, pool: default}}\n", dry_run=False).done
+    assert [(d["action"], d["name"]) for d in done] == [("create", "pinned")] and st.volumes.get("pinned").pool == "default"
+    with pytest.raises(InvalidInput, match=r"host 'elsewhere' is not this host"):
+        st.apply("volumes:\n  - {name: other, size: 2M, host: elsewhere}\n", dry_run=False)
