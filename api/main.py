@@ -43,6 +43,7 @@ NATIVE_ROUTERS = [
     "api.routes.policies",
     "api.routes.exports",
     "api.routes.hosts",
+    "api.routes.apply",
 ]
 log = logging.getLogger("storage.api")
 TOKEN_CACHE_SECONDS = 2.0  # a revocation by another process applies within this long

@@ -19,6 +19,8 @@ from storage.paths import private_dir
 from storage.config import Settings, load_settings
 
 if TYPE_CHECKING:
+    from storage.apply.models import Stack
+    from storage.apply.service import ApplyResult, ApplyService
     from storage.auth.service import TokenService
     from storage.backup.service import BackupService
     from storage.exports.service import ExportService
@@ -158,6 +160,29 @@ class Storage:
         from storage.jobs.service import JobService
 
         return JobService(self.catalog)
+
+    @cached_property
+    def applier(self) -> "ApplyService":
+        """Declarative apply of a stack file (storage/apply/); ``apply()`` is its entry point."""
+        import socket
+
+        from storage.apply.service import ApplyService
+
+        return ApplyService(
+            host_name=socket.gethostname(), host=self.host, volumes=self.volumes, snapshots=self.snapshots,
+            policies=self.policies, exports=lambda: self.exports,
+        )  # fmt: skip
+
+    def apply(
+        self, doc: "Stack | str | bytes | dict[str, Any]", *, dry_run: bool = True, prune: bool = False,
+        yes: bool = False, delete_volumes: bool = False,
+    ) -> "ApplyResult":  # fmt: skip
+        """Plan a stack (YAML text, parsed data or a Stack) against this host; apply it unless dry_run.
+
+        ``prune`` deletes what the stack does not declare (only with ``yes``; a volume only when it
+        holds no data, or with ``delete_volumes``). See docs/apply.md.
+        """
+        return self.applier.apply(doc, dry_run=dry_run, prune=prune, yes=yes, delete_volumes=delete_volumes)
 
     def check(self, repair: bool = False, *, stale_after: float | None = None) -> "CheckReport":
         """Reconcile the catalog against this host's pools (``storagectl check [--repair]``)."""

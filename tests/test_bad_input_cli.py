@@ -57,6 +57,11 @@ CASES = [
     C("delete unknown wipe", "volume", "delete", "v1", "--wipe", "random"),
     C("snapshot name bad", "snapshot", "create", "v1", "a/b"),
     C("snapshot 100 labels", "snapshot", "create", "v1", "s9", *[a for i in range(100) for a in ("--label", f"k{i}=v")]),
+    # apply (stack files; their own content cases are in tests/test_apply_plan.py)
+    C("apply plan: missing file", "apply", "plan", "-f", "/nonexistent/stack.yaml", says="cannot be read"),
+    C("apply plan: endless file", "apply", "plan", "-f", "/dev/zero", says="larger than"),
+    C("apply plan: no file", "apply", "plan", says="--file"),
+    C("apply: empty stack", "apply", "-f", "/dev/null", "--prune", says="stack is empty"),
     # tokens and jobs
     C("token expiry 10**11 days", "token", "create", "--role", "reader", "--expires-days", "100000000000"),
     C("token expiry 5000 digits", "token", "create", "--role", "reader", "--expires-days", HUGE),
@@ -159,7 +164,7 @@ def test_every_command_has_a_case() -> None:
         ("snapshot", "show"), ("policy", "delete"), ("policy", "list"), ("backup", "delete"), ("backup", "import"),
         ("backup", "list"), ("backup", "show"), ("backup", "key", "create"), ("export", "list"),
         ("export", "reconcile"), ("export", "stop"), ("object", "delete"), ("object", "download"),
-        ("object", "stat"), ("object", "stores"), ("hosts", "list"), ("agent",),
+        ("object", "stat"), ("object", "stores"), ("hosts", "list"), ("agent",), ("apply", "schema"),
     }
     paths = [p for p in command_paths(typer.main.get_command(app)) if p]
     groups = {p[:-1] for p in paths}

@@ -154,6 +154,10 @@ class VolumeBackend(ABC):
         """Ranges that may differ between two snapshots of a volume; None when unknown."""
         return None
 
+    def is_all_holes(self, volume_id: str) -> bool:
+        """True only when the volume provably holds no data (all holes); False when unknown."""
+        return False
+
     # -- reconciliation ---------------------------------------------------
     @abstractmethod
     def list_items(self) -> list[BackendItem]:

@@ -40,6 +40,7 @@ GROUP_MODULES = [
     "storage.cli.api_admin",
     "storage.cli.export",
     "storage.cli.hosts",
+    "storage.cli.apply",
 ]
 
 

@@ -89,6 +89,11 @@ class HostApi(ABC):
     def changed_ranges(self, pool: str, volume_id: str, base_snapshot_id: str, snapshot_id: str) -> Any:
         """``ChangedRanges`` (a dataclass of (offset, length) pairs) or None when the driver cannot tell."""
 
+    @abstractmethod
+    def volume_is_all_holes(self, pool: str, volume_id: str) -> bool:
+        """True only when the driver can tell the volume holds no data (every block a hole);
+        False when it has data or the driver cannot tell (then callers treat it as data)."""
+
     # -- iSCSI export target ---------------------------------------------------------------
     @abstractmethod
     def export_driver(self) -> dict[str, Any]:

@@ -118,7 +118,11 @@ class LocalHost(HostApi):
     def changed_ranges(self, pool: str, volume_id: str, base_snapshot_id: str, snapshot_id: str) -> Any:
         return self.volume_backend(pool).changed_ranges(volume_id, base_snapshot_id, snapshot_id)
 
+    def volume_is_all_holes(self, pool: str, volume_id: str) -> bool:
+        return bool(self.volume_backend(pool).is_all_holes(volume_id))
+
     # -- iSCSI export target ---------------------------------------------------------------
+
     def export_driver(self) -> dict[str, Any]:
         backend = self.export_backend
         return {"driver": backend.driver_name, "default_lun": backend.default_lun}

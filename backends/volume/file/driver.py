@@ -313,6 +313,20 @@ class FileVolumeBackend(VolumeBackend):
         devices = file_loop.devices_for(path)
         yield devices[0] if devices else str(path)
 
+    def is_all_holes(self, volume_id: str) -> bool:
+        """SEEK_DATA from offset 0 finds nothing (ENXIO): the sparse file holds no data block."""
+        import errno
+
+        path = self._existing_volume(volume_id)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.lseek(fd, 0, os.SEEK_DATA)
+        except OSError as exc:
+            return exc.errno == errno.ENXIO
+        finally:
+            os.close(fd)
+        return False
+
     def changed_ranges(self, volume_id: str, base_snapshot_id: str, snapshot_id: str) -> ChangedRanges | None:
         """Ranges of the newer snapshot not sharing blocks with the base (FIEMAP); None without reflinks."""
         if not self.reflink:
