@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from storage.objects.service import ObjectService
     from storage.policy.service import PolicyService
     from storage.volumes.check import CheckReport
+    from storage.volumes.listing import VolumeListing
     from storage.volumes.placement import Placer
     from storage.volumes.pools import PoolService
     from storage.volumes.service import VolumeService
@@ -90,6 +91,19 @@ class Storage:
             self.host, host_name=socket.gethostname(), pools=pools,
             pinned_pool=self.settings.default_pool_pinned, weigher=self.settings.scheduler.weigher,
         )  # fmt: skip
+
+    @cached_property
+    def volume_listing(self) -> "VolumeListing":
+        """The read side of ``volumes`` alone (what ``volumes.list`` runs), without the drivers
+        or SQLAlchemy: `storagectl volume list` uses it to start fast."""
+        from storage.volumes.listing import VolumeListing
+
+        def settle() -> object:
+            from storage.volumes.settle import settle_volumes
+
+            return settle_volumes(self.catalog, self.host)
+
+        return VolumeListing(self.catalog, settle=settle)
 
     @cached_property
     def snapshots(self) -> "SnapshotService":
