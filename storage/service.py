@@ -20,6 +20,8 @@ from storage.config import Settings, load_settings
 
 if TYPE_CHECKING:
     from storage.auth.service import TokenService
+    from storage.backup.listing import BackupListing
+    from storage.backup.listing import BackupListing
     from storage.backup.service import BackupService
     from storage.exports.service import ExportService
     from storage.host.local import LocalHost
@@ -133,6 +135,14 @@ class Storage:
             self.catalog, self.settings.backup, data_dir=self.settings.data_dir, objects=self.objects,
             volumes=self.volumes, snapshots=self.snapshots, host=self.host,
         )  # fmt: skip
+
+    @cached_property
+    def backup_listing(self) -> "BackupListing":
+        """The read side of ``backups`` alone (what ``backups.list`` runs), without the backup
+        engine or SQLAlchemy: `storagectl backup list` uses it to start fast."""
+        from storage.backup.listing import BackupListing
+
+        return BackupListing(self.catalog, lambda url: self.objects.open_url(url).url)
 
     @cached_property
     def policies(self) -> "PolicyService":

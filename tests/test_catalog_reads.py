@@ -111,3 +111,59 @@ def test_value_normalisers() -> None:
     assert utc_datetime("2026-01-02 03:04:05.000006") == aware == utc_datetime(aware.replace(tzinfo=None)) == utc_datetime(aware)
     assert json_dict('{"a": "b"}') == {"a": "b"} == json_dict({"a": "b"})
     assert json_dict(None) == {}
+
+
+def test_backup_listing_matches_the_orm_rows_and_marks_dead_creators(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    from sqlalchemy import select
+
+    from storage.backup import records
+    from storage.backup.listing import BackupListing
+    from storage.catalog.backups import BackupRow
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    url = f"sqlite:///{tmp_path / 'catalog.db'}"
+    t0 = datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
+    setup = Catalog(url)
+    with setup.session() as s:
+        s.add(records.new_row(id="b1", repository="file:///r1", volume_name="v", status="available", encrypted=True,
+                              labels={"k": "v"}, created_at=t0, completed_at=t0 + timedelta(seconds=3)))  # fmt: skip
+        s.add(records.new_row(id="b2", repository="file:///r2", status="creating", created_at=t0 + timedelta(seconds=1),
+                              owner=f"{socket.gethostname()}:{dead.stdout.strip()}"))  # fmt: skip
+    setup.close()
+
+    fresh = Catalog(url)
+    listing = BackupListing(fresh, lambda u: u.rstrip("/"))
+    try:
+        assert [b.id for b in listing.list(repository="file:///r1/")] == ["b1"]
+        assert fresh._engine is not None  # b2's process is gone: marked interrupted first, through the ORM
+        got = listing.list()
+        with fresh.session() as s:
+            assert got == [records.to_model(r) for r in s.scalars(select(BackupRow).order_by(BackupRow.created_at))]
+        assert [(b.id, b.status, b.encrypted, b.labels) for b in got] == [("b1", "available", True, {"k": "v"}), ("b2", "interrupted", False, {})]
+        assert got[0].completed_at == t0 + timedelta(seconds=3)
+        assert [b.id for b in listing.list(status="interrupted", volume=None)] == ["b2"]
+        assert [b.id for b in listing.list(volume="v", labels={"k": "v"})] == ["b1"]
+    finally:
+        fresh.close()
+    again = Catalog(url)
+    try:
+        assert BackupListing(again, str).list() == got
+        assert again._engine is None  # nothing left to mark: read through sqlite3 only
+    finally:
+        again.close()
+
+
+def test_uri_path_escapes_what_sqlite_would_read_as_uri_syntax(tmp_path: Path) -> None:
+    from storage.catalog.sqlite_reads import uri_path
+
+    assert uri_path("/a b/c%d?e#f.db") == "/a b/c%25d%3fe%23f.db"
+    odd = tmp_path / "x#y z%20?" / "c.db"
+    odd.parent.mkdir()
+    with sqlite3.connect(odd) as conn:  # (SQLAlchemy and Alembic's config cannot take such a path; sqlite3 can)
+        conn.execute("CREATE TABLE alembic_version (version_num TEXT)")
+        conn.execute("INSERT INTO alembic_version VALUES (?)", (HEAD_REVISION,))
+    assert read_sqlite(str(odd), "SELECT COUNT(*) FROM alembic_version", {}, head=HEAD_REVISION) == [(1,)]

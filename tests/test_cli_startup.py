@@ -46,6 +46,28 @@ def test_help_imports_no_services_models_or_database() -> None:
     assert not any(m.startswith("storage.cli.") and m not in ("storage.cli.main", "storage.cli.common", "storage.cli.lazy") for m in modules)
 
 
+@pytest.mark.parametrize("args", [("volume", "list"), ("volume", "list", "--json"), ("backup", "list"), ("backup", "list", "--json")])
+def test_listings_import_no_database_layer_or_drivers(config_file: Path, args: tuple[str, ...]) -> None:
+    """A SQLite catalog at head is listed through the stdlib sqlite3: no SQLAlchemy, no drivers."""
+    import storage
+
+    with storage.open(config_file) as st:
+        st.catalog.engine  # noqa: B018 - creates the catalog, at head
+    code, modules, out = imported_by(*args, config=config_file)
+    assert code == 0, out
+    if "--json" in args:  # scripts and cron: no table, so no Rich
+        assert json.loads(out) == []
+        assert heavy_in(modules, ("rich",)) == []
+    assert heavy_in(modules) == []
+    assert not any(m.startswith(("storage.volumes.service", "storage.backup.service", "storage.host")) for m in modules)
+
+
+def test_first_listing_creates_the_catalog_through_sqlalchemy(config_file: Path, data_dir: Path) -> None:
+    code, modules, out = imported_by("volume", "list", "--json", config=config_file)
+    assert (code, json.loads(out)) == (0, [])
+    assert "sqlalchemy" in modules and (data_dir / "catalog.db").is_file()
+
+
 def test_heavy_in_finds_what_it_should() -> None:
     """The guard itself can fail: a module set with SQLAlchemy in it is caught."""
     assert heavy_in({"sqlalchemy.orm", "json", "storage.cli.main"}) == ["sqlalchemy.orm"]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sqlite3
 from typing import Any
-from urllib.parse import quote
 
 SQLITE_PREFIX = "sqlite:///"
 MAX_URL_LENGTH = 2048  # storage.catalog.urls.MAX_URL_LENGTH (a test keeps them equal): longer is refused there
@@ -23,10 +22,15 @@ def sqlite_path(url: str) -> str | None:
     return path
 
 
+def uri_path(path: str) -> str:
+    """``path`` for a ``file:`` URI: the three characters a URI path gives meaning to, escaped."""
+    return path.replace("%", "%25").replace("?", "%3f").replace("#", "%23")
+
+
 def read_sqlite(path: str, sql: str, params: dict[str, Any], *, head: str) -> list[tuple[Any, ...]] | None:
     """Rows of ``sql`` from the catalog file at ``path``, or None when it is not there at ``head``."""
     try:
-        conn = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True, timeout=30)
+        conn = sqlite3.connect(f"file:{uri_path(path)}?mode=ro", uri=True, timeout=30)
     except sqlite3.Error:
         return None
     try:

@@ -180,10 +180,15 @@ def progress_bar(description: str, total: int | None, *, enabled: bool = True) -
         yield update
 
 
+def escape(text: str) -> str:
+    """Rich markup escaped (rich.markup.escape, imported when first needed)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
 def fail(exc: StorageError, as_json: bool) -> None:
     if as_json:
         sys.stdout.write(json.dumps({"error": exc.to_dict()}) + "\n")
-    from rich.markup import escape
-
     _err().print(f"[red]error:[/red] {escape(exc.message)}", highlight=False, markup=True)
     raise typer.Exit(exc.exit_code)

@@ -62,6 +62,9 @@ def exit_codes(as_json: common.JsonOpt = False) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Looking for pydantic plugins scans every installed package's entry points (~40 ms of each
+    # command); storage uses none. Set PYDANTIC_DISABLE_PLUGINS= (empty) to have them loaded.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     args = sys.argv[1:] if argv is None else argv
     as_json = "--json" in args
     try:
