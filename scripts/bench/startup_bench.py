@@ -2,7 +2,7 @@
 """CLI start-up: wall clock and CPU of whole `storagectl` commands beside peer CLIs.
 
     .venv/bin/python scripts/bench/startup_bench.py [--rounds 15] [--volumes 100] [--backups 100]
-        [--importtime] [--json]
+        [--importtime] [--baseline OTHER/.venv/bin/storagectl] [--json]
 
 Rows (each a whole process, start-up included, stdout to /dev/null; rounds interleaved):
   storagectl --help, volume list, volume list --json, backup list, backup list --json
@@ -11,7 +11,8 @@ Rows (each a whole process, start-up included, stdout to /dev/null; rounds inter
 Each row: wall median (min-max) and user+sys CPU median of the child (os.wait4), which a busy
 machine disturbs far less than wall. The catalog is a throw-away SQLite one with --volumes and
 --backups rows written through the catalog's ORM (listing cost does not depend on how they
-got there). --importtime adds `python -X importtime` self-time summed per top-level package.
+got there). --baseline adds the same commands run by another checkout's storagectl (e.g. the
+commit before a change), interleaved in the same rounds. --importtime adds `python -X importtime` self-time summed per top-level package.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ def make_catalog(data_dir: Path, volumes: int, backups: int) -> Path:
     from storage.backup import records
     from storage.catalog.volumes import VolumeRow
 
+    data_dir.mkdir(parents=True)
     cfg = data_dir / "storage.toml"
     cfg.write_text(f'data_dir = "{data_dir}"\n')
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -68,6 +70,9 @@ def peers() -> list[tuple[str, list[str]]]:
     return rows
 
 
+Row = tuple[str, list[str], dict[str, str]]  # name, argv, environment
+
+
 def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     """Wall seconds and user+sys CPU seconds of one whole process."""
     t = time.perf_counter()
@@ -80,13 +85,13 @@ def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     return wall, usage.ru_utime + usage.ru_stime
 
 
-def bench(rows: list[tuple[str, list[str]]], rounds: int, env: dict[str, str]) -> list[dict]:
-    walls: dict[str, list[float]] = {name: [] for name, _ in rows}
-    cpus: dict[str, list[float]] = {name: [] for name, _ in rows}
-    for name, argv in rows:  # warm-up: page cache, .pyc files
+def bench(rows: list[Row], rounds: int) -> list[dict]:
+    walls: dict[str, list[float]] = {name: [] for name, _, _ in rows}
+    cpus: dict[str, list[float]] = {name: [] for name, _, _ in rows}
+    for name, argv, env in rows:  # warm-up: page cache, .pyc files
         run_once(argv, env)
     for _ in range(rounds):
-        for name, argv in rows:
+        for name, argv, env in rows:
             wall, cpu = run_once(argv, env)
             walls[name].append(wall)
             cpus[name].append(cpu)
@@ -95,14 +100,15 @@ def bench(rows: list[tuple[str, list[str]]], rounds: int, env: dict[str, str]) -
             "command": name, "runs": rounds, "wall_median_s": statistics.median(walls[name]),
             "wall_min_s": min(walls[name]), "wall_max_s": max(walls[name]), "cpu_median_s": statistics.median(cpus[name]),
         }
-        for name, _ in rows
+        for name, _, _ in rows
     ]  # fmt: skip
 
 
-def importtime(args: tuple[str, ...], env: dict[str, str], top: int = 12) -> list[tuple[str, float]]:
+def importtime(args: tuple[str, ...], env: dict[str, str], top: int = 12, python: str = sys.executable) -> list[tuple[str, float]]:
     """Self import time per top-level package (storage.* per sub-package), in ms, largest first."""
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "storage.cli.main", *args],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, check=True)  # fmt: skip
+    proc = subprocess.run([python, "-X", "importtime", "-m", "storage.cli.main", *args],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, check=True,
+                          cwd="/")  # fmt: skip - not the checkout: `-m` would import its storage/ for any python
     per: Counter[str] = Counter()
     for line in proc.stderr.splitlines():
         m = re.match(r"import time:\s+(\d+) \|\s+\d+ \| *(\S+)", line)
@@ -119,19 +125,28 @@ def main() -> None:
     ap.add_argument("--volumes", type=int, default=100)
     ap.add_argument("--backups", type=int, default=100)
     ap.add_argument("--importtime", action="store_true")
+    ap.add_argument("--baseline", help="another storagectl to run the same commands with, as 'baseline' rows")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="startup-bench-") as tmp:
-        cfg = make_catalog(Path(tmp), a.volumes, a.backups)
+        cfg = make_catalog(Path(tmp) / "this", a.volumes, a.backups)
         env = {**os.environ, "STORAGE_CONFIG": str(cfg)}
-        rows = [(f"storagectl {' '.join(c)}", [STORAGECTL, *c]) for c in CASES] + peers()
+        rows: list[Row] = [(f"storagectl {' '.join(c)}", [STORAGECTL, *c], env) for c in CASES]
+        if a.baseline:  # its own catalog: another checkout may migrate it to a schema this one does not know
+            base_env = {**os.environ, "STORAGE_CONFIG": str(make_catalog(Path(tmp) / "baseline", a.volumes, a.backups))}
+            rows += [(f"baseline {' '.join(c)}", [a.baseline, *c], base_env) for c in CASES]
+        rows += [(name, argv, env) for name, argv in peers()]
         result = {
             "date": datetime.now(UTC).isoformat(timespec="seconds"), "load_average": os.getloadavg(),
-            "cpus": os.cpu_count(), "volumes": a.volumes, "backups": a.backups, "rows": bench(rows, a.rounds, env),
+            "cpus": os.cpu_count(), "volumes": a.volumes, "backups": a.backups, "rows": bench(rows, a.rounds),
         }  # fmt: skip
         if a.importtime:
             result["importtime_ms"] = {" ".join(c): importtime(c, env) for c in CASES[:2] + CASES[3:4]}
+            if a.baseline:
+                python = str(Path(a.baseline).parent / "python")
+                for c in CASES[:2] + CASES[3:4]:
+                    result["importtime_ms"][f"{' '.join(c)} (baseline)"] = importtime(c, base_env, python=python)
     if a.json:
         print(json.dumps(result, indent=2))
         return
