@@ -202,3 +202,35 @@ def test_url_length_limit_is_the_url_checks() -> None:
 
     assert sqlite_reads.MAX_URL_LENGTH == urls.MAX_URL_LENGTH
     assert sqlite_path("sqlite:///" + "a" * 3000) is None  # the engine route refuses it, naming the limit
+
+
+def test_volume_listing_settles_only_when_a_dead_process_left_a_status(url: str) -> None:
+    """The check is one read; settle (drivers + ORM) runs only when a transitional row's owner is dead."""
+    import subprocess
+    import sys
+
+    from sqlalchemy import select
+
+    from storage import owners
+    from storage.catalog.volumes import VolumeRow
+    from storage.volumes.listing import VolumeListing
+
+    calls: list[int] = []
+    catalog = Catalog(url)
+    try:
+        listing = VolumeListing(catalog, settle=lambda: calls.append(1))
+        listing.list()
+        assert calls == [] and catalog._engine is None
+        with catalog.session() as s:
+            row = s.scalars(select(VolumeRow).where(VolumeRow.name == "b")).one()
+            row.status, row.task_owner = "extending", owners.this_owner()  # alive: this process
+        VolumeListing(catalog, settle=lambda: calls.append(1)).list()
+        assert calls == []
+        dead = subprocess.run([sys.executable, "-c", "from storage import owners; print(owners.this_owner())"],
+                              capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+        with catalog.session() as s:
+            s.scalars(select(VolumeRow).where(VolumeRow.name == "b")).one().task_owner = dead
+        VolumeListing(catalog, settle=lambda: calls.append(1)).list()
+        assert calls == [1]
+    finally:
+        catalog.close()
