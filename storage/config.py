@@ -12,11 +12,11 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from storage.config_env import deep_merge, env_overrides
 from storage.errors import InvalidInput
 from storage.paths import store_root_problem
 from storage.units import parse_size
@@ -148,10 +148,10 @@ def default_host_name() -> str:
     return socket.gethostname()
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="STORAGE_", env_nested_delimiter="__", extra="forbid", case_sensitive=False
-    )
+class Settings(BaseModel):
+    """Validated settings; ``load_settings`` reads the file and the ``STORAGE_*`` overrides."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
 
     data_dir: Path = Field(default_factory=default_data_dir)
     default_pool: str = "default"
@@ -166,18 +166,6 @@ class Settings(BaseSettings):
     cluster: ClusterConfig | None = None  # None: a single host, no agent needed
     config_file: Path | None = None  # which file was read, for `storagectl config show`
     _pinned: bool = PrivateAttr(default=False)  # default_pool set by the configuration
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The file's content arrives as init kwargs; the environment wins over it.
-        return (env_settings, init_settings)
 
     @model_validator(mode="after")
     def _embedded_defaults(self) -> "Settings":
@@ -227,6 +215,18 @@ class Settings(BaseSettings):
         return _redact(self.model_dump(mode="json"))
 
 
+def table_fields() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Settings fields whose value is a table (``api``, ``pools``...), and those among them that
+    hold named tables (``pools``, ``object_stores``): what ``STORAGE_*`` variables give as JSON."""
+    tables = [n for n, f in Settings.model_fields.items() if _is_model(f.annotation) or get_origin(f.annotation) is dict]
+    return tuple(tables), tuple(n for n in tables if get_origin(Settings.model_fields[n].annotation) is dict)
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+
 SECRET_KEYS = ("key", "password", "secret", "token", "credential")
 
 
@@ -274,6 +274,8 @@ def load_settings(config: str | os.PathLike[str] | None = None, **overrides: Any
             raise InvalidInput(f"config file {str(path)!r} is not valid TOML: {exc}", field="config") from None
         data["config_file"] = path
     data.update(overrides)
+    # The environment wins over the file and the overrides, key by key.
+    data = deep_merge(data, env_overrides(os.environ, Settings.model_fields, *table_fields()))
     try:
         return Settings(**data)
     except ValidationError as exc:

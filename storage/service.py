@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from storage.apply.models import Stack
     from storage.apply.service import ApplyResult, ApplyService
     from storage.auth.service import TokenService
+    from storage.backup.listing import BackupListing
+    from storage.backup.listing import BackupListing
     from storage.backup.service import BackupService
     from storage.exports.service import ExportService
     from storage.host.local import LocalHost
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
     from storage.objects.service import ObjectService
     from storage.policy.service import PolicyService
     from storage.volumes.check import CheckReport
+    from storage.volumes.listing import VolumeListing
     from storage.volumes.placement import Placer
     from storage.volumes.pools import PoolService
     from storage.volumes.service import VolumeService
@@ -111,6 +114,19 @@ class Storage:
         )  # fmt: skip
 
     @cached_property
+    def volume_listing(self) -> "VolumeListing":
+        """The read side of ``volumes`` alone (what ``volumes.list`` runs), without the drivers
+        or SQLAlchemy: `storagectl volume list` uses it to start fast."""
+        from storage.volumes.listing import VolumeListing
+
+        def settle() -> object:
+            from storage.volumes.settle import settle_volumes
+
+            return settle_volumes(self.catalog, self.host)
+
+        return VolumeListing(self.catalog, settle=settle)
+
+    @cached_property
     def snapshots(self) -> "SnapshotService":
         from storage.volumes.snapshots import SnapshotService
 
@@ -138,6 +154,14 @@ class Storage:
             self.catalog, self.settings.backup, data_dir=self.settings.data_dir, objects=self.objects,
             volumes=self.volumes, snapshots=self.snapshots, host=self.host,
         )  # fmt: skip
+
+    @cached_property
+    def backup_listing(self) -> "BackupListing":
+        """The read side of ``backups`` alone (what ``backups.list`` runs), without the backup
+        engine or SQLAlchemy: `storagectl backup list` uses it to start fast."""
+        from storage.backup.listing import BackupListing
+
+        return BackupListing(self.catalog, lambda url: self.objects.open_url(url).url)
 
     @cached_property
     def policies(self) -> "PolicyService":

@@ -64,7 +64,9 @@ def _create_racer(config: str, name: str, barrier: Barrier, results: Queue) -> N
 
 def _open_racer(url: str, barrier: Barrier, results: Queue) -> None:
     def work() -> None:
-        Catalog(url).close()
+        catalog = Catalog(url)
+        catalog.engine  # noqa: B018 - a SQLite catalog is made and migrated on first use, not on open
+        catalog.close()
         raise Conflict("opened")  # every opener "loses": the parent checks that none errored
 
     _outcome(results, barrier, work)

@@ -12,13 +12,17 @@ from storage.cli.main import app, main
 
 
 def command_paths(group: click.Command, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    """Every command path, through click's own API (the root group loads its commands lazily)."""
     yield prefix
-    if isinstance(group, click.Group) or hasattr(group, "commands"):
-        for name, sub in sorted(getattr(group, "commands", {}).items()):
-            yield from command_paths(sub, (*prefix, name))
+    if hasattr(group, "list_commands"):  # a group (typer may carry its own click: no isinstance)
+        ctx = type(group).context_class(group)
+        for name in sorted(group.list_commands(ctx)):
+            sub = group.get_command(ctx, name)
+            if sub is not None:
+                yield from command_paths(sub, (*prefix, name))
 
 
-PATHS = list(command_paths(typer.main.get_command(app)))
+PATHS = list(command_paths(typer.main.get_group(app)))
 
 
 def test_the_walk_finds_every_group() -> None:

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from storage import owners
 from storage.backup.format import Manifest
+from storage.backup.listing import BACKUP_FIELDS, backup_model
 from storage.backup.models import STATUS_AVAILABLE, STATUS_CREATING, STATUS_INTERRUPTED, Backup
 from storage.catalog.backups import BackupRow
 
@@ -24,37 +25,7 @@ def owner_is_gone(owner: str | None) -> bool:
 
 
 def to_model(row: BackupRow) -> Backup:
-    return Backup(
-        id=row.id,
-        name=row.name,
-        volume_id=row.volume_id,
-        volume_name=row.volume_name,
-        source=row.source,
-        repository=row.repository,
-        repository_id=row.repository_id,
-        status=row.status,
-        encrypted=row.encrypted,
-        size_bytes=row.size_bytes,
-        stored_bytes=row.stored_bytes,
-        read_bytes=row.read_bytes,
-        chunk_size=row.chunk_size,
-        chunk_count=row.chunk_count,
-        zero_chunk_count=row.zero_chunk_count,
-        new_chunk_count=row.new_chunk_count,
-        dedup_chunk_count=row.dedup_chunk_count,
-        reused_chunk_count=row.reused_chunk_count,
-        snapshot_id=row.snapshot_id,
-        created_at=_aware(row.created_at),
-        completed_at=_aware(row.completed_at),
-        labels=dict(row.labels or {}),
-        error=row.error,
-    )
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
+    return backup_model(tuple(getattr(row, name) for name in BACKUP_FIELDS))
 
 
 def parse_iso(text: str) -> datetime:

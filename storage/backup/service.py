@@ -20,6 +20,7 @@ from storage.backup import crypto, planner, records, sources
 from storage.backup.cache import ChunkCache
 from storage.backup.confirm import ensure_stored
 from storage.backup.format import Manifest, iso_now
+from storage.backup.listing import BackupListing
 from storage.backup.locks import EXCLUSIVE, SHARED, RepositoryLock
 from storage.backup.models import (
     STATUS_AVAILABLE,
@@ -289,19 +290,9 @@ class BackupService:
         status: str | None = None,
     ) -> list[Backup]:
         """Backups, oldest first; volume is a volume name or id; labels must all match."""
-        with self.catalog.session() as s:
-            records.mark_interrupted(s)
-            q = select(BackupRow).order_by(BackupRow.created_at)
-            if repository is not None:
-                q = q.where(BackupRow.repository == self.objects.open_url(repository).url)
-            if status is not None:
-                q = q.where(BackupRow.status == status)
-            rows = [records.to_model(r) for r in s.scalars(q).all()]
-        if volume is not None:
-            rows = [b for b in rows if volume in (b.volume_id, b.volume_name)]
-        if labels:
-            rows = [b for b in rows if all(b.labels.get(k) == v for k, v in labels.items())]
-        return rows
+        return BackupListing(self.catalog, lambda url: self.objects.open_url(url).url).list(
+            volume=volume, repository=repository, labels=labels, status=status
+        )
 
     # -- restore, verify, delete, gc, import live in ops.py to keep this module small ------
     def restore(

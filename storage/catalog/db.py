@@ -1,28 +1,29 @@
-"""Catalog database: engine, sessions and Alembic migrations (run on open)."""
+"""Catalog database: engine, sessions and Alembic migrations (run on first use).
+
+``Catalog(url)`` of a plain ``sqlite:///PATH`` is cheap: the SQLAlchemy engine is made, and the
+schema migrated, the first time a session or the engine is used (any other URL - PostgreSQL - is
+checked, connected and migrated at once, as before). Reads (``Catalog.read``) of a SQLite catalog
+already at the head revision, before any engine exists, go through the stdlib ``sqlite3``, so a
+`storagectl volume list` never imports SQLAlchemy. Both routes run the same SQL text on the same
+DB-API driver and return its raw rows, so they cannot disagree (tests/test_catalog_reads.py).
+"""
 
 from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from typing import TYPE_CHECKING
-
-from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
-
-from storage.catalog.conflicts import conflict_for
-from storage.catalog.failures import data_refused, database_failure
-from storage.catalog.urls import parse_catalog_url, redact_url
-from storage.paths import private_dir, private_file
+from storage.catalog.sqlite_reads import read_sqlite, sqlite_path
 
 if TYPE_CHECKING:
     from alembic.config import Config
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest migration's revision: a catalog already there skips Alembic (and its import,
@@ -36,8 +37,13 @@ _MIGRATE_LOCK = threading.Lock()
 PG_MIGRATE_LOCK_KEY = 0x53544F52_4D494752 & 0x7FFFFFFFFFFFFFFF  # "STORMIGR"
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str) -> "Engine":
     """An engine for a catalog URL (InvalidInput for an unsupported or malformed one)."""
+    from sqlalchemy import create_engine, event
+
+    from storage.catalog.urls import parse_catalog_url
+    from storage.paths import private_dir, private_file
+
     parsed = parse_catalog_url(url)
     if parsed.drivername == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -60,7 +66,7 @@ def make_engine(url: str) -> Engine:
     return create_engine(parsed, pool_pre_ping=True, connect_args={"options": "-c timezone=UTC", "connect_timeout": 10})
 
 
-def alembic_config(engine: Engine) -> "Config":
+def alembic_config(engine: "Engine") -> "Config":
     from alembic.config import Config
 
     cfg = Config()
@@ -69,8 +75,11 @@ def alembic_config(engine: Engine) -> "Config":
     return cfg
 
 
-def current_revision(engine: Engine) -> str | None:
+def current_revision(engine: "Engine") -> str | None:
     """The catalog's Alembic revision; None for a new (or unreadable) catalog."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
     try:
         with engine.connect() as conn:
             return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
@@ -79,7 +88,7 @@ def current_revision(engine: Engine) -> str | None:
 
 
 @contextmanager
-def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
+def _sqlite_file_lock(engine: "Engine") -> Iterator[None]:
     """Processes of one host opening a new SQLite catalog together: one migrates, the others wait
     (SQLite runs DDL outside the migration's transaction, so the database cannot serialise them)."""
     database = engine.url.database if engine.dialect.name == "sqlite" else None
@@ -94,7 +103,7 @@ def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
-def migrate(engine: Engine, host_name: str | None = None) -> None:
+def migrate(engine: "Engine", host_name: str | None = None) -> None:
     """Bring the schema to the newest revision (idempotent; safe from several processes at once).
 
     ``host_name`` is the host that owns volumes already in the catalog (migration 0009).
@@ -102,6 +111,7 @@ def migrate(engine: Engine, host_name: str | None = None) -> None:
     if current_revision(engine) == HEAD_REVISION:
         return
     from alembic import command
+    from sqlalchemy import text
 
     cfg = alembic_config(engine)
     with _MIGRATE_LOCK, _sqlite_file_lock(engine), engine.begin() as conn:
@@ -112,38 +122,103 @@ def migrate(engine: Engine, host_name: str | None = None) -> None:
         command.upgrade(cfg, "head")
 
 
+@contextmanager
+def _mapped_errors(display_url: str) -> Iterator[None]:
+    """Driver errors leave the catalog typed: see storage.catalog.conflicts and .failures."""
+    from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
+
+    from storage.catalog.conflicts import conflict_for
+    from storage.catalog.failures import data_refused, database_failure
+
+    try:
+        yield
+    except IntegrityError as exc:
+        raise conflict_for(str(exc.orig)) from None
+    except DataError as exc:
+        raise data_refused(exc) from None
+    except (OperationalError, InterfaceError) as exc:
+        raise database_failure(exc, display_url) from None
+
+
 class Catalog:
-    """Owns the engine and hands out sessions."""
+    """Owns the engine (for a plain SQLite URL made on first use) and hands out sessions."""
 
     def __init__(self, url: str, *, run_migrations: bool = True, host_name: str | None = None) -> None:
         self.url = url
-        self.engine = make_engine(url)
-        self.display_url = redact_url(url)  # for messages: never the password
-        if run_migrations:
+        self._run_migrations = run_migrations
+        self._host_name = host_name
+        self._engine: Engine | None = None
+        self._sessions: sessionmaker[Session] | None = None
+        self._lock = threading.Lock()
+        self._sqlite_file = sqlite_path(url)
+        if self._sqlite_file is None:
+            self.engine  # noqa: B018 - PostgreSQL or an unusual URL: checked and migrated now, as ever
+
+    @property
+    def display_url(self) -> str:
+        """The URL for messages: never the password."""
+        if self._sqlite_file is not None:
+            return self.url  # a file path: no password
+        from storage.catalog.urls import redact_url
+
+        return redact_url(self.url)
+
+    @property
+    def engine(self) -> "Engine":
+        """The SQLAlchemy engine; made, and the schema migrated, on first use."""
+        if self._engine is None:
+            with self._lock:
+                if self._engine is None:
+                    self._engine, self._sessions = self._connect()
+        return self._engine
+
+    def _connect(self) -> "tuple[Engine, sessionmaker[Session]]":
+        from sqlalchemy.exc import InterfaceError, OperationalError
+        from sqlalchemy.orm import sessionmaker
+
+        from storage.catalog.failures import database_failure
+
+        engine = make_engine(self.url)
+        if self._run_migrations:
             try:
-                migrate(self.engine, host_name)
+                migrate(engine, self._host_name)
             except (OperationalError, InterfaceError) as exc:
-                self.engine.dispose()
+                engine.dispose()
                 raise database_failure(exc, self.display_url) from None
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        return engine, sessionmaker(engine, expire_on_commit=False)
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
+    def session(self) -> Iterator["Session"]:
         """A session in a transaction: committed on success, rolled back on error.
 
         A constraint violation (two writers racing past a service's own check) leaves here as
         ``Conflict``, never as ``IntegrityError``: see ``storage.catalog.conflicts``; an
         unreachable database as ``BackendError`` (``storage.catalog.failures``).
         """
-        try:
-            with self._sessions() as session, session.begin():
-                yield session
-        except IntegrityError as exc:
-            raise conflict_for(str(exc.orig)) from None
-        except DataError as exc:
-            raise data_refused(exc) from None
-        except (OperationalError, InterfaceError) as exc:
-            raise database_failure(exc, self.display_url) from None
+        self.engine  # noqa: B018 - makes the engine and the session factory
+        assert self._sessions is not None
+        with _mapped_errors(self.display_url), self._sessions() as session, session.begin():
+            yield session
+
+    def read(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """The raw DB-API rows of one read-only statement (named ``:params``).
+
+        A SQLite catalog at the head revision is read with the stdlib sqlite3 while no engine
+        exists (a CLI listing); otherwise through the engine (a server, PostgreSQL, a catalog
+        that is new or needs migrating). Values come back as the driver gives them: callers
+        normalise them (timestamps and JSON are text on SQLite).
+        """
+        params = dict(params or {})
+        if self._engine is None and self._sqlite_file is not None and self._run_migrations:
+            rows = read_sqlite(self._sqlite_file, sql, params, head=HEAD_REVISION)
+            if rows is not None:
+                return rows
+        from sqlalchemy import text
+
+        engine = self.engine
+        with _mapped_errors(self.display_url), engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(text(sql), params)]
 
     def close(self) -> None:
-        self.engine.dispose()
+        if self._engine is not None:
+            self._engine.dispose()

@@ -134,7 +134,9 @@ def serve(
         os.environ["STORAGE_CONFIG"] = os.path.abspath(config_path)
     elif settings.config_file:
         os.environ["STORAGE_CONFIG"] = str(settings.config_file)
-    common.get_storage(ctx).close()  # each server worker opens its own
+    st = common.get_storage(ctx)
+    st.catalog.engine  # noqa: B018 - create or migrate the catalog here, once, not in N racing workers
+    st.close()  # each server worker opens its own
     bind = {"host": host or api.host, "port": port or api.port, "workers": workers or api.workers, "tls": bool(certfile)}
     if as_json:
         common.print_json({"serving": bind})

@@ -8,8 +8,6 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from rich.markup import escape
-
 from storage.backup.models import Backup, Progress, VerifyReport
 from storage.cli import common
 from storage.errors import DataCorruption
@@ -82,7 +80,7 @@ def list_(
 ) -> None:
     """List backups (an interrupted one is shown 'interrupted', never 'available')."""
     st = common.get_storage(ctx)
-    rows = st.backups.list(volume=volume, repository=repository, labels=parse_labels(label) or None, status=status)
+    rows = st.backup_listing.list(volume=volume, repository=repository, labels=parse_labels(label) or None, status=status)
     common.emit(rows, as_json, lambda bs: common.print_table([backup_row(b) for b in bs], COLUMNS))
 
 
@@ -146,7 +144,7 @@ def verify(
             f"damaged backups: {', '.join(report.damaged_backups) or 'none'}"
             + (f"; backups without a manifest (lost): {', '.join(report.lost_backups)}" if report.lost_backups else "")
         )
-        common.err_console.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False)
+        common.err_console.print(f"[red]error:[/red] {common.escape(exc.message)}", highlight=False)
         raise typer.Exit(exc.exit_code)
 
 

@@ -1,4 +1,9 @@
-"""Shared CLI plumbing: opening Storage, --json output, tables, progress, error mapping."""
+"""Shared CLI plumbing: opening Storage, --json output, tables, progress, error mapping.
+
+Rich, pydantic and storage's services load on first use (``console`` and ``err_console`` are
+built when first touched), so `storagectl --help` and commands that never print a table
+do not pay for them.
+"""
 
 from __future__ import annotations
 
@@ -10,27 +15,40 @@ from dataclasses import asdict, is_dataclass
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Iterator
+from typing import TYPE_CHECKING, Annotated, Any, Iterator
 
 import typer
-from pydantic import BaseModel
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-from rich.table import Table
 
-import storage
 from storage.errors import StorageError
 
-console = Console()
-err_console = Console(stderr=True, soft_wrap=True)  # error lines never wrap: scripts grep them
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    import storage
+
+
+def __getattr__(name: str) -> Any:
+    """``console`` (stdout) and ``err_console`` (stderr), made on first use and then kept."""
+    if name == "console":
+        from rich.console import Console
+
+        value = Console()
+    elif name == "err_console":
+        from rich.console import Console
+
+        value = Console(stderr=True, soft_wrap=True)  # error lines never wrap: scripts grep them
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def _out() -> "Console":
+    return __getattr__("console") if "console" not in globals() else globals()["console"]
+
+
+def _err() -> "Console":
+    return __getattr__("err_console") if "err_console" not in globals() else globals()["err_console"]
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
 
@@ -45,6 +63,8 @@ class State:
     @property
     def storage(self) -> storage.Storage:
         if self._storage is None:
+            import storage
+
             self._storage = storage.open(self.config)
         return self._storage
 
@@ -62,7 +82,8 @@ def get_storage(ctx: typer.Context) -> storage.Storage:
 
 
 def to_jsonable(value: Any) -> Any:
-    if isinstance(value, BaseModel):
+    pydantic = sys.modules.get("pydantic")  # not loaded: value cannot be a pydantic model
+    if pydantic is not None and isinstance(value, pydantic.BaseModel):
         return value.model_dump(mode="json")
     if is_dataclass(value) and not isinstance(value, type):
         return to_jsonable(asdict(value))
@@ -89,6 +110,8 @@ def print_table(
 ) -> None:
     """A Rich table; ``numeric`` columns are right-aligned and never wrapped or truncated (Rich
     narrows the other columns instead)."""
+    from rich.table import Table
+
     table = Table(title=title, show_lines=False, header_style="bold", caption=caption)
     for col in columns:
         if col in numeric:
@@ -97,11 +120,13 @@ def print_table(
             table.add_column(col)
     for row in rows:
         table.add_row(*("" if v is None else str(v) for v in row))
-    console.print(table)
+    _out().print(table)
 
 
 def print_record(record: dict[str, Any]) -> None:
     """Key/value view of one object (like `openstack volume show`)."""
+    from rich.table import Table
+
     table = Table(show_header=True, header_style="bold")
     table.add_column("Field")
     table.add_column("Value")
@@ -109,7 +134,7 @@ def print_record(record: dict[str, Any]) -> None:
         if isinstance(value, (dict, list)):
             value = json.dumps(to_jsonable(value))
         table.add_row(key, "" if value is None else str(value))
-    console.print(table)
+    _out().print(table)
 
 
 def emit(value: Any, as_json: bool, human: Callable[[Any], None]) -> None:
@@ -129,13 +154,22 @@ def progress_bar(description: str, total: int | None, *, enabled: bool = True) -
     if not enabled:
         yield lambda done, total_: None
         return
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),
         TimeRemainingColumn(),
-        console=err_console,
+        console=_err(),
         transient=False,
     ) as progress:
         task = progress.add_task(description, total=total)
@@ -146,8 +180,15 @@ def progress_bar(description: str, total: int | None, *, enabled: bool = True) -
         yield update
 
 
+def escape(text: str) -> str:
+    """Rich markup escaped (rich.markup.escape, imported when first needed)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
 def fail(exc: StorageError, as_json: bool) -> None:
     if as_json:
         sys.stdout.write(json.dumps({"error": exc.to_dict()}) + "\n")
-    err_console.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False, markup=True)
+    _err().print(f"[red]error:[/red] {escape(exc.message)}", highlight=False, markup=True)
     raise typer.Exit(exc.exit_code)

@@ -11,14 +11,16 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from storage.cli import common
 from storage.errors import InvalidInput
-from storage.exports.models import Export, ReconcileReport
 from storage.units import format_size
+
+if TYPE_CHECKING:
+    from storage.exports.models import Export, ReconcileReport
 
 export_app = typer.Typer(help="iSCSI exports: list, reconcile with the catalog, stop the target.", no_args_is_help=True)
 

@@ -6,8 +6,6 @@ from typing import Annotated, Any
 
 import typer
 
-from rich.markup import escape
-
 from storage.cli import common
 from storage.units import format_size
 
@@ -128,7 +126,7 @@ def check_cmd(
         ]
         common.print_table(rows, ["Finding", "Pool", "Object", "Detail", "Repair"], title="check")
         for err in r.errors:
-            common.err_console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False)
+            common.err_console.print(f"[red]error:[/red] {common.escape(str(err))}", highlight=False)
 
     common.emit(report, as_json, human)
     unresolved = [f for f in report.findings if not f.repaired]

@@ -7,8 +7,6 @@ from contextlib import contextmanager
 from typing import Annotated, Any, Iterator, Optional
 
 import typer
-from rich.markup import escape
-
 from storage.cli import common
 from storage.names import parse_labels
 from storage.policy.events import EventSink, json_line, stream_sink
@@ -264,7 +262,7 @@ def _print_report(report: RunReport) -> None:
         created = sum(1 for v in p.volumes if v.ok and not v.reused)
         pruned = len(p.would_prune) if report.dry_run else len(p.pruned)
         slot = p.slot.strftime("%Y-%m-%d %H:%M UTC") if p.slot else ""
-        rows.append([p.policy, p.status, slot, created, pruned, format_size(p.bytes), escape("; ".join(p.errors) or p.reason)])
+        rows.append([p.policy, p.status, slot, created, pruned, format_size(p.bytes), common.escape("; ".join(p.errors) or p.reason)])
     common.print_table(rows, ["Policy", "Status", "Slot", "Created", "Would prune" if report.dry_run else "Pruned", "Bytes", "Detail"],
                        title="dry run: nothing was changed" if report.dry_run else None)
     if report.dry_run:
@@ -303,7 +301,7 @@ def run_command(
     elif not log_json:
         _print_report(report)
     for failure in report.failures:
-        common.err_console.print(f"[red]failed:[/red] {escape(failure)}", highlight=False)
+        common.err_console.print(f"[red]failed:[/red] {common.escape(failure)}", highlight=False)
     if report.exit_code:
         raise typer.Exit(report.exit_code)
 

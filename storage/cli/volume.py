@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 from storage.cli import common
-from storage.domain import Volume
 from storage.names import parse_labels
 from storage.units import format_size
 
 if TYPE_CHECKING:
+    from storage.domain import Volume
     from storage.scheduler import Decision
 
 volume_app = typer.Typer(help="Block volumes: create, attach, snapshot, extend, delete.", no_args_is_help=True)
@@ -91,7 +91,7 @@ def list_(
 ) -> None:
     """List volumes."""
     st = common.get_storage(ctx)
-    vols = st.volumes.list(pool=pool, status=status, labels=parse_labels(label) or None)
+    vols = st.volume_listing.list(pool=pool, status=status, labels=parse_labels(label) or None)
     common.emit(vols, as_json, show_volumes)
 
 

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from sqlalchemy import select
 
 from storage.catalog.base import new_id, utcnow
-from storage.catalog.volume_listing import list_volume_models, volume_list_version
 from storage.catalog.volumes import (
     AttachmentRow,
     SnapshotRow,
@@ -35,6 +34,7 @@ from storage.names import is_uuid, validate_name
 from storage.units import format_size, parse_size, round_up
 from storage.volumes.settle import settle_volumes
 from storage.volumes.holds import Hold, SnapshotHold, force_to_deleting
+from storage.volumes.listing import VolumeListing, labels_match  # noqa: F401 - labels_match: used by snapshots
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +58,6 @@ class Placed(NamedTuple):
 
     volume: Volume
     decision: "Decision | None"
-
-
-def labels_match(have: dict[str, str], want: dict[str, str] | None) -> bool:
-    return not want or all(have.get(k) == v for k, v in want.items())
 
 
 def validate_labels(labels: dict[str, str] | None) -> dict[str, str]:
@@ -144,29 +140,18 @@ class VolumeService:
             raise NotFound(f"volume {ref!r} not found", volume=ref)
         return vol
 
+    def _listing(self) -> VolumeListing:
+        return VolumeListing(self._catalog, settle=lambda: settle_volumes(self._catalog, self._host))
+
     def list(
         self, *, pool: str | None = None, status: str | VolumeStatus | None = None, labels: dict[str, str] | None = None
     ) -> list[Volume]:
-        if status is not None:
-            try:
-                status = VolumeStatus(status)
-            except ValueError:
-                raise InvalidInput(
-                    f"status {status!r} is not a volume status; accepted: {', '.join(v.value for v in VolumeStatus)}"
-                ) from None
-        settle_volumes(self._catalog, self._host)
-        with self._catalog.session() as s:
-            vols = list_volume_models(s, pool=pool, status=status)
-        return [v for v in vols if labels_match(v.labels, labels)]
+        """Volumes (statuses a dead process of this host left behind are settled first)."""
+        return self._listing().list(pool=pool, status=status, labels=labels)
 
     def list_version(self) -> int | None:
-        """A counter that changes with every write to a volume or attachment, by any process.
-
-        Read it *before* ``list()`` and a listing is at least as new as the counter it is kept
-        under. None when the catalog keeps no counter (then nothing may be cached).
-        """
-        with self._catalog.engine.connect() as conn:  # no ORM session: this runs before every API listing
-            return volume_list_version(conn)
+        """A counter that changes with every write to a volume or attachment, by any process (see VolumeListing)."""
+        return self._listing().list_version()
 
     # -- create / clone ----------------------------------------------------
     def create(

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from storage import owners
 from storage.catalog.volumes import SnapshotRow, VolumeRow
 from storage.domain import TRANSITIONAL_SNAPSHOT_STATUSES, TRANSITIONAL_VOLUME_STATUSES
 from storage.errors import StorageError
+from storage.volumes.listing import orphaned
 
 if TYPE_CHECKING:
     from storage.catalog import Catalog
@@ -28,11 +28,6 @@ log = logging.getLogger(__name__)
 
 _VOLUME_TRANSITIONAL = tuple(s.value for s in TRANSITIONAL_VOLUME_STATUSES)
 _SNAPSHOT_TRANSITIONAL = tuple(s.value for s in TRANSITIONAL_SNAPSHOT_STATUSES)
-
-
-def orphaned(rows: Iterable[tuple[str, str | None]], is_dead: object = owners.is_dead_here) -> set[str]:
-    """Pure given is_dead: the volume ids (first of each pair) whose owner (second) is dead."""
-    return {vid for vid, owner in rows if owner and is_dead(owner)}  # type: ignore[operator]
 
 
 def settle_volumes(catalog: "Catalog", host: object, volume_ids: Iterable[str] | None = None) -> int:

@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""CLI start-up: wall clock and CPU of whole `storagectl` commands beside peer CLIs.
+
+    .venv/bin/python scripts/bench/startup_bench.py [--rounds 15] [--volumes 100] [--backups 100]
+        [--importtime] [--baseline OTHER/.venv/bin/storagectl] [--json]
+
+Rows (each a whole process, start-up included, stdout to /dev/null; rounds interleaved):
+  storagectl --help, volume list, volume list --json, backup list, backup list --json
+  python -c pass (the interpreter's floor), swift --version (.cache/swift-venv), restic version
+  (when installed).
+Each row: wall median (min-max) and user+sys CPU median of the child (os.wait4), which a busy
+machine disturbs far less than wall. The catalog is a throw-away SQLite one with --volumes and
+--backups rows written through the catalog's ORM (listing cost does not depend on how they
+got there). --baseline adds the same commands run by another checkout's storagectl (e.g. the
+commit before a change), interleaved in the same rounds. --importtime adds `python -X importtime` self-time summed per top-level package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+BIN = Path(sys.executable).parent
+STORAGECTL = str(BIN / "storagectl")
+CASES = [("--help",), ("volume", "list"), ("volume", "list", "--json"), ("backup", "list"), ("backup", "list", "--json")]
+
+
+def make_catalog(data_dir: Path, volumes: int, backups: int) -> Path:
+    import storage
+    from storage.backup import records
+    from storage.catalog.volumes import VolumeRow
+
+    data_dir.mkdir(parents=True)
+    cfg = data_dir / "storage.toml"
+    cfg.write_text(f'data_dir = "{data_dir}"\n')
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    with storage.open(cfg) as st, st.catalog.session() as s:
+        for i in range(volumes):
+            s.add(VolumeRow(name=f"vol-{i:05d}", size_bytes=(i + 1) << 20, pool="default", status="available",
+                            labels={"bench": "1"}, created_at=t0 + timedelta(seconds=i), updated_at=t0))  # fmt: skip
+        for i in range(backups):
+            s.add(records.new_row(id=f"00000000-0000-0000-0000-{i:012d}", repository=f"file://{data_dir}/objects/backups",
+                                  volume_name=f"vol-{i % max(volumes, 1):05d}", status="available", size_bytes=1 << 30,
+                                  stored_bytes=1 << 20, created_at=t0 + timedelta(seconds=i), completed_at=t0))  # fmt: skip
+    return cfg
+
+
+def peers() -> list[tuple[str, list[str]]]:
+    rows = [("python -c pass", [sys.executable, "-c", "pass"])]
+    swift = ROOT / ".cache" / "swift-venv" / "bin" / "swift"
+    if swift.exists():
+        rows.append(("swift --version", [str(swift), "--version"]))
+    restic = shutil.which("restic")
+    if restic:
+        rows.append(("restic version", [restic, "version"]))
+    return rows
+
+
+Row = tuple[str, list[str], dict[str, str]]  # name, argv, environment
+
+
+def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds and user+sys CPU seconds of one whole process."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} exited {proc.returncode}")
+    return wall, usage.ru_utime + usage.ru_stime
+
+
+def bench(rows: list[Row], rounds: int) -> list[dict]:
+    walls: dict[str, list[float]] = {name: [] for name, _, _ in rows}
+    cpus: dict[str, list[float]] = {name: [] for name, _, _ in rows}
+    for name, argv, env in rows:  # warm-up: page cache, .pyc files
+        run_once(argv, env)
+    for _ in range(rounds):
+        for name, argv, env in rows:
+            wall, cpu = run_once(argv, env)
+            walls[name].append(wall)
+            cpus[name].append(cpu)
+    return [
+        {
+            "command": name, "runs": rounds, "wall_median_s": statistics.median(walls[name]),
+            "wall_min_s": min(walls[name]), "wall_max_s": max(walls[name]), "cpu_median_s": statistics.median(cpus[name]),
+        }
+        for name, _, _ in rows
+    ]  # fmt: skip
+
+
+def importtime(args: tuple[str, ...], env: dict[str, str], top: int = 12, python: str = sys.executable) -> list[tuple[str, float]]:
+    """Self import time per top-level package (storage.* per sub-package), in ms, largest first."""
+    proc = subprocess.run([python, "-X", "importtime", "-m", "storage.cli.main", *args],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, check=True,
+                          cwd="/")  # fmt: skip - not the checkout: `-m` would import its storage/ for any python
+    per: Counter[str] = Counter()
+    for line in proc.stderr.splitlines():
+        m = re.match(r"import time:\s+(\d+) \|\s+\d+ \| *(\S+)", line)
+        if m:
+            parts = m.group(2).split(".")
+            per[".".join(parts[:2]) if parts[0] == "storage" else parts[0]] += int(m.group(1))
+    total = sum(per.values()) / 1000
+    return [("(total)", total)] + [(k, v / 1000) for k, v in per.most_common(top)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--volumes", type=int, default=100)
+    ap.add_argument("--backups", type=int, default=100)
+    ap.add_argument("--importtime", action="store_true")
+    ap.add_argument("--baseline", help="another storagectl to run the same commands with, as 'baseline' rows")
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="startup-bench-") as tmp:
+        cfg = make_catalog(Path(tmp) / "this", a.volumes, a.backups)
+        env = {**os.environ, "STORAGE_CONFIG": str(cfg)}
+        rows: list[Row] = [(f"storagectl {' '.join(c)}", [STORAGECTL, *c], env) for c in CASES]
+        if a.baseline:  # its own catalog: another checkout may migrate it to a schema this one does not know
+            base_env = {**os.environ, "STORAGE_CONFIG": str(make_catalog(Path(tmp) / "baseline", a.volumes, a.backups))}
+            rows += [(f"baseline {' '.join(c)}", [a.baseline, *c], base_env) for c in CASES]
+        rows += [(name, argv, env) for name, argv in peers()]
+        result = {
+            "date": datetime.now(UTC).isoformat(timespec="seconds"), "load_average": os.getloadavg(),
+            "cpus": os.cpu_count(), "volumes": a.volumes, "backups": a.backups, "rows": bench(rows, a.rounds),
+        }  # fmt: skip
+        if a.importtime:
+            result["importtime_ms"] = {" ".join(c): importtime(c, env) for c in CASES[:2] + CASES[3:4]}
+            if a.baseline:
+                python = str(Path(a.baseline).parent / "python")
+                for c in CASES[:2] + CASES[3:4]:
+                    result["importtime_ms"][f"{' '.join(c)} (baseline)"] = importtime(c, base_env, python=python)
+    if a.json:
+        print(json.dumps(result, indent=2))
+        return
+    la = ", ".join(f"{x:.2f}" for x in result["load_average"])
+    print(f"{result['date']}  load average {la}  cpus {result['cpus']}  catalog: {a.volumes} volumes, {a.backups} backups")
+    print(f"{'command':32} {'wall median':>12} {'(min - max)':>20} {'user+sys':>10}")
+    for r in result["rows"]:
+        span = f"({r['wall_min_s'] * 1000:.0f} - {r['wall_max_s'] * 1000:.0f} ms)"
+        print(f"{r['command']:32} {r['wall_median_s'] * 1000:9.0f} ms {span:>20} {r['cpu_median_s'] * 1000:7.0f} ms")
+    for cmd, per in result.get("importtime_ms", {}).items():
+        print(f"\nimporttime, storagectl {cmd}: " + ", ".join(f"{k} {v:.0f}" for k, v in per) + " (ms, self time)")
+
+
+if __name__ == "__main__":
+    main()
