@@ -25,7 +25,7 @@ from backends.volume.lvm.names import (
     volume_lv,
 )
 from backends.volume.lvm.thin_delta import clip_ranges, merge_ranges, parse_thin_delta, thin_delta_command, thin_ids
-from backends.volume.lvm.driver import LvmVolumeBackend, dm_name, parse_lvm_type, parse_physical_volumes
+from backends.volume.lvm.driver import LvmVolumeBackend, dm_name, kernel_has_device_mapper, parse_lvm_type, parse_physical_volumes
 from storage.errors import BackendError, Conflict, InsufficientCapacity, InvalidInput, NotFound, Unsupported
 
 VID = str(uuid.uuid4())
@@ -170,7 +170,16 @@ def test_thin_delta_command_reads_the_metadata_snapshot() -> None:
     assert dm_name("my-vg", "my-pool_tmeta") == "my--vg-my--pool_tmeta"
 
 
-needs_no_dm = pytest.mark.skipif(os.path.exists("/dev/mapper/control"), reason="this host has device-mapper")
+needs_no_dm = pytest.mark.skipif(kernel_has_device_mapper(), reason="this host's kernel has device-mapper")
+
+
+def test_device_mapper_is_read_from_proc_misc(tmp_path: Path) -> None:
+    misc = tmp_path / "misc"
+    misc.write_text(" 58 network_throughput\n236 device-mapper\n")
+    assert kernel_has_device_mapper(str(misc))
+    misc.write_text(" 58 network_throughput\n183 hw_random\n")
+    assert not kernel_has_device_mapper(str(misc))
+    assert not kernel_has_device_mapper(str(tmp_path / "absent"))
 
 
 @needs_no_dm
@@ -193,7 +202,7 @@ def test_storagectl_refuses_lvm_pool_on_this_host(tmp_path: Path) -> None:
     assert proc.returncode == Unsupported.exit_code, proc.stdout + proc.stderr
     error = json.loads(proc.stdout.strip().splitlines()[-1])["error"]
     assert error["code"] == "unsupported" and "device-mapper" in error["message"]
-    assert "WARNING" not in proc.stderr and "/dev/mapper/control" in proc.stderr
+    assert "WARNING" not in proc.stderr and "device-mapper" in proc.stderr
 
 
 def test_spot_check_samples_only_unchanged_blocks() -> None:

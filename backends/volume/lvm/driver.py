@@ -88,6 +88,19 @@ def parse_physical_volumes(value: object) -> list[str]:
     return devices
 
 
+def kernel_has_device_mapper(misc: str = "/proc/misc") -> bool:
+    """Whether the running kernel has device-mapper: its misc device is registered in /proc/misc.
+
+    /dev/mapper/control alone proves nothing: installing lvm2/dmsetup (or a stray mknod) creates
+    the node on a kernel without device-mapper.
+    """
+    try:
+        with open(misc, encoding="ascii", errors="replace") as fh:
+            return any(line.split()[-1:] == ["device-mapper"] for line in fh)
+    except OSError:
+        return False
+
+
 class LvmVolumeBackend(VolumeBackend):
     driver_name = "lvm"
 
@@ -111,10 +124,10 @@ class LvmVolumeBackend(VolumeBackend):
 
     # -- host and os-brick ------------------------------------------------------
     def check_host(self) -> None:
-        if not os.path.exists("/dev/mapper/control"):
+        if not kernel_has_device_mapper():
             raise Unsupported(
                 "LVM volumes need the kernel's device-mapper, which this host does not have "
-                "(/dev/mapper/control is missing), so pool "
+                "(no device-mapper in /proc/misc), so pool "
                 f"{self.pool_name!r} cannot be used here."
             )
         if shutil.which("lvm") is None:
