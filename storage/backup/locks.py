@@ -64,21 +64,11 @@ def is_stale(record: LockRecord, now: float, host: str) -> bool:
     if record.host != host:
         return False
     return owners.owner_is_dead(f"{record.host}:{record.pid}" + (f":{record.start}" if record.start else ""), host,
-                                _pid_alive)
+                                owners.pid_alive)
 
 
 def conflicts(mine: str, other: str) -> bool:
     return mine == EXCLUSIVE or other == EXCLUSIVE
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class RepositoryLock:
