@@ -119,3 +119,36 @@ def test_a_restore_killed_into_a_new_volume_is_settled(cfg: Path) -> None:
         r1 = st.volumes.get("r1")
         with st.host.open_volume("default", r1.id) as path:
             assert same_bytes(path, source)
+
+
+def test_a_volume_born_restoring_for_a_later_job_is_filled_then_available(cfg: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cinder's restore creates the volume first and restores into it from a job: the volume is
+    restoring-backup (owned by this process) from birth, so a crash in between can never leave an
+    empty `available` one; the job fills it and only then makes it available."""
+    with storage.open(cfg) as st:
+        vol = st.volumes.create("v", 4 * MIB)
+        with st.host.open_volume("default", vol.id) as path:
+            Path(path).write_bytes(b"y" * 3 * MIB)
+            source = path
+        backup = st.backups.create("v")
+        target = st.volumes.create("cinder-r", 8 * MIB, restoring=True)
+        assert target.status is VolumeStatus.RESTORING_BACKUP
+        assert st.volumes.held_here(target.id)
+        with pytest.raises(Exception):
+            st.volumes.attach("cinder-r")  # not usable while it is being restored
+        st.backups.restore(backup.id, to_volume=target.id)
+        assert st.volumes.get("cinder-r").status is VolumeStatus.AVAILABLE
+        with st.host.open_volume("default", target.id) as path:
+            assert Path(path).read_bytes()[: 3 * MIB] == Path(source).read_bytes()[: 3 * MIB]
+        # a failing fill leaves the volume in `error` (the client knows its id), not available, not gone
+        from storage.backup import ops
+        from storage.errors import BackendError
+
+        def failing_write(*args: object, **kwargs: object) -> None:
+            raise BackendError("the store went away mid-restore")
+
+        broken = st.volumes.create("cinder-r2", 8 * MIB, restoring=True)
+        monkeypatch.setattr(ops, "restore_to_fd", failing_write)
+        with pytest.raises(BackendError):
+            st.backups.restore(backup.id, to_volume=broken.id)
+        assert st.volumes.get("cinder-r2").status is VolumeStatus.ERROR

@@ -110,8 +110,11 @@ def restore_backup(backup_id: IdPath, request: Request, st: StorageDep, payload:
     if spec.get("volume_id"):
         volume = st.volumes.get(spec["volume_id"])
         st.volumes.require_host_up(volume)
-    else:  # Cinder creates the new volume at once and restores into it in the background
-        volume = st.volumes.create(spec.get("name") or views.generated_name("restore"), max(backup.size_bytes, views.GiB))
+    else:  # Cinder creates the new volume at once and restores into it in the background: born
+        # restoring-backup and owned by this process, so a crash before or during the job leaves
+        # it `error` (settled by the next read), never an empty `available` volume
+        volume = st.volumes.create(spec.get("name") or views.generated_name("restore"), max(backup.size_bytes, views.GiB),
+                                   restoring=True)
     submit_job(
         request, st, "restore",
         lambda ctx: st.backups.restore(backup.id, to_volume=volume.id, progress=ctx.progress, cancel=ctx.cancel),

@@ -135,6 +135,10 @@ def _restore_to(
     if to_volume:
         vol = svc.volumes.get(to_volume)
         check_target_size(vol.size_bytes, manifest.size, f"volume {vol.name!r}")
+        if vol.status is VolumeStatus.RESTORING_BACKUP and svc.volumes.held_here(vol.id):
+            # born restoring-backup by this process for this restore (the Cinder API creates the
+            # volume before its job runs): filled like a new volume, kept in `error` if it fails
+            return _fill_new_volume(svc, repo, manifest, vol.id, delete_on_failure=False, **kwargs)
         return _restore_into_volume(svc, repo, manifest, vol.id, fresh=False, **kwargs)
     assert new_volume_name is not None
     # the new volume is born 'restoring-backup' (never an empty 'available' one that a killed restore
@@ -142,18 +146,27 @@ def _restore_to(
     vol, decision = svc.volumes.create_explained(
         new_volume_name, manifest.size, pool=pool, labels={"storage.backup/restored-from": backup_id}, restoring=True
     )
+    result = _fill_new_volume(svc, repo, manifest, vol.id, delete_on_failure=True, **kwargs)
+    # the job record keeps where the scheduler put the new volume, and why
+    return result.model_copy(update={"placement": decision.to_dict() if decision else None})
+
+
+def _fill_new_volume(svc: "BackupService", repo: Repository, manifest: Manifest, volume_id: str, *,
+                     delete_on_failure: bool, **kwargs: object) -> RestoreResult:
+    """Write a volume that is restoring-backup since its birth; available only once every byte is
+    written, else error (and deleted when asked)."""
     try:
-        result = _write_volume(svc, repo, manifest, vol.id, fresh=True, **kwargs)
+        result = _write_volume(svc, repo, manifest, volume_id, fresh=True, **kwargs)
     except BaseException:
         try:
-            svc.volumes.reset_status(vol.id, VolumeStatus.ERROR)  # out of restoring-backup: the ordinary delete takes it
-            svc.volumes.delete(vol.id)
+            svc.volumes.reset_status(volume_id, VolumeStatus.ERROR)  # out of restoring-backup: the ordinary delete takes it
+            if delete_on_failure:
+                svc.volumes.delete(volume_id)
         except StorageError:
             pass
         raise
-    svc.volumes.reset_status(vol.id, VolumeStatus.AVAILABLE)
-    # the job record keeps where the scheduler put the new volume, and why
-    return result.model_copy(update={"placement": decision.to_dict() if decision else None})
+    svc.volumes.reset_status(volume_id, VolumeStatus.AVAILABLE)
+    return result
 
 
 def _restore_into_volume(svc: "BackupService", repo: Repository, manifest: Manifest, volume_id: str, *, fresh: bool, **kwargs: object) -> RestoreResult:

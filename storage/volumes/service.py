@@ -415,6 +415,11 @@ class VolumeService:
             row.updated_at = utcnow()
         return self.get(vol.id)
 
+    def held_here(self, volume_id: str) -> bool:
+        """Whether this process holds the volume's transitional status (its recorded owner)."""
+        with self._catalog.session() as s:
+            return s.scalar(select(VolumeRow.task_owner).where(VolumeRow.id == volume_id)) == this_owner()
+
     def reset_status(self, ref: str, status: str | VolumeStatus) -> Volume:
         """Admin: set the status without the state machine (e.g. after fixing a stuck volume by hand)."""
         try:
