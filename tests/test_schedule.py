@@ -9,6 +9,7 @@ import pytest
 from storage.errors import InvalidInput
 from storage.policy.schedule import (
     MAX_ATTEMPTS_PER_SLOT,
+    cron_number_problem,
     SlotState,
     decide,
     latest_slot,
@@ -185,3 +186,27 @@ def test_missed_count_is_fast_for_frequent_schedules_near_dst() -> None:
     d = decide(sched, z("2024-06-01 00:00"), ANCHOR, SlotState(last_done_slot=z("2023-06-01 00:00")))
     assert d.missed == 1000
     assert time.monotonic() - began < 5
+
+
+@pytest.mark.parametrize(
+    ("expression", "problem"),
+    [
+        ("*/15 * * * *", None),
+        ("0 3 * * 1-5", None),
+        ("0,30 */6 1 1-12/3 0", None),
+        ("*/60 * * * *", None),
+        ("*/61 * * * *", "minute step of 61"),
+        ("*/99999999999999999999 * * * *", "minute number longer than two digits"),
+        ("0 */0 * * *", "hour step of 0"),
+        ("0 */25 * * *", "hour step of 25"),
+        ("0 0 100 * *", "day of month number longer than two digits"),
+        ("0 0 1 */13 *", "month step of 13"),
+        ("0 0 * * 1/8", "day of week step of 8"),
+    ],
+)
+def test_cron_numbers_are_bounded_before_croniter(expression: str, problem: str | None) -> None:
+    found = cron_number_problem(expression)
+    assert (found is None) if problem is None else (found is not None and problem in found)
+    if problem is not None:
+        with pytest.raises(InvalidInput, match="accepted"):
+            parse_schedule(expression, "UTC")

@@ -17,6 +17,8 @@ fires in both repeated hours (Vixie cron behaves the same way).
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -97,6 +99,9 @@ def parse_schedule(text: str, timezone: str = "UTC") -> Schedule:
         raise InvalidInput(
             f"schedule {text!r} has {len(raw.split(' '))} fields; accepted: {ACCEPTED_SCHEDULES}", field="schedule"
         )
+    problem = cron_number_problem(raw)
+    if problem:
+        raise InvalidInput(f"schedule {short_repr(text)} {problem}; accepted: {ACCEPTED_SCHEDULES}", field="schedule")
     try:
         croniter(raw, datetime(2024, 1, 1, tzinfo=UTC)).get_next(datetime)
     except (CroniterError, ValueError, KeyError, OverflowError) as exc:
@@ -105,6 +110,26 @@ def parse_schedule(text: str, timezone: str = "UTC") -> Schedule:
             field="schedule",
         ) from None
     return Schedule(expression=raw, timezone=timezone)
+
+
+_CRON_FIELDS = (("minute", 60), ("hour", 24), ("day of month", 31), ("month", 12), ("day of week", 7))
+
+
+def cron_number_problem(expression: str) -> str | None:
+    """Pure: what is wrong with the numbers of a five-field cron expression, or None.
+
+    croniter accepts a step longer than its field (``*/99999999999999999999``) and silently runs
+    once per range; refuse it, and any number of more than two digits, before it reaches croniter.
+    """
+    for (field, span), part in zip(_CRON_FIELDS, expression.split(" "), strict=False):
+        for token in part.split(","):
+            numbers = [n for n in re.split(r"[^0-9]+", token) if n]
+            if any(len(n) > 2 for n in numbers):
+                return f"has a {field} number longer than two digits"
+            step = token.split("/", 1)[1] if "/" in token else ""
+            if step.isdigit() and not 1 <= int(step) <= span:
+                return f"has a {field} step of {step}; accepted: 1 to {span}"
+    return None
 
 
 def _aware(moment: datetime) -> datetime:
