@@ -18,7 +18,8 @@ import requests
 import urllib3
 
 import storage
-from backends.object.swift.util import is_timeout, request_bound
+from backends.object.swift.util import request_bound
+from backends.object.timeouts import is_timeout
 from storage.errors import BackendError
 from tests.backup_helpers import MIB, make_image, swift_backup_config
 from tests.fixtures_swift import SwiftServer

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import urllib3
 from minio.error import InvalidResponseError, S3Error, ServerError
 
+from backends.object.timeouts import is_timeout
 from storage.errors import (
     AuthenticationFailed,
     BackendError,
@@ -96,11 +97,7 @@ def s3_errors(op: str, what: str, endpoint: str = "s3", access_key: str | None =
             raise AuthenticationFailed(f"s3 at {endpoint} rejected the request for {what} (HTTP {status})") from None
         raise BackendError(f"s3 at {endpoint} sent an invalid response during {op} of {what}") from None
     except (urllib3.exceptions.HTTPError, OSError) as exc:
-        reason = getattr(exc, "reason", None)  # MaxRetryError names the last failure
-        refused = isinstance(exc, urllib3.exceptions.NewConnectionError) or isinstance(reason, urllib3.exceptions.NewConnectionError)
-        timed_out = isinstance(exc, (TimeoutError, urllib3.exceptions.TimeoutError)) or isinstance(
-            reason, (TimeoutError, urllib3.exceptions.TimeoutError)) or "timed out" in str(exc)
-        if timed_out and not refused:
+        if is_timeout(exc):
             raise BackendError(
                 f"s3 at {endpoint} did not answer {op} of {what} in time ({type(exc).__name__}, retries exhausted; "
                 "see the store's connect_timeout/read_timeout)"

@@ -14,6 +14,7 @@ from requests.exceptions import RequestException
 from swiftclient.exceptions import ClientException
 
 from backends.object.base import ObjectInfo
+from backends.object.timeouts import is_timeout
 from storage.errors import (
     AuthenticationFailed,
     BackendError,
@@ -93,25 +94,6 @@ def swift_errors(op: str, what: str, endpoint: str = "", user: str | None = None
             f"swift at {where} is unreachable or dropped the connection during {op} of {what} "
             f"({type(exc).__name__}, retries exhausted)"
         ) from None
-
-
-def is_timeout(exc: BaseException) -> bool:
-    """True when a requests/urllib3/socket failure is a timeout (also when wrapped in a ConnectionError)."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, (urllib3.exceptions.NewConnectionError, ConnectionRefusedError)):
-            return False  # refused or no route: a ConnectTimeoutError subclass in urllib3, but not a timeout
-        if isinstance(current, (TimeoutError, socket.timeout, urllib3.exceptions.TimeoutError)):
-            return True
-        if type(current).__name__ in ("Timeout", "ReadTimeout", "ConnectTimeout", "ReadTimeoutError", "ConnectTimeoutError"):
-            return True
-        args = getattr(current, "args", ())
-        nested = next((a for a in args if isinstance(a, BaseException)), None)
-        reason = getattr(current, "reason", None)  # MaxRetryError
-        current = nested or (reason if isinstance(reason, BaseException) else None) or current.__cause__ or current.__context__
-    return "timed out" in str(exc)
 
 
 def request_bound(retries: int, connect_timeout: float, read_timeout: float, starting_backoff: float,
