@@ -63,16 +63,22 @@ def write_configs(base: Path, ports: dict[str, int], devices: Path) -> None:
             + f"[app:{kind}-server]\nuse = egg:swift#{kind}\n\n"
             + "[filter:healthcheck]\nuse = egg:swift#healthcheck\n"
         )
+    (etc / "proxy-server.conf").write_text(proxy_conf(etc, HOST, ports["proxy"], ports["memcached"]))
+
+
+def proxy_conf(etc: Path, bind_ip: str, port: int, memcached_port: int, app_extra: str = "") -> str:
+    """The proxy's config: tempauth (USERS), memcache, s3api, SLO/DLO; app_extra goes in [app:proxy-server]."""
     users = "".join(
         f"user_test_{user} = {password}{' ' + group if group else ''}\n" for user, (password, group) in USERS.items()
     )
-    (etc / "proxy-server.conf").write_text(
-        f"[DEFAULT]\nbind_ip = {HOST}\nbind_port = {ports['proxy']}\nswift_dir = {etc}\nworkers = 0\nlog_level = INFO\n\n"
+    return (
+        f"[DEFAULT]\nbind_ip = {bind_ip}\nbind_port = {port}\nswift_dir = {etc}\nworkers = 0\nlog_level = INFO\n\n"
         "[pipeline:main]\npipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats "
         "s3api tempauth copy slo dlo proxy-logging proxy-server\n\n"
-        "[app:proxy-server]\nuse = egg:swift#proxy\naccount_autocreate = true\nallow_account_management = true\n\n"
+        "[app:proxy-server]\nuse = egg:swift#proxy\naccount_autocreate = true\nallow_account_management = true\n"
+        + app_extra + "\n"
         "[filter:tempauth]\nuse = egg:swift#tempauth\n" + users + "\n"
-        f"[filter:cache]\nuse = egg:swift#memcache\nmemcache_servers = {HOST}:{ports['memcached']}\n\n"
+        f"[filter:cache]\nuse = egg:swift#memcache\nmemcache_servers = {HOST}:{memcached_port}\n\n"
         "[filter:s3api]\nuse = egg:swift#s3api\nlocation = us-east-1\n\n"
         "[filter:catch_errors]\nuse = egg:swift#catch_errors\n\n"
         "[filter:gatekeeper]\nuse = egg:swift#gatekeeper\n\n"
