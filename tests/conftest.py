@@ -14,6 +14,7 @@ pytest_plugins = [
     p
     for p in (
         "tests.fixtures_swift",
+        "tests.fixtures_swift_ring",
         "tests.fixtures_keystone",
         "tests.fixtures_tgt",
         "tests.fixtures_guest",

@@ -13,8 +13,9 @@ ROOT/n<i> holding one device d<i>. Rings: part power 8, replicas = 3, one device
 node its own zone, so every object has a copy on every node. memcached and the proxy (tempauth,
 users as in ``aio.py``) run on the host at 127.0.0.1. ``kill-node`` SIGKILLs one node's servers
 and rsync (the namespace stays: connections to it are refused at once); ``start-node`` starts
-them again; ``replicate`` runs each node's object updater and object, container and account
-replicators once, all nodes in parallel. ``stop`` kills everything (also any process left in
+them again; ``replicate`` runs each node's object, container and account replicators once, all nodes in
+parallel (not the object updater: the container replicator already brings every container
+replica the rows it missed). ``stop`` kills everything (also any process left in
 the namespaces) and deletes the namespaces, veths and bridge.
 """
 
@@ -43,7 +44,12 @@ PORTS = {"object": 6200, "container": 6201, "account": 6202}
 RSYNC_PORT = 873
 NODES = 3
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / ".cache" / "swift-ring"
-REPLICATION = ("object-updater", "object-replicator", "container-replicator", "account-replicator")
+# The proxy skips a node that failed more than error_suppression_limit times for
+# error_suppression_interval seconds (default 60): a restarted node is used again only then.
+# 2 s here so drills can fail a second node soon after the first came back; start-node waits it out.
+ERROR_SUPPRESSION_SECONDS = 2
+PROXY_TUNING = f"error_suppression_interval = {ERROR_SUPPRESSION_SECONDS}\nerror_suppression_limit = 10\n"
+REPLICATION = ("object-replicator", "container-replicator", "account-replicator")
 
 
 def node_key(i: int) -> str:
@@ -241,7 +247,9 @@ def cmd_start(args: argparse.Namespace) -> dict:
         )
         for node in plan.nodes:
             start_node(base, state, node.index)
-        (etc / "proxy-server.conf").write_text(aio.proxy_conf(etc, aio.HOST, ports["proxy"], ports["memcached"]))
+        (etc / "proxy-server.conf").write_text(
+            aio.proxy_conf(etc, aio.HOST, ports["proxy"], ports["memcached"], PROXY_TUNING)
+        )
         state["pids"]["proxy"] = aio.spawn(base, "proxy", [str(aio.BIN / "swift-proxy-server"), str(etc / "proxy-server.conf"), "--verbose"])
         save_state(base, state)
         for node in plan.nodes:
@@ -297,18 +305,21 @@ def cmd_start_node(args: argparse.Namespace) -> dict:
     start_node(base, state, args.node)
     save_state(base, state)
     wait_node(base, state, args.node)
+    time.sleep(ERROR_SUPPRESSION_SECONDS)  # the proxy may still skip the node for that long
     return {"node": args.node, "seconds": round(time.monotonic() - started, 2)}
 
 
 def _replicate_node(base: Path, state: dict, i: int) -> dict:
+    """Node i's replicators once, one after the other (one process each: a Swift daemon's setup
+    takes over the process's stdio, so two cannot share one)."""
     node = _node(state, i)
     etc = base / "etc" / node_key(i)
+    runner = [sys.executable, str(Path(__file__).resolve().parent / "daemon.py"), str(base / "etc")]
     result: dict = {"seconds": 0.0, "failed": []}
     started = time.monotonic()
     with open(base / "logs" / f"n{i}-replicate.log", "ab") as log:
         for daemon in REPLICATION:
             conf = etc / f"{daemon.split('-')[0]}-server.conf"
-            runner = [sys.executable, str(Path(__file__).resolve().parent / "daemon.py"), str(base / "etc")]
             argv = netns.exec_argv(node, [*runner, f"swift-{daemon}", str(conf), "once", "--verbose"])
             try:
                 rc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
