@@ -1,4 +1,5 @@
-"""Pure parts of the pack-existence check and the quarantine (storage.backup.confirm, RepoIndex.locate)."""
+"""Pure parts of the pack-existence check and the quarantine (storage.backup.confirm, RepoIndex.locate,
+the cached packs a listing did not show)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 
 from storage.backup.confirm import readable_ids, replan, unconfirmed
 from storage.backup.format import ChunkRef
-from storage.backup.packs import PackEntry, PackIndex, PackInfo, RepoIndex
+from storage.backup.packs import PackEntry, PackIndex, PackInfo, RepoIndex, unlisted
 from storage.backup.planner import Action
 
 
@@ -63,3 +64,23 @@ def test_unconfirmed_and_replan() -> None:
     assert [(p.index, p.offset, p.length, p.action) for p in plan] == [(2, 200, 100, Action.READ), (3, 300, 100, Action.READ)]
     assert replan([4], size=450, chunk_size=100)[0].length == 50  # the last, short chunk
     assert set(readable_ids(idx)) == {bytes.fromhex(c * 64) for c in "abef"}
+
+
+@pytest.mark.parametrize(
+    ("cached", "listed_packs", "listed_indexes", "expected"),
+    [
+        (["p1"], {"p1": 10}, {"p1"}, []),  # listed in full: nothing to ask
+        (["p1"], {}, set(), [("p1", True, True)]),  # neither listed (a stale container replica)
+        (["p1"], {"p1": 10}, set(), [("p1", False, True)]),  # the index not listed
+        (["p1"], {}, {"p1"}, [("p1", True, False)]),  # the pack not listed (an index-only entry)
+        (["p2", "p1", "p2"], {"p1": 10}, {"p1"}, [("p2", True, True)]),  # once each, in id order
+        ([], {"p1": 10}, set(), []),  # listed but not cached: this host knows nothing to ask about
+    ],
+)
+def test_unlisted_cached_packs_to_head(
+    cached: list[str], listed_packs: dict[str, int], listed_indexes: set[str], expected: list[tuple[str, bool, bool]]
+) -> None:
+    packs = {pid: PackInfo(pid, size) for pid, size in listed_packs.items()}
+    for pid in listed_indexes - set(packs):
+        packs[pid] = PackInfo(pid)  # what load_index records for an index listed without its pack
+    assert unlisted(cached, packs, listed_indexes) == expected

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -150,6 +150,19 @@ class RepoIndex:
         if loc is None or loc.length != stored_size:
             return False
         return loc.pack_id is None or self.packs[loc.pack_id].intact
+
+
+def unlisted(cached: Iterable[str], packs: Mapping[str, PackInfo], listed_indexes: set[str]) -> list[tuple[str, bool, bool]]:
+    """Pure: the cached packs (their index is in the local cache) a listing did not fully show, as
+    (pack id, HEAD the pack object?, HEAD the index object?), in id order; listed ones are skipped."""
+    out = []
+    for pid in sorted(set(cached)):
+        info = packs.get(pid)
+        head_pack = info is None or info.size is None
+        head_index = pid not in listed_indexes
+        if head_pack or head_index:
+            out.append((pid, head_pack, head_index))
+    return out
 
 
 @dataclass

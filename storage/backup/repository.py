@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from storage.backup import crypto, format as fmt
 from storage.backup.format import ChunkRef, Manifest, RepoConfig
 from storage.backup.pack_stream import PackStream
-from storage.backup.packs import ChunkLocation, PackIndex, PackInfo, RepoIndex, pack_index
+from storage.backup.packs import ChunkLocation, PackIndex, PackInfo, RepoIndex, pack_index, unlisted
 from storage.errors import DataCorruption, InvalidInput, NotFound, StorageError
 
 DEFAULT_PACK_SIZE = 32 * 1024 * 1024
@@ -282,6 +282,7 @@ class Repository:
         for pid, _size, _modified in self._listing(store, fmt.QUARANTINE_DIR):
             if len(pid) == 64 and "/" not in pid:
                 repo_index.quarantined[pid] = self.read_quarantine(store, pid)
+        self._confirm_unlisted(store, repo_index, index_ids)
 
         def read(pid: str, s: Any) -> None:
             try:
@@ -306,6 +307,45 @@ class Repository:
                 read(pid, store)
         repo_index.locate()
         return repo_index
+
+    def _confirm_unlisted(self, store: Any, repo_index: RepoIndex, index_ids: list[str]) -> None:
+        """HEAD the packs whose index is in the local cache (this host wrote or read them) but whose
+        pack or index object the listing did not show, before they count as missing.
+
+        A Swift container listing is answered by one container replica; while a storage node is
+        down, the replica its object server would have updated misses the objects written
+        meanwhile (until the replicators run), so a listing can show less than is stored. Normally
+        every cached pack is listed and this costs nothing. An index object that is really gone
+        (GC elsewhere) drops the cached copy, so it is asked about once.
+        """
+        if self.index_cache_dir is None:
+            return
+        try:
+            cached = sorted(p.name for p in self.index_cache_dir.iterdir() if len(p.name) == 64 and "." not in p.name)
+        except OSError:
+            return
+        for pid, head_pack, head_index in unlisted(cached, repo_index.packs, set(index_ids)):
+            pack = self._head(store, fmt.pack_object_name(pid)) if head_pack else None
+            index = self._head(store, fmt.index_object_name(pid)) if head_index else None
+            if head_index and index is None:
+                try:
+                    os.unlink(self.index_cache_dir / pid)  # the index object is gone: so is its cached copy
+                except OSError:
+                    pass
+            if pack is None and index is None:
+                continue
+            entry = repo_index.packs.setdefault(pid, PackInfo(pid))
+            if pack is not None:
+                entry.size, entry.last_modified = pack.size, pack.last_modified
+            if index is not None:
+                entry.index_last_modified = index.last_modified
+                index_ids.append(pid)
+
+    def _head(self, store: Any, relative: str) -> Any:
+        try:
+            return store.head_object(self.container, self.object_name(relative))
+        except NotFound:
+            return None
 
     def read_range(self, store: Any, relative: str, start: int, length: int) -> bytearray:
         buf = bytearray(length)
