@@ -113,16 +113,26 @@ def _node(state: dict, i: int) -> netns.Node:
     return netns.Node(**state["nodes"][str(i)]["node"])
 
 
+def ours(pid: int, marker: str) -> bool:
+    """pid is a live process whose command line holds marker (a path or port of this ring): a pid
+    recorded earlier may have been reused by something else since."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except (OSError, ValueError):
+        return False
+    return marker in cmdline and aio._pid_alive(pid)
+
+
 def start_node(base: Path, state: dict, i: int) -> None:
     node, entry = _node(state, i), state["nodes"][str(i)]
     etc = base / "etc" / node_key(i)
     if os.path.exists(f"{base}/run/{node_key(i)}/rsyncd.pid"):
         os.unlink(f"{base}/run/{node_key(i)}/rsyncd.pid")  # a killed rsync leaves it; a new one refuses to start
     for kind in PORTS:
-        if not aio._pid_alive(entry["pids"].get(kind, 0) or 0):
+        if not ours(entry["pids"].get(kind, 0), str(etc)):
             argv = [str(aio.BIN / f"swift-{kind}-server"), str(etc / f"{kind}-server.conf"), "--verbose"]
             entry["pids"][kind] = aio.spawn(base, f"n{i}-{kind}", netns.exec_argv(node, argv))
-    if not aio._pid_alive(entry["pids"].get("rsync", 0) or 0):
+    if not ours(entry["pids"].get("rsync", 0), str(etc)):
         rsync = shutil.which("rsync") or "rsync"
         argv = [rsync, "--daemon", "--no-detach", f"--config={etc / 'rsyncd.conf'}"]
         entry["pids"]["rsync"] = aio.spawn(base, f"n{i}-rsync", netns.exec_argv(node, argv))
@@ -170,15 +180,19 @@ def wait_proxy(state: dict, timeout: float = 60.0) -> None:
 
 
 def kill_node(state: dict, i: int) -> None:
-    """SIGKILL node i's servers and rsync at once (no SIGTERM first: a crash, not a shutdown)."""
-    pids = state["nodes"][str(_node(state, i).index)]["pids"]
-    for pid in pids.values():
+    """SIGKILL node i's servers and rsync at once (no SIGTERM first: a crash, not a shutdown);
+    forgets their pids. Only processes of this ring (their command line names its config dir)."""
+    entry = state["nodes"][str(_node(state, i).index)]
+    marker = str(Path(state["dir"]) / "etc" / node_key(i))
+    pids = [pid for pid in entry["pids"].values() if ours(pid, marker)]
+    for pid in pids:
         try:
             os.killpg(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    for pid in pids.values():
+    for pid in pids:
         aio.kill_group(pid, timeout=5)  # reap
+    entry["pids"] = {}
 
 
 def count_objects(devdir: Path) -> int:
@@ -274,8 +288,10 @@ def cmd_stop(args: argparse.Namespace) -> None:
     state = json.loads(path.read_text())
     for i in state["nodes"]:
         kill_node(state, int(i))
-    for pid in state["pids"].values():
-        aio.kill_group(pid)
+    markers = {"memcached": f" {state['ports']['memcached']} ", "proxy": str(base / "etc")}
+    for name, pid in state["pids"].items():
+        if ours(pid, markers.get(name, str(base))):
+            aio.kill_group(pid)
     plan = _plan(state)
     for node in plan.nodes:  # anything else still in a namespace (a replicator run, say) keeps it alive
         out = subprocess.run(["ip", "netns", "pids", node.netns], capture_output=True, text=True, timeout=30, check=False)
@@ -293,8 +309,10 @@ def cmd_stop(args: argparse.Namespace) -> None:
 def cmd_kill_node(args: argparse.Namespace) -> dict:
     base = Path(args.dir).absolute()
     state = load_state(base)
+    killed = sorted(state["nodes"][str(_node(state, args.node).index)]["pids"])
     kill_node(state, args.node)
-    return {"node": args.node, "killed": list(state["nodes"][str(args.node)]["pids"])}
+    save_state(base, state)
+    return {"node": args.node, "killed": killed}
 
 
 def cmd_start_node(args: argparse.Namespace) -> dict:
@@ -349,7 +367,8 @@ def cmd_replicate(args: argparse.Namespace) -> dict:
 def cmd_status(args: argparse.Namespace) -> dict:
     state = load_state(Path(args.dir).absolute())
     for i, entry in state["nodes"].items():
-        entry["running"] = {kind: aio._pid_alive(pid) for kind, pid in entry["pids"].items()}
+        marker = str(Path(state["dir"]) / "etc" / f"n{i}")
+        entry["running"] = {kind: ours(entry["pids"].get(kind, 0), marker) for kind in (*PORTS, "rsync")}
         entry["healthy"] = node_health(state, int(i))
         entry["objects"] = count_objects(Path(entry["devices"]))
     state["running"] = {name: aio._pid_alive(pid) for name, pid in state["pids"].items()}
