@@ -91,6 +91,11 @@ def _missing() -> str | None:
     for tool in ("ip", "memcached", "rsync"):
         if shutil.which(tool) is None:
             return f"{tool} missing (scripts/install-deps.sh installs it); the Swift ring needs it"
+    probe = f"swrprobe{os.getpid() % 100000}"
+    out = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True, timeout=30, check=False)
+    if out.returncode != 0:
+        return f"network namespaces are not available here (ip netns add: {out.stderr.strip()[:200]})"
+    subprocess.run(["ip", "netns", "del", probe], capture_output=True, timeout=30, check=False)
     return None
 
 
