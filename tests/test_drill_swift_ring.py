@@ -61,6 +61,7 @@ class NodeKiller(threading.Thread):
         self.seen: Progress | None = None
         self.latest: Progress | None = None
         self.error: BaseException | None = None
+        self.killed_at = 0.0  # time.monotonic() once the node's servers are dead
 
     def progress(self, p: Progress) -> None:
         self.latest = p
@@ -72,6 +73,7 @@ class NodeKiller(threading.Thread):
         try:
             if self.reached.wait(timeout=600):
                 self.ring.kill_node(self.node)
+                self.killed_at = time.monotonic()
                 self.killed.set()
         except BaseException as exc:  # reported by the test
             self.error = exc
@@ -94,11 +96,13 @@ def test_drill3_node_killed_during_backup(swift_ring: SwiftRing, data_dir: Path,
         killer.start()
         started = time.monotonic()
         backup = st.backups.create("drill3", repository=url, progress=killer.progress)
-        figures["backup_seconds"] = round(time.monotonic() - started, 1)
+        ended = time.monotonic()
+        figures["backup_seconds"] = round(ended - started, 1)
         killer.join(timeout=60)
         assert killer.error is None, killer.error
         assert killer.killed.is_set() and killer.seen is not None, "the node was not killed during the backup"
-        assert killer.seen.done < killer.seen.total
+        assert killer.seen.done < killer.seen.total and killer.killed_at < ended, "killed after the backup ended"
+        figures["killed_after_seconds"] = round(killer.killed_at - started, 1)
         figures["killed_at_read_bytes"] = killer.seen.done
         figures["killed_at_uploaded_bytes"] = killer.seen.uploaded
         assert backup.status == "available", backup
