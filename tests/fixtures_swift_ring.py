@@ -11,11 +11,13 @@ veths and bridge, also after a failed test. Devices are on tmpfs when there is o
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 RING = ROOT / "scripts" / "swift-ring.sh"
 SWIFT_VENV = ROOT / ".cache" / "swift-venv"
+ACCESS_LINE = re.compile(r" HTTP/1\.[01] (\d{3}) ")
 NODE_PORTS = (6200, 6201, 6202, 873)  # object, container, account, rsync (scripts/swift_aio/ring.py)
 
 
@@ -76,6 +79,19 @@ class SwiftRing:
     def objects_per_node(self) -> dict[int, int]:
         """Object replicas (.data files, SLO segments included) on each node's device."""
         return {i: sum(1 for _ in (self.devices / f"n{i}").glob("*/objects*/*/*/*/*.data")) for i in self.node_ips}
+
+    def client_statuses(self) -> dict[str, int]:
+        """HTTP statuses the proxy answered our Swift client (its access log), by status."""
+        counts: Counter[str] = Counter()
+        try:
+            text = (self.dir / "logs" / "proxy.log").read_text(errors="replace")
+        except OSError:
+            return {}
+        for line in text.splitlines():
+            match = ACCESS_LINE.search(line)
+            if match and "python-swiftclient" in line:
+                counts[match.group(1)] += 1
+        return dict(sorted(counts.items()))
 
     def options(self, **extra: Any) -> dict[str, Any]:
         """Swift store options for this ring."""

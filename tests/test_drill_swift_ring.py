@@ -133,4 +133,7 @@ def test_drill3_node_killed_during_backup(swift_ring: SwiftRing, data_dir: Path,
         figures["deep_verify_seconds"] = round(time.monotonic() - started, 1)
         figures["deep_verify_bytes"] = report.bytes_checked
         assert report.ok, report
+    # what our client saw: 5xx answers would be retried requests (none expected: the proxy
+    # hides a node that dies from its clients); 404s are the repository probes of a first backup
+    figures["proxy_answers_to_client"] = swift_ring.client_statuses()
     print("\ndrill 3 figures:", figures)
