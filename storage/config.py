@@ -101,6 +101,9 @@ class ApiConfig(BaseModel):
     # and how long a request waits for a concurrent one with the same key before answering 409.
     idempotency_key_seconds: int = Field(default=24 * 3600, ge=1, le=30 * 24 * 3600)
     idempotency_wait_seconds: float = Field(default=10.0, ge=0, le=300)
+    # A claimed key whose request is still working is renewed every third of this; a replica that
+    # died mid-request stops renewing, and a retry with the key runs again once it lapses.
+    idempotency_lease_seconds: float = Field(default=10.0, ge=1, le=3600)
 
     @field_validator("max_body_bytes", "max_object_bytes", mode="before")
     @classmethod

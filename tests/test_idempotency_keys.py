@@ -86,3 +86,18 @@ def test_expired_key_is_claimed_anew_and_purged(catalog: Catalog) -> None:
     assert keys.purge_expired(catalog, now=later) == 1
     assert keys.purge_expired(catalog, now=later) == 0
     assert keys.claim(catalog, "t", "old", "other", "POST", "/volumes", TTL, now=later).outcome == "pending"
+
+
+def test_pending_claim_is_a_lease_renewed_while_working(catalog: Catalog) -> None:
+    """A claim whose request died (no renewal) lapses after its lease; a renewed one holds."""
+    lease = timedelta(seconds=10)
+    now = utcnow()
+    assert keys.claim(catalog, "t", "dead", "fp", "POST", "/volumes", lease, now=now).outcome == "claimed"
+    assert keys.claim(catalog, "t", "alive", "fp", "POST", "/volumes", lease, now=now).outcome == "claimed"
+    assert keys.renew(catalog, "t", "alive", timedelta(seconds=60))  # from the real now: holds past now + 10 s
+    later = now + timedelta(seconds=30)
+    assert keys.claim(catalog, "t", "alive", "fp", "POST", "/volumes", lease, now=later).outcome == "pending"
+    assert keys.claim(catalog, "t", "dead", "fp", "POST", "/volumes", lease, now=later).outcome == "claimed"
+    keys.complete(catalog, "t", "alive", 202, None, "{}", TTL)
+    assert not keys.renew(catalog, "t", "alive", lease)  # answered: nothing to renew
+    assert not keys.renew(catalog, "t", "nobody", lease)

@@ -4,6 +4,9 @@
 primary key lets exactly one of several concurrent requests win. The others read the row and ``decide`` what they get: the stored
 response (``replay``), a refusal because the body differs (``mismatch``), or ``pending`` while the
 first is still working. An expired row counts as absent: it is deleted and the claim retried.
+A pending row is a lease: it expires ``lease`` seconds after the claim unless the request working
+on it ``renew``s it, so the key of a request whose process died (kill -9, a host lost) is free
+again within the lease, and a retry does the work instead of waiting for it forever.
 The HTTP side (reading the body, replaying, waiting) is api/idempotency.py.
 """
 
@@ -66,7 +69,9 @@ class Claim:
 
 def claim(catalog: Catalog, token_id: str, key: str, fp: str, method: str, path: str, ttl: timedelta,
           now: datetime | None = None) -> Claim:
-    """Claim ``key`` for this token, or say what the request gets instead (see ``decide``)."""
+    """Claim ``key`` for this token, or say what the request gets instead (see ``decide``).
+
+    ``ttl`` is how long the pending claim holds without a ``renew`` (the lease)."""
     for _ in range(3):  # a row can expire and be deleted (or claimed) by another request in between
         now_ = now or utcnow()
         # read first: a retry or a request waiting for a pending key (polled) only reads
@@ -88,6 +93,17 @@ def claim(catalog: Catalog, token_id: str, key: str, fp: str, method: str, path:
         except Conflict:
             continue  # another request claimed it between the read and the insert: read its row
     raise Conflict(f"Idempotency-Key {key!r} is being claimed and expired concurrently; retry", field="Idempotency-Key")
+
+
+def renew(catalog: Catalog, token_id: str, key: str, lease: timedelta) -> bool:
+    """Extend a pending claim by ``lease`` from now (the request is still working); False when the
+    row is gone or answered already."""
+    with catalog.session() as s:
+        row = s.get(IdempotencyKey, (token_id, key))
+        if row is None or row.state != "pending":
+            return False
+        row.expires_at = utcnow() + lease
+        return True
 
 
 def complete(catalog: Catalog, token_id: str, key: str, status: int, content_type: str | None, body: str,
