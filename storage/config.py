@@ -103,7 +103,7 @@ class ApiConfig(BaseModel):
     idempotency_wait_seconds: float = Field(default=10.0, ge=0, le=300)
     # A claimed key whose request is still working is renewed every third of this; a replica that
     # died mid-request stops renewing, and a retry with the key runs again once it lapses.
-    idempotency_lease_seconds: float = Field(default=10.0, ge=1, le=3600)
+    idempotency_lease_seconds: float = Field(default=6.0, ge=1, le=3600)
 
     @field_validator("max_body_bytes", "max_object_bytes", mode="before")
     @classmethod
