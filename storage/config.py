@@ -62,6 +62,9 @@ class ObjectStoreConfig(BaseModel):
 
 class CatalogConfig(BaseModel):
     url: str | None = None  # default: sqlite under data_dir
+    # PostgreSQL: how long a new connection may take before the request answers 503
+    # (CatalogUnavailable); psycopg counts whole seconds, at least 2.
+    connect_timeout_seconds: int = Field(default=2, ge=2, le=300)
 
 
 class BackupConfig(BaseModel):
