@@ -197,7 +197,6 @@ class Load:
     def _create(self, client, key: str) -> str | None:  # type: ignore[no-untyped-def]
         name = f"{self.prefix}-{key}"
         deadline = time.monotonic() + RETRY_FOR_SECONDS
-        attempt = 0
         while True:
             try:
                 vid = client.create(name, key)
@@ -205,8 +204,9 @@ class Load:
                 return vid
             except Answer as err:
                 self.figures.note("create", str(err))
-                if attempt and err.status == 409 and "exists already" in err.text:
-                    # the first attempt made it (its replica died before the answer was stored)
+                if err.status == 409 and "exists already" in err.text:
+                    # an earlier attempt (the client's, or HAProxy's replay after empty-response) made it:
+                    # its replica died after the volume's row and before the answer was stored
                     vid = client.find(name)
                     if vid is not None:
                         with self.figures.lock:
@@ -216,14 +216,12 @@ class Load:
                     with self.figures.lock:
                         self.figures.gave_up["create"] += 1
                     return None
-            attempt += 1
             with self.figures.lock:
                 self.figures.retried["create"] += 1
             time.sleep(0.2)
 
     def _delete(self, client, vid: str) -> bool:  # type: ignore[no-untyped-def]
         deadline = time.monotonic() + RETRY_FOR_SECONDS
-        attempt = 0
         while True:
             try:
                 client.delete(vid)
@@ -237,7 +235,6 @@ class Load:
                     with self.figures.lock:
                         self.figures.gave_up["delete"] += 1
                     return False
-            attempt += 1
             with self.figures.lock:
                 self.figures.retried["delete"] += 1
             time.sleep(0.2)
