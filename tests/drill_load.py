@@ -4,9 +4,10 @@ Half the clients use python-cinderclient (a keystoneauth session; a create's ``I
 rides in the session's additional headers), half raw HTTP (httpx) on the same Cinder v3 paths.
 A client loop: list volumes, create one (a new ``Idempotency-Key`` per create, name derived from
 it; on a transport error, a 5xx or 409 ``idempotency_in_progress`` the same request is sent again
-with the same key), read it, and delete every other one it made. GETs are never retried by a
-client: the drill asserts they all succeed through HAProxy's own retries. Everything a client saw
-is counted in ``Figures``.
+with the same key), read it, and delete every other one it made. A GET is sent again by a client
+only when its answer stopped after the headers (the replica was killed while sending the body;
+HAProxy had forwarded the headers, so no proxy can replay it); every other GET failure must have
+been absorbed by HAProxy. Everything a client saw is counted in ``Figures``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class Figures:
     kept: dict[str, str] = field(default_factory=dict)  # key -> volume id the client kept
     deleted: dict[str, str] = field(default_factory=dict)  # key -> volume id the client deleted
     found_after_retry: int = 0  # a retried create found the volume its first attempt made
+    cut_mid_body: int = 0  # GETs whose answer stopped after the headers (replica killed while sending)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def note(self, kind: str, error: str | None) -> None:
@@ -55,6 +57,11 @@ class Answer(Exception):
         super().__init__(f"{status} {text[:200]}")
         self.status = status
         self.text = text
+
+
+def cut_mid_body(err: Answer) -> bool:
+    """A transport failure after the answer's headers: the body stopped short (httpx, requests)."""
+    return err.status == 0 and any(m in err.text for m in ("complete message body", "IncompleteRead", "Connection broken"))
 
 
 def retryable(err: Answer) -> bool:
@@ -190,8 +197,19 @@ class Load:
         try:
             fn()
         except Answer as err:
-            self.figures.note("get", f"{what}: {err}")
-            return
+            if not cut_mid_body(err):
+                self.figures.note("get", f"{what}: {err}")
+                return
+            # the replica died while sending the body: HAProxy had forwarded the headers already, so
+            # no proxy can replay it; the client reads it again (once), as HTTP clients do
+            with self.figures.lock:
+                self.figures.cut_mid_body += 1
+                self.figures.retried["get"] += 1
+            try:
+                fn()
+            except Answer as again:
+                self.figures.note("get", f"{what}: {err}, then {again}")
+                return
         self.figures.note("get", None)
 
     def _create(self, client, key: str) -> str | None:  # type: ignore[no-untyped-def]

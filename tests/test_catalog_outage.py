@@ -149,6 +149,12 @@ def test_cli_names_the_unavailable_catalog(private_pg: tuple[Path, int], tmp_pat
                              env={**env, "STORAGE_DATA_DIR": str(tmp_path), "STORAGE_CATALOG__URL": url})
         assert out.returncode == BackendError.exit_code and "Traceback" not in out.stderr, out.stderr
         assert "unavailable" in out.stderr
+        # draining a replica must work exactly then: it needs the settings, not the catalog
+        config = tmp_path / "storage.toml"
+        config.write_text(f'data_dir = "{tmp_path}"\n[catalog]\nurl = "{url}"\n')
+        out = subprocess.run([STORAGECTL, "-c", str(config), "serve", "--drain", "--json"], capture_output=True,
+                             text=True, timeout=60, check=False, env=env)
+        assert out.returncode == 0 and (tmp_path / "api.drain").exists(), out.stdout + out.stderr
     finally:
         _pg("start", base, port)
 

@@ -87,7 +87,7 @@ def test_drill1_kill_a_replica(ha_cluster: Cluster) -> None:  # noqa: F811
     redispatches = sum(s.redispatches for s in after.values()) - sum(s.redispatches for s in before.values())
     print(f"\ndrill 1 (kill -9 r1 at {kill_at:.1f}s of {DRILL_SECONDS:.0f}s, restart {RESTART_AFTER:.0f}s later): "
           f"{figures.line()}; client gave up: {dict(figures.gave_up)}; creates found after a retry: "
-          f"{figures.found_after_retry}; haproxy retries {retries}, redispatches {redispatches}; "
+          f"{figures.found_after_retry}; GETs cut mid-body and read again: {figures.cut_mid_body}; haproxy retries {retries}, redispatches {redispatches}; "
           f"r1 DOWN {(t_down or 0) - t_kill:.2f}s after the kill, started {t_started - t_restart:.2f}s after the restart, "
           f"UP {(t_up or 0) - t_restart:.2f}s after the restart; volumes kept {len(figures.kept)}, deleted {len(figures.deleted)}; "
           f"transitions {[(round(t - t0, 2), n, s) for t, n, s in watch.transitions if n == 'r1']}")
