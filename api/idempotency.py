@@ -13,7 +13,8 @@ bounded before anything here runs). For a POST carrying the header:
    ``idempotency_in_progress``; another body, path or method -> 422 ``idempotency_key_reused``.
    The pending claim is a lease of ``api.idempotency_lease_seconds``, renewed every third of it
    while the route runs: when the replica running it dies, a retry claims the key again once the
-   lease lapses and does the work (on another replica behind a load balancer).
+   lease lapses and does the work (on another replica behind a load balancer); a volume the dead
+   attempt had made is answered, not made twice (``storage.catalog.intents``).
 4. The winner's response is stored unless it is a 5xx (or the route raised): then the key is
    forgotten and a retry does the work again. Keys expire after ``api.idempotency_key_seconds``.
 
@@ -37,6 +38,7 @@ from starlette.requests import Request
 from api.errors import error_response
 from storage.auth.service import Principal
 from storage.catalog import idempotency as keys
+from storage.catalog import intents
 from storage.errors import StorageError
 from storage.service import Storage
 
@@ -99,7 +101,11 @@ class IdempotencyMiddleware:
                 break
             await asyncio.sleep(POLL_SECONDS)
         if claim.outcome == "claimed":
-            await self._run_and_store(scope, body, receive, send, principal.token_id, key)
+            intent = intents.current.set(intents.Intent(principal.token_id, key, claim.made))
+            try:
+                await self._run_and_store(scope, body, receive, send, principal.token_id, key)
+            finally:
+                intents.current.reset(intent)
         elif claim.outcome == "replay":
             await _replay(send, claim)
         elif claim.outcome == "mismatch":
