@@ -14,6 +14,7 @@ import os
 import random
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -51,6 +52,13 @@ def _check_volumes(cluster: Cluster, figures: Figures, prefix: str) -> tuple[int
     extra = set(by_name) - {f"{prefix}-{k}" for k in figures.kept}
     assert not extra, f"volumes no client kept (a create made twice, or a delete lost): {sorted(extra)[:10]}"
     return len(vols), len(transitional)
+
+
+def _watch_file(path, appeared: list[float]) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + 120
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    appeared.append(time.monotonic())
 
 
 def _cleanup(cluster: Cluster, prefix: str) -> None:
@@ -116,12 +124,17 @@ def test_drill2_drain_then_sigterm(ha_cluster: Cluster) -> None:  # noqa: F811
     load.start()
     time.sleep(seconds / 3)
     t_drain = time.monotonic()
+    appeared: list[float] = []
+    watcher = threading.Thread(target=_watch_file, args=(cluster.drain_file(name), appeared), daemon=True)
+    watcher.start()
     out = subprocess.run([STORAGECTL, "-c", str(cluster.configs[name]), "serve", "--drain", "--json"],
                          capture_output=True, text=True, timeout=60, check=False)
     assert out.returncode == 0, out.stderr
     assert cluster.drain_file(name).exists()
     cluster.proxy.wait_status(name, "DOWN", timeout=30)
-    out_of_rotation = time.monotonic() - t_drain  # includes the CLI's start-up
+    t_out = time.monotonic()
+    watcher.join(5)
+    out_of_rotation = t_out - appeared[0]
     sessions_at_down = cluster.proxy.stats()[name].sessions
     assert victim.proc is not None
     t_term = time.monotonic()
@@ -137,7 +150,7 @@ def test_drill2_drain_then_sigterm(ha_cluster: Cluster) -> None:  # noqa: F811
     redispatches = sum(s.redispatches for s in after.values()) - sum(s.redispatches for s in before.values())
     print(f"\ndrill 2 (drain r2, SIGTERM once haproxy has it DOWN, {seconds:.0f}s of load): {figures.line()}; "
           f"haproxy retries {retries}, redispatches {redispatches}; r2 out of rotation {out_of_rotation:.2f}s after "
-          f"`serve --drain` started, requests sent to it after DOWN {after[name].sessions - sessions_at_down}, exited {code} "
+          f"the drain file appeared ({appeared[0] - t_drain:.2f}s after `serve --drain` started), requests sent to it after DOWN {after[name].sessions - sessions_at_down}, exited {code} "
           f"{stopped:.2f}s after SIGTERM; volumes kept {len(figures.kept)}")
     for err in figures.errors[:10]:
         print("  ", err)
