@@ -172,3 +172,18 @@ def test_a_retry_over_a_dead_attempt_answers_the_volume_it_made(shared_api_serve
         r = c.post(path, content=body, headers={**headers, "Idempotency-Key": gone})
         assert r.status_code == 202 and r.json()["volume"]["id"] not in before, r.text
         assert len(cinder_volumes(c)) == len(before) + 1
+
+
+def test_a_retry_over_a_dead_attempt_answers_the_snapshot_it_made(shared_api_server: ApiServer) -> None:
+    path = f"/v3/{PROJECT}/snapshots"
+    headers = {"Content-Type": "application/json"}
+    with shared_api_server.client("operator") as c:
+        vol = c.post(f"/v3/{PROJECT}/volumes", json={"volume": {"size": 1}}).json()["volume"]
+        body = ('{"snapshot": {"volume_id": "%s"}}' % vol["id"]).encode()
+        made = c.post(path, content=body, headers=headers).json()["snapshot"]
+        key = str(uuid.uuid4())
+        _dead_attempt(shared_api_server, key, path, body, f"snapshot:{made['id']}")
+        r = c.post(path, content=body, headers={**headers, "Idempotency-Key": key})
+        assert r.status_code == 202 and r.json()["snapshot"]["id"] == made["id"], r.text
+        snaps = [s for s in c.get(f"{path}").json()["snapshots"] if s["volume_id"] == vol["id"]]
+        assert [s["id"] for s in snaps] == [made["id"]]

@@ -83,8 +83,11 @@ def test_expired_key_is_claimed_anew_and_purged(catalog: Catalog) -> None:
     later = now + timedelta(seconds=5)
     assert keys.claim(catalog, "t", "old", "other", "POST", "/volumes", TTL, now=later).outcome == "claimed"
     keys.claim(catalog, "t", "gone", "fp", "POST", "/volumes", timedelta(seconds=1), now=now)
-    assert keys.purge_expired(catalog, now=later) == 1
+    keys.claim(catalog, "t", "done", "fp", "POST", "/volumes", TTL, now=now)
+    keys.complete(catalog, "t", "done", 201, None, "{}", timedelta(seconds=1))
+    assert keys.purge_expired(catalog, now=later) == 1  # the answered one; a lapsed claim waits for its takeover
     assert keys.purge_expired(catalog, now=later) == 0
+    assert keys.purge_expired(catalog, now=later + keys.PENDING_GRACE) == 1  # ... for the grace, then it goes
     assert keys.claim(catalog, "t", "old", "other", "POST", "/volumes", TTL, now=later).outcome == "pending"
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import delete, select
+from sqlalchemy import and_, delete, or_, select
 
 from storage.catalog import intents
 from storage.catalog.api_tables import IdempotencyKey
@@ -130,11 +130,20 @@ def release(catalog: Catalog, token_id: str, key: str) -> None:
         s.execute(delete(IdempotencyKey).where(IdempotencyKey.token_id == token_id, IdempotencyKey.key == key))
 
 
-def purge_expired(catalog: Catalog, now: datetime | None = None, limit: int = 1000) -> int:
-    """Delete up to ``limit`` expired keys; the number deleted."""
+PENDING_GRACE = timedelta(hours=1)
+
+
+def purge_expired(catalog: Catalog, now: datetime | None = None, limit: int = 1000,
+                  pending_grace: timedelta = PENDING_GRACE) -> int:
+    """Delete up to ``limit`` expired keys; the number deleted. A pending claim whose lease lapsed
+    is kept ``pending_grace`` longer: the retry that takes it over needs its note of what the dead
+    attempt made (``storage.catalog.intents``)."""
+    now = now or utcnow()
     with catalog.session() as s:
         keys = s.execute(select(IdempotencyKey.token_id, IdempotencyKey.key)
-                         .where(IdempotencyKey.expires_at <= (now or utcnow())).limit(limit)).all()
+                         .where(or_(and_(IdempotencyKey.state != "pending", IdempotencyKey.expires_at <= now),
+                                    IdempotencyKey.expires_at <= now - pending_grace))
+                         .limit(limit)).all()
         for token_id, key in keys:
             s.execute(delete(IdempotencyKey).where(IdempotencyKey.token_id == token_id, IdempotencyKey.key == key))
         return len(keys)
