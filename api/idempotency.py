@@ -11,6 +11,10 @@ bounded before anything here runs). For a POST carrying the header:
    status and body, header ``Idempotent-Replayed: true``); same fingerprint, first request still
    running -> it waits up to ``api.idempotency_wait_seconds`` for the answer, then 409
    ``idempotency_in_progress``; another body, path or method -> 422 ``idempotency_key_reused``.
+   The pending claim is a lease of ``api.idempotency_lease_seconds``, renewed every third of it
+   while the route runs: when the replica running it dies, a retry claims the key again once the
+   lease lapses and does the work (on another replica behind a load balancer); a volume the dead
+   attempt had made is answered, not made twice (``storage.catalog.intents``).
 4. The winner's response is stored unless it is a 5xx (or the route raised): then the key is
    forgotten and a retry does the work again. Keys expire after ``api.idempotency_key_seconds``.
 
@@ -21,6 +25,7 @@ holds a secret shown once, which is never stored, so it could not be replayed.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from datetime import timedelta
 from typing import Any
@@ -33,9 +38,11 @@ from starlette.requests import Request
 from api.errors import error_response
 from storage.auth.service import Principal
 from storage.catalog import idempotency as keys
+from storage.catalog import intents
 from storage.errors import StorageError
 from storage.service import Storage
 
+log = logging.getLogger("storage.api")
 HEADER = "idempotency-key"
 REFUSING = frozenset({"/tokens"})  # answers carrying a secret shown once
 MAX_STORED_BYTES = 1024 * 1024  # a create's answer is small; a larger one is not kept (the key is forgotten)
@@ -86,7 +93,7 @@ class IdempotencyMiddleware:
         while True:
             try:
                 claim = await run_in_threadpool(keys.claim, self.storage.catalog, principal.token_id, key, fp,
-                                                scope["method"], path, timedelta(seconds=api.idempotency_key_seconds))
+                                                scope["method"], path, timedelta(seconds=api.idempotency_lease_seconds))
             except StorageError as exc:
                 await _answer_error(scope, receive, send, exc.http_status, exc.code, exc.message)
                 return
@@ -94,7 +101,11 @@ class IdempotencyMiddleware:
                 break
             await asyncio.sleep(POLL_SECONDS)
         if claim.outcome == "claimed":
-            await self._run_and_store(scope, body, receive, send, principal.token_id, key)
+            intent = intents.current.set(intents.Intent(principal.token_id, key, claim.made))
+            try:
+                await self._run_and_store(scope, body, receive, send, principal.token_id, key)
+            finally:
+                intents.current.reset(intent)
         elif claim.outcome == "replay":
             await _replay(send, claim)
         elif claim.outcome == "mismatch":
@@ -134,17 +145,41 @@ class IdempotencyMiddleware:
             await send(message)
 
         catalog = self.storage.catalog
+        renewing = asyncio.ensure_future(self._renew(token_id, key))
         try:
             await self.app(scope, replay_receive, capture)
         except BaseException:
-            await run_in_threadpool(keys.release, catalog, token_id, key)
+            renewing.cancel()
+            await self._forget(token_id, key)
             raise
+        renewing.cancel()
         text = _storable(status, size, b"".join(chunks))
         if status is None or status >= 500 or text is None:
-            await run_in_threadpool(keys.release, catalog, token_id, key)
-        else:
-            ttl = timedelta(seconds=self.storage.settings.api.idempotency_key_seconds)
+            await self._forget(token_id, key)
+            return
+        ttl = timedelta(seconds=self.storage.settings.api.idempotency_key_seconds)
+        try:
             await run_in_threadpool(keys.complete, catalog, token_id, key, status, content_type, text, ttl, location)
+        except StorageError as exc:  # the answer went out; the claim lapses after its lease
+            log.warning("storing the answer of Idempotency-Key %r failed: %s", key, exc.message)
+
+    async def _renew(self, token_id: str, key: str) -> None:
+        """Keep the claim's lease while the request works (a dead process stops renewing it)."""
+        lease = self.storage.settings.api.idempotency_lease_seconds
+        while True:
+            await asyncio.sleep(lease / 3)
+            try:
+                if not await run_in_threadpool(keys.renew, self.storage.catalog, token_id, key, timedelta(seconds=lease)):
+                    return
+            except StorageError as exc:
+                log.warning("renewing Idempotency-Key %r failed: %s", key, exc.message)
+
+    async def _forget(self, token_id: str, key: str) -> None:
+        """Release the claim; when the catalog cannot be reached, it lapses after its lease."""
+        try:
+            await run_in_threadpool(keys.release, self.storage.catalog, token_id, key)
+        except StorageError as exc:
+            log.warning("releasing Idempotency-Key %r failed: %s", key, exc.message)
 
     async def _purge_now_and_then(self) -> None:
         now = time.monotonic()

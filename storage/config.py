@@ -62,6 +62,9 @@ class ObjectStoreConfig(BaseModel):
 
 class CatalogConfig(BaseModel):
     url: str | None = None  # default: sqlite under data_dir
+    # PostgreSQL: how long a new connection may take before the request answers 503
+    # (CatalogUnavailable); psycopg counts whole seconds, at least 2.
+    connect_timeout_seconds: int = Field(default=2, ge=2, le=300)
 
 
 class BackupConfig(BaseModel):
@@ -101,6 +104,9 @@ class ApiConfig(BaseModel):
     # and how long a request waits for a concurrent one with the same key before answering 409.
     idempotency_key_seconds: int = Field(default=24 * 3600, ge=1, le=30 * 24 * 3600)
     idempotency_wait_seconds: float = Field(default=10.0, ge=0, le=300)
+    # A claimed key whose request is still working is renewed every third of this; a replica that
+    # died mid-request stops renewing, and a retry with the key runs again once it lapses.
+    idempotency_lease_seconds: float = Field(default=6.0, ge=1, le=3600)
 
     @field_validator("max_body_bytes", "max_object_bytes", mode="before")
     @classmethod

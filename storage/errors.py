@@ -59,6 +59,14 @@ class BackendError(StorageError):
     http_status = 503
 
 
+class CatalogUnavailable(BackendError):
+    """The catalog database cannot be reached (PostgreSQL stopped, restarting, unreachable, a
+    connection it closed). HTTP 503 (Cinder ``serviceUnavailable``), exit code 5: retry later; the
+    next request connects again by itself. ``details``: ``catalog`` (its URL without password)."""
+
+    code = "catalog_unavailable"
+
+
 class InsufficientCapacity(StorageError):
     code = "insufficient_capacity"
     exit_code = 6

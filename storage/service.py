@@ -46,7 +46,8 @@ class Storage:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         private_dir(settings.data_dir)  # 0700 when new, whichever catalog (storage.paths)
-        self.catalog = Catalog(settings.catalog_url, host_name=settings.host_name)
+        self.catalog = Catalog(settings.catalog_url, host_name=settings.host_name,
+                               connect_timeout=settings.catalog.connect_timeout_seconds)
         self._lock = threading.RLock()
 
     # -- the host side ------------------------------------------------------------------------

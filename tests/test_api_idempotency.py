@@ -133,3 +133,57 @@ def test_backup_job_replay_keeps_location_and_starts_one_job(shared_api_server: 
         assert again.status_code == 202 and again.json()["id"] == first.json()["id"]
         assert again.headers.get("location") == first.headers.get("location") is not None
         assert len(c.get("/jobs", params={"kind": "backup"}).json()) == jobs_before + 1
+
+
+def _dead_attempt(server: ApiServer, key: str, path: str, body: bytes, made: str) -> None:
+    """The pending claim a replica killed mid-request leaves: lease lapsed, the thing it made noted."""
+    from datetime import timedelta
+
+    import storage
+    from storage.catalog import idempotency as keys
+    from storage.catalog.api_tables import IdempotencyKey
+    from storage.catalog.base import utcnow
+
+    with storage.open(server.config) as st, st.catalog.session() as s:
+        s.add(IdempotencyKey(token_id=server.tokens["operator"].split(".")[0], key=key,
+                             fingerprint=keys.fingerprint("POST", path, "", body), method="POST", path=path,
+                             state="pending", created_at=utcnow() - timedelta(seconds=30),
+                             expires_at=utcnow() - timedelta(seconds=1), body=f"made:{made}"))
+
+
+def test_a_retry_over_a_dead_attempt_answers_the_volume_it_made(shared_api_server: ApiServer) -> None:
+    """A replica died after the volume's row and before the answer: the retry answers that volume
+    (an unnamed create would otherwise make a second one); a noted volume gone since is made anew."""
+    path = f"/v3/{PROJECT}/volumes"
+    body = b'{"volume": {"size": 1}}'
+    headers = {"Content-Type": "application/json"}
+    with shared_api_server.client("operator") as c:
+        made = c.post(path, content=body, headers=headers).json()["volume"]
+        before = {v["id"] for v in cinder_volumes(c)}
+        key = str(uuid.uuid4())
+        _dead_attempt(shared_api_server, key, path, body, f"volume:{made['id']}")
+        r = c.post(path, content=body, headers={**headers, "Idempotency-Key": key})
+        assert r.status_code == 202 and r.json()["volume"]["id"] == made["id"], r.text
+        assert {v["id"] for v in cinder_volumes(c)} == before
+        assert c.post(path, content=body, headers={**headers, "Idempotency-Key": key}).json()["volume"]["id"] == made["id"]
+
+        gone = str(uuid.uuid4())
+        _dead_attempt(shared_api_server, gone, path, body, f"volume:{uuid.uuid4()}")
+        r = c.post(path, content=body, headers={**headers, "Idempotency-Key": gone})
+        assert r.status_code == 202 and r.json()["volume"]["id"] not in before, r.text
+        assert len(cinder_volumes(c)) == len(before) + 1
+
+
+def test_a_retry_over_a_dead_attempt_answers_the_snapshot_it_made(shared_api_server: ApiServer) -> None:
+    path = f"/v3/{PROJECT}/snapshots"
+    headers = {"Content-Type": "application/json"}
+    with shared_api_server.client("operator") as c:
+        vol = c.post(f"/v3/{PROJECT}/volumes", json={"volume": {"size": 1}}).json()["volume"]
+        body = ('{"snapshot": {"volume_id": "%s"}}' % vol["id"]).encode()
+        made = c.post(path, content=body, headers=headers).json()["snapshot"]
+        key = str(uuid.uuid4())
+        _dead_attempt(shared_api_server, key, path, body, f"snapshot:{made['id']}")
+        r = c.post(path, content=body, headers={**headers, "Idempotency-Key": key})
+        assert r.status_code == 202 and r.json()["snapshot"]["id"] == made["id"], r.text
+        snaps = [s for s in c.get(f"{path}").json()["snapshots"] if s["volume_id"] == vol["id"]]
+        assert [s["id"] for s in snaps] == [made["id"]]

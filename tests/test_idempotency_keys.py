@@ -83,6 +83,60 @@ def test_expired_key_is_claimed_anew_and_purged(catalog: Catalog) -> None:
     later = now + timedelta(seconds=5)
     assert keys.claim(catalog, "t", "old", "other", "POST", "/volumes", TTL, now=later).outcome == "claimed"
     keys.claim(catalog, "t", "gone", "fp", "POST", "/volumes", timedelta(seconds=1), now=now)
-    assert keys.purge_expired(catalog, now=later) == 1
+    keys.claim(catalog, "t", "done", "fp", "POST", "/volumes", TTL, now=now)
+    keys.complete(catalog, "t", "done", 201, None, "{}", timedelta(seconds=1))
+    assert keys.purge_expired(catalog, now=later) == 1  # the answered one; a lapsed claim waits for its takeover
     assert keys.purge_expired(catalog, now=later) == 0
+    assert keys.purge_expired(catalog, now=later + keys.PENDING_GRACE) == 1  # ... for the grace, then it goes
     assert keys.claim(catalog, "t", "old", "other", "POST", "/volumes", TTL, now=later).outcome == "pending"
+
+
+def test_pending_claim_is_a_lease_renewed_while_working(catalog: Catalog) -> None:
+    """A claim whose request died (no renewal) lapses after its lease; a renewed one holds."""
+    lease = timedelta(seconds=10)
+    now = utcnow()
+    assert keys.claim(catalog, "t", "dead", "fp", "POST", "/volumes", lease, now=now).outcome == "claimed"
+    assert keys.claim(catalog, "t", "alive", "fp", "POST", "/volumes", lease, now=now).outcome == "claimed"
+    assert keys.renew(catalog, "t", "alive", timedelta(seconds=60))  # from the real now: holds past now + 10 s
+    later = now + timedelta(seconds=30)
+    assert keys.claim(catalog, "t", "alive", "fp", "POST", "/volumes", lease, now=later).outcome == "pending"
+    assert keys.claim(catalog, "t", "dead", "fp", "POST", "/volumes", lease, now=later).outcome == "claimed"
+    keys.complete(catalog, "t", "alive", 202, None, "{}", TTL)
+    assert not keys.renew(catalog, "t", "alive", lease)  # answered: nothing to renew
+    assert not keys.renew(catalog, "t", "nobody", lease)
+
+
+def test_a_takeover_carries_what_the_dead_attempt_made(catalog: Catalog) -> None:
+    from storage.catalog import intents
+
+    lease = timedelta(seconds=10)
+    now = utcnow()
+    assert keys.claim(catalog, "t", "k", "fp", "POST", "/volumes", lease, now=now).outcome == "claimed"
+    with catalog.session() as s:
+        token = intents.current.set(intents.Intent("t", "k"))
+        try:
+            intents.record_made(s, "volume", "v-1")
+        finally:
+            intents.current.reset(token)
+    later = now + timedelta(seconds=30)
+    assert keys.claim(catalog, "t", "k", "other-body", "POST", "/volumes", lease, now=now).outcome == "mismatch"
+    taken = keys.claim(catalog, "t", "k", "fp", "POST", "/volumes", lease, now=later)
+    assert (taken.outcome, taken.made) == ("claimed", "volume:v-1")
+    # a second takeover still knows; another request (other body) after expiry does not inherit it
+    assert keys.claim(catalog, "t", "k", "fp", "POST", "/volumes", lease, now=later + timedelta(seconds=30)).made == "volume:v-1"
+    other = keys.claim(catalog, "t", "k", "fp2", "POST", "/volumes", lease, now=later + timedelta(seconds=90))
+    assert (other.outcome, other.made) == ("claimed", None)
+
+
+@pytest.mark.parametrize("made,kind,expected", [
+    ("volume:v-1", "volume", "v-1"), ("volume:v-1", "snapshot", None), (None, "volume", None), ("volume:", "volume", None),
+])
+def test_resume_names_only_its_kind(made: str | None, kind: str, expected: str | None) -> None:
+    from storage.catalog import intents
+
+    token = intents.current.set(intents.Intent("t", "k", made))
+    try:
+        assert intents.resume(kind) == expected
+    finally:
+        intents.current.reset(token)
+    assert intents.resume(kind) is None  # no request: nothing to resume

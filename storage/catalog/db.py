@@ -37,8 +37,15 @@ _MIGRATE_LOCK = threading.Lock()
 PG_MIGRATE_LOCK_KEY = 0x53544F52_4D494752 & 0x7FFFFFFFFFFFFFFF  # "STORMIGR"
 
 
-def make_engine(url: str) -> "Engine":
-    """An engine for a catalog URL (InvalidInput for an unsupported or malformed one)."""
+DEFAULT_CONNECT_TIMEOUT = 2  # seconds (psycopg's minimum); config catalog.connect_timeout_seconds
+
+
+def make_engine(url: str, connect_timeout: int = DEFAULT_CONNECT_TIMEOUT) -> "Engine":
+    """An engine for a catalog URL (InvalidInput for an unsupported or malformed one).
+
+    PostgreSQL: a new connection gives up after ``connect_timeout`` seconds and every pooled one is
+    pinged before use (``pool_pre_ping``), so after the database restarts the next request
+    reconnects instead of failing on a dead socket; a dead database is ``CatalogUnavailable``."""
     from sqlalchemy import create_engine, event
 
     from storage.catalog.urls import parse_catalog_url
@@ -63,7 +70,8 @@ def make_engine(url: str) -> "Engine":
         return engine
     # PostgreSQL: every session is UTC, whatever the server's or role's default time zone, so
     # timestamps compare and print the same from every host.
-    return create_engine(parsed, pool_pre_ping=True, connect_args={"options": "-c timezone=UTC", "connect_timeout": 10})
+    return create_engine(parsed, pool_pre_ping=True, pool_timeout=max(10, connect_timeout),
+                         connect_args={"options": "-c timezone=UTC", "connect_timeout": connect_timeout})
 
 
 def alembic_config(engine: "Engine") -> "Config":
@@ -126,9 +134,11 @@ def migrate(engine: "Engine", host_name: str | None = None) -> None:
 def _mapped_errors(display_url: str) -> Iterator[None]:
     """Driver errors leave the catalog typed: see storage.catalog.conflicts and .failures."""
     from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
 
     from storage.catalog.conflicts import conflict_for
     from storage.catalog.failures import data_refused, database_failure
+    from storage.errors import CatalogUnavailable
 
     try:
         yield
@@ -138,13 +148,18 @@ def _mapped_errors(display_url: str) -> Iterator[None]:
         raise data_refused(exc) from None
     except (OperationalError, InterfaceError) as exc:
         raise database_failure(exc, display_url) from None
+    except PoolTimeout:
+        raise CatalogUnavailable(f"catalog database {display_url}: no free connection in this process's pool in time; "
+                                 "retry later", catalog=display_url) from None
 
 
 class Catalog:
     """Owns the engine (for a plain SQLite URL made on first use) and hands out sessions."""
 
-    def __init__(self, url: str, *, run_migrations: bool = True, host_name: str | None = None) -> None:
+    def __init__(self, url: str, *, run_migrations: bool = True, host_name: str | None = None,
+                 connect_timeout: int = DEFAULT_CONNECT_TIMEOUT) -> None:
         self.url = url
+        self._connect_timeout = connect_timeout
         self._run_migrations = run_migrations
         self._host_name = host_name
         self._engine: Engine | None = None
@@ -178,7 +193,7 @@ class Catalog:
 
         from storage.catalog.failures import database_failure
 
-        engine = make_engine(self.url)
+        engine = make_engine(self.url, self._connect_timeout)
         if self._run_migrations:
             try:
                 migrate(engine, self._host_name)

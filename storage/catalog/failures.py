@@ -2,9 +2,11 @@
 
 A value the database refuses (PostgreSQL enforces ``String(n)`` lengths, SQLite does not) is
 ``InvalidInput`` naming the limit: the services bound their inputs first, this is the net under them.
-A catalog that cannot be reached (PostgreSQL down, wrong port, bad password, SQLite still locked
-after its busy timeout) is a ``BackendError`` (HTTP 503, exit 5) naming the database without its
-password; a transaction PostgreSQL aborted because of a concurrent writer (deadlock, serialization
+A catalog that cannot be reached (PostgreSQL down or restarting, a connection it closed, nothing
+listening, SQLite unable to open its file or still locked after its busy timeout) is
+``CatalogUnavailable`` (a ``BackendError``: HTTP 503, exit 5) naming the database without its
+password; another failure the database reports (a bad password, out of resources) is a plain
+``BackendError``; a transaction PostgreSQL aborted because of a concurrent writer (deadlock, serialization
 failure) is a ``Conflict`` to retry. The driver's first line is kept: it names host and port, never a
 password.
 """
@@ -13,9 +15,11 @@ from __future__ import annotations
 
 from sqlalchemy.exc import DBAPIError
 
-from storage.errors import BackendError, Conflict, InvalidInput, StorageError
+from storage.errors import BackendError, CatalogUnavailable, Conflict, InvalidInput, StorageError
 
 _RETRY_SQLSTATES = {"40001": "a serialization failure", "40P01": "a deadlock"}
+# connection exceptions (class 08) and the server shutting down or starting up (57P01-57P03)
+_UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
 _MAX_DETAIL = 300
 
 
@@ -32,6 +36,14 @@ def data_refused(exc: DBAPIError) -> InvalidInput:
     )
 
 
+def unavailable(sqlstate: str | None) -> bool:
+    """Does a failure with this SQLSTATE mean "the database cannot be reached now"? Pure; table-tested.
+
+    No SQLSTATE at all: the driver never got an answer (refused, reset, closed, timed out; SQLite
+    errors carry none either)."""
+    return sqlstate is None or sqlstate.startswith("08") or sqlstate in _UNAVAILABLE_SQLSTATES
+
+
 def database_failure(exc: DBAPIError, where: str) -> StorageError:
     """The typed error for a DBAPI failure on the catalog ``where`` (a URL already redacted)."""
     sqlstate = getattr(getattr(exc.orig, "diag", None), "sqlstate", None)
@@ -40,4 +52,6 @@ def database_failure(exc: DBAPIError, where: str) -> StorageError:
             f"the catalog aborted the change because of {_RETRY_SQLSTATES[sqlstate]} with a concurrent writer; retry",
             sqlstate=sqlstate,
         )
+    if unavailable(sqlstate):
+        return CatalogUnavailable(f"catalog database {where} is unavailable: {driver_detail(exc)}; retry later", catalog=where)
     return BackendError(f"catalog database {where} failed: {driver_detail(exc)}", catalog=where)

@@ -4,6 +4,10 @@
 primary key lets exactly one of several concurrent requests win. The others read the row and ``decide`` what they get: the stored
 response (``replay``), a refusal because the body differs (``mismatch``), or ``pending`` while the
 first is still working. An expired row counts as absent: it is deleted and the claim retried.
+A pending row is a lease: it expires ``lease`` seconds after the claim unless the request working
+on it ``renew``s it, so the key of a request whose process died (kill -9, a host lost) is free
+again within the lease, and a retry does the work instead of waiting for it forever. What the dead
+attempt had already made (``storage.catalog.intents``) is carried into the new claim.
 The HTTP side (reading the body, replaying, waiting) is api/idempotency.py.
 """
 
@@ -14,8 +18,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import delete, select
+from sqlalchemy import and_, delete, or_, select
 
+from storage.catalog import intents
 from storage.catalog.api_tables import IdempotencyKey
 from storage.catalog.base import utcnow
 from storage.catalog.db import Catalog
@@ -62,17 +67,23 @@ class Claim:
     location: str | None = None
     method: str | None = None  # of the stored request, for a mismatch message
     path: str | None = None
+    made: str | None = None  # claimed over a dead attempt of the same request that made this (intents)
 
 
 def claim(catalog: Catalog, token_id: str, key: str, fp: str, method: str, path: str, ttl: timedelta,
           now: datetime | None = None) -> Claim:
-    """Claim ``key`` for this token, or say what the request gets instead (see ``decide``)."""
+    """Claim ``key`` for this token, or say what the request gets instead (see ``decide``).
+
+    ``ttl`` is how long the pending claim holds without a ``renew`` (the lease)."""
+    made = None
     for _ in range(3):  # a row can expire and be deleted (or claimed) by another request in between
         now_ = now or utcnow()
         # read first: a retry or a request waiting for a pending key (polled) only reads
         with catalog.session() as s:
             row = s.get(IdempotencyKey, (token_id, key))
             if row is not None and row.expires_at <= now_:
+                if row.state == "pending" and row.fingerprint == fp:  # the same request, its process dead
+                    made = intents.made_of(row.body) or made
                 s.execute(delete(IdempotencyKey).where(IdempotencyKey.token_id == token_id,
                                                        IdempotencyKey.key == key,
                                                        IdempotencyKey.expires_at == row.expires_at))
@@ -83,11 +94,23 @@ def claim(catalog: Catalog, token_id: str, key: str, fp: str, method: str, path:
         try:
             with catalog.session() as s:
                 s.add(IdempotencyKey(token_id=token_id, key=key, fingerprint=fp, method=method, path=path[:1024],
-                                     state="pending", created_at=now_, expires_at=now_ + ttl))
-            return Claim("claimed")
+                                     state="pending", created_at=now_, expires_at=now_ + ttl,
+                                     body=f"{intents.MARK}{made}" if made else None))
+            return Claim("claimed", made=made)
         except Conflict:
             continue  # another request claimed it between the read and the insert: read its row
     raise Conflict(f"Idempotency-Key {key!r} is being claimed and expired concurrently; retry", field="Idempotency-Key")
+
+
+def renew(catalog: Catalog, token_id: str, key: str, lease: timedelta) -> bool:
+    """Extend a pending claim by ``lease`` from now (the request is still working); False when the
+    row is gone or answered already."""
+    with catalog.session() as s:
+        row = s.get(IdempotencyKey, (token_id, key))
+        if row is None or row.state != "pending":
+            return False
+        row.expires_at = utcnow() + lease
+        return True
 
 
 def complete(catalog: Catalog, token_id: str, key: str, status: int, content_type: str | None, body: str,
@@ -107,11 +130,20 @@ def release(catalog: Catalog, token_id: str, key: str) -> None:
         s.execute(delete(IdempotencyKey).where(IdempotencyKey.token_id == token_id, IdempotencyKey.key == key))
 
 
-def purge_expired(catalog: Catalog, now: datetime | None = None, limit: int = 1000) -> int:
-    """Delete up to ``limit`` expired keys; the number deleted."""
+PENDING_GRACE = timedelta(hours=1)
+
+
+def purge_expired(catalog: Catalog, now: datetime | None = None, limit: int = 1000,
+                  pending_grace: timedelta = PENDING_GRACE) -> int:
+    """Delete up to ``limit`` expired keys; the number deleted. A pending claim whose lease lapsed
+    is kept ``pending_grace`` longer: the retry that takes it over needs its note of what the dead
+    attempt made (``storage.catalog.intents``)."""
+    now = now or utcnow()
     with catalog.session() as s:
         keys = s.execute(select(IdempotencyKey.token_id, IdempotencyKey.key)
-                         .where(IdempotencyKey.expires_at <= (now or utcnow())).limit(limit)).all()
+                         .where(or_(and_(IdempotencyKey.state != "pending", IdempotencyKey.expires_at <= now),
+                                    IdempotencyKey.expires_at <= now - pending_grace))
+                         .limit(limit)).all()
         for token_id, key in keys:
             s.execute(delete(IdempotencyKey).where(IdempotencyKey.token_id == token_id, IdempotencyKey.key == key))
         return len(keys)

@@ -122,10 +122,12 @@ def serve(
 
     state = ctx.find_root().obj
     config_path = getattr(state, "config", None)
-    settings = common.get_storage(ctx).settings
-    if drain is not None:
-        _set_drain(settings, drain, as_json)
+    if drain is not None:  # settings only: draining must work while the catalog is down
+        from storage.config import load_settings
+
+        _set_drain(load_settings(config_path), drain, as_json)
         return
+    settings = common.get_storage(ctx).settings
     api = settings.api
     certfile, keyfile = ssl_certfile or api.tls_cert, ssl_keyfile or api.tls_key
     if bool(certfile) != bool(keyfile):

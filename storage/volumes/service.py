@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import select
 
+from storage.catalog import intents
 from storage.catalog.base import new_id, utcnow
 from storage.catalog.volumes import (
     AttachmentRow,
@@ -195,6 +196,12 @@ class VolumeService:
         """``create``, also returning the scheduler's decision (None for copies, which are not scheduled)."""
         validate_name(name, kind="volume")
         labels = validate_labels(labels)
+        made = intents.resume("volume")  # a keyed request whose first attempt died after making it
+        if made is not None:
+            try:
+                return Placed(self.get(made), None)  # get() settles a status its dead creator left
+            except NotFound:
+                pass  # gone since (never finished, or deleted): make it
         if source_volume and source_snapshot:
             raise InvalidInput("give source_volume or source_snapshot, not both")
         src_vol: Volume | None = None
@@ -249,6 +256,7 @@ class VolumeService:
                     task_owner=this_owner(), created_at=now, updated_at=now, host=self._host_name,
                 )
             )
+            intents.record_made(s, "volume", vid)  # with the row: a retry of this keyed request finds it
         try:
             if src_vol is not None and snap_id is None:
                 with self._hold_volume(src_vol.id, V.CLONING):

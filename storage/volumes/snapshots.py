@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
+from storage.catalog import intents
 from storage.catalog.base import new_id, utcnow
 from storage.catalog.volumes import (
     SnapshotRow,
@@ -91,6 +92,12 @@ class SnapshotService:
     def create(self, volume_ref: str, name: str | None = None, *, labels: dict[str, str] | None = None) -> Snapshot:
         from storage.volumes.service import validate_labels
 
+        made = intents.resume("snapshot")  # a keyed request whose first attempt died after making it
+        if made is not None:
+            try:
+                return self.get(made)  # settles a status its dead creator left
+            except NotFound:
+                pass  # gone since (never finished, or deleted): make it
         vol = self._volumes.get(volume_ref)
         if name is None:
             name = auto_snapshot_name(vol.name, utcnow().strftime("%Y%m%dT%H%M%SZ"), secrets.token_hex(3))
@@ -111,6 +118,7 @@ class SnapshotService:
                         labels=labels, task_owner=this_owner(), created_at=now, updated_at=now,
                     )
                 )
+                intents.record_made(s, "snapshot", sid)  # with the row: a retry of this keyed request finds it
             try:
                 self._host.create_snapshot(vol.pool, vol.id, sid)
             except BaseException:
