@@ -27,12 +27,21 @@ MiB = 1024 * 1024
 WAIT_MS = 30_000
 
 
+DOC_SHOTS = ("overview", "job-running")  # the two docs/ui.md shows (README shows the first)
+
+
 @pytest.fixture(scope="module")
-def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Where screenshots go. With STORAGE_UI_DOC_SHOTS=<repo>/docs/img the two pictures of the docs
+    are refreshed from this run at the end of the module."""
     root = os.environ.get("STORAGE_TEST_ARTIFACTS")
     folder = Path(root) / "ui-screenshots" if root else tmp_path_factory.mktemp("ui-screenshots")
     folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    yield folder
+    target = os.environ.get("STORAGE_UI_DOC_SHOTS")
+    for name in DOC_SHOTS if target else ():
+        if (folder / f"{name}.png").exists():
+            shutil.copy(folder / f"{name}.png", Path(target) / f"ui-{name}.png")
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +125,8 @@ def test_operator_creates_backs_up_and_sees_damage(browser: object, shared_api_s
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         seen.append(float(page.get_attribute(".jobprog progress", "value") or 0))
+        if 30 <= seen[-1] < 100 and not any(30 <= v < 100 for v in seen[:-1]):
+            shot(page, shots, "job-running")  # once, on its way
         if page.get_attribute(".jobprog", "data-state") == "succeeded":
             break
         time.sleep(0.2)
@@ -230,10 +241,17 @@ def test_policies_page_shows_next_slot_runs_and_retention(browser: object, share
     page.context.close()
 
 
-def test_screenshots_for_the_docs(shots: Path) -> None:
-    """With STORAGE_UI_DOC_SHOTS=<repo>/docs/img, the two pictures docs/ui.md shows are refreshed."""
-    target = os.environ.get("STORAGE_UI_DOC_SHOTS")
-    if not target:
-        pytest.skip("STORAGE_UI_DOC_SHOTS is not set (docs/img is refreshed only on request)")
-    for name in ("overview", "job-progress"):
-        shutil.copy(shots / f"{name}.png", Path(target) / f"ui-{name}.png")
+def test_a_running_job_is_cancelled_from_its_page(browser: object, shared_api_server: ApiServer, shots: Path) -> None:
+    server = shared_api_server
+    with server.client("operator") as c:
+        assert c.post("/volumes", json={"name": "web5", "size": "16M"}).status_code == 201
+    fill_volume(server.config, "web5", os.urandom(16 * MiB))
+    page = new_page(browser, server, "operator", shots)
+    page.goto("/ui/volumes/web5")
+    page.fill("#backup-form input[name=bandwidth_limit]", "1M")  # 16 s at most: time to press cancel
+    page.click("#backup-form button[type=submit]")
+    page.wait_for_url(re.compile(r"/ui/jobs/[0-9a-f-]{36}$"))
+    page.click(".cancel-form button")
+    page.wait_for_selector(".jobprog[data-state=cancelled]", timeout=20_000)
+    assert page.locator(".cancel-form").count() == 0  # nothing left to cancel
+    page.context.close()

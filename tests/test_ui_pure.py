@@ -236,3 +236,26 @@ def test_backups_grouped_by_volume_newest_first() -> None:
     assert [(name, [x.id for x in items]) for name, items in views.group_backups([a, b, c])] == [
         ("other", ["c"]), ("v", ["b", "a"]),
     ]
+
+
+@pytest.mark.parametrize(
+    ("percent", "state", "bar"),
+    [(42.5, "running", 42.5), (None, "running", None), (None, "succeeded", 100.0), (None, "failed", None), (10.0, "failed", 10.0)],
+)
+def test_the_job_bar(percent: float | None, state: str, bar: float | None) -> None:
+    assert views.bar_value(percent, state) == bar
+
+
+@pytest.mark.parametrize(
+    ("result", "text"),
+    [
+        (None, ""),
+        ({"ok": True, "damaged_backups": []}, ""),
+        ({"ok": False, "damaged_backups": ["b1"], "lost_backups": []}, "found damage (1 backup)"),
+        ({"ok": False, "damaged_backups": ["b1"], "lost_backups": ["b2"]}, "found damage (2 backups)"),
+        ({"ok": False}, "found problems"),
+        ("not a dict", ""),
+    ],
+)
+def test_a_finished_jobs_outcome(result: object, text: str) -> None:
+    assert views.outcome(SimpleNamespace(result=result)) == text

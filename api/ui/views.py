@@ -145,18 +145,36 @@ def group_backups(backups: Iterable[Any]) -> list[tuple[str, list[Any]]]:
     return sorted(groups.items())
 
 
+def bar_value(percent: float | None, state: str) -> float | None:
+    """The job bar: its percent; a job of unknown size is full once it succeeded, else undetermined (None)."""
+    if percent is not None:
+        return percent
+    return 100.0 if state == "succeeded" else None
+
+
+def outcome(job: Any) -> str:
+    """What a finished job's result says went wrong although the job ran to its end (a verify that found damage)."""
+    result = getattr(job, "result", None)
+    if isinstance(result, dict) and result.get("ok") is False:
+        bad = len(result.get("damaged_backups") or []) + len(result.get("lost_backups") or [])
+        return f"found damage ({bad} backup{'s' if bad != 1 else ''})" if bad else "found problems"
+    return ""
+
+
 def job_json(job: Any) -> dict[str, Any]:
     """The fields the jobs page's script updates (no params, no result: nothing secret)."""
+    state = _value(job.state)
     return {
         "id": job.id,
         "kind": job.kind,
-        "state": _value(job.state),
+        "state": state,
         "percent": job.percent,
+        "bar": bar_value(job.percent, state),
         "bytes_done": job.bytes_done,
         "bytes_total": job.bytes_total,
         "progress_text": progress_text(job),
         "message": (job.message or "")[:200],
-        "error": ((job.error or {}).get("message") or "")[:500] if job.error else "",
+        "error": (((job.error or {}).get("message") or "")[:500] if job.error else "") or outcome(job),
         "cancel_requested": job.cancel_requested,
         "active": _value(job.state) in ACTIVE_JOB_STATES,
     }

@@ -10,7 +10,7 @@
 
   function apply(box, job) {
     var bar = box.querySelector("progress");
-    if (bar) { bar.value = job.percent === null ? 0 : job.percent; }
+    if (bar) { if (job.bar === null) { bar.removeAttribute("value"); } else { bar.value = job.bar; } }
     box.querySelector(".pct").textContent = job.progress_text;
     var state = box.querySelector(".state");
     state.textContent = job.state;
