@@ -37,7 +37,7 @@ SECURITY_HEADERS = {
     ),
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # the error page's back link; nothing leaves the site
     "Cache-Control": "no-store",
 }
 
