@@ -186,9 +186,23 @@ def test_restore_button_makes_a_new_volume(browser: object, shared_api_server: A
 def test_reader_sees_no_write_buttons(browser: object, shared_api_server: ApiServer, shots: Path) -> None:
     server = shared_api_server
     with server.client("operator") as c:
-        c.post("/volumes", json={"name": "web3", "size": "4M"})
+        assert c.post("/volumes", json={"name": "web3", "size": "4M", "labels": {"tier": "silver"}}).status_code == 201
+        assert c.post("/volumes", json={"name": "web3b", "size": "4M"}).status_code == 201
         c.post("/backups", json={"volume": "web3"})
+        host = c.get("/volumes/web3").json()["host"]
     page = new_page(browser, server, "reader", shots)
+    # the filters: by label, by status and label, by host
+    page.goto("/ui/volumes")
+    page.fill("#filters input[name=label]", "tier=silver")
+    page.click("#filters button[type=submit]")
+    assert page.locator("tr[data-volume]").evaluate_all("rows => rows.map(r => r.dataset.volume)") == ["web3"]
+    page.select_option("#filters select[name=status]", "error")
+    page.click("#filters button[type=submit]")
+    assert page.locator("tr[data-volume]").count() == 0
+    page.goto("/ui/volumes?host=" + host)
+    assert page.locator("tr[data-volume=web3b]").count() == 1
+    page.goto("/ui/volumes?host=elsewhere")
+    assert page.locator("tr[data-volume]").count() == 0
     for url in ("/ui", "/ui/volumes", "/ui/volumes/web3", "/ui/backups", "/ui/policies", "/ui/jobs"):
         page.goto(url)
         forms = page.locator("main form[method=post]")
