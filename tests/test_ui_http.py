@@ -212,3 +212,13 @@ def test_pages_carry_security_headers_and_stay_out_of_the_openapi_document(ui) -
     assert not [p for p in TestClient(app).get("/openapi.json").json()["paths"] if p.startswith("/ui")]
     # the JSON API keeps needing its bearer token: a dashboard cookie is not one
     assert c.get("/volumes").status_code == 401
+
+
+def test_what_users_typed_is_escaped_on_every_page(ui) -> None:  # type: ignore[no-untyped-def]
+    st, tokens, app = ui
+    st.volumes.create("xss1", "1M", labels={"note": "<script>alert(1)</script>"})
+    c = login(app, tokens["reader"])
+    for url in ("/ui/volumes", "/ui/volumes/xss1", "/ui/volumes?label=note%3D%3Cb%3E"):
+        text = c.get(url).text
+        assert "<script>alert" not in text and "<b>" not in text, url
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in c.get("/ui/volumes/xss1").text
