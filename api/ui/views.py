@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from storage.bounds import NAME_MAX, REF_MAX, short_repr
+from storage.bounds import REF_MAX, short_repr
 from storage.domain import Volume, VolumeStatus
 from storage.errors import InvalidInput
 from storage.names import parse_labels
@@ -191,12 +191,6 @@ def check_ref(value: str, what: str = "name or id") -> str:
     """A path reference bounded before any lookup."""
     if not value or len(value) > REF_MAX:
         raise InvalidInput(f"{what} is {len(value)} characters long; accepted: 1 to {REF_MAX}", field="ref")
-    return value
-
-
-def check_name_length(value: str, field: str) -> str:
-    if len(value) > NAME_MAX:
-        raise InvalidInput(f"{field} is {len(value)} characters long; accepted: at most {NAME_MAX}", field=field)
     return value
 
 
