@@ -79,6 +79,24 @@ def test_the_session_key_is_made_once_private_and_reused(tmp_path: Path) -> None
     os.unlink(path)
 
 
+def test_workers_racing_for_the_first_key_agree(tmp_path: Path) -> None:
+    """Several API workers of one data dir start at once: every one must get the same key (the
+    race is decided by link(2) in the file system, so threads race exactly as processes do)."""
+    from concurrent.futures import ThreadPoolExecutor
+    import threading
+
+    start = threading.Barrier(8)
+
+    def first_use(_: int) -> bytes:
+        start.wait()
+        return session.load_key(tmp_path)
+
+    with ThreadPoolExecutor(8) as pool:
+        keys = set(pool.map(first_use, range(8)))
+    assert len(keys) == 1 and keys == {session.load_key(tmp_path)}
+    assert sorted(p.name for p in (tmp_path / "ui").iterdir()) == ["session.key"]
+
+
 @pytest.mark.parametrize(
     ("path", "ui"),
     [("/ui", True), ("/ui/", True), ("/ui/volumes", True), ("/uix", False), ("/volumes", False), ("/", False)],
