@@ -2,7 +2,8 @@
 
 ``EdgeMiddleware`` is a plain ASGI middleware, so it runs before FastAPI parses a request body:
 
-1. Every path but the public ones (``/healthz``, ``/healthcheck``, the Cinder version documents, the OpenAPI
+1. Every path but the public ones and the web dashboard's (``/ui``, which authenticates its own
+   session cookie before it reads a body: ``api.ui.web``) (``/healthz``, ``/healthcheck``, the Cinder version documents, the OpenAPI
    document and its viewers) needs a valid token; without one the answer is 401 and not one byte
    of the body is read (malformed JSON without a token is 401, not 422). The role the route
    needs (``api.methods.RouteTable.required_role``: admin where it depends on ``require_admin``, operator for other
@@ -25,6 +26,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from api.errors import error_response
 from api.methods import SAFE_METHODS, RouteTable
+from api.ui import is_ui_path
 from storage.auth.service import Principal
 from storage.config import ApiConfig
 from storage.errors import AuthenticationFailed, StorageError
@@ -74,7 +76,7 @@ class EdgeMiddleware:
             return
         method, path = scope["method"], scope["path"]
         headers = Headers(scope=scope)
-        if not is_public(method, path):
+        if not is_public(method, path) and not is_ui_path(path):
             try:
                 role = self.table.required_role(method, path)
                 principal = await run_in_threadpool(self._principal, bearer_of(headers), role)

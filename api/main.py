@@ -19,7 +19,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 import storage
-from api import errors
+from api import errors, ui
 from api.coalesce import Coalescer
 from api.edge import EdgeMiddleware
 from api.idempotency import IdempotencyMiddleware
@@ -121,6 +121,7 @@ def create_app(config: Settings | Storage | str | os.PathLike[str] | None = None
     for name in CINDER_MODULES:
         importlib.import_module(name).register(app)
     _publish_links(app)
+    ui.register(app)  # the web dashboard at /ui (api/ui)
     app.add_middleware(HeadAsGet, table=table)
     # Idempotency-Key on POST: inside the edge, so the caller is known and the body bounded (api/idempotency.py)
     app.add_middleware(IdempotencyMiddleware, storage=st)

@@ -36,5 +36,6 @@ cat <<TXT
 storagectl is ready: $(pwd)/.venv/bin/storagectl   (add .venv/bin to PATH)
 Try:  storagectl volume create vol1 1G && storagectl volume attach vol1 && storagectl pools
 API:  curl -H "Authorization: Bearer \$(cat $token_file)" http://127.0.0.1:8776/volumes
+Web:  http://127.0.0.1:8776/ui   (log in with the token in $token_file)
 TXT
 exec .venv/bin/storagectl serve "$@"

@@ -133,29 +133,35 @@ def delete_backup(backup_id: IdPath, st: StorageDep) -> Response:
 
 @router.post("/{backup_id}/restore", status_code=202, response_model=JobInfo, responses=JOB_RESPONSE)
 def restore_backup(backup_id: IdPath, body: RestoreRequest, request: Request, st: StorageDep) -> JSONResponse:
-    backup = st.backups.get(backup_id)
+    return _accepted(start_restore(request, st, st.backups.get(backup_id), body))
+
+
+def start_restore(request: Request, st: StorageDep, backup: Backup, body: RestoreRequest) -> JobInfo:
+    """Check the target, then submit the restore job (the web dashboard's restore button too)."""
     check_restore_target(st, to_volume=body.to_volume, new_volume_name=body.new_volume_name, pool=body.pool)
     if body.to_volume or body.new_volume_name:
         require_restore_target(st, body.to_volume)
-    job = submit_job(
+    return submit_job(
         request, st, "restore",
         lambda ctx: st.backups.restore(backup.id, to_volume=body.to_volume, new_volume_name=body.new_volume_name,
                                        pool=body.pool, progress=ctx.progress, cancel=ctx.cancel),
         target=backup.id, params={"backup_id": backup.id, **body.model_dump()}, total=backup.size_bytes or None,
     )
-    return _accepted(job)
 
 
 @router.post("/{backup_id}/verify", status_code=202, response_model=JobInfo, responses=JOB_RESPONSE)
 def verify_backup(backup_id: IdPath, body: VerifyRequest, request: Request, st: StorageDep) -> JSONResponse:
-    backup = st.backups.get(backup_id)
-    job = submit_job(
+    return _accepted(start_verify(request, st, st.backups.get(backup_id), body))
+
+
+def start_verify(request: Request, st: StorageDep, backup: Backup, body: VerifyRequest) -> JobInfo:
+    """Submit the verify job of one backup (the web dashboard's verify button too)."""
+    return submit_job(
         request, st, "verify",
         lambda ctx: st.backups.verify(backup.id, deep=body.deep, sample_percent=body.sample_percent, progress=ctx.progress,
                                       cancel=ctx.cancel),
         target=backup.id, params={"backup_id": backup.id, **body.model_dump()},
     )
-    return _accepted(job)
 
 
 @router.post("/gc", status_code=202, response_model=JobInfo, responses=JOB_RESPONSE)
