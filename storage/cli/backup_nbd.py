@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 from typing import Annotated, Any, Optional
@@ -46,8 +47,8 @@ def serve(
     try:
         with start(st, ident, repository=repository if manifest else None, key_file=key_file, export_name=name, host=host,
                    port=port, socket=socket, cache_size=cache_size, readahead=readahead, lock=not no_lock) as export:
-            if as_json:
-                common.print_json(export.info)
+            if as_json:  # one line: a script reads it and connects
+                sys.stdout.write(json.dumps(common.to_jsonable(export.info)) + "\n")
             else:
                 sys.stdout.write(f"{export.uri}\n")
                 sys.stderr.write(f"serving backup {ident} read-only ({export.info.size_bytes} bytes); Ctrl-C stops\n")

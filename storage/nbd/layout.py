@@ -68,7 +68,7 @@ class ReadAhead:
     def after_read(self, offset: int, length: int) -> range:
         """Note a read; return the chunk indexes to fetch ahead (empty when random)."""
         slack = self.window * self.chunk_size
-        if self.end >= 0 and self.end - slack <= offset <= self.end + self.chunk_size:
+        if self.end >= 0 and self.end - slack <= offset <= self.end + slack:
             self.streak += 1
         else:
             self.streak, self.frontier = 0, 0
