@@ -60,3 +60,40 @@ def serve(
             raise BackendError(f"nbdkit serving backup {ident} exited with status {code}: {export.server.last_error()}")
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@backup_app.command("attach")
+def attach(
+    ctx: typer.Context,
+    backup_id: Annotated[Optional[str], typer.Argument(help="Backup id (from the catalog).")] = None,
+    manifest: Annotated[Optional[str], typer.Option("--manifest", help="Backup id read straight from --repository (no catalog needed).")] = None,
+    repository: RepoOpt = None,
+    key_file: KeyOpt = None,
+    device: Annotated[Optional[str], typer.Option("--device", help="/dev/nbdN (default: the first free one).")] = None,
+    as_json: common.JsonOpt = False,
+) -> None:
+    """Attach a backup read-only as /dev/nbdN (kernels with nbd; elsewhere use `backup serve`)."""
+    from storage.errors import InvalidInput
+    from storage.nbd.attach import attach as run
+
+    ident = manifest or backup_id
+    if not ident:
+        raise InvalidInput("give a backup id, or --repository URL --manifest ID")
+    if manifest and not repository:
+        raise InvalidInput("--manifest needs --repository URL")
+    att = run(common.get_storage(ctx), ident, repository=repository if manifest else None, key_file=key_file, device=device)
+    common.emit(att, as_json, lambda a: sys.stdout.write(f"{a.device}\n"))
+
+
+@backup_app.command("detach")
+def detach(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Argument(help="/dev/nbdN or the attached backup's id.")],
+    as_json: common.JsonOpt = False,
+) -> None:
+    """Detach a backup attached with `backup attach` and stop its export."""
+    from storage.nbd.attach import detach as run
+
+    att = run(common.get_storage(ctx), target)
+    common.emit({"detached": att.device, "backup_id": att.backup_id}, as_json,
+                lambda d: sys.stdout.write(f"detached {d['detached']}\n"))
