@@ -129,3 +129,11 @@ def test_nbdkit_command_is_read_only_and_names_only_the_spec_file() -> None:
                                           ("name=python\n", None), ("", None)])
 def test_python_version_of(dump: str, version: tuple[int, int] | None) -> None:
     assert server.python_version_of(dump) == version
+
+
+def test_nbdkit_command_with_tls_psk_requires_tls_and_names_only_the_file() -> None:
+    listen = server.Listen("127.0.0.1", 7000, tls_psk="/etc/storage/nbd.psk")
+    cmd = server.nbdkit_command("nbdkit", listen, Path("/r/pid"), Path("/r/spec.json"))
+    assert "--tls=require" in cmd and "--tls-psk=/etc/storage/nbd.psk" in cmd
+    assert listen.uri("x") == "nbds://127.0.0.1:7000/x"
+    assert server.Listen(socket="/s", tls_psk="/k").uri("x") == "nbds+unix:///x?socket=/s"

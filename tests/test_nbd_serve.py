@@ -169,3 +169,36 @@ def test_cli_refuses_bad_options(capsys: pytest.CaptureFixture[str], config_file
 def test_cli_unknown_backup_is_not_found(capsys: pytest.CaptureFixture[str], config_file: Path) -> None:
     assert main(["-c", str(config_file), "backup", "serve", "6f1b8a1e-5d2c-4c3b-9a1f-0e2d3c4b5a69"]) == 3
     assert "not found" in capsys.readouterr().err
+
+
+def test_tls_psk_export_refuses_plain_clients_and_serves_the_keyed_one(st: storage.Storage, tmp_path: Path) -> None:
+    src = image(tmp_path)
+    b = st.backups.create(str(src))
+    creds = tmp_path / "psk"
+    creds.mkdir()
+    psk = creds / "keys.psk"  # psktool's format; qemu's tls-creds-psk reads DIR/keys.psk
+    psk.write_text(f"alice:{os.urandom(32).hex()}\n")
+    psk.chmod(0o600)
+    port = free_port()
+    with serve(st, b.id, port=port, tls_psk=str(psk), echo=False) as export:
+        assert export.uri == f"nbds://127.0.0.1:{port}/{b.id}"
+        plain = qemu("qemu-io", "-r", "-f", "raw", "-c", "read 0 512", f"nbd://127.0.0.1:{port}/{b.id}")
+        assert plain.returncode != 0
+        keyed = qemu("qemu-img", "compare", "--object", f"tls-creds-psk,id=tls0,endpoint=client,dir={creds},username=alice",
+                     "--image-opts", f"driver=file,filename={src}",
+                     f"driver=raw,file.driver=nbd,file.server.type=inet,file.server.host=127.0.0.1,file.server.port={port},"
+                     f"file.export={b.id},file.tls-creds=tls0")
+        assert keyed.returncode == 0, keyed.stdout + keyed.stderr
+
+
+def test_tls_psk_file_readable_by_others_is_refused(tmp_path: Path) -> None:
+    from storage.errors import InvalidInput
+    from storage.nbd.server import check_listen
+
+    psk = tmp_path / "keys.psk"
+    psk.write_text("alice:00\n")
+    psk.chmod(0o644)
+    with pytest.raises(InvalidInput, match="accepted: a regular file of mode 0600"):
+        check_listen(None, None, None, str(psk))
+    with pytest.raises(InvalidInput, match="cannot be read"):
+        check_listen(None, None, None, str(tmp_path / "missing"))

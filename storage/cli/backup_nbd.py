@@ -28,6 +28,7 @@ def serve(
     host: Annotated[Optional[str], typer.Option("--host", help="Listen address (default 127.0.0.1).")] = None,
     port: Annotated[Optional[int], typer.Option("--port", help="TCP port (default 10809).")] = None,
     socket: Annotated[Optional[str], typer.Option("--socket", help="Listen on this Unix socket instead of TCP.")] = None,
+    tls_psk: Annotated[Optional[str], typer.Option("--tls-psk", help="Require TLS with the pre-shared keys of this psktool file (USER:HEXKEY, mode 0600).")] = None,
     cache_size: Annotated[str, typer.Option("--cache-size", help="Memory for verified chunks (4M-64G).")] = "64M",
     readahead: Annotated[int, typer.Option("--readahead", help="Chunks fetched ahead of sequential reads (0-256).")] = 16,
     no_lock: NoLockOpt = False,
@@ -46,7 +47,7 @@ def serve(
     previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         with start(st, ident, repository=repository if manifest else None, key_file=key_file, export_name=name, host=host,
-                   port=port, socket=socket, cache_size=cache_size, readahead=readahead, lock=not no_lock) as export:
+                   port=port, socket=socket, tls_psk=tls_psk, cache_size=cache_size, readahead=readahead, lock=not no_lock) as export:
             if as_json:  # one line: a script reads it and connects
                 sys.stdout.write(json.dumps(common.to_jsonable(export.info)) + "\n")
             else:

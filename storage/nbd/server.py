@@ -12,12 +12,13 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from storage.errors import BackendError, InvalidInput, Unsupported
@@ -35,19 +36,23 @@ class Listen:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     socket: str | None = None
+    tls_psk: str | None = None  # a psktool file (USER:HEXKEY lines): TLS required, PSK authentication
 
     def uri(self, export_name: str) -> str:
         """The NBD URI clients use (qemu-img, nbdinfo, nbd-client): nbd://HOST:PORT/NAME or
-        nbd+unix:///NAME?socket=PATH."""
+        nbd+unix:///NAME?socket=PATH (nbds... with TLS)."""
+        scheme = "nbds" if self.tls_psk else "nbd"
         if self.socket:
-            return f"nbd+unix:///{export_name}?socket={self.socket}"
+            return f"{scheme}+unix:///{export_name}?socket={self.socket}"
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"nbd://{host}:{self.port}/{export_name}"
+        return f"{scheme}://{host}:{self.port}/{export_name}"
 
 
-def check_listen(host: str | None, port: int | None, socket_path: str | None) -> Listen:
+def check_listen(host: str | None, port: int | None, socket_path: str | None, tls_psk: str | None = None) -> Listen:
     """Validate the listen options: an IP address (not a name) and a port 1-65535, or an
-    absolute socket path (not both)."""
+    absolute socket path (not both); a TLS-PSK file must be a regular file only its owner reads."""
+    if tls_psk is not None:
+        return replace(check_listen(host, port, socket_path), tls_psk=check_psk_file(tls_psk))
     if socket_path:
         if host is not None or port is not None:
             raise InvalidInput("give either --socket or --host/--port, not both", field="socket")
@@ -67,6 +72,19 @@ def check_listen(host: str | None, port: int | None, socket_path: str | None) ->
     return Listen(host=host, port=port)
 
 
+def check_psk_file(path: str) -> str:
+    """The PSK file's absolute path; refused when missing, not a regular file, or readable by others."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise InvalidInput(f"TLS-PSK file {path[:200]!r} cannot be read ({exc.strerror}); accepted: a psktool file of "
+                           "USER:HEXKEY lines, mode 0600", field="tls_psk") from None
+    if not stat.S_ISREG(st.st_mode) or st.st_mode & 0o077:
+        raise InvalidInput(f"TLS-PSK file {path[:200]!r} is not accepted; accepted: a regular file of mode 0600 "
+                           f"(it has {oct(st.st_mode & 0o777)})", field="tls_psk")
+    return os.path.abspath(path)
+
+
 def check_export_name(name: str) -> str:
     if not isinstance(name, str) or not EXPORT_NAME_RE.fullmatch(name):
         raise InvalidInput(f"export name {str(name)[:140]!r} is not accepted; accepted: 1-128 letters, digits and . _ - : + @, "
@@ -77,6 +95,8 @@ def check_export_name(name: str) -> str:
 def nbdkit_command(nbdkit: str, listen: Listen, pidfile: Path, spec_path: Path, *, threads: int = 8) -> list[str]:
     """Pure: the nbdkit command line (no secret: the plugin reads everything from spec_path)."""
     cmd = [nbdkit, "--foreground", "--readonly", "--exit-with-parent", "--pidfile", str(pidfile), "--threads", str(threads)]
+    if listen.tls_psk:
+        cmd += ["--tls=require", f"--tls-psk={listen.tls_psk}"]
     if listen.socket:
         cmd += ["--unix", listen.socket]
     else:

@@ -78,7 +78,7 @@ class BackupExport:
 def serve(
     st: "storage.Storage", backup_id: str, *, repository: str | None = None, key_file: str | None = None,
     export_name: str | None = None, host: str | None = None, port: int | None = None, socket: str | None = None,
-    cache_size: str | int = "64M", readahead: int = 16, lock: bool = True, echo: bool = True,
+    tls_psk: str | None = None, cache_size: str | int = "64M", readahead: int = 16, lock: bool = True, echo: bool = True,
 ) -> BackupExport:
     """Start serving a backup read-only over NBD; return once nbdkit accepts connections.
 
@@ -89,7 +89,7 @@ def serve(
     from storage.backup.locks import SHARED
     from storage.bounds import check_int
 
-    listen = srv.check_listen(host, port, socket)
+    listen = srv.check_listen(host, port, socket, tls_psk)
     name = srv.check_export_name(export_name or backup_id)
     cache_bytes = parse_size(cache_size, field="cache_size")
     if not CACHE_MIN <= cache_bytes <= CACHE_MAX:
