@@ -86,6 +86,8 @@ def _storagectl() -> list[str]:
 
 def attach(st: "storage.Storage", backup_id: str, *, repository: str | None = None, key_file: str | None = None,
            device: str | None = None, timeout: float = 120.0) -> Attachment:
+    if device is not None:
+        check_device(device)
     ensure_kernel_nbd()
     qemu_nbd = shutil.which("qemu-nbd")
     if qemu_nbd is None:
