@@ -137,3 +137,16 @@ def test_nbdkit_command_with_tls_psk_requires_tls_and_names_only_the_file() -> N
     assert "--tls=require" in cmd and "--tls-psk=/etc/storage/nbd.psk" in cmd
     assert listen.uri("x") == "nbds://127.0.0.1:7000/x"
     assert server.Listen(socket="/s", tls_psk="/k").uri("x") == "nbds+unix:///x?socket=/s"
+
+
+@pytest.mark.parametrize("line,found", [
+    ("storage-nbd: read of 4096 bytes at 0 failed: chunk x is corrupt [chunk=" + "a" * 64 + " pack=" + "b" * 64 + "]",
+     ("a" * 64, "b" * 64)),
+    ("storage-nbd: read failed: missing [chunk=" + "a" * 64 + " pack=-]", ("a" * 64, None)),
+    ("storage-nbd: read failed: store did not answer", None),
+    ("nbdkit: python.0: error: [chunk=short pack=-]", None),
+])
+def test_damaged_chunk_lines(line: str, found: tuple[str, str | None] | None) -> None:
+    from storage.nbd.service import damaged_chunk
+
+    assert damaged_chunk(line) == found

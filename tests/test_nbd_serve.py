@@ -85,6 +85,10 @@ def test_a_corrupted_pack_fails_the_read_with_an_io_error(st: storage.Storage, t
         assert good.returncode == 0 and " ".join(f"{x:02x}" for x in src.read_bytes()[:4]) in good.stdout
         time.sleep(0.2)
         assert any(f"chunk {bad.id}" in m for m in export.server.messages)
+    # like a restore: the backup is marked damaged and that copy quarantined (the next backup re-uploads it)
+    assert st.backups.get(b.id).status == "damaged"
+    loc = repo.load_index(repo.location.store)
+    assert bad.id not in loc.locations and any(bad.id in ids for ids in loc.quarantined.values())
 
 
 def start_cli(config: Path, *args: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:

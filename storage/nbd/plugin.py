@@ -143,8 +143,9 @@ def pread(h, buf, offset, flags):
     reader = _state["reader"]
     try:
         reader.read_into(buf, offset)
-    except StorageError as exc:
-        _log(f"read of {len(buf)} bytes at {offset} failed: {exc.message}")
+    except StorageError as exc:  # the bracket is parsed by storage.nbd.service (marks the backup damaged)
+        where = f" [chunk={exc.details['chunk']} pack={exc.details.get('pack') or '-'}]" if exc.details.get("chunk") else ""
+        _log(f"read of {len(buf)} bytes at {offset} failed: {exc.message}{where}")
         nbdkit.set_error(errno.EIO)
         raise RuntimeError("I/O error: the backup's data did not verify") from None
     with h.lock:

@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -131,9 +132,11 @@ def find_nbdkit() -> str:
 class NbdServer:
     """One nbdkit child: started, ready when its pidfile appears, stopped with SIGTERM."""
 
-    def __init__(self, cmd: list[str], pidfile: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, cmd: list[str], pidfile: Path, env: dict[str, str] | None = None,
+                 on_line: Callable[[str], None] | None = None) -> None:
         self.cmd, self.pidfile = cmd, pidfile
         self.env = env
+        self.on_line = on_line  # called with every line nbdkit writes to stderr (from the pump thread)
         self.proc: subprocess.Popen[bytes] | None = None
         self.messages: deque[str] = deque(maxlen=40)
         self._pump: threading.Thread | None = None
@@ -163,6 +166,8 @@ class NbdServer:
         for raw in self.proc.stderr:
             line = raw.decode("utf-8", "replace").rstrip("\n")
             self.messages.append(line)
+            if self.on_line is not None:
+                self.on_line(line)
             if echo:
                 sys.stderr.write(line + "\n")
                 sys.stderr.flush()

@@ -12,20 +12,28 @@ private directory, deleted as soon as nbdkit is serving.
 from __future__ import annotations
 
 import contextlib
+import logging
+import re
 import shutil
 import site
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from storage.errors import InvalidInput
+from storage.errors import InvalidInput, StorageError
 from storage.nbd import server as srv
 from storage.nbd.spec import ServeSpec
 from storage.units import parse_size
 
 if TYPE_CHECKING:
     import storage
+    from storage.backup.repository import Repository
+    from storage.backup.service import BackupService
+
+log = logging.getLogger(__name__)
+DAMAGE_RE = re.compile(r"\[chunk=([0-9a-f]{64}) pack=([0-9a-f]{64}|-)\]\s*$")
 
 CACHE_MIN, CACHE_MAX = 4 * 1024 * 1024, 64 * 1024**3
 READAHEAD_MAX = 256
@@ -42,6 +50,39 @@ class ExportInfo:
     size_bytes: int
     encrypted: bool
     pid: int | None
+
+
+def damaged_chunk(line: str) -> tuple[str, str | None] | None:
+    """Pure: (chunk id, pack id or None) from the plugin's line about a read that failed verification."""
+    m = DAMAGE_RE.search(line)
+    if m is None:
+        return None
+    return m.group(1), (None if m.group(2) == "-" else m.group(2))
+
+
+def damage_recorder(svc: "BackupService", repo: "Repository", backup_id: str, *, quarantine: bool) -> Callable[[str], None]:
+    """What a restore does when a chunk fails verification, for the export's reads: the backup is
+    marked damaged and (under the shared lock) that copy of the chunk quarantined, once per chunk."""
+    from storage.backup import ops
+    from storage.backup.cache import ChunkCache
+
+    seen: set[tuple[str, str | None]] = set()
+
+    def on_line(line: str) -> None:
+        found = damaged_chunk(line)
+        if found is None or found in seen:
+            return
+        seen.add(found)
+        chunk, pack = found
+        try:
+            ops._mark(svc, repo.url, [backup_id], [])
+            if quarantine and pack:
+                ops._quarantine(repo, {pack: {chunk}})
+                ChunkCache(svc.cache_root, repo).invalidate()
+        except StorageError as exc:
+            log.warning("recording damaged chunk %s of backup %s failed: %s", chunk, backup_id, exc.message)
+
+    return on_line
 
 
 def python_path() -> list[str]:
@@ -119,7 +160,8 @@ def serve(
         )
         spec_path = spec.write(workdir / "spec.json")
         pidfile = workdir / "nbdkit.pid"
-        server = srv.NbdServer(srv.nbdkit_command(nbdkit, listen, pidfile, spec_path), pidfile)
+        server = srv.NbdServer(srv.nbdkit_command(nbdkit, listen, pidfile, spec_path), pidfile,
+                               on_line=damage_recorder(svc, repo, backup_id, quarantine=lock))
         stack.callback(server.stop)
         server.start(echo=echo)
         spec_path.unlink()  # read by the plugin before it served: nothing left to find
