@@ -206,3 +206,15 @@ def test_tls_psk_file_readable_by_others_is_refused(tmp_path: Path) -> None:
         check_listen(None, None, None, str(psk))
     with pytest.raises(InvalidInput, match="cannot be read"):
         check_listen(None, None, None, str(tmp_path / "missing"))
+
+
+def test_killed_serve_leaves_no_export_behind(st: storage.Storage, config_file: Path, tmp_path: Path) -> None:
+    """kill -9 of `storagectl backup serve`: nbdkit (--exit-with-parent) exits too."""
+    b = st.backups.create(str(make_image(tmp_path / "img", MIB, seed=3)))
+    proc, info = start_cli(config_file, b.id, "--port", str(free_port()))
+    proc.kill()
+    proc.communicate(timeout=30)
+    deadline = time.monotonic() + 20
+    while Path(f"/proc/{info['pid']}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not Path(f"/proc/{info['pid']}").exists(), "nbdkit outlived its storagectl"
