@@ -151,7 +151,7 @@ def detach(st: "storage.Storage", target: str) -> Attachment:
     att = found[0]
     qemu_nbd = shutil.which("qemu-nbd")
     if qemu_nbd and Path(f"/sys/block/{Path(att.device).name}/pid").exists():
-        done = subprocess.run([qemu_nbd, f"--disconnect={att.device}"], capture_output=True, text=True, timeout=60)
+        done = subprocess.run([qemu_nbd, "--disconnect", att.device], capture_output=True, text=True, timeout=60)
         if done.returncode != 0:
             raise BackendError(f"qemu-nbd could not disconnect {att.device}: {done.stderr.strip()[-300:]}")
     _stop(att.serve_pid, att.serve_start)
