@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -78,6 +79,10 @@ def test_serve_reads_back_the_source(st: storage.Storage, tmp_path: Path, encryp
         want = src.read_bytes()[MIB + 4093: MIB + 4099]
         assert " ".join(f"{x:02x}" for x in want) in io.stdout
     assert export.server.proc is not None and export.server.proc.poll() is not None  # stopped with the context
+    # read-ahead through nbdkit: the sequential copies took fewer GETs than chunks (neighbours in one ranged GET)
+    summary = next(m for m in export.server.messages if "storage-nbd: served" in m)
+    fetched, requests = map(int, re.search(r"fetched (\d+) chunks in (\d+) requests", summary).groups())  # type: ignore[union-attr]
+    assert fetched == 8 and requests < fetched, summary  # 8 stored chunks, each fetched once (cache)
 
 
 def test_a_corrupted_pack_fails_the_read_with_an_io_error(st: storage.Storage, tmp_path: Path) -> None:
