@@ -102,6 +102,13 @@ CASES = [
     C("gc grace 5000 digits", "backup", "gc", "--grace", HUGE),
     C("restore two targets", "backup", "restore", "00000000-0000-0000-0000-000000000000", "--to-volume", "v1",
       "--new-volume", "x", code=2),
+    C("serve port 70000", "backup", "serve", "00000000-0000-0000-0000-000000000000", "--port", "70000", says="port 70000"),
+    C("serve port 5000 digits", "backup", "serve", "00000000-0000-0000-0000-000000000000", "--port", HUGE),
+    C("serve cache 5000 digits", "backup", "serve", "00000000-0000-0000-0000-000000000000", "--cache-size", HUGE),
+    C("serve export name 10,000", "backup", "serve", "00000000-0000-0000-0000-000000000000", "--name", "n" * 10000),
+    C("attach device /dev/sda", "backup", "attach", "00000000-0000-0000-0000-000000000000", "--device", "/dev/sda",
+      says="accepted: /dev/nbdN"),
+    C("detach not attached", "backup", "detach", "/dev/nbd9", code=3, says="not attached"),
     # objects
     C("object list limit 0", "object", "list", "c", "--limit", "0"),
     C("object post 10,000-char metadata", "object", "post", "c", "--meta", "k=" + "m" * 10000, says="metadata"),

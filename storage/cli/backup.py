@@ -206,4 +206,6 @@ def key_create(
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
+    from storage.cli import backup_nbd  # noqa: F401  (backup serve|attach|detach, on backup_app)
+
     app.add_typer(backup_app, name="backup")

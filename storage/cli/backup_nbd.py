@@ -1,0 +1,100 @@
+"""`storagectl backup serve|attach|detach`: a backup as a read-only NBD export (storage.nbd)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from typing import Annotated, Any, Optional
+
+import typer
+
+from storage.cli import common
+from storage.cli.backup import KeyOpt, NoLockOpt, RepoOpt, backup_app
+
+
+def _stop_on_sigterm(_signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+@backup_app.command("serve")
+def serve(
+    ctx: typer.Context,
+    backup_id: Annotated[Optional[str], typer.Argument(help="Backup id (from the catalog).")] = None,
+    manifest: Annotated[Optional[str], typer.Option("--manifest", help="Backup id read straight from --repository (no catalog needed).")] = None,
+    repository: RepoOpt = None,
+    key_file: KeyOpt = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="Export name (default: the backup id).")] = None,
+    host: Annotated[Optional[str], typer.Option("--host", help="Listen address (default 127.0.0.1).")] = None,
+    port: Annotated[Optional[int], typer.Option("--port", help="TCP port (default 10809).")] = None,
+    socket: Annotated[Optional[str], typer.Option("--socket", help="Listen on this Unix socket instead of TCP.")] = None,
+    tls_psk: Annotated[Optional[str], typer.Option("--tls-psk", help="Require TLS with the pre-shared keys of this psktool file (USER:HEXKEY, mode 0600).")] = None,
+    cache_size: Annotated[str, typer.Option("--cache-size", help="Memory for verified chunks (4M-64G).")] = "64M",
+    readahead: Annotated[int, typer.Option("--readahead", help="Chunks fetched ahead of sequential reads (0-256).")] = 16,
+    no_lock: NoLockOpt = False,
+    as_json: common.JsonOpt = False,
+) -> None:
+    """Serve a backup read-only over NBD (nbdkit) until Ctrl-C: chunks are fetched on first read and verified."""
+    from storage.errors import BackendError, InvalidInput
+    from storage.nbd.service import serve as start
+
+    ident = manifest or backup_id
+    if not ident:
+        raise InvalidInput("give a backup id, or --repository URL --manifest ID")
+    if manifest and not repository:
+        raise InvalidInput("--manifest needs --repository URL")
+    st = common.get_storage(ctx)
+    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    try:
+        with start(st, ident, repository=repository if manifest else None, key_file=key_file, export_name=name, host=host,
+                   port=port, socket=socket, tls_psk=tls_psk, cache_size=cache_size, readahead=readahead, lock=not no_lock) as export:
+            if as_json:  # one line: a script reads it and connects
+                sys.stdout.write(json.dumps(common.to_jsonable(export.info)) + "\n")
+            else:
+                sys.stdout.write(f"{export.uri}\n")
+                sys.stderr.write(f"serving backup {ident} read-only ({export.info.size_bytes} bytes); Ctrl-C stops\n")
+            sys.stdout.flush()
+            try:
+                code = export.wait()
+            except KeyboardInterrupt:
+                return
+            raise BackendError(f"nbdkit serving backup {ident} exited with status {code}: {export.server.last_error()}")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@backup_app.command("attach")
+def attach(
+    ctx: typer.Context,
+    backup_id: Annotated[Optional[str], typer.Argument(help="Backup id (from the catalog).")] = None,
+    manifest: Annotated[Optional[str], typer.Option("--manifest", help="Backup id read straight from --repository (no catalog needed).")] = None,
+    repository: RepoOpt = None,
+    key_file: KeyOpt = None,
+    device: Annotated[Optional[str], typer.Option("--device", help="/dev/nbdN (default: the first free one).")] = None,
+    as_json: common.JsonOpt = False,
+) -> None:
+    """Attach a backup read-only as /dev/nbdN (kernels with nbd; elsewhere use `backup serve`)."""
+    from storage.errors import InvalidInput
+    from storage.nbd.attach import attach as run
+
+    ident = manifest or backup_id
+    if not ident:
+        raise InvalidInput("give a backup id, or --repository URL --manifest ID")
+    if manifest and not repository:
+        raise InvalidInput("--manifest needs --repository URL")
+    att = run(common.get_storage(ctx), ident, repository=repository if manifest else None, key_file=key_file, device=device)
+    common.emit(att, as_json, lambda a: sys.stdout.write(f"{a.device}\n"))
+
+
+@backup_app.command("detach")
+def detach(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Argument(help="/dev/nbdN or the attached backup's id.")],
+    as_json: common.JsonOpt = False,
+) -> None:
+    """Detach a backup attached with `backup attach` and stop its export."""
+    from storage.nbd.attach import detach as run
+
+    att = run(common.get_storage(ctx), target)
+    common.emit({"detached": att.device, "backup_id": att.backup_id}, as_json,
+                lambda d: sys.stdout.write(f"detached {d['detached']}\n"))
