@@ -130,3 +130,63 @@ def test_connection_actions_refuse_bad_bodies(tgt_api: ApiServer) -> None:
     r = httpx.post(url, headers=op, json={"os-terminate_connection": {"connector": None}})
     assert r.status_code == 202  # nothing connected: nothing to do
     cc.volumes.delete(vol)
+
+
+def _storagectl(*args: str) -> "subprocess.CompletedProcess[str]":
+    import os
+    import subprocess
+
+    from tests.api_server import STORAGECTL
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STORAGE_")}
+    return subprocess.run([STORAGECTL, *args], capture_output=True, text=True, timeout=180, env=env)
+
+
+def test_storagectl_attach_through_the_api_undoes_everything_when_the_connect_fails(tgt_api: ApiServer, tmp_path) -> None:
+    """This host has no iSCSI initiator (no open-iscsi / iscsi_tcp: the real connect runs in the QEMU
+    guest tier), so os-brick's connect fails after the API exported the volume: attach must leave
+    the volume available and the target gone, as Nova's rollback does."""
+    import json
+
+    cc = make_client(tgt_api)
+    vol = cc.volumes.create(1, name="cli-attach")
+    wait_status(lambda: cc.volumes.get(vol.id), "available")
+    token = tmp_path / "token"
+    token.write_text(tgt_api.tokens["operator"] + "\n")
+    conn = tmp_path / "connector.json"
+    conn.write_text(json.dumps(CONNECTOR))
+    api = ["--api", f"{tgt_api.url}/v3/{PROJECT}", "--token-file", str(token), "--state-dir", str(tmp_path / "state")]
+
+    r = _storagectl("attach", "cli-attach", *api, "--connector", str(conn))
+    assert r.returncode in (5, 10), r.stdout + r.stderr  # Unsupported (no iscsiadm) or BackendError (no iscsi_tcp)
+    assert "iscsi" in (r.stdout + r.stderr).lower() and tgt_api.tokens["operator"] not in r.stdout + r.stderr
+    shown = cc.volumes.get(vol.id)
+    assert shown.status == "available" and shown.attachments == []
+    exports = httpx.get(tgt_api.url + "/exports", headers={"X-Auth-Token": tgt_api.tokens["reader"]}).json()
+    assert exports == [] and not (tmp_path / "state" / f"{vol.id}.json").exists()
+
+    r = _storagectl("detach", "cli-attach", *api)
+    assert r.returncode == 3 and "not attached here" in r.stdout + r.stderr
+    r = _storagectl("attach", "cli-attach", "--api", f"{tgt_api.url}/v3", "--connector", str(conn))
+    assert r.returncode == 2 and "--token-file" in r.stdout + r.stderr
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**CONNECTOR, "initiator": "not an iqn"}))
+    r = _storagectl("attach", "cli-attach", *api, "--connector", str(bad))
+    assert r.returncode == 2 and "not a valid iSCSI name" in r.stdout + r.stderr
+    assert cc.volumes.get(vol.id).status == "available"  # the refused initialize was unreserved
+    cc.volumes.delete(vol)
+
+
+def test_connector_from_host_is_os_bricks(tgt_api: ApiServer) -> None:
+    """os-brick's get_connector_properties runs for real; without open-iscsi it finds no initiator."""
+    from pathlib import Path
+
+    from storage.errors import BackendError
+    from storage.host.compute import connector_from_host
+
+    if Path("/etc/iscsi/initiatorname.iscsi").exists():
+        props = connector_from_host(tgt_api.url)
+        assert props["initiator"].startswith("iqn.") and props["ip"] == "127.0.0.1" and "platform" in props
+    else:
+        with pytest.raises(BackendError, match="no iSCSI initiator name"):
+            connector_from_host(tgt_api.url)
