@@ -119,3 +119,33 @@ def test_delete_takes_a_connection_target_along_and_bad_connectors_are_refused(e
     assert not it.capacity(url(data), initiator=COMPUTE).ok
     assert est.host.attached_device(vol.pool, vol.id) is None
     assert est.exports.list() == []
+
+
+def test_check_repair_leaves_a_connection_and_a_reservation_alone(est) -> None:
+    """A connection's target holds a loop device with no attachment row, and os-reserve's
+    'attaching' has no owner process: neither is a stale device nor a stuck operation."""
+    vol = est.volumes.create("cv4", "8M")
+    est.connections.reserve("cv4")
+    data = est.connections.initialize("cv4", connector())["data"]
+    report = est.check(repair=True, stale_after=0)
+    assert [f for f in report.findings if f.kind in ("stale_device", "stuck_volume")] == [], report.findings
+    assert est.volumes.get("cv4").status == VolumeStatus.ATTACHING
+    assert it.total_size(url(data), initiator=COMPUTE) == 8 * MiB
+    est.connections.attach("cv4", mountpoint="/dev/vdb", host_name="compute1")
+    est.connections.begin_detaching("cv4")
+    assert [f for f in est.check(repair=True, stale_after=0).findings if f.object_id == vol.id] == []
+    assert est.volumes.get("cv4").status == VolumeStatus.DETACHING
+    est.connections.terminate("cv4", None)  # null connector: every connection (Cinder's force detach)
+    est.connections.detach("cv4")
+    assert est.exports.list() == [] and est.volumes.get("cv4").status == VolumeStatus.AVAILABLE
+
+
+@pytest.mark.parametrize(("status", "owner", "running"), [
+    (VolumeStatus.ATTACHING, None, False), (VolumeStatus.DETACHING, None, False),
+    (VolumeStatus.ATTACHING, "h:1:2", True), (VolumeStatus.DETACHING, "h:1:2", True),
+    (VolumeStatus.EXTENDING, None, True), (VolumeStatus.IN_USE, None, False), (VolumeStatus.AVAILABLE, "h:1:2", False),
+])  # fmt: skip
+def test_volume_in_operation(status: VolumeStatus, owner: str | None, running: bool) -> None:
+    from storage.volumes.check import volume_in_operation
+
+    assert volume_in_operation(status, owner) is running
