@@ -149,3 +149,14 @@ def test_volume_in_operation(status: VolumeStatus, owner: str | None, running: b
     from storage.volumes.check import volume_in_operation
 
     assert volume_in_operation(status, owner) is running
+
+
+def test_terminate_keeps_a_device_attached_on_the_storage_host_meanwhile(est) -> None:
+    vol = est.volumes.create("cv5", "8M")
+    est.connections.initialize("cv5", connector())
+    local = est.volumes.attach("cv5")  # the same loop device, now the storage host's attachment too
+    assert local.attached_device == est.exports.get("cv5").device_path
+    est.connections.terminate("cv5", connector())
+    assert est.host.attached_device(vol.pool, vol.id) == local.attached_device
+    assert est.volumes.detach("cv5").status == VolumeStatus.AVAILABLE
+    assert est.host.attached_device(vol.pool, vol.id) is None

@@ -252,7 +252,8 @@ class ExportService:
             if export.attached_by_export:
                 vol = self._volumes.get(export.volume_id)
                 if export.origin == CONNECTION:
-                    self._host.detach(vol.pool, vol.id)
+                    if not vol.attached_device:  # not if attached here meanwhile
+                        self._host.detach(vol.pool, vol.id)
                 elif vol.status == VolumeStatus.IN_USE:
                     self._volumes.detach(vol.id)
             with self._catalog.session() as s:
@@ -328,7 +329,7 @@ class ExportService:
                     self._host.unexport_target(row.target_iqn)
                 except NotFound:
                     log.info("target %s was already gone", row.target_iqn)
-                if row.attached_by_export:
+                if row.attached_by_export and not vol.attached_device:  # not if attached here meanwhile
                     self._release_device(row, vol)
                 with self._catalog.session() as s:
                     s.query(ExportRow).filter(ExportRow.id == row.id).delete()

@@ -123,7 +123,13 @@ def attach_volume(client: CinderClient, ref: str, connector: dict[str, Any], *, 
         client.action(vid, "os-unreserve")
         raise
     attached = {"instance_uuid": instance_uuid} if instance_uuid else {}
-    client.action(vid, "os-attach", {"mountpoint": result.path, "host_name": connector.get("host"), "mode": "rw", **attached})
+    try:
+        client.action(vid, "os-attach", {"mountpoint": result.path, "host_name": connector.get("host"), "mode": "rw", **attached})
+    except BaseException:  # not recorded: give the device and the connection back
+        attach.detach(data, result.device_info)
+        client.action(vid, "os-terminate_connection", {"connector": connector})
+        client.action(vid, "os-unreserve")
+        raise
     state = {
         "volume_id": vid, "device": result.path, "connector": connector, "device_info": result.device_info,
         "connection_info": {k: v for k, v in data.items() if k != "auth_password"},
@@ -142,7 +148,11 @@ def detach_volume(client: CinderClient, ref: str, *, state_dir: Path | None = No
         state = json.loads(path.read_text())
     except FileNotFoundError:
         raise NotFound(f"volume {ref!r} was not attached here with `storagectl attach` (no {path})") from None
-    client.action(vid, "os-begin_detaching")
+    try:
+        client.action(vid, "os-begin_detaching")
+    except Conflict as exc:
+        if " is detaching;" not in exc.message:  # else: a detach that stopped half-way, run again
+            raise
     try:
         info = {**state["connection_info"], "auth_password": None}
         attach.detach({k: v for k, v in info.items() if k not in ("auth_method", "auth_username", "auth_password")},
