@@ -187,10 +187,11 @@ def attach_cmd(
 ) -> None:
     """Attach a volume on this host through os-brick; prints the local device path.
 
-    With VOLUME, the way Nova does it through the storage API: reserve, initialize_connection
-    with this host's os-brick connector (its iSCSI initiator gets the target and CHAP
-    credentials), os-brick's ISCSIConnector logs in, attach records it. With --connection-info,
-    from a connection info file alone.
+    With VOLUME, the way Nova does it through the storage API: reserve,
+    initialize_connection with this host's os-brick connector (its iSCSI
+    initiator gets the target and CHAP credentials), os-brick's ISCSIConnector
+    logs in, attach records it. With --connection-info, from a connection
+    info file alone.
     """
     from storage.host import attach
 
