@@ -6,8 +6,9 @@ the volume's backing file. The CLI around it (arguments, rollback, exit codes) i
 host (tests/test_cinder_connections.py); here it would cost two more Python starts and os-brick
 imports under TCG.
 
-Takes several minutes under TCG: the server's start (FastAPI, SQLAlchemy imports) and the
-os-brick import dominate (timings printed with -s)."""
+Takes about 7 minutes under TCG (measured 2026-11-30, shared host: 400 s in the guest, 516 s
+with boot and pytest start): the server's start 158 s (FastAPI, SQLAlchemy imports), the
+connector 60 s (the os-brick import), attach 99 s, detach 25 s (timings printed with -s)."""
 
 from __future__ import annotations
 
