@@ -85,6 +85,11 @@ class IdempotencyMiddleware:
             return
         if body is None:  # the client went away
             return
+        if path.endswith("/action") and b"os-initialize_connection" in body:
+            await _answer_error(scope, receive, send, 422, "invalid_input",
+                                "os-initialize_connection does not take an Idempotency-Key: its answer holds the CHAP "
+                                "secret, which is never stored; send the request without the header (it is idempotent)")
+            return
         query = scope.get("query_string", b"").decode("latin-1")
         fp = keys.fingerprint(scope["method"], path, query, body)
         api = self.storage.settings.api

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from storage.backup.listing import BackupListing
     from storage.backup.listing import BackupListing
     from storage.backup.service import BackupService
+    from storage.exports.connections import ConnectionService
     from storage.exports.service import ExportService
     from storage.host.local import LocalHost
     from storage.hosts.service import HostService
@@ -140,6 +141,13 @@ class Storage:
 
         setup = export_setup(self.settings.export, self.settings.data_dir)
         return ExportService(self.catalog, self.host, setup, self.volumes)
+
+    @cached_property
+    def connections(self) -> "ConnectionService":
+        """Cinder connection actions: initialize/terminate a compute host's connection, attach bookkeeping."""
+        from storage.exports.connections import ConnectionService
+
+        return ConnectionService(self.catalog, self.exports, self.volumes)
 
     @cached_property
     def objects(self) -> "ObjectService":

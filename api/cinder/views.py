@@ -33,10 +33,10 @@ def self_links(base_url: str, collection: str, item_id: str) -> list[dict[str, s
     ]
 
 
-def volume_status(vol: Volume) -> str:
+def volume_status(vol: Volume, attached: bool = False) -> str:
     status = vol.status.value
     if status in _VOLUME_STATUS:
-        return "in-use" if vol.attached_device else _VOLUME_STATUS[status]
+        return "in-use" if vol.attached_device or attached else _VOLUME_STATUS[status]
     return status
 
 
@@ -44,16 +44,22 @@ def volume_summary(vol: Volume, base_url: str) -> dict[str, Any]:
     return {"id": vol.id, "name": vol.name, "links": self_links(base_url, "volumes", vol.id)}
 
 
-def volume_detail(vol: Volume, base_url: str, project_id: str | None) -> dict[str, Any]:
+def volume_detail(vol: Volume, base_url: str, project_id: str | None, cinder_attachments: Any = ()) -> dict[str, Any]:
+    """``cinder_attachments``: what os-attach recorded (storage.exports.connections.CinderAttachment)."""
     attachments = []
     if vol.attached_device:
         attachments.append({
             "id": vol.id, "attachment_id": vol.id, "volume_id": vol.id, "server_id": None,
             "host_name": None, "device": vol.attached_device, "attached_at": timestamp(vol.updated_at),
         })
+    for att in cinder_attachments:
+        attachments.append({
+            "id": vol.id, "attachment_id": att.id, "volume_id": vol.id, "server_id": att.instance_uuid,
+            "host_name": att.host_name, "device": att.mountpoint, "attached_at": timestamp(att.attached_at),
+        })  # fmt: skip
     return {
         **volume_summary(vol, base_url),
-        "status": volume_status(vol),
+        "status": volume_status(vol, bool(cinder_attachments)),
         "size": gib(vol.size_bytes),
         "availability_zone": AVAILABILITY_ZONE,
         "created_at": timestamp(vol.created_at),

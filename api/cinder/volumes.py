@@ -1,5 +1,6 @@
 """Cinder volumes: list, detail, show, create, update, delete, and actions
-(``os-extend``, ``revert``, ``os-reset_status`` for admins, ``os-force_delete``)."""
+(``os-extend``, ``revert``, ``os-reset_status`` for admins, ``os-force_delete``, and the
+connection and attach actions of api.cinder.connections)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, Query, Request, Response
 
-from api.cinder import views
+from api.cinder import connections, views
 from api.cinder.common import (
     SCHEDULER_HINTS, VOLUME_CREATE_KEYS, VOLUME_UPDATE_KEYS, base_url, body_of, cinder_router, include_both,
     metadata_labels as _metadata, project_id,
@@ -32,7 +33,8 @@ def _listing(request: Request, st: StorageDep, detail: bool, status: str | None,
              marker: str | None, limit: int | None) -> dict[str, Any]:
     vols = request.app.state.coalescer.get(("cinder-volumes",), st.volumes.list)
     url, pid = base_url(request), project_id(request)
-    rows = [views.volume_detail(v, url, pid) for v in vols]
+    attached = st.connections.attachments() if detail else {}
+    rows = [views.volume_detail(v, url, pid, attached.get(v.id, ())) for v in vols]
     if status:
         rows = [r for r in rows if r["status"] == status]
     if name:
@@ -77,7 +79,9 @@ def create_volume(request: Request, st: StorageDep, payload: Annotated[dict, Bod
 
 @router.get("/volumes/{volume_id}")
 def show_volume(volume_id: IdPath, request: Request, st: StorageDep) -> dict:
-    return {"volume": views.volume_detail(st.volumes.get(volume_id), base_url(request), project_id(request))}
+    vol = st.volumes.get(volume_id)
+    attached = st.connections.attachments([vol.id]).get(vol.id, ())
+    return {"volume": views.volume_detail(vol, base_url(request), project_id(request), attached)}
 
 
 @router.put("/volumes/{volume_id}")
@@ -93,14 +97,15 @@ def delete_volume(volume_id: IdPath, st: StorageDep, cascade: bool = False) -> R
     return Response(status_code=202)
 
 
-ACTIONS = ("os-extend", "revert", "os-reset_status", "os-force_delete")
 # the arguments cinderclient sends with each action (see api.cinder.common for the body keys)
 ACTION_KEYS: dict[str, frozenset[str]] = {
     "os-extend": frozenset({"new_size"}),
     "revert": frozenset({"snapshot_id"}),
     "os-reset_status": frozenset({"status", "attach_status", "migration_status"}),
     "os-force_delete": frozenset(),
+    **connections.CONNECTION_ACTIONS,
 }
+ACTIONS = tuple(ACTION_KEYS)
 
 
 @router.post("/volumes/{volume_id}/action", status_code=202, response_class=Response)
@@ -118,6 +123,8 @@ def volume_action(volume_id: IdPath, request: Request, st: StorageDep, payload: 
             f"unknown keys {extra[:10]} in {action!r}; accepted: {', '.join(sorted(ACTION_KEYS[action])) or 'none'}",
             field=extra[0],
         )
+    if action in connections.CONNECTION_ACTIONS:
+        return connections.run(st, volume_id, action, payload[action], args) or Response(status_code=202)
     if action == "os-extend":
         st.volumes.extend(volume_id, _size_gib(args.get("new_size"), "new_size") * GiB)
     elif action == "revert":

@@ -31,5 +31,8 @@ class ExportRow(Base):
     chap_username: Mapped[str | None] = mapped_column(String(64), nullable=True)
     initiators: Mapped[list] = mapped_column(JSON, default=list)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
+    # "export" (volume export: attaching an available volume makes it in-use) or "connection"
+    # (os-initialize_connection: the device is held without a status change; migration 0010)
+    origin: Mapped[str] = mapped_column(String(16), default="export", server_default="export")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -6,6 +6,7 @@ from storage.catalog import policies  # noqa: F401
 from storage.catalog import api_tables  # noqa: F401
 from storage.catalog import exports  # noqa: F401
 from storage.catalog import services  # noqa: F401
+from storage.catalog import connections  # noqa: F401
 from storage.catalog.base import Base
 
 metadata = Base.metadata

@@ -1,5 +1,6 @@
 """`storagectl volume export|unexport|connection-info`, `storagectl export list|reconcile|stop`,
-`storagectl attach|detach --connection-info FILE`: the CLI face of st.exports and storage.attach.
+`storagectl attach|detach --connection-info FILE` or `storagectl attach|detach VOLUME --api URL` (from a
+compute host, through the Cinder actions: storage.host.compute): the CLI face of st.exports and storage.attach.
 
 Secrets: a CHAP secret is read from a file (``--chap-secret-file``, ``-`` for stdin), never
 from the command line, and printed only with ``--show-secret``.
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 export_app = typer.Typer(help="iSCSI exports: list, reconcile with the catalog, stop the target.", no_args_is_help=True)
 
 ShowSecretOpt = Annotated[bool, typer.Option("--show-secret", help="Include the CHAP secret in the output.")]
-ConnInfoOpt = Annotated[Path, typer.Option("--connection-info", "-i", help="JSON file from `volume connection-info`.")]
 
 
 def _show_export(e: Export) -> None:
@@ -148,24 +148,108 @@ def export_stop(ctx: typer.Context, as_json: common.JsonOpt = False) -> None:
     common.emit({"stopped": True}, as_json, lambda d: common.console.print("stopped"))
 
 
-def attach_cmd(info_file: ConnInfoOpt, as_json: common.JsonOpt = False) -> None:
-    """Attach a volume on this host through os-brick; prints the local device path."""
+ApiOpt = Annotated[Optional[str], typer.Option(
+    "--api", envvar="STORAGE_API_URL", help="Cinder v3 endpoint of the storage API, e.g. http://198.18.0.2:8776/v3.")]
+TokenFileOpt = Annotated[Optional[Path], typer.Option(
+    "--token-file", envvar="STORAGE_API_TOKEN_FILE", help="File holding an operator token of that API.")]
+StateDirOpt = Annotated[Optional[Path], typer.Option(
+    "--state-dir", help="Where attach keeps what detach needs (default /run/storage/attachments).")]
+
+
+def _client(api: str | None, token_file: Path | None) -> Any:
+    from storage.host.compute import CinderClient
+
+    if not api or token_file is None:
+        raise InvalidInput("attaching through the API needs --api URL and --token-file FILE "
+                           "(or STORAGE_API_URL and STORAGE_API_TOKEN_FILE)", field="api")  # fmt: skip
+    try:
+        token = token_file.read_text().strip()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read token file {str(token_file)!r}: {exc.strerror}", field="token_file") from None
+    if not token or len(token) > 512:
+        raise InvalidInput(f"token file {str(token_file)!r} holds no token of at most 512 characters", field="token_file")
+    return CinderClient(api, token)
+
+
+def attach_cmd(
+    volume: Annotated[Optional[str], typer.Argument(help="Volume name or id on the storage API (with --api).")] = None,
+    info_file: Annotated[Optional[Path], typer.Option(
+        "--connection-info", "-i", help="JSON file from `volume connection-info` (no API involved).")] = None,
+    api: ApiOpt = None,
+    token_file: TokenFileOpt = None,
+    connector_from_host: Annotated[bool, typer.Option(
+        "--connector-from-host", help="Send os-brick's connector properties of this host (the default).")] = True,
+    connector_file: Annotated[Optional[Path], typer.Option(
+        "--connector", help="A JSON file of os-brick connector properties instead of this host's.")] = None,
+    instance: Annotated[Optional[str], typer.Option("--instance", help="Instance UUID to record in the attachment.")] = None,
+    state_dir: StateDirOpt = None,
+    as_json: common.JsonOpt = False,
+) -> None:
+    """Attach a volume on this host through os-brick; prints the local device path.
+
+    With VOLUME, the way Nova does it through the storage API: reserve,
+    initialize_connection with this host's os-brick connector (its iSCSI
+    initiator gets the target and CHAP credentials), os-brick's ISCSIConnector
+    logs in, attach records it. With --connection-info, from a connection
+    info file alone.
+    """
     from storage.host import attach
 
-    result = attach.attach(_load_info(info_file))
-    common.emit(
-        {"path": result.path, "protocol": result.protocol, "device_info": result.device_info},
-        as_json,
-        lambda d: common.console.print(d["path"], highlight=False),
-    )
+    if (volume is None) == (info_file is None):
+        raise InvalidInput("give a VOLUME (attach through --api) or --connection-info FILE, not both", field="volume")
+    if info_file is not None:
+        result = attach.attach(_load_info(info_file))
+        out: dict[str, Any] = {"path": result.path, "protocol": result.protocol, "device_info": result.device_info}
+    else:
+        from storage.host import compute
+
+        client = _client(api, token_file)
+        if connector_file is not None:
+            connector = _load_json_object(connector_file, "connector")
+        elif connector_from_host:
+            connector = compute.connector_from_host(client.url)
+        else:
+            raise InvalidInput("--no-connector-from-host needs --connector FILE", field="connector")
+        out = compute.attach_volume(client, volume, connector, state_dir=state_dir, instance_uuid=instance)  # type: ignore[arg-type]
+    common.emit(out, as_json, lambda d: common.console.print(d["path"], highlight=False))
 
 
-def detach_cmd(info_file: ConnInfoOpt, as_json: common.JsonOpt = False) -> None:
+def detach_cmd(
+    volume: Annotated[Optional[str], typer.Argument(help="Volume attached with `storagectl attach VOLUME`.")] = None,
+    info_file: Annotated[Optional[Path], typer.Option(
+        "--connection-info", "-i", help="JSON file from `volume connection-info` (no API involved).")] = None,
+    api: ApiOpt = None,
+    token_file: TokenFileOpt = None,
+    state_dir: StateDirOpt = None,
+    as_json: common.JsonOpt = False,
+) -> None:
     """Detach a volume attached with `storagectl attach`."""
     from storage.host import attach
 
-    attach.detach(_load_info(info_file))
-    common.emit({"detached": True}, as_json, lambda d: common.console.print("detached"))
+    if (volume is None) == (info_file is None):
+        raise InvalidInput("give a VOLUME (detach through --api) or --connection-info FILE, not both", field="volume")
+    if info_file is not None:
+        attach.detach(_load_info(info_file))
+        out: dict[str, Any] = {"detached": True}
+    else:
+        from storage.host import compute
+
+        out = compute.detach_volume(_client(api, token_file), volume, state_dir=state_dir)  # type: ignore[arg-type]
+    common.emit(out, as_json, lambda d: common.console.print("detached"))
+
+
+def _load_json_object(path: Path, what: str) -> dict[str, Any]:
+    try:
+        if path.stat().st_size > 64 * 1024:
+            raise InvalidInput(f"{what} file {str(path)!r} is larger than 64 KiB", field=what)
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {what} file {str(path)!r}: {exc.strerror}", field=what) from None
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{what} file {str(path)!r} is not JSON: {exc.msg} at line {exc.lineno}", field=what) from None
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{what} file {str(path)!r} does not hold a JSON object", field=what)
+    return data
 
 
 def register(app: typer.Typer) -> None:

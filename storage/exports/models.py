@@ -40,6 +40,7 @@ class Export(BaseModel):
     size_bytes: int
     created_at: datetime
     updated_at: datetime
+    origin: str = "export"  # "connection": made by os-initialize_connection
 
 
 class ReconcileReport(BaseModel):

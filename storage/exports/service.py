@@ -53,6 +53,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 EXPORTABLE = (VolumeStatus.AVAILABLE, VolumeStatus.IN_USE)
+# os-initialize_connection: also while a Cinder attach or detach is in progress (as Cinder allows)
+CONNECTABLE = (VolumeStatus.AVAILABLE, VolumeStatus.ATTACHING, VolumeStatus.IN_USE, VolumeStatus.DETACHING)
+CONNECTION = "connection"
 
 
 def _model(row: ExportRow, volume_name: str) -> Export:
@@ -60,7 +63,7 @@ def _model(row: ExportRow, volume_name: str) -> Export:
         id=row.id, volume_id=row.volume_id, volume_name=volume_name, driver=row.driver, target_iqn=row.target_iqn,
         lun=row.lun, portal=row.portal, device_path=row.device_path, attached_by_export=row.attached_by_export,
         auth_method=row.auth_method, chap_username=row.chap_username, initiators=list(row.initiators or []),
-        size_bytes=row.size_bytes, created_at=row.created_at, updated_at=row.updated_at,
+        size_bytes=row.size_bytes, created_at=row.created_at, updated_at=row.updated_at, origin=row.origin or "export",
     )  # fmt: skip
 
 
@@ -163,14 +166,15 @@ class ExportService:
                 raise
 
     def _claim(
-        self, vol: Volume, driver: str, portal: str, inits: tuple[str, ...], username: str | None, default_lun: int
+        self, vol: Volume, driver: str, portal: str, inits: tuple[str, ...], username: str | None, default_lun: int,
+        origin: str = "export",
     ) -> ExportRow:
         now = utcnow()
         row = ExportRow(
             id=new_id(), volume_id=vol.id, driver=driver, target_iqn=target_iqn(self.iqn_prefix, vol.id),
             lun=default_lun, portal=portal, device_path="", attached_by_export=False,
             auth_method="CHAP" if username else None, chap_username=username, initiators=list(inits),
-            size_bytes=vol.size_bytes, created_at=now, updated_at=now,
+            size_bytes=vol.size_bytes, created_at=now, updated_at=now, origin=origin,
         )  # fmt: skip
         with self._catalog.session() as s:  # a concurrent export of this volume: Conflict from the catalog
             existing = s.scalar(select(ExportRow).where(ExportRow.volume_id == vol.id))
@@ -186,6 +190,9 @@ class ExportService:
         attached_by_export = False
         if vol.status == VolumeStatus.IN_USE and vol.attached_device:
             device = vol.attached_device
+        elif row.origin == CONNECTION:  # the target holds the device; the Cinder actions move the status
+            device = self._host.attach(vol.pool, vol.id)
+            attached_by_export = True
         else:
             vol = self._volumes.attach(vol.id)
             attached_by_export = True
@@ -201,7 +208,7 @@ class ExportService:
             self._save(row)
         except BaseException:
             if attached_by_export:
-                self._detach_quietly(vol.id)
+                self._release_device(row, vol)
             raise
         log.info("exported volume %s as %s lun %s", vol.name, row.target_iqn, row.lun)
         return _model(row, vol.name)
@@ -222,6 +229,17 @@ class ExportService:
         except StorageError as exc:
             log.warning("could not detach volume %s after a failed export: %s", volume_id, exc.message)
 
+    def _release_device(self, row: ExportRow, vol: Volume) -> None:
+        """Give back the device an export attached: a connection's through the host (no status), a
+        `volume export`'s through the volume service (in-use -> available)."""
+        if row.origin != CONNECTION:
+            self._detach_quietly(vol.id)
+            return
+        try:
+            self._host.detach(vol.pool, vol.id)
+        except StorageError as exc:
+            log.warning("could not detach volume %s after removing its connection target: %s", vol.name, exc.message)
+
     def unexport(self, volume_ref: str) -> Export:
         """Remove the target, detach the volume if the export attached it, forget the secret."""
         export = self.get(volume_ref)
@@ -233,7 +251,10 @@ class ExportService:
                 log.info("target %s was already gone", export.target_iqn)
             if export.attached_by_export:
                 vol = self._volumes.get(export.volume_id)
-                if vol.status == VolumeStatus.IN_USE:
+                if export.origin == CONNECTION:
+                    if not vol.attached_device:  # not if attached here meanwhile
+                        self._host.detach(vol.pool, vol.id)
+                elif vol.status == VolumeStatus.IN_USE:
                     self._volumes.detach(vol.id)
             with self._catalog.session() as s:
                 s.query(ExportRow).filter(ExportRow.id == export.id).delete()
@@ -253,10 +274,78 @@ class ExportService:
                 self._host.unexport_target(row.target_iqn)
             except NotFound:
                 pass
+            if row.origin == CONNECTION and row.attached_by_export:
+                self._host.detach(vol.pool, vol.id)
             with self._catalog.session() as s:
                 s.query(ExportRow).filter(ExportRow.id == row.id).delete()
             self.secrets.delete(vol.id)
         return _model(row, vol.name)
+
+    # -- initiators of connections (os-initialize_connection / os-terminate_connection) -------
+    def allow_initiator(self, volume_ref: str, initiator: str) -> tuple[Export, bool, bool]:
+        """Let ``initiator`` log in to the volume's target: make the target (origin connection, CHAP
+        on, ACL on that initiator) when there is none, else add it to the ACL unless the ACL already
+        lets it in (it is listed, or the ACL is open). Returns (export, created, added)."""
+        (ini,) = validate_initiators([initiator])
+        vol = self._volumes.get(volume_ref)
+        self._volumes.require_host_up(vol)
+        if vol.status not in CONNECTABLE:
+            raise Conflict(
+                f"volume {vol.name!r} is {vol.status.value}; accepted: a volume that is "
+                f"{', '.join(s.value for s in CONNECTABLE)}", volume=vol.name, status=vol.status.value,
+            )  # fmt: skip
+        driver = self._host.export_driver()
+        with self._host_lock():
+            row = self._row(vol.id)
+            if row is None:
+                row = self._claim(vol, driver["driver"], self.advertise_portal, (ini,), default_chap_username(vol.id),
+                                  driver["default_lun"], origin=CONNECTION)  # fmt: skip
+                try:
+                    return self._export_claimed(vol, row, generate_chap_secret()), True, False
+                except BaseException:
+                    self._release(row)
+                    raise
+            inits = list(row.initiators or [])
+            if not inits or ini in inits:
+                return _model(row, vol.name), False, False
+            row.initiators = [*inits, ini]
+            self._reexport(row, vol)
+            return _model(row, vol.name), False, True
+
+    def revoke_initiator(self, volume_ref: str, initiator: str, *, remove: bool) -> Export | None:
+        """Undo ``allow_initiator``: with ``remove`` take the initiator off the ACL; a target made for
+        connections goes (and the device it held is detached) when no initiator is left. None when
+        the target is gone (or was never made)."""
+        vol = self._volumes.get(volume_ref)
+        self._volumes.require_host_up(vol)
+        with self._host_lock():
+            row = self._row(vol.id)
+            if row is None:
+                return None
+            inits = list(row.initiators or [])
+            left = [i for i in inits if i != initiator] if remove else inits
+            if row.origin == CONNECTION and not left:
+                try:
+                    self._host.unexport_target(row.target_iqn)
+                except NotFound:
+                    log.info("target %s was already gone", row.target_iqn)
+                if row.attached_by_export and not vol.attached_device:  # not if attached here meanwhile
+                    self._release_device(row, vol)
+                with self._catalog.session() as s:
+                    s.query(ExportRow).filter(ExportRow.id == row.id).delete()
+                self.secrets.delete(vol.id)
+                return None
+            if left != inits:
+                row.initiators = left
+                self._reexport(row, vol)
+            return _model(row, vol.name)
+
+    def _reexport(self, row: ExportRow, vol: Volume) -> None:
+        """The target again with the row's ACL (tgt re-creates it: sessions log in again)."""
+        exported = self._host.export_target(self._spec(row, row.device_path))
+        row.size_bytes = exported["sizes"].get(row.lun, vol.size_bytes)
+        self._save(row)
+        log.info("export of volume %s now allows %d initiator(s)", vol.name, len(row.initiators or []))
 
     # -- extend and reconciliation ---------------------------------------------
     def on_extend(self, volume_ref: str) -> Export | None:
@@ -305,7 +394,10 @@ class ExportService:
         device = row.device_path
         if row.attached_by_export:
             real = self._host.attached_device(vol.pool, vol.id)
-            if real is None:  # e.g. after a reboot: loop devices are gone
+            if real is None and row.origin == CONNECTION:  # no status to move: the device only
+                real = self._host.attach(vol.pool, vol.id)
+                report.reattached.append(vol.name)
+            elif real is None:  # e.g. after a reboot: loop devices are gone
                 if vol.status == VolumeStatus.IN_USE:
                     self._volumes.detach(vol.id)
                 real = self._volumes.attach(vol.id).attached_device

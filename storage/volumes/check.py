@@ -26,6 +26,7 @@ from storage.catalog.volumes import (
     force_volume_status,
 )
 from storage.catalog.base import new_id
+from storage.catalog.exports import ExportRow
 from storage.domain import (
     TRANSITIONAL_SNAPSHOT_STATUSES,
     TRANSITIONAL_VOLUME_STATUSES,
@@ -121,6 +122,15 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def volume_in_operation(status: VolumeStatus, owner: str | None) -> bool:
+    """Whether a process runs an operation of this status. ``attaching``/``detaching`` without an
+    owner are a Cinder client's (os-reserve, os-begin_detaching): it settles them itself
+    (os-unreserve, os-roll_detaching, os-detach), so check leaves them alone."""
+    if status in (V.ATTACHING, V.DETACHING) and not owner:
+        return False
+    return status in TRANSITIONAL_VOLUME_STATUSES
+
+
 def check(
     catalog: "Catalog", host: "LocalHost", pools: "Collection[str]", repair: bool = False, *,
     stale_after: float = DEFAULT_STALE_AFTER,
@@ -132,6 +142,8 @@ def check(
         vols = list(s.scalars(select(VolumeRow)).all())
         snaps = list(s.scalars(select(SnapshotRow)).all())
         atts = {a.volume_id: a for a in s.scalars(select(AttachmentRow)).all()}
+        # a connection's iSCSI target holds the device without an attachment row (exports.origin)
+        held = set(s.scalars(select(ExportRow.volume_id).where(ExportRow.attached_by_export.is_(True))).all())
     for pool in sorted(set(pools) | {v.pool for v in vols}):
         try:
             backend = host.volume_backend(pool)
@@ -143,7 +155,7 @@ def check(
         ctx = _PoolCheck(catalog, report, pool, backend, items, stale_after)
         pool_vols = [v for v in vols if v.pool == pool]
         pool_vol_ids = {v.id for v in pool_vols}
-        ctx.run([v for v in pool_vols], [x for x in snaps if x.volume_id in pool_vol_ids], atts)
+        ctx.run([v for v in pool_vols], [x for x in snaps if x.volume_id in pool_vol_ids], atts, held)
     return report
 
 
@@ -201,10 +213,11 @@ class _PoolCheck:
                 finding.repair_error = str(exc)
         self.report.findings.append(finding)
 
-    def run(self, vols: list[VolumeRow], snaps: list[SnapshotRow], atts: dict[str, AttachmentRow]) -> None:
+    def run(self, vols: list[VolumeRow], snaps: list[SnapshotRow], atts: dict[str, AttachmentRow],
+            held: "Collection[str]" = ()) -> None:  # fmt: skip
         known_vols = {v.id for v in vols}
         # stale devices first: an orphan image cannot be removed while a loop device holds it
-        active = {v.id for v in vols if v.id in atts or V(v.status) in TRANSITIONAL_VOLUME_STATUSES}
+        active = {v.id for v in vols if v.id in atts or v.id in held or V(v.status) in TRANSITIONAL_VOLUME_STATUSES}
         try:
             stale = self.backend.stale_attachments(active)
         except StorageError as exc:
@@ -213,7 +226,7 @@ class _PoolCheck:
         for device in stale:
             self.add("stale_device", f"{device} is backed by data of pool {self.pool!r} but belongs to no attached volume",
                      f"detach {device}", lambda device=device: self.backend.remove_stale_attachment(device), name=device)
-        busy_vols = {v.id for v in vols if self._busy(V(v.status) in TRANSITIONAL_VOLUME_STATUSES, v.task_owner, v.updated_at)}
+        busy_vols = {v.id for v in vols if self._busy(volume_in_operation(V(v.status), v.task_owner), v.task_owner, v.updated_at)}
         for snap in snaps:
             self._snapshot(snap, busy=snap.volume_id in busy_vols)
         for vol in vols:
@@ -235,7 +248,7 @@ class _PoolCheck:
     def _stuck_volume(self, vol: VolumeRow, att: AttachmentRow | None) -> bool:
         """Report (and with repair settle) a volume stuck in a transitional status; True when it was."""
         status = V(vol.status)
-        if not self._stuck(status in TRANSITIONAL_VOLUME_STATUSES, vol.task_owner, vol.updated_at):
+        if not self._stuck(volume_in_operation(status, vol.task_owner), vol.task_owner, vol.updated_at):
             return False
         has_file = vol.id in self.vol_items
         device = self.backend.attached_device(vol.id) if has_file else None

@@ -485,11 +485,12 @@ class VolumeService:
                 prior = vol.status
             else:
                 prior = cas_volume_status(s, vol.id, V.DELETING, allowed_from=allowed)
-        if force:  # an iSCSI target holds the device open: remove the export first
-            self._exports().on_delete(vol.id)
         self._host.check_pool(vol.pool)
         data_touched = False
         try:
+            # an iSCSI target holds the device open: remove the export first (without force only a
+            # connection's target can exist here: it holds the device without making the volume in-use)
+            self._exports().on_delete(vol.id)
             if force and self._host.attached_device(vol.pool, vol.id):
                 self._host.detach(vol.pool, vol.id)
             for snap_id in (r.id for r in snaps):
