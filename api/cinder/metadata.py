@@ -4,7 +4,7 @@
 ``GET/POST/PUT /{volumes|snapshots}/{id}/metadata`` (read, merge, replace: ``{"metadata": {...}}``)
 and ``GET/PUT/DELETE /{volumes|snapshots}/{id}/metadata/{key}`` (``{"meta": {key: value}}``). Keys
 and values follow the label rules (storage.bounds.check_labels); an edit is one catalog
-transaction (storage.volumes.labels).
+transaction (storage.volumes.edits).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from api.fields import IdPath
 from storage.bounds import ACCEPTED_LABELS, LABEL_KEY_MAX, LABEL_KEY_RE
 from storage.errors import InvalidInput, NotFound
 from storage.service import Storage
-from storage.volumes.labels import edit_labels
+from storage.volumes.edits import edit_labels
 
 router = cinder_router()
 KeyPath = Annotated[str, Path(min_length=1, max_length=LABEL_KEY_MAX, description="A metadata key")]

@@ -1,4 +1,5 @@
-"""Label edits of one volume or snapshot in one catalog transaction (Cinder's ``/metadata`` calls).
+"""Edits of one volume's or snapshot's labels and description, each in one catalog transaction
+(Cinder's ``/metadata`` calls and ``description``).
 
 ``VolumeService.update(labels=...)`` replaces the whole set; an edit that merges or removes keys
 must read and write in one transaction, else two clients adding different keys at once lose one.
@@ -11,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from storage.bounds import check_labels
+from storage.bounds import DESCRIPTION_MAX, check_labels
 from storage.catalog.base import utcnow
 from storage.catalog.volumes import SnapshotRow, VolumeRow
-from storage.errors import NotFound
+from storage.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
     from storage.catalog import Catalog
@@ -52,3 +53,27 @@ def edit_labels(
             row.labels = labels
             row.updated_at = utcnow()
     return labels
+
+
+def check_description(value: object) -> str | None:
+    """A description: a string of at most DESCRIPTION_MAX characters; empty means none (None)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > DESCRIPTION_MAX:
+        raise InvalidInput(
+            f"description is not accepted; accepted: a string of at most {DESCRIPTION_MAX} characters", field="description"
+        )
+    return value or None
+
+
+def set_description(catalog: "Catalog", kind: str, item_id: str, description: object) -> str | None:
+    """Set (or with None / "" clear) the description of the ``kind`` row ``item_id``; the stored value."""
+    text = check_description(description)
+    with catalog.session() as s:
+        row = s.get(ROWS[kind], item_id)
+        if row is None:
+            raise NotFound(f"{kind} {item_id!r} not found", **{kind: item_id})
+        if row.description != text:
+            row.description = text
+            row.updated_at = utcnow()
+    return text
