@@ -31,7 +31,7 @@ def metadata_filter(raw: str | None) -> dict[str, str] | None:
         raise InvalidInput(f"metadata filter is {len(raw)} characters; {accepted}", field="metadata")
     try:
         value = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         try:  # what openstacksdk sends: str() of a dict
             value = ast.literal_eval(raw)
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
