@@ -3,14 +3,18 @@
 
 ``VolumeService.update(labels=...)`` replaces the whole set; an edit that merges or removes keys
 must read and write in one transaction, else two clients adding different keys at once lose one.
-The row is read ``FOR UPDATE`` (PostgreSQL locks it; SQLite serialises writers) and the new set is
-computed by the pure ``edited_labels``.
+The transaction starts with a write to the row (its ``updated_at``): PostgreSQL locks the row and
+SQLite takes its write lock before the labels are read (SQLite's driver begins a transaction only at
+the first write, so a plain read-then-write loses updates: tests/test_label_edits.py caught it).
+The new set is computed by the pure ``edited_labels``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import update
 
 from storage.bounds import DESCRIPTION_MAX, check_labels
 from storage.catalog.base import utcnow
@@ -18,6 +22,8 @@ from storage.catalog.volumes import SnapshotRow, VolumeRow
 from storage.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from storage.catalog import Catalog
 
 ROWS = {"volume": VolumeRow, "snapshot": SnapshotRow}
@@ -45,14 +51,20 @@ def edit_labels(
     """Apply ``edited_labels`` to the ``kind`` ("volume" or "snapshot") row ``item_id``; the new labels."""
     row_type = ROWS[kind]
     with catalog.session() as s:
-        row = s.get(row_type, item_id, with_for_update=True)
-        if row is None:
-            raise NotFound(f"{kind} {item_id!r} not found", **{kind: item_id})
+        row = _locked(s, row_type, kind, item_id)
         labels = edited_labels(row.labels or {}, merge=merge, remove=remove, replace=replace)
         if labels != (row.labels or {}):
             row.labels = labels
-            row.updated_at = utcnow()
     return labels
+
+
+def _locked(s: "Session", row_type: type, kind: str, item_id: str) -> Any:
+    """The row, after a first write to it (``updated_at``) that holds it until the transaction ends."""
+    touched = s.execute(update(row_type).where(row_type.id == item_id).values(updated_at=utcnow())).rowcount
+    row = s.get(row_type, item_id, populate_existing=True) if touched else None
+    if row is None:
+        raise NotFound(f"{kind} {item_id!r} not found", **{kind: item_id})
+    return row
 
 
 def check_description(value: object) -> str | None:
@@ -70,10 +82,5 @@ def set_description(catalog: "Catalog", kind: str, item_id: str, description: ob
     """Set (or with None / "" clear) the description of the ``kind`` row ``item_id``; the stored value."""
     text = check_description(description)
     with catalog.session() as s:
-        row = s.get(ROWS[kind], item_id)
-        if row is None:
-            raise NotFound(f"{kind} {item_id!r} not found", **{kind: item_id})
-        if row.description != text:
-            row.description = text
-            row.updated_at = utcnow()
+        _locked(s, ROWS[kind], kind, item_id).description = text
     return text
