@@ -252,6 +252,21 @@ def test_cinder_listing_links_and_metadata_raw(shared_api_server: ApiServer) -> 
         assert r.status_code == 400 and "limit" in r.json()["badRequest"]["message"]
         r = c.get(f"/volumes/{ids[0]}/metadata/" + "k" * 64)
         assert r.status_code == 400
+        # python-cinderclient's metadata calls land on the same endpoints
+        from tests.test_cinder_client import make_client
+
+        cc = make_client(s)
+        cc.volumes.set_metadata(ids[1], {"env": "prod", "team": "db"})
+        cc.volumes.delete_metadata(ids[1], ["team"])
+        assert cc.volumes.get(ids[1]).metadata == {"set": "raw", "env": "prod"}
+        cc.volumes.update_all_metadata(ids[1], {"only": "this"})
+        snap = cc.volume_snapshots.create(ids[1], name="raw-s")
+        cc.volume_snapshots.set_metadata(snap.id, {"k": "v"})
+        cc.volume_snapshots.update(snap.id, description="raw snapshot")
+        snap = cc.volume_snapshots.get(snap.id)
+        assert snap.metadata == {"k": "v"} and snap.description == "raw snapshot"
+        assert cc.volumes.get(ids[1]).metadata == {"only": "this"}
+        cc.volume_snapshots.delete(snap.id)
         with httpx.Client(headers={"X-Auth-Token": s.tokens["reader"]}) as reader:
             r = reader.post(f"{s.url}/v3/volumes/{ids[0]}/metadata", json={"metadata": {"k": "v"}})
             assert r.status_code == 403
