@@ -52,6 +52,7 @@ CINDER_MODULES = [
     "api.cinder.versions",
     "api.cinder.volumes",
     "api.cinder.snapshots",
+    "api.cinder.metadata",
     "api.cinder.limits",
     "api.cinder.backups",
 ]

@@ -122,6 +122,7 @@ class Volume(BaseModel):
     source_snapshot_id: str | None = None
     host: str | None = None  # the storage host that owns it (services table)
     host_state: str | None = None  # up, down, disabled: filled by `show` reads only
+    description: str | None = None  # free text (Cinder's description), at most 255 characters
 
 
 class Snapshot(BaseModel):
@@ -135,3 +136,4 @@ class Snapshot(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     created_at: datetime
     updated_at: datetime | None = None
+    description: str | None = None  # free text (Cinder's description), at most 255 characters

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, Query, Request, Response
 
-from api.cinder import views
+from api.cinder import listing, views
 from api.cinder.common import BACKUP_CREATE_KEYS, RESTORE_KEYS, base_url, body_of, cinder_router, include_both, metadata_labels
 from api.deps import StorageDep
 from api.fields import IdPath
@@ -51,26 +51,27 @@ def _find(st: Storage, backup_id: str) -> Any:
 
 
 def _listing(request: Request, st: StorageDep, detail: bool, volume_id: str | None, status: str | None,
-             marker: str | None, limit: int | None) -> dict:
+             marker: str | None, limit: int | None, name: str | None = None) -> dict:
     rows = [views.backup_detail(b, base_url(request)) for b in st.backups.list(volume=volume_id)]
-    if status:
-        rows = [r for r in rows if r["status"] == status]
-    rows = views.paginate(rows, marker=marker, limit=limit)
-    if not detail:
-        rows = [{k: r[k] for k in ("id", "name", "links")} for r in rows]
-    return {"backups": rows}
+    rows = [r for r in rows if listing.matches(r, status=status or None, name=name or None)]
+    return listing.listing("backups", rows, url=str(request.url), marker=marker, limit=limit, what="backup",
+                           summary=None if detail else ("id", "name", "links"))
+
+
+Name = Annotated[str | None, Query(max_length=256)]
+Limit = Annotated[int | None, Query(ge=0, le=listing.LIMIT_MAX)]
 
 
 @router.get("/backups")
 def list_backups(request: Request, st: StorageDep, volume_id: Annotated[str | None, Query(max_length=256)] = None, status: Annotated[str | None, Query(max_length=256)] = None,
-                 marker: Annotated[str | None, Query(max_length=256)] = None, limit: Annotated[int | None, Query(ge=0)] = None) -> dict:
-    return _listing(request, st, False, volume_id, status, marker, limit)
+                 marker: Annotated[str | None, Query(max_length=256)] = None, limit: Limit = None, name: Name = None) -> dict:
+    return _listing(request, st, False, volume_id, status, marker, limit, name)
 
 
 @router.get("/backups/detail")
 def list_backups_detail(request: Request, st: StorageDep, volume_id: Annotated[str | None, Query(max_length=256)] = None, status: Annotated[str | None, Query(max_length=256)] = None,
-                        marker: Annotated[str | None, Query(max_length=256)] = None, limit: Annotated[int | None, Query(ge=0)] = None) -> dict:
-    return _listing(request, st, True, volume_id, status, marker, limit)
+                        marker: Annotated[str | None, Query(max_length=256)] = None, limit: Limit = None, name: Name = None) -> dict:
+    return _listing(request, st, True, volume_id, status, marker, limit, name)
 
 
 @router.post("/backups", status_code=202)

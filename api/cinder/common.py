@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, FastAPI, Request
 
 from api.cinder.microversion import microversion
@@ -80,6 +82,18 @@ def body_of(payload: dict, key: str, allowed: frozenset[str] | None = None, *, t
         if value is not None and (not isinstance(value, str) or len(value) > URL_OR_REF_MAX):
             raise InvalidInput(f"{ref} is not accepted; accepted: a string of at most {URL_OR_REF_MAX} characters", field=ref)
     return inner
+
+
+def with_description(st: Any, kind: str, item: Any, spec: dict) -> Any:
+    """``item`` (a volume or snapshot just created or updated) after storing ``spec['description']``
+    when the request carried one (``""`` or null clears it); a second short transaction, so a
+    failure in between leaves the item without its description, never a half-made item."""
+    if "description" not in spec:
+        return item
+    from storage.volumes.edits import set_description
+
+    set_description(st.catalog, kind, item.id, spec["description"])
+    return st.volumes.get(item.id) if kind == "volume" else st.snapshots.get(item.id)
 
 
 def metadata_labels(value: object) -> dict[str, str] | None:

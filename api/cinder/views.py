@@ -65,7 +65,7 @@ def volume_detail(vol: Volume, base_url: str, project_id: str | None, cinder_att
         "created_at": timestamp(vol.created_at),
         "updated_at": timestamp(vol.updated_at),
         "attachments": attachments,
-        "description": None,
+        "description": vol.description,
         "volume_type": vol.pool,
         "snapshot_id": vol.source_snapshot_id,
         "source_volid": vol.source_volume_id,
@@ -82,6 +82,14 @@ def volume_detail(vol: Volume, base_url: str, project_id: str | None, cinder_att
         "os-vol-tenant-attr:tenant_id": project_id,
         "os-vol-mig-status-attr:migstat": None,
         "os-vol-mig-status-attr:name_id": None,
+        # later microversions' fields (3.48 shared_targets/service_uuid, 3.61 cluster_name,
+        # 3.63 volume_type_id, 3.65 consumes_quota): volume types are the pools, named by their id
+        "volume_type_id": vol.pool,
+        "shared_targets": False,
+        "service_uuid": None,
+        "cluster_name": None,
+        "provider_id": None,
+        "consumes_quota": True,
     }
 
 
@@ -89,7 +97,7 @@ def snapshot_detail(snap: Snapshot, base_url: str, project_id: str | None) -> di
     return {
         "id": snap.id,
         "name": snap.name,
-        "description": None,
+        "description": snap.description,
         "volume_id": snap.volume_id,
         "status": _SNAPSHOT_STATUS.get(snap.status.value, snap.status.value),
         "size": gib(snap.size_bytes),
@@ -99,6 +107,9 @@ def snapshot_detail(snap: Snapshot, base_url: str, project_id: str | None) -> di
         "progress": "100%" if snap.status.value == "available" else "0%",
         "os-extended-snapshot-attributes:project_id": project_id,
         "os-extended-snapshot-attributes:progress": "100%" if snap.status.value == "available" else "0%",
+        "group_snapshot_id": None,  # 3.14
+        "user_id": None,  # 3.41
+        "consumes_quota": True,  # 3.65
         "links": self_links(base_url, "snapshots", snap.id),
     }
 
@@ -130,14 +141,6 @@ def backup_detail(backup: Any, base_url: str, container: str | None = None) -> d
 def generated_name(kind: str) -> str:
     """Cinder allows unnamed volumes and snapshots; ours need a name."""
     return f"{kind}-{secrets.token_hex(4)}"
-
-
-def paginate(items: list[Any], *, marker: str | None, limit: int | None, key: str = "id") -> list[Any]:
-    """Cinder's marker/limit pagination over an ordered list of dicts."""
-    if marker:
-        ids = [item[key] for item in items]
-        items = items[ids.index(marker) + 1:] if marker in ids else []
-    return items[:limit] if limit is not None else items
 
 
 def absolute_limits(volumes: list[Volume], snapshots: list[Snapshot], backups: list[Any], capacity_bytes: int) -> dict[str, int]:

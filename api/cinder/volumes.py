@@ -8,10 +8,10 @@ from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, Query, Request, Response
 
-from api.cinder import connections, views
+from api.cinder import connections, listing, views
 from api.cinder.common import (
     SCHEDULER_HINTS, VOLUME_CREATE_KEYS, VOLUME_UPDATE_KEYS, base_url, body_of, cinder_router, include_both,
-    metadata_labels as _metadata, project_id,
+    metadata_labels as _metadata, project_id, with_description,
 )
 from api.deps import StorageDep
 from api.fields import IdPath
@@ -30,31 +30,30 @@ def _size_gib(value: Any, field: str) -> int:
 
 
 def _listing(request: Request, st: StorageDep, detail: bool, status: str | None, name: str | None,
-             marker: str | None, limit: int | None) -> dict[str, Any]:
+             marker: str | None, limit: int | None, metadata: str | None = None) -> dict[str, Any]:
     vols = request.app.state.coalescer.get(("cinder-volumes",), st.volumes.list)
     url, pid = base_url(request), project_id(request)
+    wanted = listing.metadata_filter(metadata)
     attached = st.connections.attachments() if detail else {}
-    rows = [views.volume_detail(v, url, pid, attached.get(v.id, ())) for v in vols]
-    if status:
-        rows = [r for r in rows if r["status"] == status]
-    if name:
-        rows = [r for r in rows if r["name"] == name]
-    rows = views.paginate(rows, marker=marker, limit=limit)
-    if not detail:
-        rows = [{k: r[k] for k in ("id", "name", "links")} for r in rows]
-    return {"volumes": rows}
+    rows = [r for r in (views.volume_detail(v, url, pid, attached.get(v.id, ())) for v in vols) if listing.matches(r, status=status or None, name=name or None, metadata=wanted)]
+    return listing.listing("volumes", rows, url=str(request.url), marker=marker, limit=limit, what="volume",
+                           summary=None if detail else ("id", "name", "links"))
+
+
+Metadata = Annotated[str | None, Query(max_length=listing.METADATA_FILTER_MAX)]
+Limit = Annotated[int | None, Query(ge=0, le=listing.LIMIT_MAX)]
 
 
 @router.get("/volumes")
 def list_volumes(request: Request, st: StorageDep, status: Annotated[str | None, Query(max_length=256)] = None, name: Annotated[str | None, Query(max_length=256)] = None,
-                 marker: Annotated[str | None, Query(max_length=256)] = None, limit: Annotated[int | None, Query(ge=0)] = None) -> dict:
-    return _listing(request, st, False, status, name, marker, limit)
+                 marker: Annotated[str | None, Query(max_length=256)] = None, limit: Limit = None, metadata: Metadata = None) -> dict:
+    return _listing(request, st, False, status, name, marker, limit, metadata)
 
 
 @router.get("/volumes/detail")
 def list_volumes_detail(request: Request, st: StorageDep, status: Annotated[str | None, Query(max_length=256)] = None, name: Annotated[str | None, Query(max_length=256)] = None,
-                        marker: Annotated[str | None, Query(max_length=256)] = None, limit: Annotated[int | None, Query(ge=0)] = None) -> dict:
-    return _listing(request, st, True, status, name, marker, limit)
+                        marker: Annotated[str | None, Query(max_length=256)] = None, limit: Limit = None, metadata: Metadata = None) -> dict:
+    return _listing(request, st, True, status, name, marker, limit, metadata)
 
 
 @router.post("/volumes", status_code=202)
@@ -74,6 +73,7 @@ def create_volume(request: Request, st: StorageDep, payload: Annotated[dict, Bod
         # copies stay in their source's pool: the zone is a hint for new volumes only
         hints=None if copy_of else validate_hints(availability_zone=spec.get("availability_zone") or None),
     )
+    vol = with_description(st, "volume", vol, spec)
     return {"volume": views.volume_detail(vol, base_url(request), project_id(request))}
 
 
@@ -88,12 +88,14 @@ def show_volume(volume_id: IdPath, request: Request, st: StorageDep) -> dict:
 def update_volume(volume_id: IdPath, request: Request, st: StorageDep, payload: Annotated[dict, Body()]) -> dict:
     spec = body_of(payload, "volume", VOLUME_UPDATE_KEYS)
     vol = st.volumes.update(volume_id, name=spec.get("name") or None, labels=_metadata(spec.get("metadata")))
+    vol = with_description(st, "volume", vol, spec)
     return {"volume": views.volume_detail(vol, base_url(request), project_id(request))}
 
 
 @router.delete("/volumes/{volume_id}", status_code=202, response_class=Response)
-def delete_volume(volume_id: IdPath, st: StorageDep, cascade: bool = False) -> Response:
-    st.volumes.delete(volume_id, cascade=cascade)
+def delete_volume(volume_id: IdPath, st: StorageDep, cascade: bool = False, force: bool = False) -> Response:
+    # force (3.23, openstack volume delete --force): also from error or stuck states, as os-force_delete
+    st.volumes.delete(volume_id, cascade=cascade, force=force)
     return Response(status_code=202)
 
 

@@ -22,11 +22,11 @@ if TYPE_CHECKING:
 VOLUMES_COUNTER = "volumes"
 _COLUMNS = (
     "v.id", "v.name", "v.size_bytes", "v.pool", "v.status", "v.labels", "v.created_at", "v.updated_at",
-    "a.device", "v.source_volume_id", "v.source_snapshot_id", "v.host",
+    "a.device", "v.source_volume_id", "v.source_snapshot_id", "v.host", "v.description",
 )  # fmt: skip
 _FIELDS = (
     "id", "name", "size_bytes", "pool", "status", "labels", "created_at", "updated_at",
-    "attached_device", "source_volume_id", "source_snapshot_id", "host",
+    "attached_device", "source_volume_id", "source_snapshot_id", "host", "description",
 )  # fmt: skip
 _adapter: Any = None
 

@@ -42,6 +42,7 @@ class VolumeRow(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     # The storage host that owns the volume's data (migration 0009; services.name).
     host: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
+    description: Mapped[str | None] = mapped_column(String(255), nullable=True)  # migration 0011
 
 
 class SnapshotRow(Base):
@@ -56,6 +57,7 @@ class SnapshotRow(Base):
     task_owner: Mapped[str | None] = mapped_column(String(300), nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    description: Mapped[str | None] = mapped_column(String(255), nullable=True)  # migration 0011
 
 
 class AttachmentRow(Base):
@@ -105,6 +107,7 @@ def volume_model(row: VolumeRow, attachment: AttachmentRow | None) -> Volume:
         source_volume_id=row.source_volume_id,
         source_snapshot_id=row.source_snapshot_id,
         host=row.host,
+        description=row.description,
     )
 
 
@@ -119,6 +122,7 @@ def snapshot_model(row: SnapshotRow, volume_name: str) -> Snapshot:
         labels=dict(row.labels or {}),
         created_at=_aware(row.created_at),
         updated_at=_aware(row.updated_at),
+        description=row.description,
     )
 
 
