@@ -34,7 +34,7 @@ _PATTERNS = (
     (re.compile(r"(?i)(\b(?:" + SECRET_WORDS + r")[\"']?\s*[:=]\s*[\"']?)(?!\*\*\*)[^\s\"',;&}]+"), r"\1" + MASK),
 )
 # config keys whose values are secrets (object store options, export options)
-SECRET_KEY = re.compile(r"(?i)(password|passwd|secret|token|passphrase|private_key|credential)")
+SECRET_KEY = re.compile(r"(?i)(password|passwd|secret|token|passphrase|private_key|credential|^key$|_key$)")  # swift: key
 
 _known: OrderedDict[str, None] = OrderedDict()
 _longest_first: tuple[str, ...] = ()  # _known sorted for scrub, rebuilt when it changes
