@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import time
-import traceback
 from collections.abc import Mapping
 from typing import Any
 
@@ -89,7 +88,11 @@ def _parts(record: logging.LogRecord) -> tuple[str, BaseException | None, str | 
     except Exception as exc:  # noqa: BLE001 - a bad format string must not lose the line
         message = f"{record.msg!r} (log arguments did not format: {type(exc).__name__})"
     error = record.exc_info[1] if record.exc_info else None
-    stack = "".join(traceback.format_exception(*record.exc_info)) if record.exc_info and record.exc_info[0] else None
+    stack = None
+    if record.exc_info and record.exc_info[0]:
+        import traceback
+
+        stack = "".join(traceback.format_exception(*record.exc_info))
     return message, error, stack
 
 

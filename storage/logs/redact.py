@@ -14,6 +14,7 @@ Two nets, applied to every line our handler writes (message, exception text, eve
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections import OrderedDict
@@ -27,14 +28,20 @@ SECRET_WORDS = (
     "password|passwd|pass|secret|secret_key|secret_access_key|access_secret|token|auth_token|api_key|"
     "apikey|passphrase|credential|credentials|chap_password|auth_password|mutual_password|private_key"
 )
-_PATTERNS = (
-    (re.compile(r"(://[^:/@\s]*:)[^@\s]*@"), r"\1" + MASK + "@"),
-    (re.compile(r"(?i)(\bbearer\s+)[^\s\"',;]+"), r"\1" + MASK),
-    (re.compile(r"(?i)(\bx-(?:auth|storage|subject|service)-token[\"']?\s*[:=]\s*[\"']?)[^\s\"',;}]+"), r"\1" + MASK),
-    (re.compile(r"(?i)(\b(?:" + SECRET_WORDS + r")[\"']?\s*[:=]\s*[\"']?)(?!\*\*\*)[^\s\"',;&}]+"), r"\1" + MASK),
+PATTERNS = (
+    (r"(://[^:/@\s]*:)[^@\s]*@", r"\1" + MASK + "@"),
+    (r"(?i)(\bbearer\s+)[^\s\"',;]+", r"\1" + MASK),
+    (r"(?i)(\bx-(?:auth|storage|subject|service)-token[\"']?\s*[:=]\s*[\"']?)[^\s\"',;}]+", r"\1" + MASK),
+    (r"(?i)(\b(?:" + SECRET_WORDS + r")[\"']?\s*[:=]\s*[\"']?)(?!\*\*\*)[^\s\"',;&}]+", r"\1" + MASK),
 )
+
+
+@functools.cache
+def _compiled() -> tuple[tuple[re.Pattern[str], str], ...]:
+    """Compiled on the first line written (a command that logs nothing does not pay for it)."""
+    return tuple((re.compile(pattern), repl) for pattern, repl in PATTERNS)
 # config keys whose values are secrets (object store options, export options)
-SECRET_KEY = re.compile(r"(?i)(password|passwd|secret|token|passphrase|private_key|credential|^key$|_key$)")  # swift: key
+SECRET_KEY = r"(?i)(password|passwd|secret|token|passphrase|private_key|credential|^key$|_key$)"  # swift: key
 
 _known: OrderedDict[str, None] = OrderedDict()
 _longest_first: tuple[str, ...] = ()  # _known sorted for scrub, rebuilt when it changes
@@ -47,7 +54,7 @@ def scrub(text: str, known: Iterable[str] = ()) -> str:
     for value in known:
         if value in text:
             text = text.replace(value, MASK)
-    for pattern, repl in _PATTERNS:
+    for pattern, repl in _compiled():
         text = pattern.sub(repl, text)
     return text
 
@@ -79,7 +86,7 @@ def remember_options(options: Mapping[str, object]) -> None:
     for key, value in options.items():
         if isinstance(value, Mapping):
             remember_options(value)
-        elif SECRET_KEY.search(str(key)):
+        elif re.search(SECRET_KEY, str(key)):
             remember(value)
 
 
