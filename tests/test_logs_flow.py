@@ -100,3 +100,32 @@ def test_request_id_from_the_access_line_into_the_job(server: ApiServer) -> None
     assert {d["service.name"] for d in lines} == {"storage-api"} and {d["host.name"] for d in lines} == {"flow-api"}
     refused = [d for d in lines if d.get("event.action") == "http.request" and d.get("http.response.status_code") == 401]
     assert refused and refused[0]["event.outcome"] == "failure" and "user.id" not in refused[0]
+
+
+def test_a_job_stores_the_request_id_and_logs_with_it(st, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+    """In one process: the job row keeps the submitting scope's trace id; the job thread (a new,
+    empty context) binds it again, and so would another process entering job_log_scope."""
+    import logging
+
+    from storage.jobs.service import job_log_scope
+    from storage.logs import context
+
+    caplog.set_level(logging.INFO)
+    seen: list[dict[str, str]] = []
+
+    def work(ctx):  # type: ignore[no-untyped-def]
+        seen.append(context.current())
+        return {"ok": True}
+
+    with context.bind(trace_id="unit-req-1"):
+        info = st.jobs.submit("noop", work)
+    assert info.request_id == "unit-req-1"
+    done = st.jobs.wait(info.id, timeout=30)
+    assert done.state.value == "succeeded" and done.request_id == "unit-req-1"
+    assert seen == [{"trace.id": "unit-req-1", "storage.job.id": info.id}]
+    with job_log_scope(done.id, done.request_id):  # what an agent does with the row
+        assert context.current() == {"trace.id": "unit-req-1", "storage.job.id": info.id}
+    finished = [r for r in caplog.records if r.name == "storage.jobs" and r.ecs.get("event.action") == "job.run"]  # type: ignore[attr-defined]
+    assert finished and finished[0].ecs["event.outcome"] == "success" and finished[0].ecs["storage.job.kind"] == "noop"  # type: ignore[attr-defined]
+    outside = st.jobs.submit("noop", work)  # no request: no id stored, none invented
+    assert outside.request_id is None and st.jobs.wait(outside.id, timeout=30).request_id is None

@@ -316,6 +316,7 @@ class BackupService:
         """
         from storage.backup import ops
 
+        annotate(backup_id=backup_id)  # also when restored from the repository alone (no catalog row to get)
         return ops.restore(self, backup_id, to_volume=to_volume, new_volume_name=new_volume_name, to_path=to_path,
                            repository=repository, key_file=key_file, pool=pool, progress=progress, cancel=cancel,
                            lock=lock)
@@ -341,6 +342,7 @@ class BackupService:
         """Delete a backup's manifest and catalog entry; its chunks go at the next gc."""
         from storage.backup import ops
 
+        annotate(backup_id=backup_id)
         ops.delete(self, backup_id, repository=repository)
 
     @operation("backup.gc")

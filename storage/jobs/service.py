@@ -195,6 +195,13 @@ def _info(row: Job) -> JobInfo:
     )
 
 
+def job_log_scope(job_id: str, request_id: str | None) -> Any:
+    """The log scope of a job wherever it runs: its id and the request id stored with it
+    (``JobInfo.request_id``), so every line carries the submitting request's ``trace.id``. A
+    process running a job it did not submit (a host agent) enters it with the row's values."""
+    return log_context.restore({log_context.TRACE: request_id} if request_id else None, job_id=job_id)
+
+
 def log_finish(ctx: "JobContext", state: str, elapsed: float, error: dict | None) -> None:
     """The job's end line: event.action job.run, outcome and duration, its kind and final state."""
     outcome = "success" if state == JobState.SUCCEEDED.value else "failure"
@@ -403,7 +410,7 @@ class JobService:
     # -- worker -----------------------------------------------------------------------------
     def _run(self, ctx: JobContext, work: WorkFn) -> None:
         # a worker thread starts with an empty context: bind the job's ids (and its request's, from the row)
-        with log_context.restore({log_context.TRACE: ctx.request_id} if ctx.request_id else None, job_id=ctx.job_id):
+        with job_log_scope(ctx.job_id, ctx.request_id):
             self._run_bound(ctx, work)
 
     def _run_bound(self, ctx: JobContext, work: WorkFn) -> None:
