@@ -38,6 +38,14 @@ STACK_MAX = 8000  # characters of a stack trace kept (a line is bounded)
 MESSAGE_MAX = 8000
 
 
+def _masked(value: str) -> str:
+    """``redact.mask``; a plain token (an id, a word: letters, digits, ``._-``) only against the
+    known secrets, as no pattern can match without ``:``, ``=``, ``/`` or a space."""
+    if ":" not in value and context.valid_request_id(value):
+        return redact.scrub(value, redact.known(), patterns=False)
+    return redact.mask(value)
+
+
 def timestamp(created: float) -> str:
     """``2026-11-30T22:00:00.123Z`` (UTC, milliseconds) of a ``time.time()`` value."""
     ms = int(created * 1000) % 1000
@@ -62,7 +70,7 @@ def document(
     }
     for key, value in scope.items():
         if key in _KNOWN:
-            doc[key] = redact.mask(value)
+            doc[key] = _masked(value)
     if "trace.id" in doc:
         doc["http.request.id"] = doc["trace.id"]
     for key, value in extra.items():
@@ -71,9 +79,9 @@ def document(
         if key in NUMERIC:
             doc[key] = int(value)
         elif isinstance(value, (list, tuple)):
-            doc[key] = [redact.mask(str(v)) for v in value]
+            doc[key] = [_masked(str(v)) for v in value]
         else:
-            doc[key] = redact.mask(str(value))
+            doc[key] = _masked(str(value))
     if error is not None:
         doc["error.type"] = type(error).__name__
         doc["error.message"] = redact.mask(str(error)[:MESSAGE_MAX])

@@ -48,14 +48,15 @@ _longest_first: tuple[str, ...] = ()  # _known sorted for scrub, rebuilt when it
 _lock = threading.Lock()
 
 
-def scrub(text: str, known: Iterable[str] = ()) -> str:
+def scrub(text: str, known: Iterable[str] = (), *, patterns: bool = True) -> str:
     """``text`` with every known value and every secret-looking pattern masked (``known`` longest
     first, so a value inside another is not masked half)."""
     for value in known:
         if value in text:
             text = text.replace(value, MASK)
-    for pattern, repl in _compiled():
-        text = pattern.sub(repl, text)
+    if patterns:
+        for pattern, repl in _compiled():
+            text = pattern.sub(repl, text)
     return text
 
 
