@@ -124,13 +124,15 @@ def test_document_fields_and_masking() -> None:
     doc = ecs.document(
         created=0.5, level="WARNING", message=f"bad {SECRET}", logger="storage.ops", service="storagectl", host="h1",
         pid=7, thread="MainThread", scope={"trace.id": "t-1", "storage.volume.id": "v-1", "not.ecs": "dropped"},
-        extra={"event.outcome": "failure", "event.duration": "12", "made.up": 1, "message": "no override"},
+        extra={"event.outcome": "failure", "event.duration": "12", "made.up": 1, "message": "no override",
+               "user.name": SECRET, "url.path": f"/x/password:{SECRET[:3]}", "storage.volume.name": "db1"},
         error=NotFound(f"volume {SECRET}"),
     )  # fmt: skip
     assert doc["@timestamp"] == "1970-01-01T00:00:00.500Z" and doc["log.level"] == "warning"
     assert doc["message"] == "bad ***" and doc["error.message"] == "volume ***" and doc["error.type"] == "NotFound"
     assert doc["trace.id"] == doc["http.request.id"] == "t-1" and doc["event.duration"] == 12
     assert set(doc) <= set(ecs.FIELDS) and "not.ecs" not in doc and "made.up" not in doc
+    assert doc["user.name"] == "***" and doc["url.path"] == "/x/password:***" and doc["storage.volume.name"] == "db1"
 
 
 def test_formatters_write_one_line() -> None:
