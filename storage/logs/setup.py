@@ -60,8 +60,17 @@ class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     storage_logs = True
 
-    def __init__(self) -> None:
+    def __init__(self, fmt: str = "json", service: str = "storagectl", host: str = "") -> None:
         logging.Handler.__init__(self)
+        self._spec = (fmt, service, host)
+
+    def format(self, record: logging.LogRecord) -> str:
+        if self.formatter is None:  # built on the first line: a command that logs nothing never imports it
+            from storage.logs.ecs import EcsFormatter, TextFormatter
+
+            fmt, service, host = self._spec
+            self.setFormatter((EcsFormatter if fmt == "json" else TextFormatter)(service, host))
+        return super().format(record)
 
     @property
     def stream(self) -> Any:  # type: ignore[override]
@@ -82,15 +91,12 @@ def configure(
     config_format: str | None = None, config_level: str | None = None, daemon: bool = False,
 ) -> tuple[str, str]:  # fmt: skip
     """Install (or replace) this package's handler on the root logger; returns (format, level)."""
-    from storage.logs.ecs import EcsFormatter, TextFormatter
-
     env_format, env_level = os.environ.get("STORAGE_LOGGING__FORMAT"), os.environ.get("STORAGE_LOGGING__LEVEL")
     chosen = choose_format(fmt, env_format, config_format, _isatty())
     lvl = choose_level(level, env_level, config_level, chosen, daemon)
     host = host or _state.get("host") or socket.gethostname()
     _state.update(format=fmt, level=level, service=service, host=host, daemon=daemon, chosen=(chosen, lvl))
-    handler = StderrHandler()
-    handler.setFormatter((EcsFormatter if chosen == "json" else TextFormatter)(service, host))
+    handler = StderrHandler(chosen, service, host)
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, "storage_logs", False)]:
         root.removeHandler(old)
