@@ -15,17 +15,21 @@ import logging
 import time
 from typing import Any
 
+from api.errors import is_cinder_path
 from storage.logs import context
 
 log = logging.getLogger("storage.api.access")
 HEADER = b"x-request-id"
+OPENSTACK_HEADER = b"x-openstack-request-id"  # what Cinder answers (and OpenStack clients may send)
 PATH_MAX = 1024  # characters of the path on the access line
 
 
 def request_id_of(headers: list[tuple[bytes, bytes]]) -> tuple[str, bool]:
-    """(the id to use, whether the client's was taken): the first X-Request-ID when acceptable, else a new one."""
-    for name, value in headers:
-        if name.lower() == HEADER:
+    """(the id to use, whether the client's was taken): the first X-Request-ID (else the first
+    X-OpenStack-Request-ID) when acceptable, else a new one."""
+    named = [(n.lower(), v) for n, v in headers if n.lower() in (HEADER, OPENSTACK_HEADER)]
+    named.sort(key=lambda item: item[0] != HEADER)  # X-Request-ID first
+    for _name, value in named[:1]:
             try:
                 text = value.decode("ascii")
             except UnicodeDecodeError:
@@ -71,8 +75,11 @@ class RequestIdMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != HEADER]
-                message = {**message, "headers": [*headers, (HEADER, rid.encode("ascii"))]}
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in (HEADER, OPENSTACK_HEADER)]
+                extra = [(HEADER, rid.encode("ascii"))]
+                if is_cinder_path(scope.get("path") or ""):  # as Cinder answers it
+                    extra.append((OPENSTACK_HEADER, rid.encode("ascii")))
+                message = {**message, "headers": [*headers, *extra]}
             await send(message)
 
         # Each request is its own task: the id stays bound until the task ends, so lines logged

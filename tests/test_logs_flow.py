@@ -79,6 +79,8 @@ def test_request_id_from_the_access_line_into_the_job(server: ApiServer) -> None
             r = c.get("/volumes", headers={"X-Request-ID": bad})
             assert r.status_code == 200 and r.headers["x-request-id"].startswith("req-")
         assert httpx.get(server.url + "/volumes").headers["x-request-id"].startswith("req-")  # a 401 carries one too
+        cinder = c.get("/v3/admin/volumes", headers={"X-OpenStack-Request-ID": "req-from-osc"})
+        assert cinder.headers["x-openstack-request-id"] == cinder.headers["x-request-id"] == "req-from-osc"
         job = c.post("/backups", json={"volume": "f1"}, headers={"X-Request-ID": "follow-me-7"}).json()
         assert job["request_id"] == "follow-me-7"
         deadline = time.monotonic() + 60

@@ -32,6 +32,8 @@ def test_valid_request_id(value: str | None, ok: bool) -> None:
     ([(b"x-request-id", b"y" * 500)], None),
     ([], None),
     ([(b"authorization", b"Bearer x")], None),
+    ([(b"x-openstack-request-id", b"req-os-1")], "req-os-1"),
+    ([(b"x-openstack-request-id", b"req-os-1"), (b"x-request-id", b"mine")], "mine"),
 ])  # fmt: skip
 def test_request_id_of(headers: list[tuple[bytes, bytes]], taken: str | None) -> None:
     rid, was_taken = request_id_of(headers)
