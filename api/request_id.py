@@ -22,6 +22,7 @@ log = logging.getLogger("storage.api.access")
 HEADER = b"x-request-id"
 OPENSTACK_HEADER = b"x-openstack-request-id"  # what Cinder answers (and OpenStack clients may send)
 PATH_MAX = 1024  # characters of the path on the access line
+HEALTH_PATHS = frozenset({"/healthz", "/healthcheck"})
 
 
 def request_id_of(headers: list[tuple[bytes, bytes]]) -> tuple[str, bool]:
@@ -37,6 +38,11 @@ def request_id_of(headers: list[tuple[bytes, bytes]]) -> tuple[str, bool]:
             accepted = context.valid_request_id(text)
             return (accepted, True) if accepted else (context.new_request_id(), False)
     return context.new_request_id(), False
+
+
+def access_level(path: str, status: int) -> int:
+    """debug for a health probe that succeeds (a load balancer asks every second), info otherwise."""
+    return logging.DEBUG if path in HEALTH_PATHS and status < 400 else logging.INFO
 
 
 def access_fields(scope: dict[str, Any], status: int, duration_ns: int) -> dict[str, Any]:
@@ -89,8 +95,8 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             fields = access_fields(scope, status, time.perf_counter_ns() - started)
-            log.info("%s %s %s", scope["method"], fields["url.path"], status,
-                     extra={"ecs": {"event.action": "http.request", **fields}})  # fmt: skip
+            log.log(access_level(scope.get("path") or "", status), "%s %s %s", scope["method"], fields["url.path"], status,
+                    extra={"ecs": {"event.action": "http.request", **fields}})  # fmt: skip
 
 
 def install(app: Any) -> None:

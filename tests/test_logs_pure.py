@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from api.request_id import access_fields, request_id_of
+from api.request_id import access_fields, access_level, request_id_of
 from storage.errors import InvalidInput, NotFound
 from storage.logs import context, ecs, ops, redact, setup
 
@@ -41,6 +41,14 @@ def test_request_id_of(headers: list[tuple[bytes, bytes]], taken: str | None) ->
         assert (rid, was_taken) == (taken, True)
     else:
         assert was_taken is False and rid.startswith("req-") and context.valid_request_id(rid) == rid
+
+
+@pytest.mark.parametrize(("path", "status", "level"), [
+    ("/healthcheck", 200, logging.DEBUG), ("/healthz", 200, logging.DEBUG), ("/healthcheck", 503, logging.INFO),
+    ("/volumes", 200, logging.INFO), ("/healthcheck/x", 200, logging.INFO),
+])  # fmt: skip
+def test_access_level(path: str, status: int, level: int) -> None:
+    assert access_level(path, status) == level
 
 
 def test_access_fields() -> None:
