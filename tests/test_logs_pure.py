@@ -174,6 +174,14 @@ def test_ids_of(result: object, expected: dict[str, str]) -> None:
     assert ops.ids_of(result) == expected
 
 
+@pytest.mark.parametrize(("args", "kwargs", "expected"), [
+    ((None, "db1", "20G"), {}, "db1"), ((None, SimpleNamespace(name="nightly"), "manual"), {}, "nightly"),
+    ((None,), {"volume_ref": "v"}, "v"), ((None, 3, None), {}, None), ((None, "x" * 300), {}, "x" * 120),
+])  # fmt: skip
+def test_target_of(args: tuple[object, ...], kwargs: dict[str, object], expected: str | None) -> None:
+    assert ops.target_of(args, kwargs) == expected
+
+
 def test_scopes_nest_and_annotate_only_the_innermost() -> None:
     assert context.current() == {}
     context.annotate(volume_id="ignored")  # outside any scope: nothing to add to

@@ -48,10 +48,12 @@ def ids_of(result: Any) -> dict[str, str]:
 
 
 def target_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
-    """What the operation is about, for the message: the first string argument after ``self``."""
+    """What the operation is about, for the message: the first argument after ``self`` that is a
+    string or has a string ``name`` (a Policy)."""
     for value in (*args[1:], *kwargs.values()):
-        if isinstance(value, str) and value:
-            return value[:120]
+        name = value if isinstance(value, str) else getattr(value, "name", None)
+        if isinstance(name, str) and name:
+            return name[:120]
     return None
 
 
