@@ -19,7 +19,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 import storage
-from api import errors, ui
+from api import errors, request_id, ui
 from api.coalesce import Coalescer
 from api.edge import EdgeMiddleware
 from api.idempotency import IdempotencyMiddleware
@@ -129,6 +129,7 @@ def create_app(config: Settings | Storage | str | os.PathLike[str] | None = None
     # authentication and the body limit run before any route reads a body; metrics see their refusals
     app.add_middleware(EdgeMiddleware, storage=st, table=table)
     app.add_middleware(MetricsMiddleware, stats=app.state.request_stats)
+    request_id.install(app)  # outermost: X-Request-ID in and out, trace.id on every line, the access line
     return app
 
 
@@ -161,5 +162,12 @@ def _publish_links(app: FastAPI) -> None:
 
 def app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory``: the config comes from STORAGE_CONFIG and STORAGE_*."""
+    from storage.config import load_settings
+    from storage.logs import setup
+
     config = os.environ.get("STORAGE_CONFIG")
-    return create_app(Path(config) if config else None)
+    settings = load_settings(Path(config) if config else None)
+    # a worker process logs like `storagectl serve` (which passes its choice in STORAGE_LOGGING__*)
+    setup.configure(service="storage-api", host=settings.host_name, config_format=settings.logging.format,
+                    config_level=settings.logging.level, daemon=True)  # fmt: skip
+    return create_app(settings)

@@ -148,6 +148,15 @@ class ClusterConfig(BaseModel):
         return self
 
 
+class LoggingConfig(BaseModel):
+    """``[logging]``: the format and level of log lines (docs/logging.md); unset: chosen per process
+    (JSON when stderr is not a terminal; ``--log-format``/``--log-level`` and STORAGE_LOGGING__* win)."""
+
+    model_config = ConfigDict(extra="forbid")
+    format: Literal["json", "text"] | None = None
+    level: Literal["debug", "info", "warning", "error", "critical"] | None = None
+
+
 def default_host_name() -> str:
     import socket
 
@@ -170,6 +179,7 @@ class Settings(BaseModel):
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     host_name: str = Field(default_factory=default_host_name, min_length=1, max_length=255, pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]*$")
     cluster: ClusterConfig | None = None  # None: a single host, no agent needed
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
     config_file: Path | None = None  # which file was read, for `storagectl config show`
     _pinned: bool = PrivateAttr(default=False)  # default_pool set by the configuration
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from storage.catalog import Catalog
 from storage.paths import private_dir
 from storage.config import Settings, load_settings
+from storage.logs.redact import remember_settings
 
 if TYPE_CHECKING:
     from storage.apply.models import Stack
@@ -47,6 +48,7 @@ class Storage:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         private_dir(settings.data_dir)  # 0700 when new, whichever catalog (storage.paths)
+        remember_settings(settings)  # store passwords, the catalog URL's password: never on a log line
         self.catalog = Catalog(settings.catalog_url, host_name=settings.host_name,
                                connect_timeout=settings.catalog.connect_timeout_seconds)
         self._lock = threading.RLock()

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel
 from sqlalchemy import select
 
+from storage.logs import redact
 from storage.catalog.api_tables import ApiToken
 from storage.bounds import NAME_MAX, TOKEN_EXPIRY_DAYS_MAX, short_repr
 from storage.errors import AuthenticationFailed, InvalidInput, NotFound, PermissionDenied
@@ -141,6 +142,7 @@ class TokenService:
         if expires_at is not None and expires_at <= now:
             raise InvalidInput("token expiry must be in the future", field="expires")
         secret = secrets.token_urlsafe(32)
+        redact.remember(secret)  # never on a log line of this process
         with self._catalog.session() as session:
             row = ApiToken(name=name, role=role, secret_sha256=hash_secret(secret), created_at=now, expires_at=expires_at)
             session.add(row)
@@ -177,6 +179,7 @@ class TokenService:
         if parts is None:
             raise AuthenticationFailed("missing or malformed bearer token; expected '<token id>.<secret>'")
         token_id, secret = parts
+        redact.remember(secret)  # right or wrong, a presented secret is never logged
         key = hash_secret(bearer or "")
         cached = self._cache.get(key) if self.cache_seconds > 0 else None
         if cached is not None and cached[0] > time.monotonic():

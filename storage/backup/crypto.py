@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from storage.logs import redact
 from storage.errors import AuthenticationFailed, Conflict, DataCorruption, InvalidInput, NotFound, Unsupported
 from storage.paths import private_dir
 
@@ -51,8 +52,10 @@ def create_key_file(path: str | os.PathLike[str]) -> Path:
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         raise Conflict(f"key file {str(target)!r} exists already; choose a new path (keys are never overwritten)") from None
+    key = secrets.token_bytes(KEY_BYTES).hex()
+    redact.remember(key)
     with os.fdopen(fd, "w") as fh:
-        fh.write(secrets.token_bytes(KEY_BYTES).hex() + "\n")
+        fh.write(key + "\n")
         fh.flush()
         os.fsync(fh.fileno())
     return target
@@ -67,6 +70,7 @@ def load_key_file(path: str | os.PathLike[str]) -> bytes:
         raise NotFound(f"key file {str(source)!r} does not exist", field="key_file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"key file {str(source)!r} cannot be read: {type(exc).__name__}", field="key_file") from None
+    redact.remember(text)  # a key (or whatever the file holds) is never on a log line
     try:
         key = bytes.fromhex(text)
     except ValueError:

@@ -38,6 +38,8 @@ from storage.catalog.backups import BackupRow
 from storage.errors import InvalidInput, NotFound, StorageError
 from storage.names import is_uuid, validate_name
 from storage.units import parse_size
+from storage.logs.context import annotate
+from storage.logs.ops import operation
 
 if TYPE_CHECKING:
     from pathlib import Path as _Path
@@ -119,11 +121,13 @@ class BackupService:
                 select(BackupRow.key_file).where(BackupRow.repository == url, BackupRow.key_file.is_not(None))
             ).first()
 
+    @operation("backup.key_create")
     def create_key(self, path: str | os.PathLike[str]) -> Path:
         """Write a new random key file (mode 0600) for encrypted repositories."""
         return crypto.create_key_file(path)
 
     # -- create --------------------------------------------------------------------------
+    @operation("backup.create")
     def create(
         self,
         source: str,
@@ -283,7 +287,9 @@ class BackupService:
             row = s.get(BackupRow, backup_id)
             if row is None:
                 raise NotFound(f"backup {backup_id!r} not found; see `storagectl backup list` or import the repository", backup=backup_id)
-            return records.to_model(row)
+            backup = records.to_model(row)
+        annotate(backup_id=backup.id, volume_id=backup.volume_id)  # the operation's log lines name it
+        return backup
 
     def list(
         self, *, volume: str | None = None, repository: str | None = None, labels: dict[str, str] | None = None,
@@ -295,6 +301,7 @@ class BackupService:
         )
 
     # -- restore, verify, delete, gc, import live in ops.py to keep this module small ------
+    @operation("backup.restore")
     def restore(
         self, backup_id: str, *, to_volume: str | None = None, new_volume_name: str | None = None,
         to_path: str | None = None, repository: str | None = None, key_file: str | None = None,
@@ -309,10 +316,12 @@ class BackupService:
         """
         from storage.backup import ops
 
+        annotate(backup_id=backup_id)  # also when restored from the repository alone (no catalog row to get)
         return ops.restore(self, backup_id, to_volume=to_volume, new_volume_name=new_volume_name, to_path=to_path,
                            repository=repository, key_file=key_file, pool=pool, progress=progress, cancel=cancel,
                            lock=lock)
 
+    @operation("backup.verify")
     def verify(
         self, target: str, *, deep: bool = False, sample_percent: float = 100, key_file: str | None = None,
         progress: ProgressCallback | None = None, lock: bool = True, cancel: threading.Event | None = None,
@@ -328,12 +337,15 @@ class BackupService:
         return ops.verify(self, target, deep=deep, sample_percent=sample_percent, key_file=key_file, progress=progress,
                           lock=lock, cancel=cancel)
 
+    @operation("backup.delete")
     def delete(self, backup_id: str, *, repository: str | None = None) -> None:
         """Delete a backup's manifest and catalog entry; its chunks go at the next gc."""
         from storage.backup import ops
 
+        annotate(backup_id=backup_id)
         ops.delete(self, backup_id, repository=repository)
 
+    @operation("backup.gc")
     def gc(self, repository: str | None = None, *, grace_seconds: int | None = None, dry_run: bool = False,
            key_file: str | None = None, repack_threshold: float | None = None) -> GcReport:
         """Delete packs without live chunks and repack packs whose dead fraction exceeds repack_threshold
@@ -361,6 +373,7 @@ class BackupService:
                     urls.add(options["repository"])
         return {u for u in urls if u}
 
+    @operation("backup.import")
     def import_repository(self, url: str | None = None, *, key_file: str | None = None) -> list[Backup]:
         """Rebuild the catalog entries of every manifest in the repository."""
         from storage.backup import ops

@@ -102,7 +102,7 @@ def serve(
     workers: Annotated[Optional[int], typer.Option(min=1, help="Worker processes")] = None,
     ssl_certfile: Annotated[Optional[str], typer.Option("--ssl-certfile", help="TLS certificate (PEM)")] = None,
     ssl_keyfile: Annotated[Optional[str], typer.Option("--ssl-keyfile", help="TLS private key (PEM)")] = None,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    log_level: Annotated[Optional[str], typer.Option(help="Log level: debug, info, warning, error (default: [logging] level, else info)")] = None,
     drain: Annotated[Optional[bool], typer.Option(
         "--drain/--undrain",
         help="Do not serve: create (--drain) or remove (--undrain) the drain file (api.drain_file), so every "
@@ -142,14 +142,33 @@ def serve(
     bind = {"host": host or api.host, "port": port or api.port, "workers": workers or api.workers, "tls": bool(certfile)}
     if as_json:
         common.print_json({"serving": bind})
+    level = _serve_logging(settings, log_level)
     # uvicorn re-raises the SIGTERM it stopped for once requests in flight are done, which would end
     # the process "killed by SIGTERM"; a graceful stop exits 0 instead (also before uvicorn's handlers are in).
     signal.signal(signal.SIGTERM, _exit_zero)
-    uvicorn.run(
-        "api.main:app_from_env", factory=True, host=bind["host"], port=bind["port"], workers=bind["workers"],
-        ssl_certfile=certfile, ssl_keyfile=keyfile, log_level=log_level, timeout_graceful_shutdown=api.graceful_shutdown_seconds,
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
-    )
+    from storage.logs import context
+
+    with context.detached():  # each request binds its own id (api/request_id.py), not this command's
+        uvicorn.run(
+            "api.main:app_from_env", factory=True, host=bind["host"], port=bind["port"], workers=bind["workers"],
+            ssl_certfile=certfile, ssl_keyfile=keyfile, log_level=level, timeout_graceful_shutdown=api.graceful_shutdown_seconds,
+            timeout_keep_alive=KEEP_ALIVE_SECONDS, log_config=None, access_log=False,  # ours: storage.logs, api/request_id.py
+        )
+
+
+def _serve_logging(settings, log_level: str | None) -> str:  # type: ignore[no-untyped-def]
+    """Log as the API server (storage.logs); the chosen format and level go to the worker
+    processes through STORAGE_LOGGING__* (api.main.app_from_env configures each the same way)."""
+    import os
+
+    from storage.logs import setup
+
+    fmt, level = setup.configure(
+        fmt=setup.configured_option("format"), level=log_level, service="storage-api", host=settings.host_name,
+        config_format=settings.logging.format, config_level=settings.logging.level, daemon=True,
+    )  # fmt: skip
+    os.environ["STORAGE_LOGGING__FORMAT"], os.environ["STORAGE_LOGGING__LEVEL"] = fmt, level
+    return level
 
 
 def _exit_zero(_signum: int, _frame: object) -> None:

@@ -64,8 +64,10 @@ class State:
     def storage(self) -> storage.Storage:
         if self._storage is None:
             import storage
+            from storage.logs import setup
 
             self._storage = storage.open(self.config)
+            setup.apply_settings(self._storage.settings)  # [logging] of the config, host_name
         return self._storage
 
     def close(self) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated, Any, Optional
 
 import typer
@@ -71,9 +70,14 @@ def agent(
     from storage.errors import BackendError
     from storage.hosts.agent import Agent, one_line
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from storage.logs import setup
+
     state = ctx.find_root().obj
     settings = load_settings(getattr(state, "config", None))
+    setup.configure(
+        fmt=setup.configured_option("format"), service="storage-agent", host=settings.host_name,
+        config_format=settings.logging.format, config_level=settings.logging.level, daemon=True,
+    )  # fmt: skip
     runner = Agent(settings)
     if once:
         try:

@@ -46,7 +46,15 @@ def _root(
     config: Annotated[
         Optional[str], typer.Option("--config", "-c", envvar="STORAGE_CONFIG", help="Path of the TOML config file.")
     ] = None,
+    log_format: Annotated[
+        Optional[str],
+        typer.Option("--log-format", help="Log lines on stderr: json (ECS, one object per line) or text. "
+                     "Default: [logging] format, else json when stderr is not a terminal (docs/logging.md)."),
+    ] = None,
 ) -> None:
+    from storage.logs import setup
+
+    setup.configure(fmt=log_format, service="storagectl")
     ctx.obj = common.State(config)
     ctx.call_on_close(ctx.obj.close)
 
@@ -67,6 +75,14 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     args = sys.argv[1:] if argv is None else argv
     as_json = "--json" in args
+    from storage.logs import context
+
+    # one id per command (or the caller's STORAGE_REQUEST_ID): every line of this run carries it as trace.id
+    with context.bind(trace_id=context.valid_request_id(os.environ.get("STORAGE_REQUEST_ID")) or context.new_request_id()):
+        return _run(args, as_json)
+
+
+def _run(args: list[str], as_json: bool) -> int:
     try:
         # With standalone_mode=False, click returns (not raises) the code of a typer.Exit.
         result = app(args=args, prog_name="storagectl", standalone_mode=False)

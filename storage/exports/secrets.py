@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from storage.logs import redact
 from storage.errors import DataCorruption, PermissionDenied
 
 FILE_MODE = 0o600
@@ -65,9 +66,12 @@ class ExportSecrets:
 
     def get(self, key: str) -> str | None:
         with self._locked():
-            return self._read().get(key)
+            secret = self._read().get(key)
+        redact.remember(secret)  # never on a log line of this process
+        return secret
 
     def put(self, key: str, secret: str) -> None:
+        redact.remember(secret)
         with self._locked():
             data = self._read()
             data[key] = secret

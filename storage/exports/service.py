@@ -35,6 +35,7 @@ from storage.exports.models import (
     validate_portal,
 )
 from storage.exports.secrets import ExportSecrets
+from storage.logs.ops import operation
 from storage.exports.iscsi_names import (
     default_chap_username,
     generate_chap_secret,
@@ -131,6 +132,7 @@ class ExportService:
         return connection_info(export, password, include_secret=include_secret)
 
     # -- export / unexport -----------------------------------------------------
+    @operation("export.create")
     def export(
         self,
         volume_ref: str,
@@ -240,6 +242,7 @@ class ExportService:
         except StorageError as exc:
             log.warning("could not detach volume %s after removing its connection target: %s", vol.name, exc.message)
 
+    @operation("export.delete")
     def unexport(self, volume_ref: str) -> Export:
         """Remove the target, detach the volume if the export attached it, forget the secret."""
         export = self.get(volume_ref)
@@ -362,6 +365,7 @@ class ExportService:
             self._save(row)
         return _model(row, vol.name)
 
+    @operation("export.reconcile")
     def reconcile(self, *, remove_strays: bool = False) -> ReconcileReport:
         """Make the target service match the catalog; report (and optionally remove) strays."""
         report = ReconcileReport()

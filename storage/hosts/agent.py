@@ -12,6 +12,7 @@ import logging
 import re
 import signal
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -57,10 +58,13 @@ class Agent:
 
     def beat(self) -> None:
         """One registration/heartbeat; opens the catalog first when it is not open yet."""
+        started = time.perf_counter_ns()
         if self._hosts is None:
             self._hosts = self._open_hosts()
         self._hosts.heartbeat(started_at=self.started_at)
         self.heartbeats += 1
+        log.debug("heartbeat of host %r", self.settings.host_name, extra={"ecs": {
+            "event.action": "host.heartbeat", "event.outcome": "success", "event.duration": time.perf_counter_ns() - started}})
 
     def run(self) -> int:
         cluster = self.settings.cluster_settings
@@ -75,7 +79,9 @@ class Agent:
                 failures += 1
                 delay = retry_delay(failures, interval, cap)
                 log.warning("heartbeat of host %r failed (%d in a row): %s; retrying in %gs",
-                            self.settings.host_name, failures, one_line(exc), delay)  # fmt: skip
+                            self.settings.host_name, failures, one_line(exc), delay,
+                            extra={"ecs": {"event.action": "host.heartbeat", "event.outcome": "failure",
+                                           "error.type": type(exc).__name__}})  # fmt: skip
                 self._reset()
                 self.stop.wait(delay)
                 continue

@@ -15,6 +15,7 @@ never silently lost.
 from __future__ import annotations
 
 import enum
+import logging
 import os
 import socket
 import threading
@@ -29,10 +30,12 @@ from sqlalchemy import select, update
 
 from storage.catalog.api_tables import Job
 from storage.errors import Cancelled, Conflict, InvalidInput, NotFound, StorageError
+from storage.logs import context as log_context
 
 if TYPE_CHECKING:
     from storage.catalog import Catalog
 
+log = logging.getLogger("storage.jobs")
 PROGRESS_INTERVAL = 0.5  # seconds between progress writes
 MAX_CONCURRENT_JOBS = 2
 
@@ -66,6 +69,7 @@ class JobInfo(BaseModel):
     cancel_requested: bool
     created_by: str | None
     message: str | None
+    request_id: str | None = None  # the submitting request's X-Request-ID: trace.id of the job's log lines
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -183,6 +187,7 @@ def _info(row: Job) -> JobInfo:
         cancel_requested=row.cancel_requested,
         created_by=row.created_by,
         message=row.message,
+        request_id=row.request_id,
         created_at=_aware(row.created_at),  # type: ignore[arg-type]
         started_at=_aware(row.started_at),
         finished_at=_aware(row.finished_at),
@@ -190,11 +195,33 @@ def _info(row: Job) -> JobInfo:
     )
 
 
+def job_log_scope(job_id: str, request_id: str | None) -> Any:
+    """The log scope of a job wherever it runs: its id and the request id stored with it
+    (``JobInfo.request_id``), so every line carries the submitting request's ``trace.id``. A
+    process running a job it did not submit (a host agent) enters it with the row's values."""
+    return log_context.restore({log_context.TRACE: request_id} if request_id else None, job_id=job_id)
+
+
+def log_finish(ctx: "JobContext", state: str, elapsed: float, error: dict | None) -> None:
+    """The job's end line: event.action job.run, outcome and duration, its kind and final state."""
+    outcome = "success" if state == JobState.SUCCEEDED.value else "failure"
+    fields: dict[str, Any] = {
+        "event.action": "job.run", "event.outcome": outcome, "event.duration": int(elapsed * 1e9),
+        "storage.job.kind": ctx.kind, "storage.job.state": state,
+    }  # fmt: skip
+    if error:
+        fields.update({"error.type": error.get("code"), "error.message": error.get("message")})
+    level = logging.INFO if outcome == "success" else logging.WARNING
+    log.log(level, "job %s %s %s", ctx.kind, ctx.job_id, state, extra={"ecs": fields})
+
+
 class JobContext:
     """Handed to a job's work function: the progress callback and the cancel event."""
 
-    def __init__(self, service: "JobService", job_id: str) -> None:
+    def __init__(self, service: "JobService", job_id: str, kind: str = "job", request_id: str | None = None) -> None:
         self.job_id = job_id
+        self.kind = kind
+        self.request_id = request_id  # trace.id of every line the job logs (storage.logs.context)
         self.cancel = threading.Event()
         self._service = service
         self._started = time.monotonic()
@@ -301,12 +328,13 @@ class JobService:
             row = Job(
                 kind=kind, target=target, state=JobState.QUEUED.value, params=jsonable(params or {}),
                 bytes_done=0, bytes_total=total, cancel_requested=False, owner=self._owner,
-                created_by=created_by, created_at=now, updated_at=now,
+                created_by=created_by, created_at=now, updated_at=now, request_id=log_context.trace_id(),
             )
             session.add(row)
             session.flush()
             info = _info(row)
-        ctx = JobContext(self, info.id)
+        log.info("job %s %s submitted", kind, info.id, extra={"ecs": {"storage.job.kind": kind, "storage.job.id": info.id, "event.action": "job.submit"}})
+        ctx = JobContext(self, info.id, kind, info.request_id)
         ctx._total = total
         thread = threading.Thread(target=self._run, args=(ctx, work), name=f"job-{kind}-{info.id[:8]}", daemon=True)
         with self._lock:
@@ -381,6 +409,11 @@ class JobService:
 
     # -- worker -----------------------------------------------------------------------------
     def _run(self, ctx: JobContext, work: WorkFn) -> None:
+        # a worker thread starts with an empty context: bind the job's ids (and its request's, from the row)
+        with job_log_scope(ctx.job_id, ctx.request_id):
+            self._run_bound(ctx, work)
+
+    def _run_bound(self, ctx: JobContext, work: WorkFn) -> None:
         try:
             with self._slots:
                 if not self._start(ctx):
@@ -438,6 +471,7 @@ class JobService:
 
     def _finish(self, ctx: JobContext, state: JobState, *, result: Any = None, error: dict | None = None) -> None:
         elapsed = max(time.monotonic() - ctx._started, 1e-6)
+        log_finish(ctx, state.value, elapsed, error)
         now = datetime.now(UTC)
         with self._catalog.session() as session:
             row = session.get(Job, ctx.job_id)

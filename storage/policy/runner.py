@@ -11,6 +11,7 @@ only over good items carrying this policy's label; the newest item is always kep
 
 from __future__ import annotations
 
+import contextvars
 import os
 import socket
 import time
@@ -27,6 +28,8 @@ from storage.policy.events import EventSink, make_event
 from storage.policy.lock import LOCK_NAME, HostLock
 from storage.policy.models import Policy
 from storage.policy.schedule import DueDecision, decide
+from storage.logs import context as log_context
+from storage.logs.ops import operation
 
 if TYPE_CHECKING:
     from storage.domain import Volume
@@ -241,8 +244,10 @@ class Runner:
         return out
 
     # -- a real run ---------------------------------------------------------------
+    @operation("policy.run")
     def _run_policy(self, policy: Policy, decision: DueDecision, trigger: str) -> PolicyOutcome:
         assert decision.slot is not None
+        log_context.annotate(policy_id=policy.id)
         slot = decision.slot
         started = time.monotonic()
         out = PolicyOutcome(policy.name, policy.id, True, decision.reason, slot, trigger, "failed")
@@ -309,11 +314,16 @@ class Runner:
                 record(self._make_one(policy, actions, vol, slot))
             return
         with ThreadPoolExecutor(max_workers=min(workers, len(volumes)), thread_name_prefix="policy") as pool:
-            futures = [pool.submit(self._make_one, policy, actions, vol, slot) for vol in volumes]
+            # each worker runs in a copy of this context: its lines carry the run's trace and policy ids
+            futures = [pool.submit(contextvars.copy_context().run, self._make_one, policy, actions, vol, slot) for vol in volumes]
             for future in as_completed(futures):
                 record(future.result())
 
     def _make_one(self, policy: Policy, actions: Actions, vol: "Volume", slot: datetime) -> VolumeOutcome:
+        with log_context.bind(volume_id=vol.id):
+            return self._make_one_bound(policy, actions, vol, slot)
+
+    def _make_one_bound(self, policy: Policy, actions: Actions, vol: "Volume", slot: datetime) -> VolumeOutcome:
         try:
             item = actions.filling(actions.items(vol.id), slot)
             if item is not None:

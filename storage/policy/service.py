@@ -25,6 +25,7 @@ from storage.policy.events import EventSink
 from storage.policy.models import Policy, PolicySpec, RunRecord, refuse_bare_minutes, validated
 from storage.policy.runner import Clock, ProgressSink, RunReport, Runner, system_clock
 from storage.policy.schedule import DueDecision, SlotState, decide
+from storage.logs.ops import operation
 
 if TYPE_CHECKING:
     from collections.abc import Collection
@@ -88,6 +89,7 @@ class PolicyService:
         self.clock: Clock = clock or system_clock
 
     # -- CRUD ---------------------------------------------------------------------
+    @operation("policy.create")
     def create(
         self,
         name: str,
@@ -168,6 +170,7 @@ class PolicyService:
                 q = q.where(PolicyRow.kind == kind)
             return [_policy(r) for r in s.scalars(q).all()]
 
+    @operation("policy.update")
     def update(self, ref: str, **changes: Any) -> Policy:
         """Change fields: name, schedule, timezone, enabled, or merge into selector/retention/backup.
 
@@ -205,6 +208,7 @@ class PolicyService:
             s.flush()
             return _policy(row)
 
+    @operation("policy.delete")
     def delete(self, ref: str) -> None:
         """Delete the policy; its items stay (with their label) and its history stays."""
         pid = self._row_id(ref)
@@ -268,6 +272,7 @@ class PolicyService:
         return decide(policy.parsed_schedule(), now or self.clock(), anchor, self.slot_state(policy.id))
 
     # -- running --------------------------------------------------------------------
+    @operation("policy.runner")
     def run(
         self,
         *,

@@ -36,6 +36,8 @@ from storage.units import format_size, parse_size, round_up
 from storage.volumes.settle import settle_volumes
 from storage.volumes.holds import Hold, SnapshotHold, force_to_deleting
 from storage.volumes.listing import VolumeListing, labels_match  # noqa: F401 - labels_match: used by snapshots
+from storage.logs.context import annotate
+from storage.logs.ops import operation
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +141,7 @@ class VolumeService:
             vol = load_volume(s, vid)
         if vol is None:
             raise NotFound(f"volume {ref!r} not found", volume=ref)
+        annotate(volume_id=vol.id)  # the operation's log lines name the volume from here on
         return vol
 
     def _listing(self) -> VolumeListing:
@@ -181,6 +184,7 @@ class VolumeService:
             restoring=restoring,
         ).volume
 
+    @operation("volume.create")
     def create_explained(
         self,
         name: str,
@@ -315,6 +319,7 @@ class VolumeService:
         return vol
 
     # -- attach / detach -----------------------------------------------------
+    @operation("volume.attach")
     def attach(self, ref: str) -> Volume:
         """Attach on this host (a loop device for the file backend); returns the volume with attached_device."""
         vol = self.get(ref)
@@ -333,6 +338,7 @@ class VolumeService:
         assert out is not None
         return out
 
+    @operation("volume.detach")
     def detach(self, ref: str) -> Volume:
         vol = self.get(ref)
         self.require_host_up(vol)
@@ -351,6 +357,7 @@ class VolumeService:
         return out
 
     # -- extend / revert -------------------------------------------------------
+    @operation("volume.extend")
     def extend(self, ref: str, new_size: str | int) -> Volume:
         vol = self.get(ref)
         self.require_host_up(vol)
@@ -381,6 +388,7 @@ class VolumeService:
             )
         return extended
 
+    @operation("volume.revert")
     def revert(self, ref: str, snapshot_ref: str) -> Volume:
         """Put the volume's data back to a snapshot's (the volume must be detached)."""
         vol = self.get(ref)
@@ -402,6 +410,7 @@ class VolumeService:
         return self._set(vol.id, V.AVAILABLE, size_bytes=max(vol.size_bytes, snap.size_bytes))
 
     # -- update / admin --------------------------------------------------------
+    @operation("volume.update")
     def update(self, ref: str, *, name: str | None = None, labels: dict[str, str] | None = None) -> Volume:
         vol = self.get(ref)
         values: dict[str, Any] = {}
@@ -428,6 +437,7 @@ class VolumeService:
         with self._catalog.session() as s:
             return s.scalar(select(VolumeRow.task_owner).where(VolumeRow.id == volume_id)) == this_owner()
 
+    @operation("volume.reset_status")
     def reset_status(self, ref: str, status: str | VolumeStatus) -> Volume:
         """Admin: set the status without the state machine (e.g. after fixing a stuck volume by hand)."""
         try:
@@ -439,6 +449,7 @@ class VolumeService:
         return self._set(self.get(ref).id, target)
 
     # -- delete ----------------------------------------------------------------
+    @operation("volume.delete")
     def delete(
         self,
         ref: str,

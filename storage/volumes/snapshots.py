@@ -29,6 +29,8 @@ from storage.domain import Snapshot, SnapshotStatus, VolumeStatus
 from storage.errors import Conflict, InvalidInput, NotFound
 from storage.names import NAME_MAX, is_uuid, validate_name
 from storage.volumes.settle import settle_volumes
+from storage.logs.context import annotate
+from storage.logs.ops import operation
 
 if TYPE_CHECKING:
     from backends.volume.base import ChangedRanges
@@ -70,6 +72,7 @@ class SnapshotService:
             snap = load_snapshot(s, sid)
         if snap is None:
             raise NotFound(f"snapshot {ref!r} not found", snapshot=ref)
+        annotate(snapshot_id=snap.id, volume_id=snap.volume_id)  # the operation's log lines name it
         return snap
 
     def list(self, *, volume: str | None = None, labels: dict[str, str] | None = None) -> list[Snapshot]:
@@ -89,6 +92,7 @@ class SnapshotService:
             snaps = [snapshot_model(row, vname) for row, vname in s.execute(q).all()]
         return [x for x in snaps if labels_match(x.labels, labels)]
 
+    @operation("snapshot.create")
     def create(self, volume_ref: str, name: str | None = None, *, labels: dict[str, str] | None = None) -> Snapshot:
         from storage.volumes.service import validate_labels
 
@@ -130,6 +134,7 @@ class SnapshotService:
                 cas_snapshot_status(s, sid, S.AVAILABLE, transitional=False)
         return self.get(sid)
 
+    @operation("snapshot.delete")
     def delete(self, ref: str) -> None:
         snap = self.get(ref)
         self._volumes.require_host_up(self._volumes.get(snap.volume_id))
@@ -154,11 +159,13 @@ class SnapshotService:
         with self._catalog.session() as s:
             delete_snapshot_row(s, sid)
 
+    @operation("snapshot.revert")
     def revert(self, ref: str):  # -> Volume
         """Revert the snapshot's volume to it (same as st.volumes.revert(volume, snapshot))."""
         snap = self.get(ref)
         return self._volumes.revert(snap.volume_id, snap.id)
 
+    @operation("snapshot.update")
     def update(self, ref: str, *, name: str | None = None, labels: dict[str, str] | None = None) -> Snapshot:
         from storage.volumes.service import validate_labels
 
