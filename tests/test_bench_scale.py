@@ -92,7 +92,7 @@ def test_smoke_run_every_curve(tmp_path: Path) -> None:
 def test_bad_curve_is_refused() -> None:
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench" / "scale_bench.py"), "--curves", "data,disks"],
                           capture_output=True, text=True, timeout=60)  # fmt: skip
-    assert proc.returncode == 2 and "unknown curve(s) ['disks']; accepted: data,sparse,catalog,repo" in proc.stderr
+    assert proc.returncode == 2 and "unknown curve(s) ['disks']; accepted: data, sparse, catalog, repo" in proc.stderr
 
 
 def test_saved_results_render_the_same() -> None:
@@ -103,3 +103,18 @@ def test_saved_results_render_the_same() -> None:
                       "backup gc vs backups in the repository": [Point(10, (1.0,), 90)]}}  # fmt: skip
     saved = json.loads(json.dumps(scale_bench.to_json(res)))
     assert scale_bench.render(scale_bench.from_json(saved)) == scale_bench.render(res)
+
+
+def test_peak_rss_is_the_commands_own_not_this_process() -> None:
+    """wait4's ru_maxrss of a child includes the parent's RSS at the fork; timed() must not report that."""
+    from wallclock import rss_kib, timed
+
+    ballast = bytearray(200 << 20)
+    for i in range(0, len(ballast), 4096):
+        ballast[i] = 1
+    small = timed(["/bin/true"])
+    big = timed([sys.executable, "-c", "b = bytearray(100 << 20)\nfor i in range(0, len(b), 4096): b[i] = 1"])
+    assert small.rss_mib < 50, small.rss_mib
+    assert 100 <= big.rss_mib < 190, big.rss_mib
+    assert rss_kib("Command exited with non-zero status 1\n2048\n") == 2048
+    del ballast

@@ -1,7 +1,9 @@
 """Wall-clock measurement of whole commands for the benchmarks (no project imports).
 
 Every sample is one child process from fork to exit: wall clock, the child's user+sys CPU
-(wait4 rusage, which includes its threads and reaped children), its peak RSS, and the CPU the
+(wait4 rusage, which includes its threads and reaped children), its peak RSS (from GNU time's
+own fork: wait4's ru_maxrss of a child of this process includes this process's RSS at the fork,
+Linux carries the parent's high-water mark across exec), and the CPU the
 Swift servers spent meanwhile (from /proc, processes whose command line names the Swift
 state dir). Medians with min-max summarise interleaved rounds.
 """
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 TICK = os.sysconf("SC_CLK_TCK")
+GNU_TIME = "/usr/bin/time"  # Debian package `time`
 
 
 @dataclass
@@ -50,10 +53,11 @@ def server_cpu(marker: str | None) -> float:
 def timed(cmd: list[str], *, env: dict[str, str] | None = None, cwd: str | None = None,
           swift_marker: str | None = None) -> Sample:
     """Run cmd to completion; raise SystemExit with its stderr when it fails."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, tempfile.NamedTemporaryFile("r") as rss:
+        wrapped = [GNU_TIME, "-f", "%M", "-o", rss.name, *cmd] if os.path.exists(GNU_TIME) else cmd
         before = server_cpu(swift_marker)
         t0 = time.monotonic()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env={**os.environ, **(env or {})}, cwd=cwd)
+        proc = subprocess.Popen(wrapped, stdout=out, stderr=err, env={**os.environ, **(env or {})}, cwd=cwd)
         _pid, status, usage = os.wait4(proc.pid, 0)
         wall = time.monotonic() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -62,8 +66,16 @@ def timed(cmd: list[str], *, env: dict[str, str] | None = None, cwd: str | None 
         err.seek(0)
         if proc.returncode:
             raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {err.read().decode(errors='replace')[-2000:]}")
-        return Sample(wall, usage.ru_utime + usage.ru_stime, int(usage.ru_maxrss / 1024), spent,
-                      out.read().decode(errors="replace"))
+        peak_kib = rss_kib(rss.read()) if wrapped is not cmd else usage.ru_maxrss
+        return Sample(wall, usage.ru_utime + usage.ru_stime, int(peak_kib / 1024), spent, out.read().decode(errors="replace"))
+
+
+def rss_kib(text: str) -> int:
+    """GNU time's %M (KiB) from its -o file (the last line: a failing command adds a status line first)."""
+    lines = [x for x in text.split() if x.isdigit()]
+    if not lines:
+        raise SystemExit(f"no peak RSS from {GNU_TIME}: {text[-200:]!r}")
+    return int(lines[-1])
 
 
 @dataclass
