@@ -54,10 +54,16 @@ def test_linearity_ignores_point_order() -> None:
 
 @pytest.mark.parametrize(
     ("rss", "verdict"),
-    [((100, 110, 120), "flat"), ((200, 250, 290), "flat"), ((100, 300, 900), "grows"), ((0, 0, 0), "n/a")],
+    [
+        ((100, 110, 120), "bounded"),
+        ((144, 207, 221, 224), "bounded"),  # buffers fill up by the second point, then stay
+        ((35, 41, 52, 92), "grows"),  # a listing held whole
+        ((100, 300, 900), "grows"),
+        ((0, 0, 0), "n/a"),
+    ],
 )
 def test_memory_verdict(rss: tuple[int, ...], verdict: str) -> None:
-    assert memory_verdict(pts((1, 1.0), (2, 2.0), (3, 3.0), rss=rss)).startswith(verdict)
+    assert memory_verdict(pts(*((i + 1, float(i + 1)) for i in range(len(rss))), rss=rss)).startswith(verdict)
 
 
 def test_table_rows_and_verdicts() -> None:
@@ -66,7 +72,7 @@ def test_table_rows_and_verdicts() -> None:
     assert lines[2] == "| work | wall median [min-max] | s per GiB | marginal | peak RSS | MiB read |"
     assert lines[4] == "| 1 GiB | 3.00 s | 3.00 |  | 190 MiB | 1024.00 |"  # sorted by work
     assert lines[5] == "| 2 GiB | 5.00 [4.00-6.00] s | 2.50 | 2.00 | 200 MiB | 2048.00 |"
-    assert lines[-2] == "Time: linear or better; memory: flat (190 -> 200 MiB)."
+    assert lines[-2] == "Time: linear or better; memory: bounded (190 -> 200 MiB)."
     items = table("list", pts((100, 1.0), (1000, 1.9)), unit=1000, unit_name="items", per_label="ms per 1,000", per_scale=1000)
     assert items[5] == "| 1,000 | 1.90 s | 1900.00 | 1000.00 |  |"
 

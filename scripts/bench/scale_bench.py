@@ -232,20 +232,22 @@ def curve_repo(work: Path, xs: list[int], rounds: int) -> dict[str, list[Point]]
     out: dict[str, list[Point]] = {"backup list --json": [], "backup gc": [], "backup verify REPO": []}
     made, made_s = 0, 0.0
     for x in xs:
-        t = time.monotonic()
+        t, before = time.monotonic(), made
         with storage.open(cfg) as st:
             while made < x:
                 fill_random(path, rng.randrange(0, 4 * MIB - 4096) & ~4095, 4096, seed=made)
                 st.backups.create("small", repository=repo)
                 made += 1
-        made_s += time.monotonic() - t
+        step_s = time.monotonic() - t
+        made_s += step_s
         cmds = {"backup list --json": ("backup", "list", "--json"), "backup gc": ("backup", "gc", repo, "--json"),
                 "backup verify REPO": ("backup", "verify", repo, "--json")}  # fmt: skip
         for name, args in cmds.items():
             samples = [ctl(cfg, *args) for _ in range(rounds)]
             if name == "backup list --json" and len(json.loads(samples[0].out)) != x:
                 raise SystemExit(f"backup list returned {len(json.loads(samples[0].out))} backups, expected {x}")
-            out[name].append(Point(x, tuple(s.wall for s in samples), max(s.rss_mib for s in samples)))
+            extra = {"library create s each": step_s / (made - before)} if name == "backup list --json" else {}
+            out[name].append(Point(x, tuple(s.wall for s in samples), max(s.rss_mib for s in samples), extra))
         print(f"repo {x} backups (made in {made_s:.0f} s): " + ", ".join(f"{k} {v[-1].spread()}" for k, v in out.items())
               + f", load {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
     return out
@@ -278,12 +280,14 @@ def run(curves: list[str], which: int, rounds: int) -> dict[str, Any]:
 def render(res: dict[str, Any]) -> list[str]:
     meta, lines = res["meta"], []
     for title, pts in res["curves"].items():
+        have = {k for p in pts for k in p.extra}
         if "data size" in title or "sparse" in title:
             extra = ("MiB read", "MiB on disk") if "sparse" in title else ("MiB read",)
-            lines += table(title, pts, unit=GIB, unit_name="GiB", per_label="s per GiB", extra_cols=extra)
+            lines += table(title, pts, unit=GIB, unit_name="GiB", per_label="s per GiB", extra_cols=tuple(c for c in extra if c in have))
         else:
-            extra = ("cached s",) if "API" in title else ()
-            lines += table(title, pts, unit=1000, unit_name="items", per_label="ms per 1,000", per_scale=1000, extra_cols=extra)
+            extra = ("cached s",) if "API" in title else ("library create s each",) if "backup list" in title else ()
+            lines += table(title, pts, unit=1000, unit_name="items", per_label="ms per 1,000", per_scale=1000,
+                           extra_cols=tuple(c for c in extra if c in have))  # fmt: skip
     head = (f"`scripts/bench/scale_bench.py{' --quick' if meta['set'] == 'quick' else ''} --rounds {meta['rounds']}`, "
             f"{meta['date']}, {meta['cpus']} cores, load average {meta['load_before']} before and {meta['load_after']} after.")  # fmt: skip
     return [head, "", *lines]

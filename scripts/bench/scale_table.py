@@ -76,15 +76,20 @@ def linearity(points: list[Point], *, tolerance: float = 2.0, noise_s: float = 0
     return "linear or better"
 
 
-def memory_verdict(points: list[Point], *, tolerance_mib: int = 64, ratio: float = 1.5) -> str:
-    """'flat' when peak RSS at the largest point is within ratio x (or tolerance_mib of) the smallest."""
+def memory_verdict(points: list[Point], *, slack_mib: int = 16, ratio: float = 1.25) -> str:
+    """How peak RSS behaves at the top of the curve: 'bounded' or 'grows'.
+
+    'bounded' when the last step adds at most `slack_mib` or a factor `ratio` (a pipeline whose
+    buffers fill up by the second point and then stay: flat in the work), 'grows' otherwise
+    (memory proportional to the work, e.g. a listing held whole). Both show smallest -> largest.
+    """
     pts = [p for p in sorted(points, key=lambda p: p.x) if p.rss_mib]
     if len(pts) < 2:
         return "n/a"
-    lo, hi = pts[0].rss_mib, pts[-1].rss_mib
-    if hi - lo <= tolerance_mib or hi <= ratio * lo:
-        return f"flat ({lo} -> {hi} MiB)"
-    return f"grows ({lo} -> {hi} MiB, {hi / lo:.1f}x)"
+    lo, prev, hi = pts[0].rss_mib, pts[-2].rss_mib, pts[-1].rss_mib
+    if hi - prev <= slack_mib or hi <= ratio * prev:
+        return f"bounded ({lo} -> {hi} MiB)"
+    return f"grows ({lo} -> {hi} MiB; last step {prev} -> {hi} MiB)"
 
 
 def fmt_x(x: float, unit_name: str) -> str:
