@@ -97,3 +97,20 @@ def test_detached_volume_on_a_copying_pool_is_read_in_place(st: storage.Storage,
     st.backups.restore(b.id, to_path=str(out))
     data = out.read_bytes()
     assert data[MIB: 4 * MIB] == payload and data[:MIB] == bytes(MIB) and len(data) == 6 * MIB
+
+
+def test_cached_index_is_read_not_rewritten(st: storage.Storage, tmp_path: Path) -> None:
+    """A verify reads every index from the local cache; a cached copy is not written again (it was a
+    mkdir + write + rename per index per command: linear work that bought nothing)."""
+    image = make_image(tmp_path / "img", 4 * MIB, data_ranges=[(0, 4 * MIB)])
+    backup = st.backups.create(str(image))
+    cached = [p for p in Path(st.backups.cache_root).rglob("index/*") if p.is_file()]
+    assert cached, "the backup caches its index objects"
+    before = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in cached}
+    report = st.backups.verify(backup.repository)
+    assert report.ok and report.backups_checked == [backup.id]
+    assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in cached} == before
+    for p in cached:  # a missing copy is fetched and cached again
+        p.unlink()
+    st.backups.verify(backup.repository)
+    assert all(p.exists() for p in cached)

@@ -188,6 +188,7 @@ class Repository:
     def read_index(self, store: Any, pack_id: str) -> PackIndex:
         what = f"index of pack {pack_id}"
         body = self._cached_index(pack_id)
+        fetched = body is None
         if body is None:
             try:
                 body = store.get_bytes(self.container, self.object_name(fmt.index_object_name(pack_id)))
@@ -197,7 +198,8 @@ class Repository:
         index = PackIndex.from_json(raw, what)
         if index.pack_id != pack_id:
             raise DataCorruption(f"{what} names pack {index.pack_id}")
-        self._cache_index(pack_id, body)
+        if fetched:  # a cached copy is not written again (mkdir + write + rename per index per command)
+            self._cache_index(pack_id, body)
         return index
 
     def delete_pack(self, store: Any, pack_id: str, *, index: bool = True, pack: bool = True, quarantine: bool = False) -> None:
