@@ -290,7 +290,12 @@ def render(res: dict[str, Any]) -> list[str]:
                            extra_cols=tuple(c for c in extra if c in have))  # fmt: skip
     head = (f"`scripts/bench/scale_bench.py{' --quick' if meta['set'] == 'quick' else ''} --rounds {meta['rounds']}`, "
             f"{meta['date']}, {meta['cpus']} cores, load average {meta['load_before']} before and {meta['load_after']} after.")  # fmt: skip
-    return [head, "", *lines]
+    legend = ("Each figure is a whole command (start-up included), median [min-max] over the rounds. Per unit: median / work "
+              "(falls while start-up dominates); marginal: (t2 - t1) / (x2 - x1) between consecutive points, the cost of the "
+              "added work with start-up cancelled out (flat marginal = linear). Peak RSS: the command's own (GNU time); for "
+              "the API, the server's VmHWM so far. Backups go to a new local-dir repository (`file://`) on the host's ext4 "
+              "/var/tmp; the volume's data was just written, so it is read from the page cache.")  # fmt: skip
+    return [head, "", legend, "", *lines]
 
 
 def to_json(res: dict[str, Any]) -> dict[str, Any]:
