@@ -82,7 +82,7 @@ def test_smoke_run_every_curve(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench" / "scale_bench.py"), "--smoke", "--json"],
                           capture_output=True, text=True, timeout=300, cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-2000:]
-    doc = json.loads(proc.stdout[proc.stdout.index("{\n"):])
+    doc = json.loads(proc.stdout)  # progress goes to stderr: stdout is the JSON alone
     curves = doc["curves"]
     assert len(curves) == 7
     for name, points in curves.items():

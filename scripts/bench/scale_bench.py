@@ -20,7 +20,7 @@ of the command from wait4; the per-unit and marginal columns show linearity, see
            repository size, 10 .. 1,000 backups (--quick: 10 .. 100) of one 4 MiB volume with
            4 KiB changed between backups, made through the library (not one CLI call each).
 
-Prints date, cores and load average; writes docs/benchmarks.md between the scale-bench markers
+Prints progress to stderr, then the tables with date, cores and load average; writes docs/benchmarks.md between the scale-bench markers
 unless --no-write (or --json, which prints the results as JSON instead). Everything runs under a
 temporary directory in /var/tmp, removed at the end; the API server it starts is stopped.
 """
@@ -98,7 +98,7 @@ def curve_data(work: Path, xs: list[int], rounds: int) -> list[Point]:
         path = volume_path(cfg, vol)
         fill_random(path, 0, x, seed=x)
         points.append(backup_point(cfg, work, vol, x, rounds))
-        print(f"data {x // MIB} MiB: {points[-1].spread()}, load {os.getloadavg()[0]:.2f}", flush=True)
+        print(f"data {x // MIB} MiB: {points[-1].spread()}, load {os.getloadavg()[0]:.2f}", file=sys.stderr, flush=True)
         with storage.open(cfg) as st:
             st.volumes.delete(vol)
     return points
@@ -120,7 +120,7 @@ def curve_sparse(work: Path, xs: list[int], rounds: int) -> list[Point]:
         point = backup_point(cfg, work, vol, x, rounds)
         point.extra["MiB on disk"] = os.stat(path).st_blocks * 512 / MIB
         points.append(point)
-        print(f"sparse {x // MIB} MiB: {point.spread()}, load {os.getloadavg()[0]:.2f}", flush=True)
+        print(f"sparse {x // MIB} MiB: {point.spread()}, load {os.getloadavg()[0]:.2f}", file=sys.stderr, flush=True)
         with storage.open(cfg) as st:
             st.volumes.delete(vol)
     return points
@@ -211,11 +211,14 @@ def curve_catalog(work: Path, xs: list[int], rounds: int) -> tuple[list[Point], 
                 cold.append(wall)
                 warm.append(get(url, token)[0])
             api.append(Point(x, tuple(cold), server_rss_mib(server.pid), {"cached s": sorted(warm)[len(warm) // 2]}))
-            print(f"catalog {x}: cli {cli[-1].spread()}, api {api[-1].spread()}, load {os.getloadavg()[0]:.2f}", flush=True)
+            print(f"catalog {x}: cli {cli[-1].spread()}, api {api[-1].spread()}, load {os.getloadavg()[0]:.2f}", file=sys.stderr, flush=True)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(30)
         log.close()
+    text = (work / "server.log").read_text(errors="replace")
+    if "Traceback" in text:
+        raise SystemExit(f"the API server logged a traceback: {text[-3000:]}")
     return cli, api
 
 
@@ -249,7 +252,7 @@ def curve_repo(work: Path, xs: list[int], rounds: int) -> dict[str, list[Point]]
             extra = {"library create s each": step_s / (made - before)} if name == "backup list --json" else {}
             out[name].append(Point(x, tuple(s.wall for s in samples), max(s.rss_mib for s in samples), extra))
         print(f"repo {x} backups (made in {made_s:.0f} s): " + ", ".join(f"{k} {v[-1].spread()}" for k, v in out.items())
-              + f", load {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
+              + f", load {os.getloadavg()[0]:.2f}", file=sys.stderr, flush=True)  # fmt: skip
     return out
 
 
