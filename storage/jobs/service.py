@@ -10,6 +10,12 @@ owning process sees it on its next progress write.
 Each job records its owner (host, pid and the pid's start time). When a service starts, jobs
 still ``queued``/``running`` whose owner process is gone are marked ``interrupted``: a job is
 never silently lost.
+
+Jobs are named tasks (``storage.queue.tasks``: kind -> function(st, ctx, **params), JSON params).
+Where one runs is the dispatcher's choice (``storage.queue``): in a thread of this process (the
+single-host default), or deferred on a procrastinate queue (``jobs.queue``: ``host.<name>`` or
+``shared``) to an agent that calls ``execute(job_id)``; such jobs are left to the queue's own
+at-least-once delivery, never marked interrupted by ``recover`` here.
 """
 
 from __future__ import annotations
@@ -74,6 +80,8 @@ class JobInfo(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     updated_at: datetime
+    queue: str | None = None  # the work queue carrying it (host.<name>, shared); None: run in process
+    attempts: int = 0  # deliveries so far (> 1: its first runner died and the queue delivered it again)
 
 
 # -- pure helpers ---------------------------------------------------------------------------
@@ -192,6 +200,8 @@ def _info(row: Job) -> JobInfo:
         started_at=_aware(row.started_at),
         finished_at=_aware(row.finished_at),
         updated_at=_aware(row.updated_at),  # type: ignore[arg-type]
+        queue=row.queue,
+        attempts=int(row.attempts or 0),
     )
 
 
@@ -222,6 +232,7 @@ class JobContext:
         self.job_id = job_id
         self.kind = kind
         self.request_id = request_id  # trace.id of every line the job logs (storage.logs.context)
+        self.attempt = 1  # > 1 when the queue delivers the job again (its first runner died)
         self.cancel = threading.Event()
         self._service = service
         self._started = time.monotonic()
@@ -261,13 +272,28 @@ class JobContext:
 
 
 WorkFn = Callable[[JobContext], Any]
+Runner = Callable[[str, JobContext, dict[str, Any]], Any]  # (kind, ctx, params) -> result: runs a named task
+
+
+class Dispatcher:
+    """Where queued jobs go when they do not run in a thread of this process (storage.queue)."""
+
+    def defer(self, job_id: str, kind: str, params: dict[str, Any]) -> str:
+        """Queue the job; return the queue's name (recorded in ``jobs.queue``)."""
+        raise NotImplementedError
 
 
 class JobService:
     """Runs and records jobs; one instance per process (``st.jobs``)."""
 
-    def __init__(self, catalog: "Catalog", *, max_concurrent: int = MAX_CONCURRENT_JOBS) -> None:
+    def __init__(
+        self, catalog: "Catalog", *, max_concurrent: int = MAX_CONCURRENT_JOBS, runner: Runner | None = None,
+        dispatcher: Dispatcher | None = None,
+    ) -> None:  # fmt: skip
+        """runner: runs a named task in this process; dispatcher: None runs jobs in threads here."""
         self._catalog = catalog
+        self._runner = runner
+        self.dispatcher = dispatcher
         self._owner = current_owner()
         self._slots = threading.BoundedSemaphore(max_concurrent)
         self._contexts: dict[str, JobContext] = {}
@@ -313,35 +339,86 @@ class JobService:
     def submit(
         self,
         kind: str,
-        work: WorkFn,
+        work: WorkFn | None = None,
         *,
         target: str | None = None,
         params: dict[str, Any] | None = None,
         total: int | None = None,
         created_by: str | None = None,
     ) -> JobInfo:
-        """Record a job and start ``work(ctx)`` in a worker thread; returns the queued job."""
+        """Record a job and run it: the named task ``kind`` with ``params`` (or ``work(ctx)``, a
+        function of this process, run in a thread here). Returns the queued job."""
         if self._shutting_down:
             raise Conflict("the service is shutting down; no new jobs are accepted")
+        if work is None and self._runner is None:
+            raise InvalidInput(f"job kind {kind!r}: this job service runs no named tasks", field="kind")
+        remote = work is None and self.dispatcher is not None
         now = datetime.now(UTC)
         with self._catalog.session() as session:
             row = Job(
                 kind=kind, target=target, state=JobState.QUEUED.value, params=jsonable(params or {}),
-                bytes_done=0, bytes_total=total, cancel_requested=False, owner=self._owner,
+                bytes_done=0, bytes_total=total, cancel_requested=False, owner=None if remote else self._owner,
                 created_by=created_by, created_at=now, updated_at=now, request_id=log_context.trace_id(),
             )
             session.add(row)
             session.flush()
             info = _info(row)
         log.info("job %s %s submitted", kind, info.id, extra={"ecs": {"storage.job.kind": kind, "storage.job.id": info.id, "event.action": "job.submit"}})
+        if remote:
+            try:
+                queue = self.dispatcher.defer(info.id, kind, info.params)  # type: ignore[union-attr]
+            except StorageError as exc:
+                self._fail_unqueued(info.id, exc)
+                raise
+            with self._catalog.session() as session:
+                session.execute(update(Job).where(Job.id == info.id).values(queue=queue))
+            return info
         ctx = JobContext(self, info.id, kind, info.request_id)
         ctx._total = total
-        thread = threading.Thread(target=self._run, args=(ctx, work), name=f"job-{kind}-{info.id[:8]}", daemon=True)
+        fn: WorkFn = work if work is not None else (lambda c: self._runner(kind, c, info.params))  # type: ignore[misc]
+        thread = threading.Thread(target=self._run, args=(ctx, fn), name=f"job-{kind}-{info.id[:8]}", daemon=True)
         with self._lock:
             self._contexts[info.id] = ctx
             self._threads[info.id] = thread
         thread.start()
         return info
+
+    def _fail_unqueued(self, job_id: str, exc: StorageError) -> None:
+        now = datetime.now(UTC)
+        with self._catalog.session() as session:
+            session.execute(update(Job).where(Job.id == job_id).values(
+                state=JobState.FAILED.value, error=exc.to_dict(), finished_at=now, updated_at=now,
+                message="the job could not be queued"))  # fmt: skip
+
+    def execute(self, job_id: str) -> JobState | None:
+        """Run a recorded, queued job here (the queue's worker calls it; at least once).
+
+        A job still ``running`` was started by a runner that died (the queue found it stalled and
+        delivered it again): it runs again as attempt n+1, its task being safe to re-run. A job
+        already finished (a duplicate delivery) or unknown is left alone. Returns the final state."""
+        if self._runner is None:
+            raise InvalidInput("this job service runs no named tasks", field="kind")
+        now = datetime.now(UTC)
+        with self._catalog.session() as session:
+            row = session.get(Job, job_id)
+            if row is None or row.state not in ACTIVE_STATES:
+                return None if row is None else JobState(row.state)
+            attempt = int(row.attempts or 0) + 1
+            previous = row.owner
+            if row.state == JobState.RUNNING.value:
+                row.state = JobState.QUEUED.value
+                row.message = f"attempt {attempt}: the runner of attempt {attempt - 1} ({previous}) stopped before it finished"
+            row.attempts = attempt
+            row.owner = self._owner
+            row.updated_at = now
+            kind, params, total, request_id = row.kind, dict(row.params or {}), row.bytes_total, row.request_id
+        ctx = JobContext(self, job_id, kind, request_id)
+        ctx.attempt = attempt
+        ctx._total = total
+        with self._lock:
+            self._contexts[job_id] = ctx
+        self._run(ctx, lambda c: self._runner(kind, c, params))  # type: ignore[misc]
+        return self.get(job_id).state
 
     def cancel(self, job_id: str) -> JobInfo:
         """Ask a job to stop. A queued job is cancelled at once; a running one at its next check."""
@@ -378,7 +455,7 @@ class JobService:
         """Mark queued/running jobs whose owner process is gone as interrupted; return their ids."""
         with self._catalog.session() as session:
             rows = session.scalars(select(Job).where(Job.state.in_(ACTIVE_STATES))).all()
-            lost = [r for r in rows if r.owner != self._owner and not owner_alive(r.owner)]
+            lost = [r for r in rows if r.queue is None and r.owner != self._owner and not owner_alive(r.owner)]
             now = datetime.now(UTC)
             for row in lost:
                 row.state = JobState.INTERRUPTED.value
@@ -402,7 +479,7 @@ class JobService:
         with self._catalog.session() as session:
             session.execute(
                 update(Job)
-                .where(Job.owner == self._owner, Job.state.in_(ACTIVE_STATES))
+                .where(Job.owner == self._owner, Job.state.in_(ACTIVE_STATES), Job.queue.is_(None))
                 .values(state=JobState.INTERRUPTED.value, finished_at=now, updated_at=now,
                         message="the service stopped before this job finished")
             )
