@@ -91,8 +91,34 @@ def host_call(st: "Storage", ctx: "JobContext", method: str, args: dict[str, Any
 def backup(st: "Storage", ctx: "JobContext", source: str, backup_id: str, name: str | None = None,
            labels: dict[str, str] | None = None, repository: str | None = None,
            bandwidth_limit: int | str | None = None, **_: Any) -> Any:  # fmt: skip
+    if ctx.attempt > 1:
+        done = resume_backup(st, backup_id)
+        if done is not None:
+            return done
     return st.backups.create(source, repository=repository, name=name, labels=labels, progress=ctx.progress,
                              cancel=ctx.cancel, backup_id=backup_id, bandwidth_limit=bandwidth_limit)  # fmt: skip
+
+
+def resume_backup(st: "Storage", backup_id: str) -> Any:
+    """Before a re-run of a backup job: the backup when the first run finished it; else its
+    unfinished catalog record (creating, interrupted or error, left by a runner that is gone) is
+    dropped so the re-run records the backup again under the same id. Chunks the first run
+    uploaded are found in the repository and not sent again; nothing references them until the
+    re-run's manifest does (gc keeps them for its grace period)."""
+    from storage.backup.records import owner_is_gone, to_model
+    from storage.catalog.backups import BackupRow
+
+    with st.catalog.session() as s:
+        row = s.get(BackupRow, backup_id)
+        if row is None:
+            return None
+        if row.status == "available":
+            return to_model(row)
+        if row.status in ("creating", "interrupted", "error") and (row.owner is None or owner_is_gone(row.owner)):
+            s.delete(row)
+            return None
+        raise Conflict(f"backup {backup_id} is {row.status} (owner {row.owner}); the re-run leaves it alone",
+                       backup=backup_id)  # fmt: skip
 
 
 @task("restore")
