@@ -445,11 +445,13 @@ class JobService:
             thread.join(timeout)
             return self.get(job_id)
         deadline = None if timeout is None else time.monotonic() + timeout
+        pause = 0.005  # a job of another process (a queue's agent): poll its row, 5 ms doubling to 100 ms
         while True:
             info = self.get(job_id)
             if info.state.value not in ACTIVE_STATES or (deadline is not None and time.monotonic() >= deadline):
                 return info
-            time.sleep(0.1)
+            time.sleep(pause if deadline is None else max(0.0, min(pause, deadline - time.monotonic())))
+            pause = min(0.1, pause * 2)
 
     def recover(self) -> list[str]:
         """Mark queued/running jobs whose owner process is gone as interrupted; return their ids."""
