@@ -22,12 +22,9 @@ from __future__ import annotations
 
 import enum
 import logging
-import os
-import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, is_dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +34,9 @@ from sqlalchemy import select, update
 from storage.catalog.api_tables import Job
 from storage.errors import Cancelled, Conflict, InvalidInput, NotFound, StorageError
 from storage.logs import context as log_context
+from storage.jobs.pure import (  # noqa: F401 - the pure helpers, importable from here as before
+    current_owner, describe_report, eta_seconds, jsonable, owner_alive, parse_owner, percent, process_start_time,
+)
 
 if TYPE_CHECKING:
     from storage.catalog import Catalog
@@ -82,92 +82,6 @@ class JobInfo(BaseModel):
     updated_at: datetime
     queue: str | None = None  # the work queue carrying it (host.<name>, shared); None: run in process
     attempts: int = 0  # deliveries so far (> 1: its first runner died and the queue delivered it again)
-
-
-# -- pure helpers ---------------------------------------------------------------------------
-def percent(done: int, total: int | None) -> float | None:
-    if not total:
-        return None
-    return round(min(100.0, 100.0 * done / total), 1)
-
-
-def eta_seconds(done: int, total: int | None, rate: float | None) -> float | None:
-    if not total or not rate or rate <= 0 or done >= total:
-        return None
-    return round((total - done) / rate, 1)
-
-
-def parse_owner(owner: str | None) -> tuple[str, int, int] | None:
-    """``host:pid:starttime`` -> parts, or None when malformed."""
-    if not owner:
-        return None
-    parts = owner.rsplit(":", 2)
-    if len(parts) != 3:
-        return None
-    try:
-        return parts[0], int(parts[1]), int(parts[2])
-    except ValueError:
-        return None
-
-
-def process_start_time(pid: int) -> int | None:
-    """The start time (clock ticks since boot) of a live process, or None when it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            stat = fh.read().decode(errors="replace")
-    except OSError:
-        return None
-    fields = stat.rpartition(")")[2].split()
-    return int(fields[19]) if len(fields) > 19 else None  # field 22 of stat(5)
-
-
-def current_owner() -> str:
-    pid = os.getpid()
-    return f"{socket.gethostname()}:{pid}:{process_start_time(pid) or 0}"
-
-
-def owner_alive(owner: str | None, host: str | None = None) -> bool:
-    """False when the owner process of a job is provably gone (same host, pid dead or reused)."""
-    parts = parse_owner(owner)
-    if parts is None:
-        return False
-    owner_host, pid, start = parts
-    if owner_host != (host or socket.gethostname()):
-        return True  # cannot check another host's processes; leave its jobs alone
-    return process_start_time(pid) == start
-
-
-def jsonable(value: Any) -> Any:
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    if is_dataclass(value) and not isinstance(value, type):
-        return jsonable(asdict(value))
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, enum.Enum):
-        return value.value
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)
-
-
-def describe_report(report: Any) -> str | None:
-    """``phase: read 1.0M, uploaded 512K`` from a progress report object's counters."""
-    from storage.units import format_size
-
-    parts = [
-        f"{name} {format_size(value)}"
-        for name in ("read", "skipped", "deduplicated", "uploaded", "downloaded")
-        if isinstance(value := getattr(report, name, 0), (int, float)) and value
-    ]
-    phase = getattr(report, "phase", None)
-    if not phase and not parts:
-        return None
-    return f"{phase or 'progress'}: {', '.join(parts)}" if parts else str(phase)
 
 
 def _aware(value: datetime | None) -> datetime | None:
