@@ -155,3 +155,27 @@ def test_agent_killed_mid_backup_job_is_retried_and_ends(bed: dict) -> None:
         assert vr["host"] == "ha"
         original = (pools["ha"] / "volumes" / f"{vol['id']}.img").read_bytes()
         assert (pools["ha"] / "volumes" / f"{vr['id']}.img").read_bytes()[: len(original)] == original
+
+
+def test_shared_work_of_a_killed_agent_is_taken_over_by_another(tmp_path: Path, pg_database: str) -> None:
+    """Shared work (verify, gc, noop) is any agent's: agent ha killed mid-job, agent hb (never
+    started before) finds ha's worker stalled and runs the job again, to the end."""
+    configs = {n: cluster_config(tmp_path, n, pg_database, tmp_path / f"pool-{n}") for n in ("ha", "hb")}
+    ha = AgentProc(configs["ha"]).start()
+    hb: AgentProc | None = None
+    try:
+        with storage.open(configs["ha"]) as st:
+            job = st.jobs.submit("noop", params={"seconds": 6})
+            wait_for("noop running on ha", lambda: st.jobs.get(job.id).state.value == "running", 60)
+            assert st.jobs.get(job.id).queue == "shared"
+            ha.signal(signal.SIGKILL)
+            ha.wait()
+            hb = AgentProc(configs["hb"]).start()
+            final = st.jobs.wait(job.id, 90)
+            assert final.state.value == "succeeded", final
+            assert final.attempts == 2 and final.result == {"host": "hb", "attempt": 2}, final
+            assert "attempt 2: the runner of attempt 1" in (final.message or "")
+    finally:
+        ha.stop()
+        if hb is not None:
+            hb.stop()
