@@ -73,7 +73,7 @@ class Storage:
         from storage.host.remote import RoutedHost
 
         return RoutedHost(self.jobs, self.settings.host_name, self.settings.cluster_settings.remote_call_timeout,
-                          self._volume_host)  # fmt: skip
+                          self._volume_host, local=lambda: self.local_host)  # fmt: skip
 
     def _volume_host(self, volume_id: str) -> str | None:
         from sqlalchemy import select

@@ -101,7 +101,10 @@ def test_volume_work_runs_on_the_owning_hosts_agent(bed: dict) -> None:
         assert v2.host == "hb"
         assert (pools["hb"] / "volumes" / f"{v2.id}.img").exists()
         assert not (pools["ha"] / "volumes" / f"{v2.id}.img").exists()
-        st.volumes.delete("v2")
+        # a backup from the library on hb itself: its snapshot made by agent hb, its data read here
+        backup = st.backups.create(f"volume:{v2.id}")
+        assert backup.status == "available" and backup.size_bytes == 8 << 20
+        st.volumes.delete("v2", cascade=True)
     assert {_owner_pid(o) for o in _owners(bed, "host.hb")} == {_pid(agents["hb"])}
     assert {_owner_pid(o) for o in _owners(bed, "host.ha")} == {_pid(agents["ha"])}
 

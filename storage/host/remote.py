@@ -162,11 +162,33 @@ class RemoteHost(HostApi):
 
 
 class RoutedHost(RemoteHost):
-    """The control plane's HostApi with a queue: each call on the host that owns its volume."""
+    """The control plane's HostApi with a queue: each call on the host that owns its volume.
 
-    def __init__(self, jobs: "JobService", default_host: str, timeout: float, host_of_volume: Callable[[str], str | None]) -> None:
+    Data access (``open_volume``, ``open_snapshot``, ``changed_ranges``) of a volume owned by this
+    configuration's own ``host_name`` is done here, through ``local`` (this host's drivers): a
+    `storagectl backup create` or a policy run on the storage host itself reads its pool like on a
+    single host. Another host's volume answers Unsupported (its backup runs as a job there)."""
+
+    def __init__(self, jobs: "JobService", default_host: str, timeout: float, host_of_volume: Callable[[str], str | None],
+                 local: "Callable[[], HostApi] | None" = None) -> None:  # fmt: skip
         super().__init__(jobs, default_host, timeout)
         self._host_of_volume = host_of_volume
+        self._local = local
+
+    def _data_host(self, volume_id: str, what: str) -> HostApi:
+        owner = self._host_of_volume(volume_id) or self.host
+        if owner == self.host and self._local is not None:
+            return self._local()
+        raise RemoteHost(self._jobs, owner, self.timeout)._local_only(what)
+
+    def open_volume(self, pool: str, volume_id: str) -> AbstractContextManager[str]:
+        return self._data_host(volume_id, "open_volume").open_volume(pool, volume_id)
+
+    def open_snapshot(self, pool: str, volume_id: str, snapshot_id: str) -> AbstractContextManager[str]:
+        return self._data_host(volume_id, "open_snapshot").open_snapshot(pool, volume_id, snapshot_id)
+
+    def changed_ranges(self, pool: str, volume_id: str, base_snapshot_id: str, snapshot_id: str) -> Any:
+        return self._data_host(volume_id, "changed_ranges").changed_ranges(pool, volume_id, base_snapshot_id, snapshot_id)
 
     def call(self, method: str, **args: Any) -> Any:
         vid = args.get("volume_id") or args.get("source_volume_id")
