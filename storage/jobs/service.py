@@ -20,11 +20,13 @@ at-least-once delivery, never marked interrupted by ``recover`` here.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -331,7 +333,8 @@ class JobService:
         ctx._total = total
         with self._lock:
             self._contexts[job_id] = ctx
-        self._run(ctx, lambda c: self._runner(kind, c, params))  # type: ignore[misc]
+        # no slot: the queue's worker bounds its own concurrency ([cluster] worker_concurrency)
+        self._run(ctx, lambda c: self._runner(kind, c, params), slots=contextlib.nullcontext())  # type: ignore[misc]
         return self.get(job_id).state
 
     def cancel(self, job_id: str) -> JobInfo:
@@ -401,14 +404,14 @@ class JobService:
             )
 
     # -- worker -----------------------------------------------------------------------------
-    def _run(self, ctx: JobContext, work: WorkFn) -> None:
+    def _run(self, ctx: JobContext, work: WorkFn, slots: "AbstractContextManager[Any] | None" = None) -> None:
         # a worker thread starts with an empty context: bind the job's ids (and its request's, from the row)
         with job_log_scope(ctx.job_id, ctx.request_id):
-            self._run_bound(ctx, work)
+            self._run_bound(ctx, work, slots)
 
-    def _run_bound(self, ctx: JobContext, work: WorkFn) -> None:
+    def _run_bound(self, ctx: JobContext, work: WorkFn, slots: "AbstractContextManager[Any] | None" = None) -> None:
         try:
-            with self._slots:
+            with slots if slots is not None else self._slots:
                 if not self._start(ctx):
                     return
                 ctx._started = time.monotonic()
