@@ -156,3 +156,23 @@ def test_execute_redelivery_rules(st: storage.Storage) -> None:
     assert jobs.recover() == [local_id]  # a queued job is the queue's to deliver again, not marked interrupted
     assert jobs.get(queued_id).state.value == "running" and jobs.get(local_id).state.value == "interrupted"
     assert jobs.execute("no-such-job") is None
+
+
+def test_host_call_create_and_delete_delivered_again_finish(st: storage.Storage) -> None:
+    """A create_volume delivered again (its first runner died after making the file) makes the new
+    volume's file again instead of failing on it; attempt 1 still refuses an existing file."""
+    from storage.jobs.service import JobContext
+
+    first, again = JobContext(st.jobs, "j1"), JobContext(st.jobs, "j2")
+    again.attempt = 2
+    args = {"pool": "default", "volume_id": "0b7f6c3e-2a41-4f2e-9d55-0f3c1f5f0a11", "size_bytes": 8 << 20}
+    run_task(st, "host-call", first, {"method": "create_volume", "args": args})
+    with pytest.raises(Conflict, match="already has an image file"):
+        run_task(st, "host-call", first, {"method": "create_volume", "args": args})
+    run_task(st, "host-call", again, {"method": "create_volume", "args": {**args, "size_bytes": 16 << 20}})
+    path = st.local_host.volume_backend("default").volume_path(args["volume_id"])  # type: ignore[attr-defined]
+    assert path.stat().st_size == 16 << 20
+    delete = {"pool": "default", "volume_id": args["volume_id"]}
+    run_task(st, "host-call", first, {"method": "delete_volume", "args": delete})
+    run_task(st, "host-call", again, {"method": "delete_volume", "args": delete})  # already gone: done
+    assert not path.exists()

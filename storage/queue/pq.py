@@ -149,6 +149,7 @@ class QueueWorker:
                 install_signal_handlers=False, update_heartbeat_interval=self.heartbeat_interval,
                 stalled_worker_timeout=self.stalled_after, fetch_job_polling_interval=1.0,
                 abort_job_polling_interval=2.0,
+                delete_jobs="successful",  # the catalog's jobs row is the record; procrastinate's table stays small
             )  # fmt: skip
             watcher = asyncio.create_task(self._watch_stalled(app))
             try:

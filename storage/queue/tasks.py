@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from storage.errors import Conflict, InvalidInput
+from storage.errors import Conflict, InvalidInput, NotFound
 
 if TYPE_CHECKING:
     from storage.jobs.service import JobContext
@@ -84,7 +84,26 @@ def host_call(st: "Storage", ctx: "JobContext", method: str, args: dict[str, Any
     args = dict(args or {})
     if method == "delete_volume":
         args["progress"] = ctx.progress
-    return getattr(st.local_host, method)(**args)
+    host = st.local_host
+    if ctx.attempt > 1 and method in ("create_volume", "delete_volume"):
+        return _again(host, method, args)
+    return getattr(host, method)(**args)
+
+
+def _again(host: Any, method: str, args: dict[str, Any]) -> None:
+    """A create or delete delivered again after its runner died: finish what the first run began.
+    The volume is new (its catalog row is still ``creating``, held by the waiting caller), so a
+    file the first run left is removed and made again; a delete whose first run got through is done."""
+    try:
+        if method == "create_volume":
+            host.delete_volume(args["pool"], args["volume_id"])
+    except NotFound:
+        pass
+    try:
+        getattr(host, method)(**args)
+    except NotFound:
+        if method != "delete_volume":
+            raise
 
 
 @task("backup")
