@@ -138,7 +138,11 @@ class QueueWorker:
         app = make_app(self.url, asynchronous=True)
         jobs = self.jobs
 
-        @app.task(name=TASK_NAME)
+        import procrastinate
+
+        # execute() records every failure of the task itself in the catalog; what escapes it is
+        # the catalog being unreachable: procrastinate retries that, up to ~8 minutes
+        @app.task(name=TASK_NAME, retry=procrastinate.RetryStrategy(max_attempts=8, exponential_wait=2))
         def run_job(job_id: str) -> None:
             jobs.execute(job_id)
 
