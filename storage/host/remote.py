@@ -191,7 +191,8 @@ class RoutedHost(RemoteHost):
         return self._data_host(volume_id, "changed_ranges").changed_ranges(pool, volume_id, base_snapshot_id, snapshot_id)
 
     def call(self, method: str, **args: Any) -> Any:
-        vid = args.get("volume_id") or args.get("source_volume_id")
+        spec = args.get("spec") if isinstance(args.get("spec"), dict) else {}
+        vid = args.get("volume_id") or args.get("source_volume_id") or spec.get("key")  # an export's key: its volume id
         host = (self._host_of_volume(vid) if vid else None) or self.host
         if host == self.host:
             return super().call(method, **args)
