@@ -89,7 +89,6 @@ class Agent:
         self.heartbeats += 1
         log.debug("heartbeat of host %r", self.settings.host_name, extra={"ecs": {
             "event.action": "host.heartbeat", "event.outcome": "success", "event.duration": time.perf_counter_ns() - started}})
-        self.ensure_worker()
 
     def run(self) -> int:
         cluster = self.settings.cluster_settings
@@ -100,6 +99,7 @@ class Agent:
         while not self.stop.is_set():
             try:
                 self.beat()
+                self.ensure_worker()  # the loop only: `agent --once` registers and takes no work
             except Exception as exc:  # noqa: BLE001 - any failure to reach the catalog is retried
                 failures += 1
                 delay = retry_delay(failures, interval, cap)
