@@ -5,7 +5,9 @@ a device: a volume's create, extend and delete become host-call jobs on queue ho
 agent ha in its own pool directory; a replica configured as hb sends its work to agent hb only.
 kill -9 of the agent in the middle of a (bandwidth-limited, so slow) backup: the restarted agent
 finds the job stalled, runs it again (attempt 2) and it ends, finished or failed with a reason;
-the volume is never left in a transitional status. Takes ~60-90 s on a loaded 2-core machine.
+the volume is never left in a transitional status; a create sent while the agent is dead waits in
+its queue and is made when the agent is back. Shared work of a killed agent is finished by another
+agent. Takes ~60-90 s on a loaded 2-core machine.
 """
 
 from __future__ import annotations
@@ -158,6 +160,26 @@ def test_agent_killed_mid_backup_job_is_retried_and_ends(bed: dict) -> None:
         assert vr["host"] == "ha"
         original = (pools["ha"] / "volumes" / f"{vol['id']}.img").read_bytes()
         assert (pools["ha"] / "volumes" / f"{vr['id']}.img").read_bytes()[: len(original)] == original
+
+    # the agent dies again; a create sent meanwhile waits in host.ha's queue and is made when it is back
+    import threading
+
+    agents["ha"].signal(signal.SIGKILL)
+    agents["ha"].wait()
+    answer: dict = {}
+
+    def create() -> None:
+        with server.client() as c2:
+            answer["r"] = c2.post("/volumes", json={"name": "vq", "size": "8M"})
+
+    sender = threading.Thread(target=create)
+    sender.start()
+    time.sleep(1.0)
+    agents["ha"] = AgentProc(bed["configs"]["ha"]).start()
+    sender.join(90)
+    r = answer["r"]
+    assert r.status_code == 201 and r.json()["status"] == "available", r.text
+    assert (pools["ha"] / "volumes" / f"{r.json()['id']}.img").stat().st_size == 8 << 20
 
 
 def test_shared_work_of_a_killed_agent_is_taken_over_by_another(tmp_path: Path, pg_database: str) -> None:
