@@ -1,6 +1,6 @@
 """procrastinate's tables and functions in the catalog's PostgreSQL database, applied once.
 
-Applied by catalog migration 0010 and, idempotently, by ``ensure_schema`` when a queue is first
+Applied by catalog migration 0013 and, idempotently, by ``ensure_schema`` when a queue is first
 used (a catalog migrated before procrastinate was installed). Under a transaction-scoped advisory
 lock so two processes starting together apply it once. Upgrading procrastinate to a version with
 a new schema needs its own SQL migrations (``procrastinate schema --migrations-path``), run by hand.
@@ -43,7 +43,7 @@ def apply_schema_sql(execute: Callable[..., Any]) -> bool:
 
 
 # Everything procrastinate's schema made (tables, functions, types: all named procrastinate_*),
-# dropped by catalog migration 0010's downgrade.
+# dropped by catalog migration 0013's downgrade.
 DROP_SQL = """
 DO $$
 DECLARE r record;
