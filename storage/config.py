@@ -137,6 +137,12 @@ class ClusterConfig(BaseModel):
     heartbeat_interval: float = Field(default=10.0, gt=0, le=3600)  # seconds between agent heartbeats
     service_down_time: float = Field(default=60.0, gt=0, le=86400)  # no heartbeat for this long: down
     labels: dict[str, str] = Field(default_factory=dict)  # the host's; its zone is [scheduler] availability_zone
+    # Where jobs and device work run: "in-process" (threads of the process that accepted them, the
+    # single-host way) or "procrastinate" (PostgreSQL queues host.<name> and shared, run by the
+    # agents; needs a PostgreSQL catalog). docs/cluster.md "Work queues".
+    queue: Literal["in-process", "procrastinate"] = "in-process"
+    remote_call_timeout: float = Field(default=120.0, gt=0, le=86400)  # seconds a device call waits for its agent
+    worker_concurrency: int = Field(default=4, ge=1, le=64)  # jobs an agent runs at once
 
     @model_validator(mode="after")
     def _down_after_heartbeat(self) -> "ClusterConfig":
@@ -209,6 +215,11 @@ class Settings(BaseModel):
                     f"default_pool {self.default_pool!r} is not a configured pool; configured: {sorted(self.pools)}"
                 )
             self.default_pool = sorted(self.pools)[0]  # unset: the scheduler places volumes over every pool
+        if self.cluster is not None and self.cluster.queue == "procrastinate" and not self.catalog.url.startswith("postgresql"):
+            raise ValueError(
+                "cluster.queue 'procrastinate' needs a PostgreSQL catalog (catalog.url = \"postgresql+psycopg://...\"); "
+                f"the catalog is {self.catalog.url.partition(':')[0]}: use queue = \"in-process\" with it"
+            )
         return self
 
     @property

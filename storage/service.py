@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from storage.backup.service import BackupService
     from storage.exports.connections import ConnectionService
     from storage.exports.service import ExportService
+    from storage.host.api import HostApi
     from storage.host.local import LocalHost
     from storage.hosts.service import HostService
     from storage.scheduler.gather import PoolPlacement
@@ -45,8 +46,11 @@ if TYPE_CHECKING:
 class Storage:
     """One host's storage: volumes, snapshots, pools, objects, backups, policies, exports."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, agent: bool = False) -> None:
+        """agent: this process is the host's agent (``storagectl agent``): with a work queue, it
+        runs device work here; any other process sends it to the owning host's queue."""
         self.settings = settings
+        self.agent = agent
         private_dir(settings.data_dir)  # 0700 when new, whichever catalog (storage.paths)
         remember_settings(settings)  # store passwords, the catalog URL's password: never on a log line
         self.catalog = Catalog(settings.catalog_url, host_name=settings.host_name,
@@ -54,8 +58,52 @@ class Storage:
         self._lock = threading.RLock()
 
     # -- the host side ------------------------------------------------------------------------
+    @property
+    def queued(self) -> bool:
+        """Whether jobs and device work go through the procrastinate queues (``[cluster] queue``)."""
+        return self.settings.cluster is not None and self.settings.cluster.queue == "procrastinate"
+
     @cached_property
-    def host(self) -> "LocalHost":
+    def host(self) -> "HostApi":
+        """The HostApi the control plane uses: this host's drivers in process (``local_host``), or,
+        with a work queue and outside the agent, each call on the owning host's queue
+        (storage/host/remote.py)."""
+        if not self.queued or self.agent:
+            return self.local_host
+        from storage.host.remote import RoutedHost
+
+        return RoutedHost(self.jobs, self.settings.host_name, self.settings.cluster_settings.remote_call_timeout,
+                          self._volume_host, local=lambda: self.local_host)  # fmt: skip
+
+    def _volume_host(self, volume_id: str) -> str | None:
+        from sqlalchemy import select
+
+        from storage.catalog.volumes import VolumeRow
+
+        with self.catalog.session() as s:
+            return s.scalar(select(VolumeRow.host).where(VolumeRow.id == volume_id))
+
+    def _job_host(self, kind: str, params: dict[str, Any]) -> str | None:
+        """The host a job's work must run on (storage.queue.routing): its volume's, or this config's."""
+        from storage.queue.routing import SHARED_KINDS, volume_of
+
+        if kind in SHARED_KINDS:
+            return None
+        if kind == "host-call":
+            return str(params.get("host") or self.settings.host_name)
+        vid = volume_of(kind, params)
+        source = str(params.get("source") or "")
+        if vid is None and kind == "backup" and source.startswith("snapshot:"):
+            from sqlalchemy import select
+
+            from storage.catalog.volumes import SnapshotRow
+
+            with self.catalog.session() as s:
+                vid = s.scalar(select(SnapshotRow.volume_id).where(SnapshotRow.id == source.partition(":")[2]))
+        return (self._volume_host(vid) if vid else None) or self.settings.host_name
+
+    @cached_property
+    def local_host(self) -> "LocalHost":
         """This host's drivers behind the HostApi seam (in process)."""
         from storage.host.local import LocalHost
 
@@ -193,8 +241,15 @@ class Storage:
     @cached_property
     def jobs(self) -> "JobService":
         from storage.jobs.service import JobService
+        from storage.queue.tasks import run_task
 
-        return JobService(self.catalog)
+        dispatcher = None
+        if self.queued:
+            from storage.queue.pq import ProcrastinateDispatcher
+
+            dispatcher = ProcrastinateDispatcher(self.settings.catalog_url, self._job_host)
+        return JobService(self.catalog, runner=lambda kind, ctx, params: run_task(self, kind, ctx, params),
+                          dispatcher=dispatcher)  # fmt: skip
 
     @cached_property
     def applier(self) -> "ApplyService":
@@ -224,9 +279,12 @@ class Storage:
         from storage.volumes.check import DEFAULT_STALE_AFTER, check
 
         stale = DEFAULT_STALE_AFTER if stale_after is None else stale_after
-        return check(self.catalog, self.host, tuple(self.settings.pools), repair, stale_after=stale)
+        return check(self.catalog, self.local_host, tuple(self.settings.pools), repair, stale_after=stale)
 
     def close(self) -> None:
+        jobs = self.__dict__.get("jobs")
+        if jobs is not None and jobs.dispatcher is not None:
+            jobs.dispatcher.close()
         self.catalog.close()
 
     def __enter__(self) -> "Storage":

@@ -95,7 +95,9 @@ def test_migrated_schema_matches_the_models(empty_url: str) -> None:
     catalog = Catalog(empty_url)
     try:
         with catalog.engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn), metadata)
+            # procrastinate's own tables (the work queues, migration 0013 on PostgreSQL) are not ours
+            ours = {"include_name": lambda name, kind, _parent: kind != "table" or not str(name).startswith("procrastinate")}
+            diff = compare_metadata(MigrationContext.configure(conn, opts=ours), metadata)
         assert diff == []
     finally:
         catalog.close()

@@ -117,9 +117,8 @@ def restore_backup(backup_id: IdPath, request: Request, st: StorageDep, payload:
         volume = st.volumes.create(spec.get("name") or views.generated_name("restore"), max(backup.size_bytes, views.GiB),
                                    restoring=True)
     submit_job(
-        request, st, "restore",
-        lambda ctx: st.backups.restore(backup.id, to_volume=volume.id, progress=ctx.progress, cancel=ctx.cancel),
-        target=backup.id, params={"backup_id": backup.id, "to_volume": volume.id}, total=backup.size_bytes or None,
+        request, st, "restore", target=backup.id, total=backup.size_bytes or None,
+        params={"backup_id": backup.id, "to_volume": volume.id, "to_volume_id": volume.id},
     )
     return {"restore": {"backup_id": backup.id, "volume_id": volume.id, "volume_name": volume.name}}
 

@@ -76,11 +76,9 @@ def start_backup(request: Request, st: StorageDep, source: str, *, name: str | N
     require_source_host_up(st, source)
     backup_id = str(uuid.uuid4())
     return submit_job(
-        request, st, "backup",
-        lambda ctx: st.backups.create(source, repository=repository, name=name, labels=labels,
-                                      progress=ctx.progress, cancel=ctx.cancel, backup_id=backup_id,
-                                      bandwidth_limit=bandwidth_limit),
-        target=backup_id, params={"backup_id": backup_id, "source": source, "name": name, "repository": repository},
+        request, st, "backup", target=backup_id,
+        params={"backup_id": backup_id, "source": source, "name": name, "repository": repository, "labels": labels,
+                "bandwidth_limit": bandwidth_limit},
     )
 
 
@@ -141,11 +139,10 @@ def start_restore(request: Request, st: StorageDep, backup: Backup, body: Restor
     check_restore_target(st, to_volume=body.to_volume, new_volume_name=body.new_volume_name, pool=body.pool)
     if body.to_volume or body.new_volume_name:
         require_restore_target(st, body.to_volume)
+    to_volume_id = st.volumes.get(body.to_volume).id if body.to_volume else None
     return submit_job(
-        request, st, "restore",
-        lambda ctx: st.backups.restore(backup.id, to_volume=body.to_volume, new_volume_name=body.new_volume_name,
-                                       pool=body.pool, progress=ctx.progress, cancel=ctx.cancel),
-        target=backup.id, params={"backup_id": backup.id, **body.model_dump()}, total=backup.size_bytes or None,
+        request, st, "restore", target=backup.id, total=backup.size_bytes or None,
+        params={"backup_id": backup.id, **body.model_dump(), "to_volume_id": to_volume_id},
     )
 
 
@@ -156,20 +153,12 @@ def verify_backup(backup_id: IdPath, body: VerifyRequest, request: Request, st: 
 
 def start_verify(request: Request, st: StorageDep, backup: Backup, body: VerifyRequest) -> JobInfo:
     """Submit the verify job of one backup (the web dashboard's verify button too)."""
-    return submit_job(
-        request, st, "verify",
-        lambda ctx: st.backups.verify(backup.id, deep=body.deep, sample_percent=body.sample_percent, progress=ctx.progress,
-                                      cancel=ctx.cancel),
-        target=backup.id, params={"backup_id": backup.id, **body.model_dump()},
-    )
+    return submit_job(request, st, "verify", target=backup.id, params={"backup_id": backup.id, **body.model_dump()})
 
 
 @router.post("/gc", status_code=202, response_model=JobInfo, responses=JOB_RESPONSE)
 def gc(body: GcRequest, request: Request, st: StorageDep) -> JSONResponse:
     repository = check_repository(body.repository, st.settings)
     check_job_params(st, repository=repository)
-    job = submit_job(
-        request, st, "gc", lambda ctx: st.backups.gc(repository, dry_run=body.dry_run),
-        target=repository, params=body.model_dump(),
-    )
+    job = submit_job(request, st, "gc", target=repository, params={**body.model_dump(), "repository": repository})
     return _accepted(job)

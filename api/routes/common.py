@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from fastapi import Request
@@ -10,7 +9,7 @@ from fastapi import Request
 from storage.bounds import check_labels
 from storage.errors import Conflict, InvalidInput, NotFound
 from storage.units import parse_size
-from storage.jobs.service import JobContext, JobInfo
+from storage.jobs.service import JobInfo
 from storage.names import parse_labels, validate_name
 from storage.service import Storage
 
@@ -62,8 +61,9 @@ def caller(request: Request) -> str | None:
 
 
 def submit_job(
-    request: Request, st: Storage, kind: str, work: Callable[[JobContext], Any], *,
+    request: Request, st: Storage, kind: str, *,
     target: str | None = None, params: dict[str, Any] | None = None, total: int | None = None,
 ) -> JobInfo:
-    """Run ``work`` as a job (202 + job resource); the route returns the queued job."""
-    return st.jobs.submit(kind, work, target=target, params=params, total=total, created_by=caller(request))
+    """Run the named task ``kind`` (storage.queue.tasks) with ``params`` as a job (202 + job
+    resource): in this process, or on the owning host's queue; the route returns the queued job."""
+    return st.jobs.submit(kind, target=target, params=params, total=total, created_by=caller(request))

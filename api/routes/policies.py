@@ -116,13 +116,6 @@ def policy_history(
 def run_policy(ref: RefPath, body: RunRequest, request: Request, st: StorageDep) -> JSONResponse:
     """Run the policy now (outside its schedule) as a job; the job's result is the run report."""
     policy = st.policies.get(ref)
-
-    def work(ctx: Any) -> Any:
-        def progress(_policy: str, _volume: str, report: Any) -> None:
-            ctx.progress(report)
-
-        report = st.policies.run(now_policies=[policy.id], dry_run=body.dry_run, progress=progress)
-        return report
-
-    job = submit_job(request, st, "policy-run", work, target=policy.id, params={"policy": policy.name, "dry_run": body.dry_run})
+    job = submit_job(request, st, "policy-run", target=policy.id,
+                     params={"policy": policy.name, "policy_id": policy.id, "dry_run": body.dry_run})
     return JSONResponse(job.model_dump(mode="json"), status_code=202)

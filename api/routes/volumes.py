@@ -137,10 +137,8 @@ def delete_volume(
     vol = st.volumes.get(ref)
     st.volumes.require_host_up(vol)  # 503 now, naming the host, rather than a failed job later
     job = submit_job(
-        request, st, "wipe",
-        lambda ctx: st.volumes.delete(vol.id, wipe=wipe, force=force, cascade=cascade, progress=ctx.progress),
-        target=vol.id, params={"volume": vol.name, "wipe": wipe, "force": force, "cascade": cascade},
-        total=vol.size_bytes,
+        request, st, "wipe", target=vol.id, total=vol.size_bytes,
+        params={"volume": vol.name, "volume_id": vol.id, "wipe": wipe, "force": force, "cascade": cascade},
     )
     return JSONResponse(job.model_dump(mode="json"), status_code=202)
 

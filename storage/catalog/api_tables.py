@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.catalog.base import Base, new_id, utcnow
@@ -51,6 +51,8 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column(nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    queue: Mapped[str | None] = mapped_column(String(255), nullable=True)  # None: runs in the accepting process
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class IdempotencyKey(Base):

@@ -4,6 +4,11 @@ Each heartbeat reports the host's pools (driver, capabilities, capacity through
 ``HostApi.pool_usage``). When the catalog cannot be reached (at start or later), the agent logs
 one line per failure, waits a bounded, doubling delay and tries again; it never exits for it.
 SIGTERM or SIGINT ends the loop between two heartbeats and the process exits 0.
+
+With ``[cluster] queue = "procrastinate"`` the agent also runs the host's worker
+(storage.queue.pq.QueueWorker): it takes jobs from ``host.<host_name>`` and ``shared`` and runs
+them here, on this host's drivers; at start and then periodically it hands back to the queue
+the jobs of workers that stopped heartbeating (a killed agent's), so they run again.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from storage.hosts.state import retry_delay
 if TYPE_CHECKING:
     from storage.config import Settings
     from storage.hosts.service import HostService
+    from storage.queue.pq import QueueWorker
 
 log = logging.getLogger("storage.agent")
 
@@ -48,13 +54,31 @@ class Agent:
         self._storage = None
         self.started_at: datetime = utcnow()
         self.heartbeats = 0
+        self.worker: "QueueWorker | None" = None
 
     def _default_open(self) -> "HostService":
         from storage.service import Storage
 
-        st = Storage(self.settings)
+        st = Storage(self.settings, agent=True)
         self._storage = st  # type: ignore[assignment]
         return st.hosts
+
+    def ensure_worker(self) -> None:
+        """Start the queue worker (with a work queue only) once the catalog answers; again when it died."""
+        cluster = self.settings.cluster
+        if cluster is None or cluster.queue != "procrastinate" or self._storage is None:
+            return
+        if self.worker is not None and self.worker.error is None and self.worker._thread is not None and self.worker._thread.is_alive():
+            return
+        from storage.queue.pq import QueueWorker
+
+        st = self._storage
+        self.worker = QueueWorker(
+            self.settings.catalog_url, self.settings.host_name, st.jobs, concurrency=cluster.worker_concurrency,  # type: ignore[attr-defined]
+            heartbeat_interval=cluster.heartbeat_interval, stalled_after=cluster.service_down_time,
+        )  # fmt: skip
+        self.worker.start()
+        log.info("host %r takes work from queues %s", self.settings.host_name, ", ".join(self.worker.queues))
 
     def beat(self) -> None:
         """One registration/heartbeat; opens the catalog first when it is not open yet."""
@@ -75,6 +99,7 @@ class Agent:
         while not self.stop.is_set():
             try:
                 self.beat()
+                self.ensure_worker()  # the loop only: `agent --once` registers and takes no work
             except Exception as exc:  # noqa: BLE001 - any failure to reach the catalog is retried
                 failures += 1
                 delay = retry_delay(failures, interval, cap)
@@ -92,6 +117,8 @@ class Agent:
             failures = 0
             self.stop.wait(interval)
         log.info("agent for host %r stopping", self.settings.host_name)
+        if self.worker is not None:
+            self.worker.stop()
         self._reset()
         return 0
 
@@ -102,6 +129,9 @@ class Agent:
                 self._storage.close()
             except Exception:  # noqa: BLE001 - closing a broken engine must not kill the loop
                 pass
+            if self.worker is not None:
+                self.worker.stop(timeout=5.0)
+                self.worker = None
             self._storage = None
             self._hosts = None
 

@@ -10,18 +10,23 @@ owning process sees it on its next progress write.
 Each job records its owner (host, pid and the pid's start time). When a service starts, jobs
 still ``queued``/``running`` whose owner process is gone are marked ``interrupted``: a job is
 never silently lost.
+
+Jobs are named tasks (``storage.queue.tasks``: kind -> function(st, ctx, **params), JSON params).
+Where one runs is the dispatcher's choice (``storage.queue``): in a thread of this process (the
+single-host default), or deferred on a procrastinate queue (``jobs.queue``: ``host.<name>`` or
+``shared``) to an agent that calls ``execute(job_id)``; such jobs are left to the queue's own
+at-least-once delivery, never marked interrupted by ``recover`` here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
-import os
-import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, is_dataclass
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +36,9 @@ from sqlalchemy import select, update
 from storage.catalog.api_tables import Job
 from storage.errors import Cancelled, Conflict, InvalidInput, NotFound, StorageError
 from storage.logs import context as log_context
+from storage.jobs.pure import (  # noqa: F401 - the pure helpers, importable from here as before
+    current_owner, describe_report, eta_seconds, jsonable, owner_alive, parse_owner, percent, process_start_time,
+)
 
 if TYPE_CHECKING:
     from storage.catalog import Catalog
@@ -74,92 +82,8 @@ class JobInfo(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     updated_at: datetime
-
-
-# -- pure helpers ---------------------------------------------------------------------------
-def percent(done: int, total: int | None) -> float | None:
-    if not total:
-        return None
-    return round(min(100.0, 100.0 * done / total), 1)
-
-
-def eta_seconds(done: int, total: int | None, rate: float | None) -> float | None:
-    if not total or not rate or rate <= 0 or done >= total:
-        return None
-    return round((total - done) / rate, 1)
-
-
-def parse_owner(owner: str | None) -> tuple[str, int, int] | None:
-    """``host:pid:starttime`` -> parts, or None when malformed."""
-    if not owner:
-        return None
-    parts = owner.rsplit(":", 2)
-    if len(parts) != 3:
-        return None
-    try:
-        return parts[0], int(parts[1]), int(parts[2])
-    except ValueError:
-        return None
-
-
-def process_start_time(pid: int) -> int | None:
-    """The start time (clock ticks since boot) of a live process, or None when it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            stat = fh.read().decode(errors="replace")
-    except OSError:
-        return None
-    fields = stat.rpartition(")")[2].split()
-    return int(fields[19]) if len(fields) > 19 else None  # field 22 of stat(5)
-
-
-def current_owner() -> str:
-    pid = os.getpid()
-    return f"{socket.gethostname()}:{pid}:{process_start_time(pid) or 0}"
-
-
-def owner_alive(owner: str | None, host: str | None = None) -> bool:
-    """False when the owner process of a job is provably gone (same host, pid dead or reused)."""
-    parts = parse_owner(owner)
-    if parts is None:
-        return False
-    owner_host, pid, start = parts
-    if owner_host != (host or socket.gethostname()):
-        return True  # cannot check another host's processes; leave its jobs alone
-    return process_start_time(pid) == start
-
-
-def jsonable(value: Any) -> Any:
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    if is_dataclass(value) and not isinstance(value, type):
-        return jsonable(asdict(value))
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, enum.Enum):
-        return value.value
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)
-
-
-def describe_report(report: Any) -> str | None:
-    """``phase: read 1.0M, uploaded 512K`` from a progress report object's counters."""
-    from storage.units import format_size
-
-    parts = [
-        f"{name} {format_size(value)}"
-        for name in ("read", "skipped", "deduplicated", "uploaded", "downloaded")
-        if isinstance(value := getattr(report, name, 0), (int, float)) and value
-    ]
-    phase = getattr(report, "phase", None)
-    if not phase and not parts:
-        return None
-    return f"{phase or 'progress'}: {', '.join(parts)}" if parts else str(phase)
+    queue: str | None = None  # the work queue carrying it (host.<name>, shared); None: run in process
+    attempts: int = 0  # deliveries so far (> 1: its first runner died and the queue delivered it again)
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -192,6 +116,8 @@ def _info(row: Job) -> JobInfo:
         started_at=_aware(row.started_at),
         finished_at=_aware(row.finished_at),
         updated_at=_aware(row.updated_at),  # type: ignore[arg-type]
+        queue=row.queue,
+        attempts=int(row.attempts or 0),
     )
 
 
@@ -222,6 +148,7 @@ class JobContext:
         self.job_id = job_id
         self.kind = kind
         self.request_id = request_id  # trace.id of every line the job logs (storage.logs.context)
+        self.attempt = 1  # > 1 when the queue delivers the job again (its first runner died)
         self.cancel = threading.Event()
         self._service = service
         self._started = time.monotonic()
@@ -261,13 +188,28 @@ class JobContext:
 
 
 WorkFn = Callable[[JobContext], Any]
+Runner = Callable[[str, JobContext, dict[str, Any]], Any]  # (kind, ctx, params) -> result: runs a named task
+
+
+class Dispatcher:
+    """Where queued jobs go when they do not run in a thread of this process (storage.queue)."""
+
+    def defer(self, job_id: str, kind: str, params: dict[str, Any]) -> str:
+        """Queue the job; return the queue's name (recorded in ``jobs.queue``)."""
+        raise NotImplementedError
 
 
 class JobService:
     """Runs and records jobs; one instance per process (``st.jobs``)."""
 
-    def __init__(self, catalog: "Catalog", *, max_concurrent: int = MAX_CONCURRENT_JOBS) -> None:
+    def __init__(
+        self, catalog: "Catalog", *, max_concurrent: int = MAX_CONCURRENT_JOBS, runner: Runner | None = None,
+        dispatcher: Dispatcher | None = None,
+    ) -> None:  # fmt: skip
+        """runner: runs a named task in this process; dispatcher: None runs jobs in threads here."""
         self._catalog = catalog
+        self._runner = runner
+        self.dispatcher = dispatcher
         self._owner = current_owner()
         self._slots = threading.BoundedSemaphore(max_concurrent)
         self._contexts: dict[str, JobContext] = {}
@@ -313,35 +255,87 @@ class JobService:
     def submit(
         self,
         kind: str,
-        work: WorkFn,
+        work: WorkFn | None = None,
         *,
         target: str | None = None,
         params: dict[str, Any] | None = None,
         total: int | None = None,
         created_by: str | None = None,
     ) -> JobInfo:
-        """Record a job and start ``work(ctx)`` in a worker thread; returns the queued job."""
+        """Record a job and run it: the named task ``kind`` with ``params`` (or ``work(ctx)``, a
+        function of this process, run in a thread here). Returns the queued job."""
         if self._shutting_down:
             raise Conflict("the service is shutting down; no new jobs are accepted")
+        if work is None and self._runner is None:
+            raise InvalidInput(f"job kind {kind!r}: this job service runs no named tasks", field="kind")
+        remote = work is None and self.dispatcher is not None
         now = datetime.now(UTC)
         with self._catalog.session() as session:
             row = Job(
                 kind=kind, target=target, state=JobState.QUEUED.value, params=jsonable(params or {}),
-                bytes_done=0, bytes_total=total, cancel_requested=False, owner=self._owner,
+                bytes_done=0, bytes_total=total, cancel_requested=False, owner=None if remote else self._owner,
                 created_by=created_by, created_at=now, updated_at=now, request_id=log_context.trace_id(),
             )
             session.add(row)
             session.flush()
             info = _info(row)
         log.info("job %s %s submitted", kind, info.id, extra={"ecs": {"storage.job.kind": kind, "storage.job.id": info.id, "event.action": "job.submit"}})
+        if remote:
+            try:
+                queue = self.dispatcher.defer(info.id, kind, info.params)  # type: ignore[union-attr]
+            except StorageError as exc:
+                self._fail_unqueued(info.id, exc)
+                raise
+            with self._catalog.session() as session:
+                session.execute(update(Job).where(Job.id == info.id).values(queue=queue))
+            return info
         ctx = JobContext(self, info.id, kind, info.request_id)
         ctx._total = total
-        thread = threading.Thread(target=self._run, args=(ctx, work), name=f"job-{kind}-{info.id[:8]}", daemon=True)
+        fn: WorkFn = work if work is not None else (lambda c: self._runner(kind, c, info.params))  # type: ignore[misc]
+        thread = threading.Thread(target=self._run, args=(ctx, fn), name=f"job-{kind}-{info.id[:8]}", daemon=True)
         with self._lock:
             self._contexts[info.id] = ctx
             self._threads[info.id] = thread
         thread.start()
         return info
+
+    def _fail_unqueued(self, job_id: str, exc: StorageError) -> None:
+        now = datetime.now(UTC)
+        with self._catalog.session() as session:
+            session.execute(update(Job).where(Job.id == job_id).values(
+                state=JobState.FAILED.value, error=exc.to_dict(), finished_at=now, updated_at=now,
+                message="the job could not be queued"))  # fmt: skip
+
+    def execute(self, job_id: str) -> JobState | None:
+        """Run a recorded, queued job here (the queue's worker calls it; at least once).
+
+        A job still ``running`` was started by a runner that died (the queue found it stalled and
+        delivered it again): it runs again as attempt n+1, its task being safe to re-run. A job
+        already finished (a duplicate delivery) or unknown is left alone. Returns the final state."""
+        if self._runner is None:
+            raise InvalidInput("this job service runs no named tasks", field="kind")
+        now = datetime.now(UTC)
+        with self._catalog.session() as session:
+            row = session.get(Job, job_id)
+            if row is None or row.state not in ACTIVE_STATES:
+                return None if row is None else JobState(row.state)
+            attempt = int(row.attempts or 0) + 1
+            previous = row.owner
+            if row.state == JobState.RUNNING.value:
+                row.state = JobState.QUEUED.value
+                row.message = f"attempt {attempt}: the runner of attempt {attempt - 1} ({previous}) stopped before it finished"
+            row.attempts = attempt
+            row.owner = self._owner
+            row.updated_at = now
+            kind, params, total, request_id = row.kind, dict(row.params or {}), row.bytes_total, row.request_id
+        ctx = JobContext(self, job_id, kind, request_id)
+        ctx.attempt = attempt
+        ctx._total = total
+        with self._lock:
+            self._contexts[job_id] = ctx
+        # no slot: the queue's worker bounds its own concurrency ([cluster] worker_concurrency)
+        self._run(ctx, lambda c: self._runner(kind, c, params), slots=contextlib.nullcontext())  # type: ignore[misc]
+        return self.get(job_id).state
 
     def cancel(self, job_id: str) -> JobInfo:
         """Ask a job to stop. A queued job is cancelled at once; a running one at its next check."""
@@ -368,17 +362,19 @@ class JobService:
             thread.join(timeout)
             return self.get(job_id)
         deadline = None if timeout is None else time.monotonic() + timeout
+        pause = 0.005  # a job of another process (a queue's agent): poll its row, 5 ms doubling to 100 ms
         while True:
             info = self.get(job_id)
             if info.state.value not in ACTIVE_STATES or (deadline is not None and time.monotonic() >= deadline):
                 return info
-            time.sleep(0.1)
+            time.sleep(pause if deadline is None else max(0.0, min(pause, deadline - time.monotonic())))
+            pause = min(0.1, pause * 2)
 
     def recover(self) -> list[str]:
         """Mark queued/running jobs whose owner process is gone as interrupted; return their ids."""
         with self._catalog.session() as session:
             rows = session.scalars(select(Job).where(Job.state.in_(ACTIVE_STATES))).all()
-            lost = [r for r in rows if r.owner != self._owner and not owner_alive(r.owner)]
+            lost = [r for r in rows if r.queue is None and r.owner != self._owner and not owner_alive(r.owner)]
             now = datetime.now(UTC)
             for row in lost:
                 row.state = JobState.INTERRUPTED.value
@@ -402,20 +398,20 @@ class JobService:
         with self._catalog.session() as session:
             session.execute(
                 update(Job)
-                .where(Job.owner == self._owner, Job.state.in_(ACTIVE_STATES))
+                .where(Job.owner == self._owner, Job.state.in_(ACTIVE_STATES), Job.queue.is_(None))
                 .values(state=JobState.INTERRUPTED.value, finished_at=now, updated_at=now,
                         message="the service stopped before this job finished")
             )
 
     # -- worker -----------------------------------------------------------------------------
-    def _run(self, ctx: JobContext, work: WorkFn) -> None:
+    def _run(self, ctx: JobContext, work: WorkFn, slots: "AbstractContextManager[Any] | None" = None) -> None:
         # a worker thread starts with an empty context: bind the job's ids (and its request's, from the row)
         with job_log_scope(ctx.job_id, ctx.request_id):
-            self._run_bound(ctx, work)
+            self._run_bound(ctx, work, slots)
 
-    def _run_bound(self, ctx: JobContext, work: WorkFn) -> None:
+    def _run_bound(self, ctx: JobContext, work: WorkFn, slots: "AbstractContextManager[Any] | None" = None) -> None:
         try:
-            with self._slots:
+            with slots if slots is not None else self._slots:
                 if not self._start(ctx):
                     return
                 ctx._started = time.monotonic()

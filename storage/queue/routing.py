@@ -1,0 +1,73 @@
+"""Pure routing of a job: which queue carries it and which lock serialises it.
+
+Work that touches a host's devices (volume create/delete/extend/snapshot/revert, export, wipe, a
+backup's reads, a restore's writes: kinds in ``HOST_KINDS``) goes to ``host.<name>`` of the host
+that owns the volume; work any host can do (verify, gc, no-op) goes to ``shared``. Locks name what
+two jobs must never touch at once: ``volume:<id>`` (every operation on one volume), ``repo:<url>``
+(one gc per repository). Table-tested in tests/test_queue_routing.py.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from storage.errors import InvalidInput
+
+SHARED_QUEUE = "shared"
+HOST_QUEUE_PREFIX = "host."
+HOST_KINDS = frozenset({"backup", "restore", "wipe", "host-call", "policy-run"})
+SHARED_KINDS = frozenset({"verify", "gc", "noop"})
+KINDS = HOST_KINDS | SHARED_KINDS
+_HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
+
+
+@dataclass(frozen=True)
+class Route:
+    queue: str
+    lock: str | None = None
+
+
+def host_queue(host: str) -> str:
+    """``host.<name>``; the name is checked so a queue name never carries anything else."""
+    if not _HOST_NAME.match(host or ""):
+        raise InvalidInput(f"host name {host!r} is not accepted for a queue; accepted: letters, digits, '.', '_', '-' (1-255)",
+                           field="host")  # fmt: skip
+    return HOST_QUEUE_PREFIX + host
+
+
+def volume_of(kind: str, params: Mapping[str, Any]) -> str | None:
+    """The volume id a job works on, when it names one (a backup's ``volume:<id>`` source, a
+    restore's ``to_volume``, a wipe's ``volume_id``, a host call's ``volume_id``)."""
+    if kind == "backup":
+        source = str(params.get("source") or "")
+        return source.partition(":")[2] or None if source.startswith("volume:") else None
+    if kind == "restore":
+        return params.get("to_volume_id") or None
+    if kind in ("wipe", "host-call"):
+        return params.get("volume_id") or None
+    return None
+
+
+def route(kind: str, params: Mapping[str, Any], *, host: str | None) -> Route:
+    """The queue and lock of a job. ``host``: the host that owns the job's volume (or, for work
+    with no volume yet, the host chosen for it); required for ``HOST_KINDS``."""
+    if kind not in KINDS:
+        raise InvalidInput(f"job kind {kind!r} is not accepted; accepted: {', '.join(sorted(KINDS))}", field="kind")
+    if kind in SHARED_KINDS:
+        lock = f"repo:{params['repository']}" if kind == "gc" and params.get("repository") else None
+        return Route(SHARED_QUEUE, lock)
+    if not host:
+        raise InvalidInput(f"a {kind} job needs the host that owns its volume; none was given", field="host")
+    vid = volume_of(kind, params)
+    return Route(host_queue(host), f"volume:{vid}" if vid else None)
+
+
+def queues_of_agent(host: str) -> list[str]:
+    """What an agent listens to: its host's queue, then the shared one."""
+    return [host_queue(host), SHARED_QUEUE]
+
+
+HostOf = Callable[[str], str]
