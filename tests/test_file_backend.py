@@ -206,3 +206,15 @@ def test_capacity_is_not_overshot_by_concurrent_processes(reflink_pool: Path) ->
     codes = sorted(p.wait(120) for p in procs)
     assert codes == [0, 0, 6, 6], codes
     assert FileVolumeBackend("cap", {"path": str(reflink_pool)}).usage().provisioned_bytes == 2 * size
+
+
+def test_list_items_skips_a_file_deleted_while_listing(ext4_backend: FileVolumeBackend) -> None:
+    """Drill 1 found it: another API replica deleting a volume between the directory listing and
+    the stat made a listing answer 500. A dangling ``*.img`` is exactly that moment, frozen."""
+    vid = new_id()
+    ext4_backend.create_volume(vid, 1 << 20)
+    (ext4_backend.root / "volumes" / "gone.img").symlink_to(ext4_backend.root / "volumes" / "deleted-meanwhile.img")
+    (ext4_backend.root / "snapshots").mkdir(exist_ok=True)
+    (ext4_backend.root / "snapshots" / "gone.img").symlink_to(ext4_backend.root / "snapshots" / "deleted.img")
+    items = ext4_backend.list_items()
+    assert [(i.kind, i.id) for i in items] == [("volume", vid)]

@@ -53,6 +53,9 @@ def settle_volumes(catalog: "Catalog", host: object, volume_ids: Iterable[str] |
         except StorageError as exc:
             log.warning("settling volume %s left behind by a dead process failed: %s", vid, exc.message)
             continue
+        except OSError as exc:  # the pool changed under us (another process deleting): next command retries
+            log.warning("settling volume %s left behind by a dead process failed: %s", vid, exc.strerror or exc)
+            continue
         for f in findings:
             if f.repaired:
                 settled += 1

@@ -343,15 +343,21 @@ class FileVolumeBackend(VolumeBackend):
 
     # -- reconciliation --------------------------------------------------------
     def list_items(self) -> list[BackendItem]:
+        """Volumes and snapshots in the pool; a file deleted while we list (another process's
+        delete) is left out rather than failing the whole listing."""
         items: list[BackendItem] = []
         for path in sorted((self.root / "volumes").glob("*.img")):
-            items.append(BackendItem("volume", path.stem, path.stat().st_size, None, str(path)))
+            size = _size_or_none(path)
+            if size is not None:
+                items.append(BackendItem("volume", path.stem, size, None, str(path)))
         for path in sorted((self.root / "snapshots").glob("*.img")):
             try:
                 parent: str | None = os.getxattr(path, XATTR_VOLUME).decode()
             except OSError:
                 parent = None
-            items.append(BackendItem("snapshot", path.stem, path.stat().st_size, parent, str(path)))
+            size = _size_or_none(path)
+            if size is not None:
+                items.append(BackendItem("snapshot", path.stem, size, parent, str(path)))
         return items
 
     def stale_attachments(self, known_volume_ids: set[str]) -> list[str]:
@@ -413,3 +419,11 @@ def _stats(paths: Iterator[Path]) -> Iterator[os.stat_result]:
             yield path.stat()
         except FileNotFoundError:
             continue
+
+
+def _size_or_none(path: Path) -> int | None:
+    """The file's size, or None when it vanished between the directory listing and the stat."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return None
