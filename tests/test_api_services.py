@@ -54,7 +54,12 @@ def test_token_rejects_bad_input(st: storage.Storage) -> None:
         st.tokens.create("root")
     info, bearer = st.tokens.create("reader")
     token_id, secret = split_bearer(bearer)  # type: ignore[misc]
-    for bad in (None, "", "garbage", f"{token_id}.{secret[:-1]}x", f"{token_id[:-1]}0.{secret}"):
+    def other(ch: str) -> str:  # a character that differs from ch, so the bad token is never the real one
+        return "y" if ch == "x" else "x"
+
+    wrong_secret = f"{token_id}.{secret[:-1]}{other(secret[-1])}"
+    wrong_id = f"{token_id[:-1]}{'1' if token_id[-1] == '0' else '0'}.{secret}"
+    for bad in (None, "", "garbage", wrong_secret, wrong_id):
         with pytest.raises(AuthenticationFailed) as err:
             st.tokens.authenticate(bad)
         assert secret not in str(err.value)
