@@ -13,6 +13,17 @@ from storage.cli import common
 from storage.cli.backup import KeyOpt, NoLockOpt, RepoOpt, backup_app
 
 
+def _backup_ident(backup_id: str | None, manifest: str | None, repository: str | None) -> str:
+    """The backup to open: a catalog id, or ``--manifest`` read from ``--repository``."""
+    from storage.errors import InvalidInput
+
+    if not (manifest or backup_id):
+        raise InvalidInput("give a backup id, or --repository URL --manifest ID")
+    if manifest and not repository:
+        raise InvalidInput("--manifest needs --repository URL")
+    return manifest or backup_id  # type: ignore[return-value]
+
+
 def _stop_on_sigterm(_signum: int, _frame: Any) -> None:
     raise KeyboardInterrupt
 
@@ -35,14 +46,10 @@ def serve(
     as_json: common.JsonOpt = False,
 ) -> None:
     """Serve a backup read-only over NBD (nbdkit) until Ctrl-C: chunks are fetched on first read and verified."""
-    from storage.errors import BackendError, InvalidInput
+    from storage.errors import BackendError
     from storage.nbd.service import serve as start
 
-    ident = manifest or backup_id
-    if not ident:
-        raise InvalidInput("give a backup id, or --repository URL --manifest ID")
-    if manifest and not repository:
-        raise InvalidInput("--manifest needs --repository URL")
+    ident = _backup_ident(backup_id, manifest, repository)
     st = common.get_storage(ctx)
     previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
@@ -74,14 +81,9 @@ def attach(
     as_json: common.JsonOpt = False,
 ) -> None:
     """Attach a backup read-only as /dev/nbdN (kernels with nbd; elsewhere use `backup serve`)."""
-    from storage.errors import InvalidInput
     from storage.nbd.attach import attach as run
 
-    ident = manifest or backup_id
-    if not ident:
-        raise InvalidInput("give a backup id, or --repository URL --manifest ID")
-    if manifest and not repository:
-        raise InvalidInput("--manifest needs --repository URL")
+    ident = _backup_ident(backup_id, manifest, repository)
     att = run(common.get_storage(ctx), ident, repository=repository if manifest else None, key_file=key_file, device=device)
     common.emit(att, as_json, lambda a: sys.stdout.write(f"{a.device}\n"))
 
