@@ -189,10 +189,10 @@ def kill_group(pid: int, timeout: float = 5.0) -> None:
             time.sleep(0.02)
 
 
-def load_state(base: Path) -> dict:
+def load_state(base: Path, tool: str = "swift-aio") -> dict:
     path = base / "state.json"
     if not path.exists():
-        raise SystemExit(f"swift-aio: no state in {base}; is it started?")
+        raise SystemExit(f"{tool}: no state in {base}; is it started?")
     return json.loads(path.read_text())
 
 
@@ -202,10 +202,10 @@ def save_state(base: Path, state: dict) -> None:
         "ST_AUTH": state["auth_url"],
         "ST_USER": f"test:{state['user']}",
         "ST_KEY": state["key"],
-        "S3_ENDPOINT": state["s3_endpoint"],
-        "AWS_ACCESS_KEY_ID": state["access_key"],
-        "AWS_SECRET_ACCESS_KEY": state["secret_key"],
     }
+    if "s3_endpoint" in state:  # the all-in-one has s3api; the three-node ring (ring.py) does not
+        env.update(S3_ENDPOINT=state["s3_endpoint"], AWS_ACCESS_KEY_ID=state["access_key"],
+                   AWS_SECRET_ACCESS_KEY=state["secret_key"])
     (base / "state.env").write_text("".join(f"export {k}={v}\n" for k, v in env.items()))
 
 

@@ -208,17 +208,10 @@ def _lock() -> int:
 
 
 def load_state(base: Path) -> dict:
-    path = base / "state.json"
-    if not path.exists():
-        raise SystemExit(f"swift-ring: no state in {base}; is it started?")
-    return json.loads(path.read_text())
+    return aio.load_state(base, "swift-ring")
 
 
-def save_state(base: Path, state: dict) -> None:
-    (base / "state.json").write_text(json.dumps(state, indent=2))
-    (base / "state.env").write_text(
-        f"export ST_AUTH={state['auth_url']}\nexport ST_USER=test:{state['user']}\nexport ST_KEY={state['key']}\n"
-    )
+save_state = aio.save_state
 
 
 def cmd_start(args: argparse.Namespace) -> dict:
