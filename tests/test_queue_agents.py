@@ -97,9 +97,11 @@ def test_volume_work_runs_on_the_owning_hosts_agent(bed: dict) -> None:
         assert c.delete("/volumes/v1").status_code == 204
         assert not img.exists()
 
-    # a replica configured as host hb: its volumes are made by agent hb, in hb's pool only
+    # the library on host hb, the volume placed on hb by name: made by agent hb, in hb's pool only
+    from storage.scheduler import validate_hints
+
     with storage.open(bed["configs"]["hb"]) as st:
-        v2 = st.volumes.create("v2", "8M")
+        v2 = st.volumes.create("v2", "8M", hints=validate_hints(host="hb"))
         assert v2.host == "hb"
         assert (pools["hb"] / "volumes" / f"{v2.id}.img").exists()
         assert not (pools["ha"] / "volumes" / f"{v2.id}.img").exists()
