@@ -91,6 +91,8 @@ class Storage:
             return None
         if kind == "host-call":
             return str(params.get("host") or self.settings.host_name)
+        if kind == "restore" and not params.get("to_volume_id") and params.get("host"):
+            return str(params["host"])  # a new volume: the host the scheduler chose (api/routes/backups.py start_restore)
         vid = volume_of(kind, params)
         source = str(params.get("source") or "")
         if vid is None and kind == "backup" and source.startswith("snapshot:"):
@@ -153,16 +155,27 @@ class Storage:
         return VolumeService(
             self.catalog, self.host, placer=self.placer, host_name=self.settings.host_name,
             snapshots=lambda: self.snapshots, exports=lambda: self.exports, hosts=lambda: self.hosts,
+            host_on=self.host_on,
         )  # fmt: skip
+
+    def host_on(self, name: str) -> "HostApi":
+        """The HostApi of host ``name``: ``host`` for this host (or in process), else that host's queue."""
+        if not self.queued or self.agent or name == self.settings.host_name:
+            return self.host
+        from storage.host.remote import RemoteHost
+
+        return RemoteHost(self.jobs, name, self.settings.cluster_settings.remote_call_timeout)
 
     @cached_property
     def placer(self) -> "Placer":
-        """The scheduler over this host's configured pools (storage/volumes/placement.py)."""
+        """The scheduler over this host's configured pools, or, with a work queue and outside the
+        agent, over every registered host's (storage/volumes/placement.py)."""
         from storage.volumes.placement import Placer
 
         return Placer(
             self.host, host_name=self.settings.host_name, pools=self.pool_placements,
             pinned_pool=self.settings.default_pool_pinned, weigher=self.settings.scheduler.weigher,
+            cluster_candidates=self.hosts.candidates if self.queued and not self.agent else None,
         )  # fmt: skip
 
     @cached_property

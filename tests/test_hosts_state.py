@@ -100,3 +100,59 @@ def test_one_line_hides_url_passwords_and_tracebacks() -> None:
     text = one_line(exc)
     assert "s3cret" not in text and "DETAIL" not in text
     assert text.startswith("RuntimeError: could not connect to postgresql+psycopg://storage:***@db")
+
+
+# -- volumes a pool's heartbeat has not counted yet -------------------------------------------
+from storage.hosts.state import reported_at, unreported, with_pending  # noqa: E402
+from storage.scheduler import Candidate  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    ("created", "status", "read_at", "expected"),
+    [
+        (NOW + S, "available", NOW, True),  # made after the report was read
+        (NOW, "available", NOW, True),  # the same instant: counted (errs towards refusing)
+        (NOW - S, "available", NOW, False),  # older than the report: in it
+        (NOW - 3600 * S, "creating", NOW, True),  # its device may not exist yet
+        (NOW - S, "restoring-backup", NOW, False),  # its device is made before the fill: in it
+        (NOW + S, "available", None, False),  # the host reports no time (an older agent): trust its figures
+        (datetime(2026, 11, 30, 12, 0, 1), "available", NOW, True),  # naive (SQLite) is UTC
+    ],
+)
+def test_unreported(created: datetime, status: str, read_at: datetime | None, expected: bool) -> None:
+    assert unreported(created, status, read_at) is expected
+
+
+@pytest.mark.parametrize(
+    ("report", "expected"),
+    [
+        ({"reported_at": NOW.isoformat()}, NOW),
+        ({"reported_at": "2026-11-30T12:00:00"}, NOW),
+        ({"reported_at": "yesterday"}, None),
+        ({"reported_at": 17}, None),
+        ({}, None),
+    ],
+)
+def test_reported_at(report: dict, expected: datetime | None) -> None:
+    assert reported_at(report) == expected
+
+
+def test_with_pending_takes_unreported_bytes_off_the_room() -> None:
+    M = 1 << 20
+    thin = Candidate("ha", "p", total_bytes=100 * M, free_bytes=90 * M, provisioned_bytes=40 * M,
+                     capabilities={"thin": True}, provisionable=60 * M)  # fmt: skip
+    thin_own = Candidate("hb", "p", total_bytes=100 * M, free_bytes=90 * M, provisioned_bytes=40 * M,
+                         capabilities={"thin": True})  # fmt: skip
+    thick = Candidate("hc", "p", total_bytes=100 * M, free_bytes=60 * M, provisioned_bytes=40 * M)
+    untouched = Candidate("hd", "p", total_bytes=100 * M, free_bytes=60 * M)
+    pending = {("ha", "p"): 30 * M, ("hb", "p"): 30 * M, ("hc", "p"): 30 * M, ("hx", "p"): 5 * M}
+    a, b, c, d = with_pending([thin, thin_own, thick, untouched], pending)
+    assert (a.provisioned_bytes, a.provisionable_bytes, a.free_bytes) == (70 * M, 30 * M, 90 * M)
+    assert (b.provisioned_bytes, b.provisionable_bytes, b.free_bytes) == (70 * M, 30 * M, 90 * M)
+    assert (c.provisioned_bytes, c.free_bytes) == (70 * M, 30 * M)
+    assert d is untouched
+    # the scheduler then refuses a 40M volume on each of them, by capacity
+    decision = schedule([a, b, c, d], PlacementRequest(40 * M))
+    assert decision.chosen is not None and decision.chosen.host == "hd"
+    assert {v.host for v in decision.refused} == {"ha", "hb", "hc"}
+    assert {v.refused_by for v in decision.refused} == {"capacity"}

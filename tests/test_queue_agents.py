@@ -25,7 +25,8 @@ from tests.api_server import ApiServer, make_tokens
 from tests.test_hosts_agent import AgentProc, wait_for
 
 pytestmark = pytest.mark.slow
-DOWN_TIME = 4.0  # service_down_time: also how long a silent queue worker takes to count as stalled
+DOWN_TIME = 4.0
+ON_HA = {"node": "ha"}  # the pool labels that place a new volume on host ha (the scheduler chooses among hosts)  # service_down_time: also how long a silent queue worker takes to count as stalled
 
 
 def cluster_config(root: Path, name: str, url: str, pool: Path) -> Path:
@@ -35,7 +36,7 @@ def cluster_config(root: Path, name: str, url: str, pool: Path) -> Path:
     path.write_text(
         f'host_name = "{name}"\ndata_dir = "{root / "data"}"\n'
         f'[catalog]\nurl = "{url}"\n'
-        f'[pools.default]\ndriver = "file"\npath = "{pool}"\n'
+        f'[pools.default]\ndriver = "file"\npath = "{pool}"\nlabels = {{ node = "{name}" }}\n'
         f'[cluster]\nheartbeat_interval = 0.5\nservice_down_time = {DOWN_TIME}\nqueue = "procrastinate"\n'
         f"remote_call_timeout = 60\n"
     )
@@ -78,7 +79,7 @@ def _owner_pid(owner: str | None) -> int:
 def test_volume_work_runs_on_the_owning_hosts_agent(bed: dict) -> None:
     server, pools, agents = bed["server"], bed["pools"], bed["agents"]
     with server.client() as c:
-        r = c.post("/volumes", json={"name": "v1", "size": "8M"})
+        r = c.post("/volumes", json={"name": "v1", "size": "8M", "pool_labels": ON_HA})
         assert r.status_code == 201, r.text
         vol = r.json()
         assert vol["host"] == "ha" and vol["status"] == "available"
@@ -97,9 +98,11 @@ def test_volume_work_runs_on_the_owning_hosts_agent(bed: dict) -> None:
         assert c.delete("/volumes/v1").status_code == 204
         assert not img.exists()
 
-    # a replica configured as host hb: its volumes are made by agent hb, in hb's pool only
+    # the library on host hb, the volume placed on hb by name: made by agent hb, in hb's pool only
+    from storage.scheduler import validate_hints
+
     with storage.open(bed["configs"]["hb"]) as st:
-        v2 = st.volumes.create("v2", "8M")
+        v2 = st.volumes.create("v2", "8M", hints=validate_hints(host="hb"))
         assert v2.host == "hb"
         assert (pools["hb"] / "volumes" / f"{v2.id}.img").exists()
         assert not (pools["ha"] / "volumes" / f"{v2.id}.img").exists()
@@ -129,7 +132,7 @@ def _owners(bed: dict, queue: str) -> list[str]:
 def test_agent_killed_mid_backup_job_is_retried_and_ends(bed: dict) -> None:
     server, pools, agents = bed["server"], bed["pools"], bed["agents"]
     with server.client() as c:
-        r = c.post("/volumes", json={"name": "vb", "size": "8M"})
+        r = c.post("/volumes", json={"name": "vb", "size": "8M", "pool_labels": ON_HA})
         assert r.status_code == 201, r.text
         vol = r.json()
         (pools["ha"] / "volumes" / f"{vol['id']}.img").write_bytes(os.urandom(8 << 20))
@@ -155,11 +158,12 @@ def test_agent_killed_mid_backup_job_is_retried_and_ends(bed: dict) -> None:
         restore_id = r.json()["id"]
         wait_for("restore ended", lambda: c.get(f"/jobs/{restore_id}").json()["state"] not in ("queued", "running"), 60)
         restored = c.get(f"/jobs/{restore_id}").json()
-        assert restored["state"] == "succeeded" and restored["queue"] == "host.ha", restored
+        where = restored["params"]["host"]  # the scheduler's choice (hb: more room), on its queue
+        assert restored["state"] == "succeeded" and restored["queue"] == f"host.{where}", restored
         vr = c.get("/volumes/vr").json()
-        assert vr["host"] == "ha"
+        assert vr["host"] == where
         original = (pools["ha"] / "volumes" / f"{vol['id']}.img").read_bytes()
-        assert (pools["ha"] / "volumes" / f"{vr['id']}.img").read_bytes()[: len(original)] == original
+        assert (pools[where] / "volumes" / f"{vr['id']}.img").read_bytes()[: len(original)] == original
 
     # the agent dies again; a create sent meanwhile waits in host.ha's queue and is made when it is back
     import threading
@@ -170,7 +174,7 @@ def test_agent_killed_mid_backup_job_is_retried_and_ends(bed: dict) -> None:
 
     def create() -> None:
         with server.client() as c2:
-            answer["r"] = c2.post("/volumes", json={"name": "vq", "size": "8M"})
+            answer["r"] = c2.post("/volumes", json={"name": "vq", "size": "8M", "pool_labels": ON_HA})
 
     sender = threading.Thread(target=create)
     sender.start()

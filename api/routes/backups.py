@@ -92,10 +92,11 @@ def require_source_host_up(st: StorageDep, source: str) -> None:
 
 
 def require_restore_target(st: StorageDep, to_volume: str | None) -> None:
-    """A restore writes on the target volume's host (503 when down) or makes a new volume here."""
+    """A restore writes on the target volume's host (503 when down) or makes a new volume here
+    (several hosts: where the scheduler places it, see start_restore)."""
     if to_volume:
         st.volumes.require_host_up(st.volumes.get(to_volume))
-    else:
+    elif not st.placer.clustered:
         st.hosts.require_accepting(st.settings.host_name)
 
 
@@ -140,9 +141,16 @@ def start_restore(request: Request, st: StorageDep, backup: Backup, body: Restor
     if body.to_volume or body.new_volume_name:
         require_restore_target(st, body.to_volume)
     to_volume_id = st.volumes.get(body.to_volume).id if body.to_volume else None
+    placed: dict = {}
+    if body.new_volume_name and st.placer.clustered:
+        # several hosts: the scheduler chooses the new volume's host now, the job goes to its queue
+        # (storage.service._job_host) and its record keeps the decision and why
+        decision = st.placer.place(max(backup.size_bytes or 0, 1), pool=body.pool)
+        assert decision.chosen is not None
+        placed = {"host": decision.chosen.host, "pool": decision.chosen.pool, "placement": decision.to_dict()}
     return submit_job(
         request, st, "restore", target=backup.id, total=backup.size_bytes or None,
-        params={"backup_id": backup.id, **body.model_dump(), "to_volume_id": to_volume_id},
+        params={"backup_id": backup.id, **body.model_dump(), "to_volume_id": to_volume_id, **placed},
     )
 
 

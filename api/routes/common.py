@@ -49,7 +49,7 @@ def check_restore_target(st: Storage, *, to_volume: str | None, new_volume_name:
             pass
         else:
             raise Conflict(f"a volume named {new_volume_name!r} exists already; choose another name", volume=new_volume_name)
-    if pool is not None and pool not in st.settings.pools:
+    if pool is not None and pool not in st.settings.pools and not st.placer.clustered:  # a cluster: any host's pool
         raise InvalidInput(
             f"pool {pool!r} is not configured; accepted: {', '.join(sorted(st.settings.pools))}", field="pool"
         )

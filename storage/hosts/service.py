@@ -22,7 +22,15 @@ from storage.catalog.base import utcnow
 from storage.catalog.services import ServiceRow
 from storage.catalog.volumes import VolumeRow
 from storage.errors import Conflict, HostUnavailable, InvalidInput, NotFound, StorageError
-from storage.hosts.state import HostInfo, HostState, host_state, placement_candidates
+from storage.hosts.state import (
+    HostInfo,
+    HostState,
+    host_state,
+    placement_candidates,
+    reported_at,
+    unreported,
+    with_pending,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -91,6 +99,7 @@ class HostService:
         """
         pools: dict[str, Any] = {}
         flags: set[str] = set()
+        read_at = self._clock().isoformat()  # before reading: a volume made after it is not counted
         for pool, cfg in sorted(self._pools.items()):
             driver = cfg.driver
             try:
@@ -113,6 +122,7 @@ class HostService:
                 "provisionable_bytes": int(usage.get("provisionable_bytes") or 0),
                 "overcommit_ratio": float(usage.get("overcommit_ratio") or 1.0),
                 "availability_zone": cfg.availability_zone, "labels": dict(cfg.labels),
+                "reported_at": read_at,
             }
         return {"pools": pools, "capabilities": {"pool_capabilities": sorted(flags)}}
 
@@ -198,7 +208,31 @@ class HostService:
     def candidates(self) -> list["Candidate"]:
         """Every registered host's pools as the scheduler's candidates (``storage.scheduler.place``
         input): down/disabled hosts and failed pools included, for its filters to refuse and explain."""
-        return placement_candidates(self.list())
+        hosts = self.list()
+        return with_pending(placement_candidates(hosts), self.pending_bytes(hosts))
+
+    def pending_bytes(self, hosts: "list[HostInfo]") -> dict[tuple[str, str], int]:
+        """Bytes of volumes each (host, pool) holds that its last heartbeat report may not count
+        (``state.unreported``): placement takes them off the pool's room, so volumes made between
+        two heartbeats do not all go to the pool that looked emptiest."""
+        read = {(h.name, p): reported_at(r) for h in hosts for p, r in h.pools.items()}
+        if not read:
+            return {}
+        stamps = [t for t in read.values() if t is not None]
+        since = min(stamps) if len(stamps) == len(read) else None
+        query = select(VolumeRow.host, VolumeRow.pool, VolumeRow.size_bytes, VolumeRow.status, VolumeRow.created_at).where(
+            VolumeRow.host.in_(sorted({h.name for h in hosts}))
+        )
+        if since is not None:  # only rows that may be unreported: new since the oldest report, or creating
+            query = query.where((VolumeRow.created_at >= since) | (VolumeRow.status == "creating"))
+        out: dict[tuple[str, str], int] = {}
+        with self._catalog.session() as s:
+            rows = s.execute(query).all()
+        for host, pool, size, status, created in rows:
+            key = (host, pool)
+            if key in read and unreported(created, status, read[key]):
+                out[key] = out.get(key, 0) + int(size)
+        return out
 
     # -- guards ----------------------------------------------------------------------------
     def require_up(self, name: str | None) -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
-from datetime import datetime
+import dataclasses
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -80,4 +81,44 @@ def placement_candidates(hosts: Iterable[HostInfo]) -> list[Candidate]:
                 up=h.state is not HostState.DOWN, disabled=h.disabled, disabled_reason=h.disabled_reason,
                 error=report.get("error"), provisionable=None if provisionable is None else int(provisionable),
             ))  # fmt: skip
+    return out
+
+
+def as_utc(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def reported_at(report: Mapping[str, Any]) -> datetime | None:
+    """When a pool's heartbeat report was read (``reported_at``, ISO 8601), None if absent or unreadable."""
+    raw = report.get("reported_at")
+    try:
+        return as_utc(datetime.fromisoformat(raw)) if isinstance(raw, str) else None
+    except ValueError:
+        return None
+
+
+def unreported(volume_created_at: datetime, volume_status: str, pool_reported_at: datetime | None) -> bool:
+    """Whether a volume row of a pool may be missing from the pool's last heartbeat report: made
+    after the report was read, or still ``creating`` (its device may not exist yet). Counting a
+    volume twice for a moment errs towards refusing a pool, never towards overfilling it."""
+    if volume_status == "creating":
+        return True
+    return pool_reported_at is not None and as_utc(volume_created_at) >= pool_reported_at
+
+
+def with_pending(candidates: Iterable[Candidate], pending: Mapping[tuple[str, str], int]) -> list[Candidate]:
+    """Candidates with the bytes of volumes their heartbeat has not counted yet (``pending``, by
+    (host, pool)) taken off their room: provisioned grows; the provisionable figure of a pool that
+    reports one shrinks; a thick pool's free bytes shrink (a thin pool's physical free is untouched)."""
+    out = []
+    for c in candidates:
+        extra = pending.get((c.host, c.pool), 0)
+        if extra <= 0:
+            out.append(c)
+            continue
+        out.append(dataclasses.replace(
+            c, provisioned_bytes=c.provisioned_bytes + extra,
+            provisionable=None if c.provisionable is None else c.provisionable - extra,
+            free_bytes=c.free_bytes if c.thin else c.free_bytes - extra,
+        ))  # fmt: skip
     return out

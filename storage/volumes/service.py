@@ -79,12 +79,14 @@ class VolumeService:
         exports: "Callable[[], ExportService]",
         host_name: str | None = None,
         hosts: "Callable[[], HostService] | None" = None,
+        host_on: "Callable[[str], HostApi] | None" = None,
     ) -> None:
         """placer chooses the pool of a new empty volume (storage.volumes.placement); snapshots and
         exports are providers: those services need this one, so they are read on first use.
 
         host_name is this host (it owns the volumes created here); hosts, when given, guards every
         operation on a volume's devices: its host must be up (else HostUnavailable, 503).
+        host_on(name): the HostApi of another host (a cluster's placer may choose any host).
         """
         self._catalog = catalog
         self._host = host
@@ -93,12 +95,17 @@ class VolumeService:
         self._hosts = hosts
         self._snapshots = snapshots
         self._exports = exports
+        self._host_on = host_on or (lambda _name: host)
 
-    def _granularity(self, pool: str) -> int:
-        return int(self._host.pool_capabilities(pool)["size_granularity"])
+    def _granularity(self, pool: str, on: "HostApi | None" = None) -> int:
+        return int((on or self._host).pool_capabilities(pool)["size_granularity"])
 
-    def _size(self, size: str | int, pool: str, field: str = "size") -> int:
-        return round_up(parse_size(size, field=field), self._granularity(pool))
+    def _on(self, vol: Volume) -> "HostApi":
+        """The HostApi of the host that owns ``vol`` (for calls that name its pool, not the volume)."""
+        return self._host_on(vol.host) if vol.host else self._host
+
+    def _size(self, size: str | int, pool: str, field: str = "size", on: "HostApi | None" = None) -> int:
+        return round_up(parse_size(size, field=field), self._granularity(pool, on))
 
     # -- reads -------------------------------------------------------------
     def _row_id(self, ref: str) -> str:
@@ -216,8 +223,12 @@ class VolumeService:
             snap = self._snapshots().get(source_snapshot)
             snap_id = snap.id
             src_vol = self.get(snap.volume_id)
-        if self._hosts is not None:  # this host takes the new volume: it must be up and enabled
-            self._hosts().require_accepting(self._host_name)
+        clustered = self._placer.clustered  # any registered host may take it (storage.volumes.placement)
+        # the host that takes the new volume: a copy's source host in a cluster, else this host
+        # (a new empty volume in a cluster: the scheduler's choice, below)
+        owner = (src_vol.host or self._host_name) if clustered and src_vol is not None else self._host_name
+        if self._hosts is not None and not (clustered and src_vol is None):  # it must be up and enabled
+            self._hosts().require_accepting(owner)
             if src_vol is not None:
                 self._hosts().require_up(src_vol.host)
         decision = None
@@ -232,16 +243,18 @@ class VolumeService:
         elif size is None:
             raise InvalidInput("size is required for a new empty volume; accepted: e.g. 512M, 10G, 1T or bytes")
         else:
-            if pool is not None:
+            if pool is not None and not clustered:
                 self._host.check_pool(pool)
             decision = self._placer.place(parse_size(size), pool=pool, hints=hints)
             assert decision.chosen is not None
             pool = decision.chosen.pool
-        self._host.check_pool(pool)
+            owner = decision.chosen.host if clustered else owner
+        on = self._host_on(owner) if clustered else self._host
+        on.check_pool(pool)
         min_size = 0
         if src_vol is not None:
             min_size = src_vol.size_bytes if snap_id is None else self._snapshots().get(snap_id).size_bytes
-        size_bytes = min_size if size is None else self._size(size, pool)
+        size_bytes = min_size if size is None else self._size(size, pool, on=on)
         if size_bytes < min_size:
             raise InvalidInput(
                 f"size {format_size(size_bytes)} is smaller than the source ({format_size(min_size)}); "
@@ -257,7 +270,7 @@ class VolumeService:
                     id=vid, name=name, size_bytes=size_bytes, pool=pool,
                     status=(V.RESTORING_BACKUP if restoring and src_vol is None else V.CREATING).value, labels=labels,
                     source_volume_id=src_vol.id if src_vol else None, source_snapshot_id=snap_id,
-                    task_owner=this_owner(), created_at=now, updated_at=now, host=self._host_name,
+                    task_owner=this_owner(), created_at=now, updated_at=now, host=owner,
                 )
             )
             intents.record_made(s, "volume", vid)  # with the row: a retry of this keyed request finds it
@@ -361,7 +374,7 @@ class VolumeService:
     def extend(self, ref: str, new_size: str | int) -> Volume:
         vol = self.get(ref)
         self.require_host_up(vol)
-        size_bytes = self._size(new_size, vol.pool, field="new size")
+        size_bytes = self._size(new_size, vol.pool, field="new size", on=self._on(vol))
         if size_bytes < vol.size_bytes:
             raise InvalidInput(
                 f"new size {new_size!r} ({format_size(size_bytes)}) is smaller than the current "
@@ -496,7 +509,7 @@ class VolumeService:
                 prior = vol.status
             else:
                 prior = cas_volume_status(s, vol.id, V.DELETING, allowed_from=allowed)
-        self._host.check_pool(vol.pool)
+        self._on(vol).check_pool(vol.pool)
         data_touched = False
         try:
             # an iSCSI target holds the device open: remove the export first (without force only a
