@@ -13,6 +13,11 @@ password.
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
 from sqlalchemy.exc import DBAPIError
 
 from storage.errors import BackendError, CatalogUnavailable, Conflict, InvalidInput, StorageError
@@ -21,6 +26,8 @@ _RETRY_SQLSTATES = {"40001": "a serialization failure", "40P01": "a deadlock"}
 # connection exceptions (class 08) and the server shutting down or starting up (57P01-57P03)
 _UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
 _MAX_DETAIL = 300
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def driver_detail(exc: DBAPIError) -> str:
@@ -55,3 +62,25 @@ def database_failure(exc: DBAPIError, where: str) -> StorageError:
     if unavailable(sqlstate):
         return CatalogUnavailable(f"catalog database {where} is unavailable: {driver_detail(exc)}; retry later", catalog=where)
     return BackendError(f"catalog database {where} failed: {driver_detail(exc)}", catalog=where)
+
+
+# How long the end of an operation (putting a held status back, recording a run's outcome) waits for
+# a catalog that went away meanwhile: longer than a PostgreSQL restart or failover, short enough that
+# a process stopping for good still ends (its leftover status is then settled by the next command).
+RECORD_RETRY_SECONDS = 60.0
+
+
+def record_when_back(write: Callable[[], T], *, budget: float = RECORD_RETRY_SECONDS, poll: float = 0.5,
+                     sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> T:
+    """Run ``write`` (one catalog transaction), again every ``poll`` seconds while the catalog is
+    unavailable, for at most ``budget`` seconds; then the last CatalogUnavailable is raised. For the
+    writes that end an operation: without them a status stays transitional while the process lives."""
+    deadline = clock() + budget
+    while True:
+        try:
+            return write()
+        except CatalogUnavailable as exc:
+            if clock() + poll > deadline:
+                raise
+            log.warning("recording the end of an operation waits for the catalog: %s", exc.message)
+            sleep(poll)

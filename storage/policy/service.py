@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select, update
 
 from storage.catalog.base import new_id
+from storage.catalog.failures import record_when_back
 from storage.catalog.policies import PolicyRow, PolicyRunRow, aware
 from storage.bounds import check_int
 from storage.errors import Conflict, InvalidInput, NotFound
@@ -307,13 +308,17 @@ class PolicyService:
         if run_id is None:
             return
         created = [v.item_id for v in outcome.volumes if v.ok and v.item_id and not v.reused]
-        with self.catalog.session() as s:
-            s.execute(
-                update(PolicyRunRow).where(PolicyRunRow.id == run_id).values(
-                    status=status, finished_at=now, items_created=created,
-                    items_pruned=[p.id for p in outcome.pruned], bytes=outcome.bytes, error=error,
+
+        def write() -> None:  # the catalog may be back a little later: the run is not left `running`
+            with self.catalog.session() as s:
+                s.execute(
+                    update(PolicyRunRow).where(PolicyRunRow.id == run_id).values(
+                        status=status, finished_at=now, items_created=created,
+                        items_pruned=[p.id for p in outcome.pruned], bytes=outcome.bytes, error=error,
+                    )
                 )
-            )
+
+        record_when_back(write)
 
     def _mark_interrupted(self, *, owner_prefix: str, now: datetime) -> int:
         """Runs left ``running`` by a runner of this host that died (we hold the host lock now)."""

@@ -140,10 +140,31 @@ def resume_backup(st: "Storage", backup_id: str) -> Any:
                        backup=backup_id)  # fmt: skip
 
 
+RESTORED_FROM = "storage.backup/restored-from"
+
+
+def resume_restore(st: "Storage", backup_id: str, new_volume_name: str) -> None:
+    """Before a re-run of a restore into a new volume: the volume the first run created and did not
+    fill (its runner died: reading it settles its ``restoring-backup`` to ``error``, never
+    ``available``) is deleted, so the re-run creates and fills it again under the same name. Only
+    a volume in ``error`` restored from this very backup is deleted; one a live process still
+    restores into, or any other, is left alone (the re-run then names the conflict)."""
+    from storage.domain import VolumeStatus
+
+    try:
+        vol = st.volumes.get(new_volume_name)
+    except NotFound:
+        return
+    if vol.labels.get(RESTORED_FROM) == backup_id and vol.status == VolumeStatus.ERROR:
+        st.volumes.delete(vol.id, force=True)
+
+
 @task("restore")
 def restore(st: "Storage", ctx: "JobContext", backup_id: str, to_volume: str | None = None,
             to_volume_id: str | None = None, new_volume_name: str | None = None, pool: str | None = None,
             **_: Any) -> Any:  # fmt: skip
+    if ctx.attempt > 1 and new_volume_name and not (to_volume or to_volume_id):
+        resume_restore(st, backup_id, new_volume_name)
     return st.backups.restore(backup_id, to_volume=to_volume_id or to_volume, new_volume_name=new_volume_name,
                               pool=pool, progress=ctx.progress, cancel=ctx.cancel)  # fmt: skip
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from storage.catalog.base import utcnow
+from storage.catalog.failures import record_when_back
 from storage.catalog.volumes import VolumeRow, cas_snapshot_status, cas_volume_status, force_snapshot_status, this_owner
 from storage.domain import SnapshotStatus, Volume, VolumeStatus
 from storage.errors import Conflict
@@ -49,7 +50,8 @@ class Hold:
 
     def __exit__(self, *exc: object) -> None:
         assert self.prior is not None
-        self.svc._set(self.vid, self.prior)
+        prior = self.prior
+        record_when_back(lambda: self.svc._set(self.vid, prior))
 
 
 class SnapshotHold:
@@ -65,5 +67,8 @@ class SnapshotHold:
             )
 
     def __exit__(self, *exc: object) -> None:
-        with self.svc._catalog.session() as s:
-            force_snapshot_status(s, self.snap_id, SnapshotStatus.AVAILABLE)
+        def put_back() -> None:
+            with self.svc._catalog.session() as s:
+                force_snapshot_status(s, self.snap_id, SnapshotStatus.AVAILABLE)
+
+        record_when_back(put_back)
