@@ -251,3 +251,54 @@ def test_two_replicas_racing_on_one_volume_one_wins_the_other_409(bed: dict) -> 
             settled(c)
     finally:
         second.stop()
+
+
+def test_agent_down_past_the_call_timeout_create_ends_error_never_creating(bed: dict, tmp_path: Path) -> None:  # noqa: F811
+    """Agent ha killed mid create and not started again within the caller's ``remote_call_timeout``
+    (5 s here): the request answers 503 naming the host and the call after that timeout (not twice
+it: the clean-up does not wait for the same silent host again), the volume ends ``error`` (the
+    cleanup could not reach the host either), never ``creating``; when the agent is back, the
+    re-delivered create is refused as too late (no file appears) and the volume can be deleted."""
+    pools, agents = bed["pools"], bed["agents"]
+    text = bed["api_config"].read_text()
+    assert "remote_call_timeout = 60" in text
+    fast_config = tmp_path / "etc-fast" / "storage.toml"
+    fast_config.parent.mkdir()
+    fast_config.write_text(text.replace("remote_call_timeout = 60", "remote_call_timeout = 5"))
+    fast = ApiServer(fast_config)
+    fast.tokens = bed["server"].tokens
+    fast.start()
+    try:
+        with fast.client() as c:
+
+            def send() -> httpx.Response:
+                with fast.client() as c2:
+                    return c2.post("/volumes", json={"name": "vt", "size": "8M", "pool_labels": ON_HA}, timeout=120)
+
+            job, sender, out, t_kill = kill_mid_call(bed, c, "create_volume", send)
+            sender.join(60)
+            assert not sender.is_alive()
+            r = out["r"]
+            gave_up = time.monotonic() - t_kill
+            assert r.status_code == 503, r.text
+            assert gave_up < 9, gave_up  # one remote_call_timeout (5 s), not a second one for the clean-up
+            err = r.json()["error"]
+            assert err["details"]["host"] == "ha" and "create_volume" in err["message"], err
+            vol = c.get("/volumes/vt").json()
+            assert vol["status"] == "error", vol
+            agents["ha"] = AgentProc(bed["configs"]["ha"]).start()
+            wait_for("the stalled create re-delivered and refused",
+                     lambda: c.get(f"/jobs/{job['id']}").json()["state"] not in ("queued", "running"), 60)  # fmt: skip
+            again = c.get(f"/jobs/{job['id']}").json()
+            # its caller cancelled it on giving up: attempt 2 honours that (or refuses it as past its deadline)
+            assert again["attempts"] == 2 and again["state"] in ("cancelled", "failed"), again
+            if again["state"] == "failed":
+                assert "deadline passed" in again["error"]["message"], again
+            assert not (pools["ha"] / "volumes" / f"{vol['id']}.img").exists()
+            assert c.get("/volumes/vt").json()["status"] == "error"
+            assert c.delete("/volumes/vt").status_code == 204
+            settled(c)
+    finally:
+        fast.stop()
+    print(f"\nagent down past remote_call_timeout (5 s) mid create: 503 {gave_up:.1f}s after the kill, volume error; "
+          f"the re-delivered create {again['state']} (too late)")

@@ -29,7 +29,7 @@ from storage.catalog.volumes import (
     this_owner,
 )
 from storage.domain import SnapshotStatus, Volume, VolumeStatus
-from storage.errors import Conflict, InvalidInput, NotFound, StorageError
+from storage.errors import Conflict, HostUnavailable, InvalidInput, NotFound, StorageError
 from storage.bounds import check_labels
 from storage.names import is_uuid, validate_name
 from storage.units import format_size, parse_size, round_up
@@ -283,8 +283,8 @@ class VolumeService:
                     self._host.clone_snapshot(pool, src_vol.id, snap_id, vid, size_bytes)
             else:
                 self._host.create_volume(pool, vid, size_bytes)
-        except BaseException:
-            self._undo_create(pool, vid)
+        except BaseException as exc:
+            self._undo_create(pool, vid, reach_host=not isinstance(exc, HostUnavailable))
             raise
         with self._catalog.session() as s:
             if not (restoring and src_vol is None):
@@ -293,7 +293,12 @@ class VolumeService:
         assert vol is not None
         return Placed(vol, decision)
 
-    def _undo_create(self, pool: str, vid: str) -> None:
+    def _undo_create(self, pool: str, vid: str, reach_host: bool = True) -> None:
+        """Take back a failed create (file and row); ``error`` at once when its host did not answer."""
+        if not reach_host:
+            with self._catalog.session() as s:
+                force_volume_status(s, vid, V.ERROR)
+            return
         try:
             self._host.delete_volume(pool, vid)
         except StorageError:
