@@ -3,8 +3,9 @@
 An API replica (`storagectl serve`, host_name ha, [cluster] queue = "procrastinate") never touches
 a device: a volume's create, extend and delete become host-call jobs on queue host.ha, run by
 agent ha in its own pool directory; a replica configured as hb sends its work to agent hb only.
-kill -9 of the agent in the middle of a (bandwidth-limited, so slow) backup: the restarted agent
-finds the job stalled, runs it again (attempt 2) and it ends, finished or failed with a reason;
+kill -9 of the agent in the middle of a (bandwidth-limited, so slow) backup, once two of its packs
+are stored: the restarted agent finds the job stalled, runs it again (attempt 2) and it ends,
+finished (reusing the stored chunks; the backup restores byte-identical) or failed with a reason;
 the volume is never left in a transitional status; a create sent while the agent is dead waits in
 its queue and is made when the agent is back. Shared work of a killed agent is finished by another
 agent. Takes ~60-90 s on a loaded 2-core machine.
@@ -140,6 +141,10 @@ def test_agent_killed_mid_backup_job_is_retried_and_ends(bed: dict) -> None:
         assert r.status_code == 202, r.text
         job_id = r.json()["id"]
         wait_for("backup reading", lambda: _reading(c.get(f"/jobs/{job_id}").json()), 60)
+        # packs of 1 MiB (the bandwidth limit): kill once two are stored with their index, for the re-run to reuse
+        data_dir = pools["ha"].parent / "data"
+        wait_for("two packs indexed", lambda: _reading(c.get(f"/jobs/{job_id}").json())
+                 and len([p for p in data_dir.rglob("index/*") if p.is_file()]) >= 2, 60)  # fmt: skip
         job = c.get(f"/jobs/{job_id}").json()
         assert job["state"] == "running" and job["queue"] == "host.ha" and job["attempts"] == 1, job
         agents["ha"].signal(signal.SIGKILL)
@@ -153,6 +158,10 @@ def test_agent_killed_mid_backup_job_is_retried_and_ends(bed: dict) -> None:
         assert c.get("/volumes/vb").json()["status"] == "available"  # never left transitional
         backup = c.get(f"/backups/{job['params']['backup_id']}").json()
         assert backup["status"] == "available" and backup["size_bytes"] == 8 << 20, backup
+        # the chunks attempt 1 stored were found in the repository, not uploaded again
+        assert backup["dedup_chunk_count"] >= 2 and backup["new_chunk_count"] <= 6, backup
+        print(f"\nkill -9 mid backup: attempt 2 found {backup['dedup_chunk_count']} of {backup['chunk_count']} chunks "
+              f"stored by attempt 1, uploaded {backup['new_chunk_count']} ({backup['stored_bytes']} bytes)")
         r = c.post(f"/backups/{backup['id']}/restore", json={"new_volume_name": "vr"})
         assert r.status_code == 202, r.text
         restore_id = r.json()["id"]
