@@ -292,7 +292,8 @@ class Storage:
         from storage.volumes.check import DEFAULT_STALE_AFTER, check
 
         stale = DEFAULT_STALE_AFTER if stale_after is None else stale_after
-        return check(self.catalog, self.local_host, tuple(self.settings.pools), repair, stale_after=stale)
+        return check(self.catalog, self.local_host, tuple(self.settings.pools), repair, stale_after=stale,
+                     host_name=self.settings.host_name)  # fmt: skip
 
     def close(self) -> None:
         jobs = self.__dict__.get("jobs")

@@ -174,3 +174,24 @@ def test_pure_decisions() -> None:
     assert settle_volume(VolumeStatus.DETACHING, True, True) == ("set", VolumeStatus.IN_USE)
     assert settle_volume(VolumeStatus.RESTORING_BACKUP, True, False) == ("set", VolumeStatus.ERROR)
     assert settle_volume(VolumeStatus.DELETING, False, False) == ("finish_delete", None)
+
+
+def test_check_on_one_host_leaves_another_hosts_volumes_alone(st: storage.Storage, tmp_path: Path) -> None:
+    """Two hosts, one catalog, both with a pool named default: `check --repair` on the second host
+    neither calls the first host's volume (and snapshot) missing nor touches them; its own volume
+    whose file is gone is still found."""
+    here = st.volumes.create("on-first-host", "1M")
+    st.snapshots.create("on-first-host", "snap1")
+    other_dir = tmp_path / "second-host"
+    other_dir.mkdir()
+    cfg = other_dir / "storage.toml"
+    cfg.write_text(f'host_name = "second-host"\ndata_dir = "{other_dir}"\n[catalog]\nurl = "{st.settings.catalog.url}"\n')
+    with storage.open(cfg) as second:
+        mine = second.volumes.create("on-second-host", "1M")
+        assert mine.host == "second-host" and here.host == st.settings.host_name != "second-host"
+        os.unlink(second.host.volume_backend("default").volume_path(mine.id))  # type: ignore[attr-defined]
+        report = second.check(repair=True)
+        assert [(f.kind, f.name) for f in report.findings] == [("missing_data", "on-second-host")], report
+    assert _raw_status(st, "on-first-host") == "available"
+    assert st.snapshots.get("snap1").status.value == "available"
+    assert st.check().clean

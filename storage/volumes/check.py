@@ -133,17 +133,22 @@ def volume_in_operation(status: VolumeStatus, owner: str | None) -> bool:
 
 def check(
     catalog: "Catalog", host: "LocalHost", pools: "Collection[str]", repair: bool = False, *,
-    stale_after: float = DEFAULT_STALE_AFTER,
+    stale_after: float = DEFAULT_STALE_AFTER, host_name: str | None = None,
 ) -> CheckReport:
     """Compare the catalog with this host's drivers (``pools``: the configured pool names);
-    with repair=True fix what can be fixed safely. ``Storage.check()`` calls this."""
+    with repair=True fix what can be fixed safely. ``Storage.check()`` calls this. With
+    ``host_name`` only the volumes that host owns are compared (several hosts share one catalog and
+    pool names: another host's volume is not "missing" from this host's pool of the same name)."""
     report = CheckReport(repair=repair)
     with catalog.session() as s:
-        vols = list(s.scalars(select(VolumeRow)).all())
+        every = list(s.scalars(select(VolumeRow)).all())
         snaps = list(s.scalars(select(SnapshotRow)).all())
         atts = {a.volume_id: a for a in s.scalars(select(AttachmentRow)).all()}
         # a connection's iSCSI target holds the device without an attachment row (exports.origin)
         held = set(s.scalars(select(ExportRow.volume_id).where(ExportRow.attached_by_export.is_(True))).all())
+    vols = [v for v in every if host_name is None or v.host in (None, host_name)]
+    others = {v.id for v in every} - {v.id for v in vols}  # another host's: never this pool's orphans
+    elsewhere = others | {x.id for x in snaps if x.volume_id in others}
     for pool in sorted(set(pools) | {v.pool for v in vols}):
         try:
             backend = host.volume_backend(pool)
@@ -155,7 +160,7 @@ def check(
         ctx = _PoolCheck(catalog, report, pool, backend, items, stale_after)
         pool_vols = [v for v in vols if v.pool == pool]
         pool_vol_ids = {v.id for v in pool_vols}
-        ctx.run([v for v in pool_vols], [x for x in snaps if x.volume_id in pool_vol_ids], atts, held)
+        ctx.run([v for v in pool_vols], [x for x in snaps if x.volume_id in pool_vol_ids], atts, held, elsewhere)
     return report
 
 
@@ -214,8 +219,9 @@ class _PoolCheck:
         self.report.findings.append(finding)
 
     def run(self, vols: list[VolumeRow], snaps: list[SnapshotRow], atts: dict[str, AttachmentRow],
-            held: "Collection[str]" = ()) -> None:  # fmt: skip
-        known_vols = {v.id for v in vols}
+            held: "Collection[str]" = (), known: "Collection[str]" = ()) -> None:  # fmt: skip
+        """``known``: ids of other hosts' volumes and snapshots: data of theirs here is not an orphan."""
+        known_vols = {v.id for v in vols} | set(known)
         # stale devices first: an orphan image cannot be removed while a loop device holds it
         active = {v.id for v in vols if v.id in atts or v.id in held or V(v.status) in TRANSITIONAL_VOLUME_STATUSES}
         try:
@@ -231,7 +237,7 @@ class _PoolCheck:
             self._snapshot(snap, busy=snap.volume_id in busy_vols)
         for vol in vols:
             self._volume(vol, atts.get(vol.id), busy=vol.id in busy_vols)
-        known_snaps = {x.id for x in snaps}
+        known_snaps = {x.id for x in snaps} | set(known)
         for vid, item in self.vol_items.items():
             if vid not in known_vols:
                 self.add("orphan_volume", f"backend has volume data {item.path or vid} ({item.size_bytes} bytes) "
