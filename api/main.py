@@ -38,6 +38,7 @@ NATIVE_ROUTERS = [
     "api.routes.pools",
     "api.routes.volumes",
     "api.routes.snapshots",
+    "api.routes.backup_serves",  # before backups: GET /backups/serves is not a backup id
     "api.routes.backups",
     "api.routes.objects",
     "api.routes.policies",

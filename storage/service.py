@@ -225,6 +225,8 @@ class Storage:
         return BackupService(
             self.catalog, self.settings.backup, data_dir=self.settings.data_dir, objects=self.objects,
             volumes=self.volumes, snapshots=self.snapshots, host=self.host,
+            config_file=str(self.settings.config_file) if self.settings.config_file else None,
+            host_name=self.settings.host_name,
         )  # fmt: skip
 
     @cached_property

@@ -8,9 +8,11 @@ catalog from the manifests alone.
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import uuid
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +51,7 @@ if TYPE_CHECKING:
     from storage.host.api import HostApi
     from storage.objects.service import ObjectService
     from storage.volumes.service import VolumeService
+    from storage.nbd.managed import ServeManager, ServedExport
     from storage.volumes.snapshots import SnapshotService
 
 
@@ -63,6 +66,8 @@ class BackupService:
         volumes: "VolumeService",
         snapshots: "SnapshotService",
         host: "HostApi",
+        config_file: str | None = None,
+        host_name: str | None = None,
     ) -> None:
         # ops.py and sources.py (this package) use these collaborators through the service
         self.catalog = catalog
@@ -72,6 +77,8 @@ class BackupService:
         self.volumes = volumes
         self.snapshots = snapshots
         self.host = host
+        self.config_file = config_file  # what an nbdkit plugin process loads (serve)
+        self.host_name = host_name or socket.gethostname()
 
     # -- helpers -------------------------------------------------------------------------
     @property
@@ -379,6 +386,25 @@ class BackupService:
         from storage.backup import ops
 
         return ops.import_repository(self, url, key_file=key_file)
+
+    # -- NBD exports kept by this process (the API host): storage/nbd/managed.py ------------
+    @cached_property
+    def serving(self) -> "ServeManager":
+        from storage.nbd.managed import ServeManager
+
+        return ServeManager(self, data_dir=self._data_dir, host_name=self.host_name, config_file=self.config_file)
+
+    def serve(self, backup_id: str, **options: Any) -> "ServedExport":
+        """Serve a backup read-only over NBD in the background until stop_serve() or its TTL
+        (``ttl_seconds``, default 1 h); returns the record (uri, pid, expires_at) once nbdkit serves."""
+        return self.serving.start(backup_id, **options)
+
+    def serves(self, backup_id: str | None = None) -> "list[ServedExport]":
+        """The live served exports (gone ones reaped, expired ones stopped)."""
+        return self.serving.list(backup_id)
+
+    def stop_serve(self, served_id: str) -> None:
+        self.serving.stop(served_id)
 
     def repository_lock(self, repo: Repository, kind: str = EXCLUSIVE, purpose: str = "") -> RepositoryLock:
         return RepositoryLock(repo, self.lock_dir, kind, purpose)

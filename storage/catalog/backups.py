@@ -16,6 +16,7 @@ class BackupRow(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     name: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    description: Mapped[str | None] = mapped_column(String(255), nullable=True)  # migration 0014
     repository: Mapped[str] = mapped_column(String(1024), index=True)
     repository_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     volume_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)

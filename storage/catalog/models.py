@@ -7,6 +7,7 @@ from storage.catalog import api_tables  # noqa: F401
 from storage.catalog import exports  # noqa: F401
 from storage.catalog import services  # noqa: F401
 from storage.catalog import connections  # noqa: F401
+from storage.catalog import served  # noqa: F401
 from storage.catalog.base import Base
 
 metadata = Base.metadata

@@ -126,6 +126,19 @@ def serve(
     With repository given the manifest is read straight from it (no catalog needed); otherwise
     the catalog names the repository and key file of backup_id.
     """
+    config_file = str(st.settings.config_file) if st.settings.config_file else None
+    return start_export(st.backups, config_file, backup_id, repository=repository, key_file=key_file,
+                        export_name=export_name, host=host, port=port, socket=socket, tls_psk=tls_psk,
+                        cache_size=cache_size, readahead=readahead, lock=lock, echo=echo)
+
+
+def start_export(
+    svc: "BackupService", config_file: str | None, backup_id: str, *, repository: str | None = None,
+    key_file: str | None = None, export_name: str | None = None, host: str | None = None, port: int | None = None,
+    socket: str | None = None, tls_psk: str | None = None, cache_size: str | int = "64M", readahead: int = 16,
+    lock: bool = True, echo: bool = True,
+) -> BackupExport:
+    """serve() given the backup service and the config file the plugin loads (st.backups.serve too)."""
     from storage.backup import ops
     from storage.backup.locks import SHARED
     from storage.bounds import check_int
@@ -137,7 +150,6 @@ def serve(
         raise InvalidInput(f"cache size {cache_bytes} is not accepted; accepted: 4M to 64G", field="cache_size")
     check_int(readahead, field="readahead", lo=0, hi=READAHEAD_MAX, what="a number of chunks")
     nbdkit = srv.find_nbdkit()
-    svc = st.backups
     if repository is None:
         repository, row_key, _status = ops._row_source(svc, backup_id)
         key_file = key_file or row_key
@@ -155,7 +167,7 @@ def serve(
         stack.callback(shutil.rmtree, workdir, ignore_errors=True)
         spec = ServeSpec(
             repository=repo.url, backup_id=backup_id, export_name=name, key_file=repo.key_file,
-            config_file=str(st.settings.config_file) if st.settings.config_file else None,
+            config_file=config_file,
             cache_bytes=cache_bytes, readahead_chunks=readahead, sys_path=python_path(),
         )
         spec_path = spec.write(workdir / "spec.json")
@@ -173,4 +185,4 @@ def serve(
         raise
 
 
-__all__ = ["BackupExport", "ExportInfo", "serve"]
+__all__ = ["BackupExport", "ExportInfo", "serve", "start_export"]
