@@ -149,7 +149,8 @@ def test_operator_creates_backs_up_and_sees_damage(browser: object, shared_api_s
     # a pack object disappears from the store; the next verify flags the backup damaged
     delete_a_pack(server.config)
     page.locator("tr[data-backup] .verify-form button").first.click()
-    page.wait_for_selector(".jobprog[data-state=succeeded]")
+    page.wait_for_selector(".jobprog[data-state=failed]")  # a verify that finds damage fails, naming it
+    assert "damaged backups" in page.inner_text("body")
     page.goto("/ui/backups")
     row = page.locator("tr[data-backup]").first
     assert "damaged" in row.inner_text() and "bad" in (row.get_attribute("class") or "")

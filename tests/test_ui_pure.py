@@ -196,8 +196,9 @@ def test_attention_lists_damaged_backups_first_then_newest() -> None:
     assert [j.state for j in views.attention_jobs(jobs)] == ["failed", "interrupted"]
 
 
-def _job(state: str, result: object = None, jid: str = "j1") -> SimpleNamespace:
-    return SimpleNamespace(id=jid, state=state, result=result, finished_at=None, created_at=datetime(2026, 1, 1, tzinfo=UTC))
+def _job(state: str, result: object = None, jid: str = "j1", error: dict | None = None) -> SimpleNamespace:
+    return SimpleNamespace(id=jid, state=state, result=result, finished_at=None, created_at=datetime(2026, 1, 1, tzinfo=UTC),
+                           error=error)
 
 
 @pytest.mark.parametrize(
@@ -208,6 +209,8 @@ def _job(state: str, result: object = None, jid: str = "j1") -> SimpleNamespace:
         ("available", [_job("succeeded", {"ok": True})], "verified", "ok"),
         ("available", [_job("succeeded", {"ok": False})], "damaged", "bad"),
         ("available", [_job("failed")], "verify failed", "bad"),
+        ("available", [_job("failed", error={"code": "data_corruption"})], "damaged", "bad"),  # found damage
+        ("available", [_job("failed", error={"code": "backend_error"})], "verify failed", "bad"),
         ("available", [_job("succeeded", {"ok": True}), _job("failed", jid="old")], "verified", "ok"),  # newest counts
         ("damaged", [_job("succeeded", {"ok": True})], "damaged", "bad"),  # the status wins
         ("lost", [], "lost", "bad"),

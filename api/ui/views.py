@@ -123,6 +123,8 @@ def verify_state(status: str, verify_jobs: list[Any]) -> VerifyState:
     if state == "succeeded":
         ok = bool((job.result or {}).get("ok")) if isinstance(job.result, dict) else False
         return VerifyState("verified" if ok else "damaged", "ok" if ok else "bad", job.id, _when(job))
+    if state == "failed" and (getattr(job, "error", None) or {}).get("code") == "data_corruption":
+        return VerifyState("damaged", "bad", job.id, _when(job))  # a verify that found damage ends failed
     return VerifyState(f"verify {state}", "bad", job.id, _when(job))
 
 

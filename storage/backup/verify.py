@@ -145,3 +145,34 @@ def damaged_backups(manifests: Iterable[Manifest], bad: set[str]) -> list[str]:
     if not bad:
         return []
     return sorted(m.backup_id for m in manifests if not bad.isdisjoint(m.referenced()))
+
+
+NAMED_MAX = 5  # ids named in a message; details carry up to DETAILS_MAX of each list
+DETAILS_MAX = 50
+
+
+def _named(ids: list[str]) -> str:
+    return ", ".join(ids[:NAMED_MAX]) + (f" and {len(ids) - NAMED_MAX} more" if len(ids) > NAMED_MAX else "")
+
+
+def verify_failure(report: Any) -> DataCorruption | None:
+    """Pure: the error a verify that found damage ends with (a failed job, a CLI exit code 9, as
+    restic check does), naming the damaged and lost backups and the missing and corrupt chunks;
+    None when the report is sound."""
+    if report.ok:
+        return None
+    parts = [f"verify of {report.repository} found {len(report.missing_chunks)} missing and "
+             f"{len(report.corrupt_chunks)} corrupt chunks",
+             f"damaged backups: {_named(report.damaged_backups) or 'none'}"]
+    if report.lost_backups:
+        parts.append(f"backups without a manifest (lost): {_named(report.lost_backups)}")
+    if report.missing_chunks:
+        parts.append(f"missing chunks: {_named(report.missing_chunks)}")
+    if report.corrupt_chunks:
+        parts.append(f"corrupt chunks: {_named(report.corrupt_chunks)}")
+    return DataCorruption(
+        "; ".join(parts) + "; restore what is intact or run a new backup (it re-uploads missing chunks)",
+        repository=report.repository, damaged_backups=report.damaged_backups[:DETAILS_MAX],
+        lost_backups=report.lost_backups[:DETAILS_MAX], missing_chunks=report.missing_chunks[:DETAILS_MAX],
+        corrupt_chunks=report.corrupt_chunks[:DETAILS_MAX], chunks_checked=report.chunks_checked,
+    )

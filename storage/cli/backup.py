@@ -10,7 +10,6 @@ import typer
 
 from storage.backup.models import Backup, Progress, VerifyReport
 from storage.cli import common
-from storage.errors import DataCorruption
 from storage.bounds import DURATION_SECONDS_MAX
 from storage.names import parse_labels
 from storage.units import format_size
@@ -138,12 +137,10 @@ def verify(
         report = st.backups.verify(target, deep=deep, sample_percent=sample, key_file=key_file, progress=progress,
                                    lock=not no_lock)
     common.emit(report, as_json, _show_verify)
-    if not report.ok:
-        exc = DataCorruption(
-            f"verify found {len(report.missing_chunks)} missing and {len(report.corrupt_chunks)} corrupt chunks; "
-            f"damaged backups: {', '.join(report.damaged_backups) or 'none'}"
-            + (f"; backups without a manifest (lost): {', '.join(report.lost_backups)}" if report.lost_backups else "")
-        )
+    from storage.backup.verify import verify_failure
+
+    exc = verify_failure(report)
+    if exc is not None:
         common.err_console.print(f"[red]error:[/red] {common.escape(exc.message)}", highlight=False)
         raise typer.Exit(exc.exit_code)
 

@@ -172,8 +172,14 @@ def restore(st: "Storage", ctx: "JobContext", backup_id: str, to_volume: str | N
 @task("verify")
 def verify(st: "Storage", ctx: "JobContext", backup_id: str, deep: bool = False, sample_percent: float = 100,
            **_: Any) -> Any:  # fmt: skip
-    return st.backups.verify(backup_id, deep=deep, sample_percent=sample_percent, progress=ctx.progress,
-                             cancel=ctx.cancel)  # fmt: skip
+    from storage.backup.verify import verify_failure
+
+    report = st.backups.verify(backup_id, deep=deep, sample_percent=sample_percent, progress=ctx.progress,
+                               cancel=ctx.cancel)  # fmt: skip
+    failure = verify_failure(report)
+    if failure is not None:
+        raise failure  # the job ends failed naming the damage (the backups are marked damaged already)
+    return report
 
 
 @task("gc")
