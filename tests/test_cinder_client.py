@@ -134,10 +134,11 @@ def test_backup_restore_with_cinderclient(shared_api_server: ApiServer) -> None:
     data = os.urandom(1024 * 1024)
     fill_volume(shared_api_server.config, "cc-bk", data, offset=4096)
 
-    backup = cc.backups.create(vol.id, name="cc-bk-1")
+    backup = cc.backups.create(vol.id, name="cc-bk-1", description="nightly, before the upgrade")
     assert backup.name == "cc-bk-1"
     backup = wait_status(lambda: cc.backups.get(backup.id), "available")
     assert backup.volume_id == vol.id and backup.size == 1 and backup.is_incremental is False
+    assert backup.description == "nightly, before the upgrade"  # stored (migration 0014), not dropped
     assert backup.id in [b.id for b in cc.backups.list()]
     assert backup.id in [b.id for b in cc.backups.list(detailed=False)]
 

@@ -214,6 +214,65 @@ def test_reader_sees_no_write_buttons(browser: object, shared_api_server: ApiSer
     page.context.close()
 
 
+def test_extend_and_delete_from_the_volume_page(browser: object, shared_api_server: ApiServer, shots: Path) -> None:
+    server = shared_api_server
+    with server.client("operator") as c:
+        assert c.post("/volumes", json={"name": "web5", "size": "4M"}).status_code == 201
+        job = c.post("/backups", json={"volume": "web5", "name": "web5-b", "description": "before the upgrade"}).json()
+        for _ in range(300):
+            if c.get(f"/jobs/{job['id']}").json()["state"] not in ("queued", "running"):
+                break
+            time.sleep(0.1)
+        assert c.get(f"/backups/{job['params']['backup_id']}").json()["description"] == "before the upgrade"
+        vid = c.get("/volumes/web5").json()["id"]
+    page = new_page(browser, server, "operator", shots)
+    page.goto(f"/ui/volumes/{vid}")
+    assert "before the upgrade" in page.inner_text("tr[data-backup] .description")  # the backup's description
+
+    # extend: a smaller size is our typed message on the same page (422), then a larger one applies
+    page.fill("#extend-form input[name=size]", "2M")
+    page.once("dialog", lambda d: d.accept())
+    with page.expect_response(lambda r: r.url.endswith("/extend")) as answer:
+        page.click("#extend-form button[type=submit]")
+    assert answer.value.status == 422 and "smaller than the current" in page.inner_text("#error")
+    page.fill("#extend-form input[name=size]", "8M")
+    page.once("dialog", lambda d: d.accept())
+    page.click("#extend-form button[type=submit]")
+    page.wait_for_url(re.compile(rf"/ui/volumes/{vid}$"))
+    assert "8.0M" in page.inner_text("#volume-size") or "8M" in page.inner_text("#volume-size")
+    shot(page, shots, "volume-extended")
+
+    # delete: dismissing the confirm dialog sends nothing; a volume with snapshots is refused unless cascade
+    asked: list[str] = []
+    page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+    page.click("#delete-form button[type=submit]")
+    page.wait_for_timeout(300)
+    assert asked and "cannot be undone" in asked[0] and page.url.endswith(f"/ui/volumes/{vid}")
+    with storage.open(server.config) as st:
+        st.snapshots.create(vid, "web5-snap")
+    page.once("dialog", lambda d: d.accept())
+    with page.expect_response(lambda r: r.url.endswith("/delete")) as answer:
+        page.click("#delete-form button[type=submit]")
+    assert answer.value.status == 409 and "snapshot" in page.inner_text("#error")
+    # without its CSRF token the delete is refused too
+    page.evaluate("document.querySelector('#delete-form input[name=csrf]').remove()")
+    page.check("#delete-form input[name=cascade]")
+    page.once("dialog", lambda d: d.accept())
+    with page.expect_response(lambda r: r.url.endswith("/delete")) as answer:
+        page.click("#delete-form button[type=submit]")
+    assert answer.value.status == 403
+    page.goto(f"/ui/volumes/{vid}")
+    page.check("#delete-form input[name=cascade]")
+    page.once("dialog", lambda d: d.accept())
+    page.click("#delete-form button[type=submit]")
+    page.wait_for_url(re.compile(r"/ui/volumes$"))
+    assert page.locator("tr[data-volume=web5]").count() == 0
+    with storage.open(server.config) as st:
+        with pytest.raises(storage.errors.NotFound):
+            st.volumes.get(vid)
+    page.context.close()
+
+
 def test_a_form_without_its_csrf_token_is_refused(browser: object, shared_api_server: ApiServer, shots: Path) -> None:
     server = shared_api_server
     page = new_page(browser, server, "operator", shots)

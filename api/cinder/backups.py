@@ -29,6 +29,7 @@ class _PendingBackup:
     def __init__(self, job: JobInfo) -> None:
         self.id = job.params["backup_id"]
         self.name = job.params.get("name")
+        self.description = job.params.get("description")
         self.volume_id = job.params.get("volume_id")
         self.status = "creating" if job.state.value in ("queued", "running") else "error"
         self.size_bytes = job.bytes_total or 0
@@ -87,7 +88,7 @@ def create_backup(request: Request, st: StorageDep, payload: Annotated[dict, Bod
         )
     source = f"snapshot:{st.snapshots.get(spec['snapshot_id']).id}" if spec.get("snapshot_id") else f"volume:{st.volumes.get(spec['volume_id']).id}"
     job = start_backup(request, st, source, name=spec.get("name") or None, labels=metadata_labels(spec.get("metadata")),
-                       repository=container or None)
+                       repository=container or None, description=spec.get("description"))
     backup_id = job.params["backup_id"]
     return {"backup": {"id": backup_id, "name": spec.get("name"), "links": views.self_links(base_url(request), "backups", backup_id)}}
 

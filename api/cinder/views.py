@@ -119,7 +119,7 @@ def backup_detail(backup: Any, base_url: str, container: str | None = None) -> d
     return {
         "id": backup.id,
         "name": backup.name,
-        "description": None,
+        "description": backup.description,
         "volume_id": backup.volume_id,
         "snapshot_id": None,
         "status": _BACKUP_STATUS.get(backup.status, backup.status),

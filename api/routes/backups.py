@@ -15,6 +15,7 @@ from api.fields import Body, IdPath, LabelMap, Name, Ref, Size, Url, one_of
 from api.guards import check_repository
 from api.routes.common import check_job_params, check_restore_target, labels_query, submit_job
 from storage.backup.models import Backup
+from storage.bounds import DESCRIPTION_MAX
 from storage.jobs.service import JobInfo
 
 router = APIRouter(prefix="/backups", tags=["backups"], dependencies=[Depends(authorize)], responses=ERROR_RESPONSES)
@@ -26,6 +27,7 @@ class BackupCreate(Body):
     volume: Ref = Field(default=None, description="Back up this volume (name or id), through a new snapshot")  # type: ignore[assignment]
     snapshot: Ref = Field(default=None, description="Or back up this existing snapshot")  # type: ignore[assignment]
     name: Name | None = None
+    description: Annotated[str, Field(max_length=DESCRIPTION_MAX)] | None = Field(default=None, description="Free text")
     labels: LabelMap | None = None
     repository: Url | None = Field(default=None, description="Repository URL; default: the configured one")
     bandwidth_limit: Size | None = Field(default=None, description="Upper bound of read bytes per second, e.g. 50M")
@@ -67,18 +69,21 @@ def _accepted(job: JobInfo, location: str | None = None) -> JSONResponse:
 
 def start_backup(request: Request, st: StorageDep, source: str, *, name: str | None = None,
                  labels: dict[str, str] | None = None, repository: str | None = None,
-                 bandwidth_limit: int | str | None = None) -> JobInfo:
+                 bandwidth_limit: int | str | None = None, description: str | None = None) -> JobInfo:
     """Submit a backup job whose backup id is known now (used by the Cinder subset too).
 
     Every parameter is checked before the job is queued (422 now, not a failed job later)."""
     repository = check_repository(repository, st.settings)
     check_job_params(st, repository=repository, name=name, labels=labels, bandwidth_limit=bandwidth_limit)
+    from storage.volumes.edits import check_description
+
+    description = check_description(description)
     require_source_host_up(st, source)
     backup_id = str(uuid.uuid4())
     return submit_job(
         request, st, "backup", target=backup_id,
         params={"backup_id": backup_id, "source": source, "name": name, "repository": repository, "labels": labels,
-                "bandwidth_limit": bandwidth_limit},
+                "bandwidth_limit": bandwidth_limit, "description": description},
     )
 
 
@@ -114,7 +119,7 @@ def list_backups(
 def create_backup(body: BackupCreate, request: Request, st: StorageDep) -> JSONResponse:
     source = f"volume:{st.volumes.get(body.volume).id}" if body.volume else f"snapshot:{st.snapshots.get(body.snapshot or '').id}"
     job = start_backup(request, st, source, name=body.name, labels=body.labels, repository=body.repository,
-                       bandwidth_limit=body.bandwidth_limit)
+                       bandwidth_limit=body.bandwidth_limit, description=body.description)
     return _accepted(job, f"/backups/{job.params['backup_id']}")
 
 

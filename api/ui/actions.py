@@ -1,5 +1,5 @@
-"""The dashboard's forms (POST): log in and out, create a volume, snapshot, back up, verify,
-restore, cancel a job.
+"""The dashboard's forms (POST): log in and out, create, extend and delete a volume, snapshot,
+back up, verify, restore, cancel a job.
 
 Order on every change: the session (``current_user``), the role (operator or admin), then the
 bounded body and its CSRF token (``write_form``), then the same service call or route helper the
@@ -18,9 +18,9 @@ from fastapi.responses import Response
 from api.routes.backups import RestoreRequest, VerifyRequest, start_backup, start_restore, start_verify
 from api.ui import session, views
 from api.ui.forms import Form, parse_label_text, read_form
-from api.ui.pages import volumes_page
+from api.ui.pages import volume_page, volumes_page
 from api.ui.web import SessionFormDep, UiRoute, UserDep, WriteFormDep, page, redirect, ui_state
-from storage.bounds import NAME_MAX, SECRET_MAX, SIZE_TEXT_MAX
+from storage.bounds import DESCRIPTION_MAX, NAME_MAX, SECRET_MAX, SIZE_TEXT_MAX
 from storage.errors import AuthenticationFailed, InvalidInput, StorageError
 from storage.names import validate_name
 
@@ -101,8 +101,32 @@ def backup_volume(ref: str, request: Request, user: UserDep, form: WriteFormDep)
     job = start_backup(
         request, st, f"volume:{vol.id}", name=form.text("name", NAME_MAX, label="backup name"),
         bandwidth_limit=form.text("bandwidth_limit", SIZE_TEXT_MAX, label="bandwidth limit"),
+        description=form.text("description", DESCRIPTION_MAX, label="description"),
     )
     return redirect(f"/ui/jobs/{job.id}")
+
+
+@router.post("/volumes/{ref}/extend")
+def extend_volume(ref: str, request: Request, user: UserDep, form: WriteFormDep) -> Response:
+    st = ui_state(request).st
+    vol = st.volumes.get(views.check_ref(ref))
+    try:
+        st.volumes.extend(vol.id, form.required("size", SIZE_TEXT_MAX, label="new size"))
+    except StorageError as exc:  # shown on the volume's page, status kept
+        return volume_page(request, vol.id, exc.http_status, exc.message)
+    return redirect(f"/ui/volumes/{vol.id}")
+
+
+@router.post("/volumes/{ref}/delete")
+def delete_volume(ref: str, request: Request, user: UserDep, form: WriteFormDep) -> Response:
+    st = ui_state(request).st
+    vol = st.volumes.get(views.check_ref(ref))
+    cascade = form.choice("cascade", ("", "yes"), "") == "yes"
+    try:
+        st.volumes.delete(vol.id, cascade=cascade)
+    except StorageError as exc:  # attached, has snapshots, host down...: said on the volume's page
+        return volume_page(request, vol.id, exc.http_status, exc.message)
+    return redirect("/ui/volumes")
 
 
 @router.post("/backups/{backup_id}/verify")

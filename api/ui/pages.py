@@ -67,6 +67,11 @@ def volumes_page(request: Request, status: int = 200, error: str | None = None, 
 
 @router.get("/volumes/{ref}")
 def volume(ref: str, request: Request, user: UserDep) -> Response:
+    return volume_page(request, ref)
+
+
+def volume_page(request: Request, ref: str, status: int = 200, error: str | None = None) -> Response:
+    """One volume; a refused extend or delete form comes back here with its message and status."""
     st = ui_state(request).st
     vol = st.volumes.show(views.check_ref(ref))
     try:
@@ -76,7 +81,7 @@ def volume(ref: str, request: Request, user: UserDep) -> Response:
     backups = st.backups.list(volume=vol.id)
     verify_jobs = views.jobs_by_target(st.jobs.list(kind="verify", limit=1000), "verify")
     return page(
-        request, "volume.html", volume=vol, snapshots=st.snapshots.list(volume=vol.id), export=export,
+        request, "volume.html", status, error=error, volume=vol, snapshots=st.snapshots.list(volume=vol.id), export=export,
         backups=[(b, views.verify_state(b.status, verify_jobs.get(b.id, []))) for b in reversed(backups)],
     )
 

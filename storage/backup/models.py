@@ -20,6 +20,7 @@ USABLE_STATUSES = (STATUS_AVAILABLE,)
 class Backup(BaseModel):
     id: str
     name: str | None = None
+    description: str | None = None  # free text, at most 255 characters (catalog only, not in the manifest)
     volume_id: str | None = None
     volume_name: str | None = None
     source: str | None = None

@@ -147,14 +147,17 @@ class BackupService:
         cancel: threading.Event | None = None,
         bandwidth_limit: int | str | None = None,
         backup_id: str | None = None,
+        description: str | None = None,
     ) -> Backup:
         """Back up a volume (through a new snapshot), a snapshot or a path; return the available Backup.
 
         ``backup_id`` (a UUID) lets a caller that runs this in the background (the API's jobs)
         know the new backup's id before it finishes; by default one is generated.
         """
+        from storage.volumes.edits import check_description
         from storage.volumes.service import validate_labels
 
+        description = check_description(description)
         if name is not None:
             validate_name(name, kind="backup")
         labels = validate_labels(labels)
@@ -168,7 +171,7 @@ class BackupService:
         created = datetime.now(UTC)
         with self.catalog.session() as s:
             s.add(records.new_row(
-                id=backup_id, name=name, repository=repo.url, repository_id=repo.id, volume_id=src.volume_id,
+                id=backup_id, name=name, description=description, repository=repo.url, repository_id=repo.id, volume_id=src.volume_id,
                 volume_name=src.volume_name, source=src.description, encrypted=repo.keys is not None,
                 key_file=str(key_file) if key_file else None, chunk_size=repo.config.chunk_size, labels=labels,
                 created_at=created,

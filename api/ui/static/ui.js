@@ -43,5 +43,11 @@
       .catch(function () { window.setTimeout(poll, POLL_MS * 4); });
   }
 
+  // forms that change something hard to undo ask first (data-confirm: the question)
+  document.addEventListener("submit", function (ev) {
+    var form = ev.target;
+    if (form.dataset && form.dataset.confirm && !window.confirm(form.dataset.confirm)) { ev.preventDefault(); }
+  }, true);
+
   document.addEventListener("DOMContentLoaded", function () { if (active().length) { window.setTimeout(poll, POLL_MS); } });
 })();
