@@ -5,9 +5,11 @@ an export on its own; a killed nbdkit is reaped from the list; the library does 
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -17,7 +19,7 @@ import storage
 from storage import owners
 from storage.errors import Conflict, InvalidInput
 from storage.nbd import managed
-from tests.api_server import ApiServer, api_server, free_port  # noqa: F401 - fixtures
+from tests.api_server import STORAGECTL, ApiServer, api_server, free_port  # noqa: F401 - fixtures
 from tests.test_api_backups import fill_volume, wait_job
 from tests.test_nbd_serve import _missing, qemu
 
@@ -104,6 +106,23 @@ def test_serve_through_the_api(api_server: ApiServer, tmp_path: Path) -> None:
             time.sleep(0.2)
         assert c.get("/backups/serves").json() == []
 
+        # the CLI asks the API host (--api): an operator token serves, a reader's is refused with exit 8
+        token = tmp_path / "op.token"
+        token.write_text(api_server.tokens["operator"])
+        reader_token = tmp_path / "reader.token"
+        reader_token.write_text(api_server.tokens["reader"])
+        cli_port = free_port()
+        out = subprocess.run([STORAGECTL, "backup", "serve", backup_id, "--api", api_server.url, "--token-file", str(token),
+                              "--port", str(cli_port), "--ttl", "300", "--json"], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        cli = json.loads(out.stdout)
+        assert cli["uri"] == f"nbd://127.0.0.1:{cli_port}/{backup_id}"
+        assert qemu("qemu-img", "compare", "-f", "raw", "-F", "raw", str(source), cli["uri"]).returncode == 0
+        assert c.delete(f"/backups/serves/{cli['id']}").status_code == 204 and gone(cli["pid"])
+        refused = subprocess.run([STORAGECTL, "backup", "serve", backup_id, "--api", api_server.url, "--token-file",
+                                  str(reader_token), "--port", str(free_port())], capture_output=True, text=True, timeout=60)
+        assert refused.returncode == 8 and "refused" in refused.stderr, refused.stderr
+
         # a short TTL: the export stops on its own
         short = c.post(f"/backups/{backup_id}/serve", json={"port": free_port(), "ttl_seconds": 1}).json()
         assert gone(short["pid"], timeout=15), "an expired export still runs"
@@ -166,3 +185,13 @@ def test_socket_path(name: str, ok: bool) -> None:
     else:
         with pytest.raises(InvalidInput):
             managed.socket_path(Path("/d"), name)
+
+
+@pytest.mark.parametrize(("code", "status", "expected"), [
+    ("forbidden", 403, "PermissionDenied"), ("not_found", 404, "NotFound"), ("invalid_input", 422, "InvalidInput"),
+    ("busy", 409, "Busy"), (None, 409, "Conflict"), ("made_up", 500, "BackendError"), ("unsupported", 501, "Unsupported"),
+])
+def test_api_error_class(code: str | None, status: int, expected: str) -> None:
+    from storage.nbd.api_client import error_class
+
+    assert error_class(code, status).__name__ == expected

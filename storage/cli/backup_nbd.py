@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
@@ -43,13 +44,28 @@ def serve(
     cache_size: Annotated[str, typer.Option("--cache-size", help="Memory for verified chunks (4M-64G).")] = "64M",
     readahead: Annotated[int, typer.Option("--readahead", help="Chunks fetched ahead of sequential reads (0-256).")] = 16,
     no_lock: NoLockOpt = False,
+    api: Annotated[Optional[str], typer.Option("--api", envvar="STORAGE_API_URL", help="Have this storage API host serve it "
+                   "(http://HOST:8776) and return at once; stop it with DELETE /backups/serves/ID.")] = None,
+    token_file: Annotated[Optional[Path], typer.Option("--token-file", envvar="STORAGE_API_TOKEN_FILE",
+                          help="With --api: a file holding an operator token of that API.")] = None,
+    ttl: Annotated[Optional[int], typer.Option("--ttl", help="With --api: seconds until the export is stopped (default 3600).")] = None,
     as_json: common.JsonOpt = False,
 ) -> None:
-    """Serve a backup read-only over NBD (nbdkit) until Ctrl-C: chunks are fetched on first read and verified."""
+    """Serve a backup read-only over NBD (nbdkit) until Ctrl-C: chunks are fetched on first read and verified.
+    With --api, the API host serves it in the background until its TTL ends or it is stopped."""
     from storage.errors import BackendError
     from storage.nbd.service import serve as start
 
     ident = _backup_ident(backup_id, manifest, repository)
+    if api is not None:
+        _serve_through_api(ident, api, token_file, manifest=manifest, key_file=key_file, tls_psk=tls_psk, no_lock=no_lock,
+                           body={"export_name": name, "host": host, "port": port, "socket": socket, "cache_size": cache_size,
+                                 "ttl_seconds": ttl}, as_json=as_json)
+        return
+    if ttl is not None:
+        from storage.errors import InvalidInput
+
+        raise InvalidInput("--ttl applies with --api (a foreground export runs until Ctrl-C)", field="ttl")
     st = common.get_storage(ctx)
     previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
@@ -68,6 +84,23 @@ def serve(
             raise BackendError(f"nbdkit serving backup {ident} exited with status {code}: {export.server.last_error()}")
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _serve_through_api(ident: str, api: str, token_file: "Path | None", *, manifest: str | None, key_file: str | None,
+                       tls_psk: str | None, no_lock: bool, body: dict[str, Any], as_json: bool) -> None:
+    from storage.errors import InvalidInput
+    from storage.nbd.api_client import read_token, serve_through_api
+
+    for given, option in ((manifest, "--manifest"), (key_file, "--key-file"), (tls_psk, "--tls-psk"), (no_lock, "--no-lock")):
+        if given:
+            raise InvalidInput(f"{option} does not apply with --api (the API host serves a backup of its catalog)", field="api")
+    served = serve_through_api(api, read_token(token_file), ident, body)
+    if as_json:
+        sys.stdout.write(json.dumps(served) + "\n")
+    else:
+        sys.stdout.write(f"{served['uri']}\n")
+        sys.stderr.write(f"served by {served['host_name']} as {served['id']} until {served['expires_at']}\n")
+    sys.stdout.flush()
 
 
 @backup_app.command("attach")
