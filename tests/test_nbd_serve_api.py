@@ -142,6 +142,8 @@ def test_library_serve_bounds_and_lifecycle(st: storage.Storage, tmp_path: Path)
         assert (served.expires_at - served.started_at).total_seconds() == managed.TTL_DEFAULT
         with pytest.raises(Conflict):
             st.backups.serve(b.id, port=int(served.uri.split(":")[2].split("/")[0]))
+        with pytest.raises(Conflict, match="being served"):  # not deleted from under its readers
+            st.backups.delete(b.id)
         cmp = qemu("qemu-img", "compare", "-f", "raw", "-F", "raw", str(src), served.uri)
         assert cmp.returncode == 0, cmp.stdout + cmp.stderr
         assert [e.id for e in st.backups.serves(b.id)] == [served.id]

@@ -7,6 +7,7 @@ neither the command line nor nbdkit's messages hold a key or a store password.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import re
@@ -111,9 +112,11 @@ def python_version_of(dump: str) -> tuple[int, int] | None:
     return (int(m.group(1)), int(m.group(2))) if m else None
 
 
+@functools.lru_cache(maxsize=1)
 def find_nbdkit() -> str:
     """nbdkit's path, once its Python plugin is known to run this interpreter's minor version
-    (the plugin imports this installation's compiled modules: blake3, zstandard, cryptography)."""
+    (the plugin imports this installation's compiled modules: blake3, zstandard, cryptography).
+    Found once per process (a long-running API host serves many); a refusal is not remembered."""
     nbdkit = shutil.which("nbdkit") or ("/usr/sbin/nbdkit" if os.path.exists("/usr/sbin/nbdkit") else None)
     if nbdkit is None:
         raise Unsupported(f"nbdkit is not installed; {INSTALL_HINT}")
