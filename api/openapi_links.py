@@ -62,7 +62,11 @@ LINKS: dict[tuple[str, str, str], list[tuple[str, str, str, dict[str, str]]]] = 
         ("GetBackup", "/backups/{backup_id}", "get", FIRST_BACKUP),
         ("VerifyBackup", "/backups/{backup_id}/verify", "post", FIRST_BACKUP),
         ("RestoreBackup", "/backups/{backup_id}/restore", "post", FIRST_BACKUP),
+        ("ServeBackup", "/backups/{backup_id}/serve", "post", FIRST_BACKUP),
         ("DeleteBackup", "/backups/{backup_id}", "delete", FIRST_BACKUP),
+    ],
+    ("/backups/{backup_id}/serve", "post", "201"): [
+        ("StopServe", "/backups/serves/{served_id}", "delete", {"served_id": "$response.body#/id"}),
     ],
     ("/object-stores/{store}/containers", "get", "200"): [
         ("FirstContainer", "/object-stores/{store}/containers/{container}", "get",

@@ -76,7 +76,7 @@ def test_serve_through_the_api(api_server: ApiServer, tmp_path: Path) -> None:
         again = c.post(f"/backups/{backup_id}/serve", json={"port": port})
         assert again.status_code == 409 and str(port) in again.text
         busy = c.post(f"/backups/{backup_id}/serve", json={"port": api_server.port})  # the API's own port
-        assert busy.status_code == 409 and "in use" in busy.text, busy.text
+        assert busy.status_code == 409 and "another program has it" in busy.text, busy.text
         unix = c.post(f"/backups/{backup_id}/serve", json={"socket": "sv"}).json()
         sock = api_server.config.parent / "run" / "nbd" / "sv.sock"
         assert unix["uri"] == f"nbd+unix:///{backup_id}?socket={sock}"

@@ -120,8 +120,8 @@ def require_free_port(host: str, port: int) -> None:
         try:
             probe.bind((host, port))
         except OSError as exc:
-            raise Conflict(f"{host} port {port} is in use by another program ({exc.strerror}); choose another port",
-                           port=port) from None
+            raise Conflict(f"{host} port {port} cannot be listened on ({exc.strerror}: another program has it, or the "
+                           "address is not configured here); choose another port or address", port=port) from None
 
 
 def listen_key(listen: srv.Listen) -> str:
