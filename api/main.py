@@ -95,6 +95,9 @@ def create_app(config: Settings | Storage | str | os.PathLike[str] | None = None
             yield
         finally:
             stop_refresh.set()
+            from storage.nbd.managed import stop_all_here
+
+            stop_all_here()  # backups this process serves: nbdkit stopped, locks released, rows dropped
             st.jobs.shutdown(timeout=job_shutdown_timeout)
             if owned:
                 st.close()

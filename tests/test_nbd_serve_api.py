@@ -128,6 +128,13 @@ def test_serve_through_the_api(api_server: ApiServer, tmp_path: Path) -> None:
         assert gone(short["pid"], timeout=15), "an expired export still runs"
         assert c.get("/backups/serves").json() == []
 
+        # a graceful API stop ends its exports and drops their rows
+        last = c.post(f"/backups/{backup_id}/serve", json={"port": free_port()}).json()
+    api_server.stop()
+    assert gone(last["pid"])
+    with storage.open(api_server.config) as st:
+        assert st.backups.serving.count() == 0  # dropped at shutdown, not merely reaped later
+
 
 def test_library_serve_bounds_and_lifecycle(st: storage.Storage, tmp_path: Path) -> None:
     src = tmp_path / "img"
