@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 
 from storage import owners
 from storage.bounds import check_int
@@ -197,11 +196,8 @@ class ServeManager:
             expires_at=now + timedelta(seconds=ttl),
         )
         try:
-            with self.svc.catalog.session() as s:
+            with self.svc.catalog.session() as s:  # (host, listen) unique: a racing worker's row is a Conflict
                 s.add(row)
-        except IntegrityError:  # another worker took the same listen address a moment ago (its nbdkit has it)
-            export.stop()
-            raise Conflict(f"listen address {key} is already used by another served export", listen=key) from None
         except BaseException:
             export.stop()
             raise
