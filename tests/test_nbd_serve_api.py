@@ -17,7 +17,7 @@ import pytest
 
 import storage
 from storage import owners
-from storage.errors import Conflict, InvalidInput
+from storage.errors import Busy, Conflict, InvalidInput
 from storage.nbd import managed
 from tests.api_server import STORAGECTL, ApiServer, api_server, free_port  # noqa: F401 - fixtures
 from tests.test_api_backups import fill_volume, wait_job
@@ -151,6 +151,9 @@ def test_library_serve_bounds_and_lifecycle(st: storage.Storage, tmp_path: Path)
             st.backups.serve(b.id, port=int(served.uri.split(":")[2].split("/")[0]))
         with pytest.raises(Conflict, match="being served"):  # not deleted from under its readers
             st.backups.delete(b.id)
+        st.backups.serving.max_serves = 1  # the bound (8 by default), without starting eight nbdkits
+        with pytest.raises(Busy, match="at most 1"):
+            st.backups.serve(b.id, port=free_port())
         cmp = qemu("qemu-img", "compare", "-f", "raw", "-F", "raw", str(src), served.uri)
         assert cmp.returncode == 0, cmp.stdout + cmp.stderr
         assert [e.id for e in st.backups.serves(b.id)] == [served.id]

@@ -144,6 +144,7 @@ class ServeManager:
 
     def __init__(self, svc: "BackupService", *, data_dir: Path, host_name: str, config_file: str | None) -> None:
         self.svc, self.data_dir, self.host_name, self.config_file = svc, Path(data_dir), host_name, config_file
+        self.max_serves = MAX_SERVES
 
     # -- start ------------------------------------------------------------------------------
     def start(self, backup_id: str, *, export_name: str | None = None, host: str | None = None, port: int | None = None,
@@ -172,8 +173,8 @@ class ServeManager:
         if taken:
             raise Conflict(f"{listen.uri(name).split('/' + name)[0]} is already used by served export {taken}; choose another "
                            "port or socket", listen=key)
-        if sum(1 for e in live if e.host_name == self.host_name) >= MAX_SERVES:
-            raise Busy(f"this host serves {MAX_SERVES} exports already (at most {MAX_SERVES}); stop one first "
+        if sum(1 for e in live if e.host_name == self.host_name) >= self.max_serves:
+            raise Busy(f"this host serves {self.max_serves} exports already (at most {self.max_serves}); stop one first "
                        "(DELETE /backups/serves/ID)")
         if not listen.socket:
             require_free_port(listen.host, listen.port)
