@@ -101,3 +101,28 @@ def test_storagectl_in_a_pipe_prints_the_plain_table_and_on_columns_rich(config_
     narrow = subprocess.run(argv, capture_output=True, text=True, env={**env, "COLUMNS": "30"}, timeout=120)
     body30, _, marker30 = narrow.stdout.rpartition("@@")
     assert marker30.strip() == "rich" and max(len(line) for line in body30.splitlines()) <= 30
+
+
+def test_model_lists_print_the_same_json_through_pydantic_core(capsys: pytest.CaptureFixture[str]) -> None:
+    """print_json's fast route for a list of one model prints what the generic route prints."""
+    import json
+    from datetime import UTC, datetime
+
+    from storage.cli import common
+    from storage.domain import Volume
+
+    when = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+    vols = [
+        Volume(id=f"00000000-0000-0000-0000-{i:012d}", name=f"v{i}", size_bytes=i << 20, pool="default",
+               status="available", labels={"tier": "gold"} if i else {}, created_at=when, updated_at=when)
+        for i in range(3)
+    ]  # fmt: skip
+    generic = json.dumps(common.to_jsonable(vols), indent=2) + "\n"
+    assert common._model_list_json(vols) is not None
+    common.print_json(vols)
+    assert capsys.readouterr().out == generic
+    accented = [vols[0].model_copy(update={"labels": {"owner": "zoë"}})]
+    assert common._model_list_json(accented) is None  # json.dumps escapes it: the generic route prints
+    common.print_json(accented)
+    assert capsys.readouterr().out == json.dumps(common.to_jsonable(accented), indent=2) + "\n"
+    assert common._model_list_json([vols[0], {"a": 1}]) is None and common._model_list_json([]) is None
