@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark of the admin API on a real server: requests per second and p50/p99 latency.
 
-Scenarios (each at 1 and 50 concurrent clients, closed loop):
+Scenarios (each at --clients concurrent clients, default 1 and 50, closed loop):
   list      GET /volumes with 1,000 volumes in the catalog
   list_etag the same, each client sending If-None-Match with the ETag it last received (a poller)
   healthz   GET /healthz: the floor of this server and client (no auth, no catalog)
@@ -13,7 +13,9 @@ Scenarios (each at 1 and 50 concurrent clients, closed loop):
         [--scenarios list,list_etag,create_delete] [--json]
 
 The server is `storagectl serve` on 127.0.0.1 with a throw-away data dir; the clients are
-asyncio + httpx in this process (on the same machine, so they share its CPU).
+asyncio + httpx in this process (on the same machine, so they share its CPU). Each row also
+gives the CPU per request of the server (its whole process group, every worker) and of this
+client process, which says where a difference in throughput goes on a shared machine.
 """
 
 from __future__ import annotations
@@ -40,6 +42,34 @@ import storage  # noqa: E402
 from scripts.bench.raw_http import raw_closed_loop  # noqa: E402
 
 STORAGECTL = str(Path(sys.executable).parent / "storagectl")
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """user+sys CPU so far of every live process in a process group (the server and its workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields from the state on: state ppid pgrp ... utime(11) stime(12)
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
+def with_cpu(pgid: int, run):  # type: ignore[no-untyped-def]
+    """run() with the server's and this client's CPU per request added (ms): where the time goes."""
+    import resource
+
+    server0, client0 = group_cpu_seconds(pgid), resource.getrusage(resource.RUSAGE_SELF)
+    result = run()
+    server1, client1 = group_cpu_seconds(pgid), resource.getrusage(resource.RUSAGE_SELF)
+    n = max(result["requests"], 1)
+    client = (client1.ru_utime + client1.ru_stime) - (client0.ru_utime + client0.ru_stime)
+    result["server_cpu_ms_per_request"] = round((server1 - server0) * 1000 / n, 3)
+    result["client_cpu_ms_per_request"] = round(client * 1000 / n, 3)
+    return result
 
 
 def free_port() -> int:
@@ -213,11 +243,11 @@ def main() -> int:
                 for name in args.scenarios.split(","):
                     if name in raw:
                         path, conditional = raw[name]
-                        results["scenarios"][f"{name}_{clients}"] = asyncio.run(
-                            raw_scenario(port, headers, clients, args.seconds, path, conditional))
+                        results["scenarios"][f"{name}_{clients}"] = with_cpu(server.pid, lambda: asyncio.run(
+                            raw_scenario(port, headers, clients, args.seconds, path, conditional)))
                         continue
-                    results["scenarios"][f"{name}_{clients}"] = asyncio.run(
-                        closed_loop(url, headers, clients, args.seconds, scenarios[name]()))
+                    results["scenarios"][f"{name}_{clients}"] = with_cpu(server.pid, lambda: asyncio.run(
+                        closed_loop(url, headers, clients, args.seconds, scenarios[name]())))
                 print(json.dumps({k: v for k, v in results["scenarios"].items() if k.endswith(f"_{clients}")}), file=sys.stderr)
                 if server.poll() is not None:
                     raise SystemExit(f"the server exited with {server.returncode}")
@@ -234,9 +264,11 @@ def main() -> int:
         print(json.dumps(results, indent=2))
     else:
         print(f"{args.volumes} volumes, {args.workers} server worker(s), {os.cpu_count()} CPUs")
-        print(f"{'scenario':<20}{'clients':>8}{'requests':>10}{'errors':>8}{'rps':>9}{'p50 ms':>9}{'p99 ms':>9}")
+        print(f"{'scenario':<20}{'clients':>8}{'requests':>10}{'errors':>8}{'rps':>9}{'p50 ms':>9}{'p99 ms':>9}"
+              f"{'server CPU ms/req':>19}{'client CPU ms/req':>19}")
         for name, r in results["scenarios"].items():
-            print(f"{name:<20}{r['clients']:>8}{r['requests']:>10}{r['errors']:>8}{r['rps']:>9}{r['p50_ms']:>9}{r['p99_ms']:>9}")
+            print(f"{name:<20}{r['clients']:>8}{r['requests']:>10}{r['errors']:>8}{r['rps']:>9}{r['p50_ms']:>9}{r['p99_ms']:>9}"
+                  f"{r['server_cpu_ms_per_request']:>19}{r['client_cpu_ms_per_request']:>19}")
         print("create/delete statuses:", results["create_delete_statuses"])
         for sample in ERROR_SAMPLES:
             print("  error:", sample)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """CLI start-up: wall clock and CPU of whole `storagectl` commands beside peer CLIs.
 
-    .venv/bin/python scripts/bench/startup_bench.py [--rounds 15] [--volumes 100] [--backups 100]
+    .venv/bin/python scripts/bench/startup_bench.py [--rounds 15] [--catalogs 0,1000]
         [--importtime] [--baseline OTHER/.venv/bin/storagectl] [--json]
 
 Rows (each a whole process, start-up included, stdout to /dev/null; rounds interleaved):
@@ -9,9 +9,11 @@ Rows (each a whole process, start-up included, stdout to /dev/null; rounds inter
   python -c pass (the interpreter's floor), swift --version (.cache/swift-venv), restic version
   (when installed).
 Each row: wall median (min-max) and user+sys CPU median of the child (os.wait4), which a busy
-machine disturbs far less than wall. The catalog is a throw-away SQLite one with --volumes and
---backups rows written through the catalog's ORM (listing cost does not depend on how they
-got there). --baseline adds the same commands run by another checkout's storagectl (e.g. the
+machine disturbs far less than wall. Each catalog is a throw-away SQLite one with N volumes
+and N backups (one per --catalogs size) written through the catalog's ORM (listing cost does not
+depend on how they got there); `--help` runs once, the listings once per catalog. Children run
+without PYTHONDONTWRITEBYTECODE (a test environment may set it; an installed package or a
+user's checkout has its .pyc files, so the warm-up run writes them as a user's first run would). --baseline adds the same commands run by another checkout's storagectl (e.g. the
 commit before a change), interleaved in the same rounds. --importtime adds `python -X importtime` self-time summed per top-level package.
 """
 
@@ -122,40 +124,47 @@ def importtime(args: tuple[str, ...], env: dict[str, str], top: int = 12, python
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=15)
-    ap.add_argument("--volumes", type=int, default=100)
-    ap.add_argument("--backups", type=int, default=100)
+    ap.add_argument("--catalogs", default="0,1000", help="catalog sizes: N volumes and N backups each")
     ap.add_argument("--importtime", action="store_true")
     ap.add_argument("--baseline", help="another storagectl to run the same commands with, as 'baseline' rows")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
 
+    sizes = [int(n) for n in a.catalogs.split(",")]
+    base = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     with tempfile.TemporaryDirectory(prefix="startup-bench-") as tmp:
-        cfg = make_catalog(Path(tmp) / "this", a.volumes, a.backups)
-        env = {**os.environ, "STORAGE_CONFIG": str(cfg)}
-        rows: list[Row] = [(f"storagectl {' '.join(c)}", [STORAGECTL, *c], env) for c in CASES]
-        if a.baseline:  # its own catalog: another checkout may migrate it to a schema this one does not know
-            base_env = {**os.environ, "STORAGE_CONFIG": str(make_catalog(Path(tmp) / "baseline", a.volumes, a.backups))}
-            rows += [(f"baseline {' '.join(c)}", [a.baseline, *c], base_env) for c in CASES]
-        rows += [(name, argv, env) for name, argv in peers()]
+        envs = {n: {**base, "STORAGE_CONFIG": str(make_catalog(Path(tmp) / f"this-{n}", n, n))} for n in sizes}
+        rows: list[Row] = []
+        for c in CASES:
+            for n in sizes[:1] if c == ("--help",) else sizes:
+                rows.append((f"storagectl {' '.join(c)}" + ("" if c == ("--help",) else f" [{n}]"), [STORAGECTL, *c], envs[n]))
+        if a.baseline:  # its own catalogs: another checkout may migrate one to a schema this one does not know
+            base_envs = {n: {**base, "STORAGE_CONFIG": str(make_catalog(Path(tmp) / f"baseline-{n}", n, n))} for n in sizes}
+            for c in CASES:
+                for n in sizes[:1] if c == ("--help",) else sizes:
+                    rows.append((f"baseline {' '.join(c)}" + ("" if c == ("--help",) else f" [{n}]"), [a.baseline, *c], base_envs[n]))
+        rows += [(name, argv, base) for name, argv in peers()]
         result = {
-            "date": datetime.now(UTC).isoformat(timespec="seconds"), "load_average": os.getloadavg(),
-            "cpus": os.cpu_count(), "volumes": a.volumes, "backups": a.backups, "rows": bench(rows, a.rounds),
+            "date": datetime.now(UTC).isoformat(timespec="seconds"), "load_average_before": os.getloadavg(),
+            "cpus": os.cpu_count(), "catalogs": sizes, "rows": bench(rows, a.rounds), "load_average_after": os.getloadavg(),
         }  # fmt: skip
         if a.importtime:
+            env = envs[sizes[-1]]
             result["importtime_ms"] = {" ".join(c): importtime(c, env) for c in CASES[:2] + CASES[3:4]}
-            if a.baseline:
+            if a.baseline and (Path(a.baseline).parent / "python").exists():  # a venv's storagectl
                 python = str(Path(a.baseline).parent / "python")
                 for c in CASES[:2] + CASES[3:4]:
-                    result["importtime_ms"][f"{' '.join(c)} (baseline)"] = importtime(c, base_env, python=python)
+                    result["importtime_ms"][f"{' '.join(c)} (baseline)"] = importtime(c, base_envs[sizes[-1]], python=python)
     if a.json:
         print(json.dumps(result, indent=2))
         return
-    la = ", ".join(f"{x:.2f}" for x in result["load_average"])
-    print(f"{result['date']}  load average {la}  cpus {result['cpus']}  catalog: {a.volumes} volumes, {a.backups} backups")
-    print(f"{'command':32} {'wall median':>12} {'(min - max)':>20} {'user+sys':>10}")
+    la = " / ".join(f"{x:.2f}" for x in result["load_average_before"])
+    lb = " / ".join(f"{x:.2f}" for x in result["load_average_after"])
+    print(f"{result['date']}  load average {la} before, {lb} after  cpus {result['cpus']}  catalogs [N volumes + N backups]: {sizes}")
+    print(f"{'command':40} {'wall median':>12} {'(min - max)':>20} {'user+sys':>10}")
     for r in result["rows"]:
         span = f"({r['wall_min_s'] * 1000:.0f} - {r['wall_max_s'] * 1000:.0f} ms)"
-        print(f"{r['command']:32} {r['wall_median_s'] * 1000:9.0f} ms {span:>20} {r['cpu_median_s'] * 1000:7.0f} ms")
+        print(f"{r['command']:40} {r['wall_median_s'] * 1000:9.0f} ms {span:>20} {r['cpu_median_s'] * 1000:7.0f} ms")
     for cmd, per in result.get("importtime_ms", {}).items():
         print(f"\nimporttime, storagectl {cmd}: " + ", ".join(f"{k} {v:.0f}" for k, v in per) + " (ms, self time)")
 
