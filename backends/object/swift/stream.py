@@ -29,8 +29,13 @@ def put_stream(store: Any, container: str, name: str, blocks: Iterable[bytes], c
             md5.update(block)
             yield block
 
-    with store._ctx("upload", f"object {name!r} to container {container!r}"):
-        etag = store.conn.put_object(container, name, body(), content_type=content_type)
+    conn = store.conn
+    retries, conn.retries = conn.retries, 0  # a stream cannot be re-sent: fail with the first cause
+    try:
+        with store._ctx("upload", f"object {name!r} to container {container!r}"):
+            etag = conn.put_object(container, name, body(), content_type=content_type)
+    finally:
+        conn.retries = retries
     digest = md5.hexdigest()
     if not etag:
         raise BackendError(f"swift returned no ETag for object {name!r} in container {container!r}; it may not be stored")
