@@ -16,7 +16,7 @@ from backends.object.io import IterReader
 from storage.backup import format as fmt
 from storage.backup.repository import stream_target
 from storage.errors import BackendError, InvalidInput
-from tests.backup_helpers import MIB, make_image, open_repo, same_bytes
+from tests.backup_helpers import MIB, make_image, open_repo, same_bytes, swift_backup_config
 
 
 def _objects(st: storage.Storage) -> tuple[list[Any], list[Any]]:
@@ -114,3 +114,23 @@ def test_stream_pack_size_is_bounded(st: storage.Storage, tmp_path: Path) -> Non
         st.settings.backup.stream_pack_size = bad
         with pytest.raises(InvalidInput, match="backup.stream_pack_size .* accepted: from the chunk size"):
             st.backups.create(str(image))
+
+
+@pytest.mark.swift
+@pytest.mark.parametrize("encrypted", [False, True])
+def test_streamed_packs_through_swift(swift_options: dict[str, Any], data_dir: Path, tmp_path: Path, encrypted: bool) -> None:
+    """Chunked PUTs into a real Swift (the fixture's 256 KiB segment_size would make packs buffered)."""
+    url = f"swift://swift@stream-{'enc' if encrypted else 'plain'}/r"
+    cfg = swift_backup_config(data_dir, {**swift_options, "segment_size": 64 * MIB}, url, stream_pack_size="4M")
+    image = make_image(tmp_path / "img", 10 * MIB + 5, seed=12, data_ranges=[(0, 6 * MIB), (8 * MIB, 2 * MIB + 5)])
+    with storage.open(cfg) as st:
+        key = str(st.backups.create_key(tmp_path / "k")) if encrypted else None
+        b = st.backups.create(str(image), encryption_key_file=key)
+        assert b.new_chunk_count == 9 and b.zero_chunk_count == 2
+        repo = st.backups.open_repository(url, key_file=key)
+        packs = list(repo._listing(repo.location.store, fmt.PACKS_DIR))
+        assert len(packs) == 3  # 4 + 4 + 1 chunks
+        out = tmp_path / "out"
+        st.backups.restore(b.id, to_path=str(out))
+        assert same_bytes(out, image)
+        assert st.backups.verify(url, deep=True).ok
