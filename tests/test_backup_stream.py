@@ -5,6 +5,8 @@ the choice between streamed and buffered packs."""
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -134,3 +136,24 @@ def test_streamed_packs_through_swift(swift_options: dict[str, Any], data_dir: P
         st.backups.restore(b.id, to_path=str(out))
         assert same_bytes(out, image)
         assert st.backups.verify(url, deep=True).ok
+
+
+def test_chunk_buffers_are_reused_not_faulted_in_again(config_file: Path, tmp_path: Path) -> None:
+    """memory.TRIM: freed 1 MiB buffers stay in the heap for the next chunk instead of being handed
+    back and faulted in afresh (a fresh process, as a `storagectl backup create`: about 24,800 page
+    faults for a 64 MiB backup without it, about 2,100 with it)."""
+    warm = make_image(tmp_path / "warm", 4 * MIB, seed=22)
+    image = make_image(tmp_path / "img", 64 * MIB, seed=21)
+    code = (
+        "import resource, sys, storage\n"
+        "with storage.open(sys.argv[1]) as st:\n"
+        "    st.backups.create(sys.argv[2])\n"  # imports, first heaps
+        "    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
+        "    st.backups.create(sys.argv[3])\n"
+        "    print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(config_file), str(warm), str(image)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    faults, pages = int(out.stdout.split()[-1]), 64 * MIB // 4096
+    assert faults < pages // 2, f"{faults} page faults for {pages} pages backed up"
