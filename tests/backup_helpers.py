@@ -94,7 +94,7 @@ def swift_backup_config(data_dir: Path, swift_options: dict[str, Any], url: str,
     and packs unless given); extra is appended (pools, say)."""
     cfg = data_dir / "swift-backup.toml"
     store = "\n".join(f"{k} = {json.dumps(v)}" for k, v in swift_options.items())
-    settings = {"repository": url, "pack_size": "1M", "chunk_size": "1M", **backup}
+    settings = {"repository": url, "pack_size": "1M", "stream_pack_size": "1M", "chunk_size": "1M", **backup}
     cfg.write_text(
         f'data_dir = "{data_dir}"\n[backup]\n' + "".join(f"{k} = {json.dumps(v)}\n" for k, v in settings.items())
         + f'[object_stores.swift]\ntype = "swift"\n{store}\n' + extra

@@ -68,7 +68,7 @@ def test_judge_packs_delete_repack_keep_young_orphans() -> None:
 
 
 def test_backup_writes_packs_not_chunk_objects(st: storage.Storage, tmp_path: Path) -> None:
-    st.settings.backup.pack_size = "4M"
+    st.settings.backup.pack_size = st.settings.backup.stream_pack_size = "4M"
     image = make_image(tmp_path / "img", 20 * MIB, seed=3)
     b = st.backups.create(str(image))
     repo = open_repo(st)

@@ -189,6 +189,30 @@ def test_large_object_above_segment_size(store: tuple[ObjectStore, str], tmp_pat
         assert list(st.list_objects(c + "_segments")) == []
 
 
+def test_put_stream_of_unknown_length(store: tuple[ObjectStore, str]) -> None:
+    """put_stream (packs uploaded while they fill): one object from blocks, MD5 checked; a store
+    that cannot stream says so (stream_limit 0, Unsupported); past the limit is refused."""
+    st, c = store
+    size = min(st.stream_limit(), 1_500_000) // 2 or 100_000  # within the fixture's small segment size
+    blocks = [os.urandom(size // 3), b"", os.urandom(size - size // 3 - 4), b"tail"]
+    joined = b"".join(blocks)
+    if isinstance(st, S3Store):
+        assert st.stream_limit() == 0
+        with pytest.raises(StorageError, match="unknown length"):
+            st.put_stream(c, "streamed", iter(blocks))
+        return
+    limit = st.stream_limit()
+    assert limit >= len(joined)
+    info = st.put_stream(c, "streamed", iter(blocks))
+    assert (info.size, info.etag) == (len(joined), _md5(joined))
+    assert st.get_bytes(c, "streamed") == joined and st.head_object(c, "streamed").etag == _md5(joined)
+    if isinstance(st, SwiftStore):
+        with pytest.raises(InvalidInput, match="exceeds segment_size"):
+            st.put_stream(c, "too-big", iter([bytes(limit), b"x"]))
+        with pytest.raises(NotFound):  # the cut-off PUT left no object
+            st.head_object(c, "too-big")
+
+
 def test_listing_pagination_past_the_page_limit(store: tuple[ObjectStore, str]) -> None:
     st, c = store
     names = [f"obj-{i:03d}" for i in range(23)] + [f"d{i:02d}/x" for i in range(10)] + [f"d{i:02d}/y" for i in range(10)]

@@ -8,7 +8,7 @@ thread-safe: shared ones silently lose writes on retry).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, ClassVar
 
@@ -106,6 +106,17 @@ class ObjectStore(ABC):
         metadata: Mapping[str, str] | None = None,
     ) -> ObjectInfo:
         """Store an object from bytes or a rewindable stream and verify the stored ETag/MD5."""
+
+    def stream_limit(self) -> int:
+        """The largest object put_stream takes here; 0 = put_stream is not supported."""
+        return 0
+
+    def put_stream(self, container: str, name: str, blocks: Iterable[bytes], content_type: str | None = None) -> ObjectInfo:
+        """Store an object from byte blocks while they come (its length known only at the end;
+        the blocks are not kept, so a failed upload is not retried) and verify the stored MD5."""
+        from storage.errors import Unsupported
+
+        raise Unsupported(f"{type(self).__name__} cannot upload an object of unknown length; use put_object")
 
     @abstractmethod
     def get_object(self, container: str, name: str, byte_range: tuple[int, int] | None = None) -> ObjectReader:

@@ -145,3 +145,29 @@ def spool(data: BinaryIO, length: int | None) -> BinaryIO:
         copied += len(block)
     out.seek(0)
     return out  # type: ignore[return-value]
+
+
+class IterReader(io.RawIOBase):
+    """A read-only, non-seekable stream over an iterator of byte blocks (a body whose length is
+    not known until it ends: ``put_stream``). read(n) returns at most n bytes, never joining blocks."""
+
+    def __init__(self, blocks: Any) -> None:
+        super().__init__()
+        self._blocks = iter(blocks)
+        self._rest: memoryview = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        while not len(self._rest):
+            block = next(self._blocks, None)
+            if block is None:
+                return b""
+            self._rest = memoryview(block)
+        if n is None or n < 0 or n >= len(self._rest):
+            out, self._rest = self._rest, memoryview(b"")
+        else:
+            out, self._rest = self._rest[:n], self._rest[n:]
+        whole = isinstance(out.obj, bytes) and len(out) == len(out.obj)
+        return out.obj if whole else out.tobytes()  # a whole block is handed on without a copy

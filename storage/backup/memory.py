@@ -13,8 +13,13 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 
+M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 THRESHOLD = 4 * 1024 * 1024
+# Freed heap memory kept for reuse: with the threshold pinned, glibc's trim threshold stays at
+# 128 KiB, so every freed 1 MiB chunk buffer was handed back and faulted in again (about 200,000
+# page faults, 4% of a 512 MiB backup's CPU). Keeping a few chunks' worth per heap avoids that.
+TRIM = 16 * 1024 * 1024
 _done = False
 
 
@@ -25,7 +30,7 @@ def pin_mmap_threshold() -> bool:
         return True
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        _done = bool(libc.mallopt(M_MMAP_THRESHOLD, THRESHOLD))
+        _done = bool(libc.mallopt(M_MMAP_THRESHOLD, THRESHOLD)) and bool(libc.mallopt(M_TRIM_THRESHOLD, TRIM))
     except (OSError, AttributeError):
         return False
     return _done

@@ -82,7 +82,11 @@ def pack_index(bodies: Sequence[tuple[str, bytes]]) -> PackIndex:
     for cid, body in bodies:
         entries.append(PackEntry(cid, offset, len(body)))
         offset += len(body)
-    return PackIndex(secrets.token_hex(32), offset, entries)
+    return PackIndex(new_pack_id(), offset, entries)
+
+
+def new_pack_id() -> str:
+    return secrets.token_hex(32)
 
 
 def build_pack(bodies: Sequence[tuple[str, bytes]]) -> tuple[bytes, PackIndex]:

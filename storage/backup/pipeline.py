@@ -1,16 +1,22 @@
 """The backup pipeline: reader -> hash/compress/encrypt workers -> pack uploaders.
 
-Bounded queues between the stages cap the memory at about (uploaders + 2) x pack size +
-(3 x workers + 2) x chunk size whatever the image size; the uploaders are as many as fit
-PACK_MEMORY (128 MiB: 2 with the default 32 MiB packs, 4 with 16 MiB packs). blake3, hashlib, zstandard and
-cryptography release the GIL on large buffers, so the workers hash on every core. A worker
-hashes first and seals (compresses, encrypts) only a chunk the repository lacks: an unchanged
-or duplicate chunk costs one hash. One packer thread fills packs;
-each uploader has its own store clone and uploads a pack, then its index.
+A worker hashes first and seals (compresses, encrypts) only a chunk the repository lacks: an
+unchanged or duplicate chunk costs one hash. blake3, hashlib, zstandard and cryptography release
+the GIL on large buffers, so the workers hash on every core.
+
+Into a store that can stream (Swift, directory: ``put_stream``) one uploader streams each pack
+while it fills, one PUT of up to Repository.stream_pack_size (256 MiB: 4 packs + 4 indexes per
+GiB, against 32 + 32 buffered) holding no pack in memory: the memory is about (3 x workers + 2)
+x chunk size whatever the image or pack size. A streamed pack that fails is not retried in place
+(its bodies are gone); its chunks are re-read and uploaded by ensure_stored after the pass, and
+a second lost pack stops the backup. Other stores (S3) get buffered packs: one packer thread fills
+packs of Repository.pack_size and the uploaders, as many as fit PACK_MEMORY (128 MiB: 2 with the
+default 32 MiB packs), each upload a pack with its own store clone, then its index.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import threading
@@ -26,10 +32,12 @@ from storage.backup.models import Progress, ProgressCallback
 from storage.backup.planner import Action, PlannedChunk
 from storage.backup.repository import Repository
 from storage.backup.source import read_exact
-from storage.errors import Cancelled, StorageError
+from storage.errors import BackendError, Cancelled, DataCorruption, StorageError
 
 _STOP = object()
-PACK_MEMORY = 128 * 1024 * 1024  # packs held at once (filling + queued + uploading), whatever the pack size
+log = logging.getLogger(__name__)
+PACK_MEMORY = 128 * 1024 * 1024
+STREAMS = 1  # streamed packs at once: one keeps a backup's chunks in image order (restores write runs)  # packs held at once (filling + queued + uploading), whatever the pack size
 
 
 def upload_threads_for(uploaders: int, pack_limit: int, budget: int = PACK_MEMORY) -> int:
@@ -135,7 +143,11 @@ def run_backup(
         pass
     # with a bandwidth limit, packs of about one second of data keep the upload smooth
     pack_limit = repo.pack_size if not bandwidth_limit else max(repo.config.chunk_size, min(repo.pack_size, bandwidth_limit))
-    uploaders = upload_threads_for(uploaders, pack_limit)
+    first_store = repo.clone_store()
+    stream_limit = repo.stream_limit(first_store)
+    uploaders = STREAMS if stream_limit else upload_threads_for(uploaders, pack_limit)
+    stores = [first_store] + [repo.clone_store() for _ in range(uploaders - 1)]
+    lost_packs: list[BaseException] = []
     results: dict[int, str | ChunkRef | None] = {}
     work_q: queue.Queue[Any] = queue.Queue(maxsize=max(2, workers))
     upload_q: queue.Queue[Any] = queue.Queue(maxsize=max(2, workers))
@@ -220,9 +232,59 @@ def run_backup(
             for _ in range(uploaders):
                 pack_q.put(_STOP)
 
-    def uploader() -> None:
+    def streamer(store: Any) -> None:
+        """Upload packs while they fill (one PUT streams sealed chunks as the workers hand them
+        over, up to stream_limit bytes), each followed by its index."""
+        ended = False
+        try:
+            while not ended:
+                item = upload_q.get()
+                if item is _STOP:
+                    return
+                if failure.event.is_set():
+                    continue
+                sent = [0]
+
+                def bodies(first: tuple[str, bytes]) -> Any:
+                    nonlocal ended
+                    current: Any = first
+                    while True:
+                        throttle.take(len(current[1]))
+                        yield current
+                        sent[0] += len(current[1])
+                        with counters.lock:
+                            counters.uploaded += len(current[1])
+                        if sent[0] >= stream_limit or failure.event.is_set():
+                            return
+                        current = upload_q.get()
+                        if current is _STOP:
+                            ended = True
+                            return
+
+                try:
+                    if repo.write_pack_stream(store, bodies(item)) is not None:
+                        with counters.lock:
+                            counters.packs += 1
+                except StorageError as exc:
+                    # its chunks are not in any pack: ensure_stored re-reads and uploads them
+                    # after this pass; a second lost pack in one pass stops the backup
+                    with counters.lock:
+                        counters.uploaded -= sent[0]
+                    lost_packs.append(exc)
+                    if len(lost_packs) > 1 or not isinstance(exc, (BackendError, DataCorruption)):
+                        raise
+                    log.warning("backup: a streamed pack failed (%s); its chunks are uploaded again after this pass", exc.message)
+                del item
+        except BaseException as exc:  # noqa: BLE001
+            failure.set(exc)
+            if not ended:
+                while upload_q.get() is not _STOP:  # keep draining so the workers never block
+                    pass
+        finally:
+            store.close()
+
+    def uploader(store: Any) -> None:
         """Upload whole packs, each followed by its index."""
-        store = repo.clone_store()
         try:
             while True:
                 item = pack_q.get()
@@ -245,9 +307,10 @@ def run_backup(
             store.close()
 
     worker_threads = [threading.Thread(target=worker, name=f"backup-worker-{i}", daemon=True) for i in range(workers)]
-    upload_threads = [threading.Thread(target=uploader, name=f"backup-upload-{i}", daemon=True) for i in range(uploaders)]
-    packer_thread = threading.Thread(target=packer, name="backup-packer", daemon=True)
-    for t in worker_threads + upload_threads + [packer_thread]:
+    upload_threads = [threading.Thread(target=streamer if stream_limit else uploader, args=(store,), name=f"backup-upload-{i}", daemon=True)
+                      for i, store in enumerate(stores)]
+    packer_threads = [] if stream_limit else [threading.Thread(target=packer, name="backup-packer", daemon=True)]
+    for t in worker_threads + upload_threads + packer_threads:
         t.start()
     cancelled = False
     try:
@@ -282,8 +345,10 @@ def run_backup(
                 failure.set(StorageError("backup workers are stuck"))
         for t in worker_threads:
             t.join()
-        upload_q.put(_STOP)
-        packer_thread.join()
+        for _ in upload_threads if stream_limit else packer_threads:
+            upload_q.put(_STOP)
+        for t in packer_threads:
+            t.join()
         for t in upload_threads:
             t.join()
     if failure.error is not None:

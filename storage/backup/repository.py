@@ -6,7 +6,8 @@ import json
 import os
 import threading
 import uuid
-from collections.abc import Iterator
+import itertools
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -15,10 +16,12 @@ from typing import Any, Protocol
 from storage.backup import crypto, format as fmt
 from storage.backup.format import ChunkRef, Manifest, RepoConfig
 from storage.backup.pack_stream import PackStream
-from storage.backup.packs import ChunkLocation, PackIndex, PackInfo, RepoIndex, pack_index, unlisted
+from storage.backup.packs import ChunkLocation, PackEntry, PackIndex, PackInfo, RepoIndex, new_pack_id, pack_index, unlisted
 from storage.errors import DataCorruption, InvalidInput, NotFound, StorageError
 
 DEFAULT_PACK_SIZE = 32 * 1024 * 1024
+# packs uploaded while they fill (stores with put_stream) cost no memory for their size: 4 + 4 objects per GiB
+DEFAULT_STREAM_PACK_SIZE = 256 * 1024 * 1024
 READ_BLOCK = 1024 * 1024  # bytes per read() of a GET body
 
 
@@ -50,7 +53,8 @@ class Repository:
         self.key_file: str | None = None  # the path the keys came from (recorded in the catalog)
         prefix = location.prefix or ""
         self.prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
-        self.pack_size = DEFAULT_PACK_SIZE  # target size of the packs this program writes
+        self.pack_size = DEFAULT_PACK_SIZE  # target size of the packs this program buffers (and of restore reads)
+        self.stream_pack_size = DEFAULT_STREAM_PACK_SIZE  # target size of the packs it streams
         self.index_cache_dir: Path | None = None  # local copies of index objects (immutable), if set
         self._chunk_id = crypto.chunk_id_function(config.hash, keys) if keys is not None or config.encryption is None else None
 
@@ -177,6 +181,35 @@ class Repository:
         index = pack_index(bodies)
         data = PackStream([body for _cid, body in bodies])
         store.put_object(self.container, self.object_name(fmt.pack_object_name(index.pack_id)), data, length=len(data))
+        self.put_index(store, index)
+        return index
+
+    def stream_limit(self, store: Any) -> int:
+        """Target size of a streamed pack into this store; 0 = the store cannot stream (buffer packs)."""
+        limit = store.stream_limit() if callable(getattr(store, "stream_limit", None)) else 0
+        return stream_target(limit, self.stream_pack_size, self.config.chunk_size)
+
+    def write_pack_stream(self, store: Any, bodies: Iterable[tuple[str, bytes]]) -> PackIndex | None:
+        """Upload sealed chunk bodies as one pack while they come (store.put_stream), then its index
+        naming what was sent; None when bodies was empty (no pack is written then)."""
+        it = iter(bodies)
+        first = next(it, None)
+        if first is None:
+            return None
+        pack_id = new_pack_id()
+        entries: list[PackEntry] = []
+        size = [0]
+
+        def blocks() -> Iterator[bytes]:
+            for cid, body in itertools.chain((first,), it):
+                entries.append(PackEntry(cid, size[0], len(body)))
+                size[0] += len(body)
+                yield body
+
+        info = store.put_stream(self.container, self.object_name(fmt.pack_object_name(pack_id)), blocks())
+        if info.size != size[0]:
+            raise DataCorruption(f"pack {pack_id}: the store took {info.size} of the {size[0]} bytes sent")
+        index = PackIndex(pack_id, size[0], entries)
         self.put_index(store, index)
         return index
 
@@ -443,6 +476,12 @@ class Repository:
         except NotFound:
             return False
         return True
+
+
+def stream_target(store_limit: int, stream_pack_size: int, chunk_size: int) -> int:
+    """Pure: target size of a streamed pack (the repository's, within what the store takes in one
+    object); 0 = buffer packs instead (the store cannot stream, or not even one sealed chunk fits)."""
+    return min(stream_pack_size, store_limit) if store_limit >= chunk_size + 64 else 0
 
 
 def _norm_prefix(prefix: str | None) -> str:

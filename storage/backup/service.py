@@ -55,6 +55,9 @@ if TYPE_CHECKING:
     from storage.volumes.snapshots import SnapshotService
 
 
+MAX_STREAM_PACK = 1024**3  # one Swift object (the default segment_size); restores read it in pack_size ranges
+
+
 class BackupService:
     def __init__(
         self,
@@ -118,6 +121,9 @@ class BackupService:
         repo.pack_size = parse_size(getattr(self.settings, "pack_size", "32M"), field="backup.pack_size")
         if repo.pack_size < repo.config.chunk_size:
             raise InvalidInput(f"backup.pack_size {repo.pack_size} is not accepted; accepted: at least the chunk size ({repo.config.chunk_size})", field="backup.pack_size")
+        repo.stream_pack_size = parse_size(getattr(self.settings, "stream_pack_size", "256M"), field="backup.stream_pack_size")
+        if not repo.config.chunk_size <= repo.stream_pack_size <= MAX_STREAM_PACK:
+            raise InvalidInput(f"backup.stream_pack_size {repo.stream_pack_size} is not accepted; accepted: from the chunk size ({repo.config.chunk_size}) to 1G", field="backup.stream_pack_size")
         repo.index_cache_dir = self.cache_root / repo.id / "index"
         return repo
 

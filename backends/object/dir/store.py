@@ -18,13 +18,14 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
 from storage.errors import BackendError, Conflict, InvalidInput, NotFound
 
+from backends.object.io import IterReader
 from backends.object.base import ContainerInfo, ObjectInfo, ObjectReader, ObjectStore, PrefixEntry
 from backends.object.listing import fold_delimiter, limited, validate_limit
 from backends.object.names import validate_container, validate_object_name, validate_range
@@ -241,6 +242,12 @@ class DirectoryStore(ObjectStore):
             content_type=content_type or "application/octet-stream",
             metadata=meta,
         )
+
+    def stream_limit(self) -> int:
+        return 1 << 40
+
+    def put_stream(self, container: str, name: str, blocks: Iterable[bytes], content_type: str | None = None) -> ObjectInfo:
+        return self.put_object(container, name, IterReader(blocks), None, content_type)
 
     def _open_temp(self, ddir: Path) -> tuple[int, Path]:
         # A concurrent delete may remove an empty directory between makedirs and open: retry.

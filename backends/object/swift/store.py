@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import io
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, BinaryIO, ClassVar
 
 from swiftclient.client import Connection
@@ -35,6 +35,7 @@ from backends.object.base import ContainerInfo, ObjectInfo, ObjectReader, Object
 from backends.object.io import HashingWindow, as_seekable
 from backends.object.listing import limited, validate_limit
 from backends.object.names import validate_container, validate_object_name, validate_range
+from backends.object.swift.stream import put_stream
 from backends.object.swift.slo import (
     manifest_body,
     manifest_segment_paths,
@@ -295,6 +296,12 @@ class SwiftStore(ObjectStore):
             name=name, size=size, etag=etag, content_type=content_type or "application/octet-stream",
             metadata={k[len("X-Object-Meta-"):].lower(): v for k, v in headers.items()},
         )
+
+    def stream_limit(self) -> int:
+        return self.segment_size  # no SLO for a stream: one object, at most what a segment may be
+
+    def put_stream(self, container: str, name: str, blocks: Iterable[bytes], content_type: str | None = None) -> ObjectInfo:
+        return put_stream(self, container, name, blocks, content_type)
 
     def _put_simple(
         self,
