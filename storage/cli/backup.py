@@ -101,11 +101,25 @@ def restore(
     to_path: Annotated[Optional[str], typer.Option("--to-path", help="A file (created sparse) or a block device.")] = None,
     key_file: KeyOpt = None,
     no_lock: NoLockOpt = False,
+    live: Annotated[bool, typer.Option("--live", help="With --new-volume: serve the volume read-write over NBD at once while it is restored.")] = False,
+    resume: Annotated[Optional[str], typer.Option("--resume", help="Finish the live restore of this volume (after a crash or a stop).")] = None,
+    host: Annotated[Optional[str], typer.Option("--host", help="--live: listen address (default 127.0.0.1).")] = None,
+    port: Annotated[Optional[int], typer.Option("--port", help="--live: TCP port (default 10809).")] = None,
+    socket: Annotated[Optional[str], typer.Option("--socket", help="--live: listen on this Unix socket instead of TCP.")] = None,
+    copy_rate: Annotated[Optional[str], typer.Option("--copy-rate", help="--live: background copy limit per second, e.g. 50M (default: unlimited).")] = None,
+    until_restored: Annotated[bool, typer.Option("--until-restored", help="--live: stop serving once the volume is restored (default: serve until Ctrl-C).")] = False,
     as_json: common.JsonOpt = False,
 ) -> None:
     """Restore a backup to an existing volume, a new volume or a path; every chunk is verified."""
     from storage.errors import InvalidInput
 
+    if live or resume:
+        from storage.cli.backup_nbd import restore_live
+
+        restore_live(ctx, backup_id, manifest=manifest, repository=repository, new_volume=new_volume, pool=pool,
+                     key_file=key_file, resume=resume, host=host, port=port, socket=socket, copy_rate=copy_rate,
+                     until_restored=until_restored, others=(to_volume, to_path, no_lock), as_json=as_json)
+        return
     st = common.get_storage(ctx)
     ident = manifest or backup_id
     if not ident:

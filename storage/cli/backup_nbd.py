@@ -133,3 +133,73 @@ def detach(
     att = run(common.get_storage(ctx), target)
     common.emit({"detached": att.device, "backup_id": att.backup_id}, as_json,
                 lambda d: sys.stdout.write(f"detached {d['detached']}\n"))
+
+
+def restore_live(ctx: typer.Context, backup_id: str | None, *, manifest: str | None, repository: str | None,
+                 new_volume: str | None, pool: str | None, key_file: str | None, resume: str | None, host: str | None,
+                 port: int | None, socket: str | None, copy_rate: str | None, until_restored: bool,
+                 others: tuple[Any, ...], as_json: bool) -> None:
+    """`backup restore --live` / `--resume VOLUME`: print the URI, then the progress; the volume is
+    'available' once restored (served on until Ctrl-C unless --until-restored)."""
+    import time
+
+    from storage.errors import BackendError, InvalidInput
+    from storage.nbd.live_service import live_restore, resume_live
+    from storage.units import parse_size
+
+    to_volume, to_path, no_lock = others
+    if to_volume or to_path or no_lock:
+        raise InvalidInput("--live restores into a new volume only: give --new-volume NAME (not --to-volume, --to-path or --no-lock)")
+    rate = parse_size(copy_rate, field="copy_rate") if copy_rate else 0
+    st = common.get_storage(ctx)
+    listen = dict(host=host, port=port, socket=socket, copy_rate=rate)
+    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    try:
+        if resume:
+            if backup_id or manifest or new_volume or pool:
+                raise InvalidInput("--resume VOLUME takes no backup id, --manifest, --new-volume or --pool (the volume's state names its backup)")
+            run = resume_live(st, resume, **listen)
+        else:
+            ident = _backup_ident(backup_id, manifest, repository)
+            if not new_volume:
+                raise InvalidInput("--live needs --new-volume NAME (a live restore creates the volume it serves)")
+            run = live_restore(st, ident, new_volume, pool=pool, repository=repository if manifest else None,
+                               key_file=key_file, **listen)
+        with run:
+            if as_json:
+                sys.stdout.write(json.dumps(common.to_jsonable(run.info)) + "\n")
+            else:
+                sys.stdout.write(f"{run.uri}\n")
+                sys.stderr.write(f"volume {run.info.volume_name} is served read-write while backup {run.info.backup_id} "
+                                 f"is restored into it ({run.info.size_bytes} bytes)\n")
+            sys.stdout.flush()
+            try:
+                with common.progress_bar(f"live restore {run.info.volume_name}", None, enabled=not as_json) as update:
+                    last = -1
+                    while not run.wait_restored(timeout=1.0) and not run.finished.is_set():
+                        done, total = run.progress()
+                        update(done * (run.info.size_bytes // max(total, 1)), run.info.size_bytes)
+                        if as_json and done != last:
+                            sys.stdout.write(json.dumps({"restored_chunks": done, "chunks": total}) + "\n")
+                            sys.stdout.flush()
+                            last = done
+                    update(run.info.size_bytes, run.info.size_bytes)
+                if run.result is None or run.result[0] != "complete":
+                    reason = run.result[1] if run.result else "unknown"
+                    raise BackendError(f"live restore of volume {run.info.volume_name!r} failed: {reason}; the volume is "
+                                       f"in error, `storagectl backup restore --resume {run.info.volume_name} --live` retries")
+                done, total = run.progress()
+                record = {"volume": run.info.volume_name, "status": "available", "restored_chunks": done, "chunks": total}
+                if as_json:
+                    sys.stdout.write(json.dumps(record) + "\n")
+                else:
+                    sys.stderr.write(f"volume {run.info.volume_name} is restored and available"
+                                     + ("" if until_restored else f"; still served at {run.uri} until Ctrl-C") + "\n")
+                sys.stdout.flush()
+                if not until_restored:
+                    while run.server is not None and run.server.proc is not None and run.server.proc.poll() is None:
+                        time.sleep(0.5)
+            except KeyboardInterrupt:
+                return
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -33,6 +33,10 @@ class ServeSpec:
     readahead_chunks: int = 16
     fetchers: int = 2
     sys_path: list[str] = field(default_factory=list)
+    # a live restore (storage.nbd.live_service): the volume written through, its bitmap, the copy's rate
+    volume_path: str | None = None
+    bitmap_path: str | None = None
+    copy_rate: int = 0
 
     def write(self, path: Path) -> Path:
         """Write the spec to a new file of mode 0600 (O_EXCL: never through someone else's file)."""

@@ -1,0 +1,185 @@
+"""Live restore for real (`backup restore --new-volume X --live`): nbdkit with the read-write live
+plugin serves the new volume at once; qemu-io/qemu-img (qemu-utils) read it over nbd:// and compare
+it with the source while the background copy runs (slowed with --copy-rate), write at several
+offsets (inside a chunk, a whole chunk, across a chunk boundary, into a zero run, over a chunk
+already restored), and the finished volume file is backup + writes; nbdkit or the storagectl
+process killed with SIGKILL mid-way leaves the volume error/restoring-backup and `--resume` finishes
+it correctly. Plain and encrypted repositories."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import storage
+from storage.errors import StorageError
+from storage.nbd.live_service import live_restore, resume_live, state_dir
+from storage.nbd.server import find_nbdkit
+from tests.api_server import free_port
+from tests.backup_helpers import MIB, make_image
+
+
+def _missing() -> str | None:
+    if subprocess.run(["sh", "-c", "command -v qemu-io && command -v qemu-img"], capture_output=True).returncode:
+        return "qemu-img/qemu-io missing: install qemu-utils (scripts/apt-packages.txt)"
+    try:
+        find_nbdkit()
+    except StorageError as exc:
+        return exc.message
+    return None
+
+
+pytestmark = pytest.mark.skipif(_missing() is not None, reason=str(_missing()))
+STORAGECTL = str(Path(sys.executable).parent / "storagectl")
+SIZE = 10 * MIB + 4096
+RATE = MIB  # the copy takes ~10 s: every client request below lands while it runs
+# (offset, length, pattern byte): inside chunk 9, the whole of chunk 8, across the 3 MiB boundary,
+# into the zero run (chunk 5), over chunk 0 (restored first by the copy)
+WRITES = [(9 * MIB + 100, 4096, 0xA1), (8 * MIB, MIB, 0xB2), (3 * MIB - 2048, 8192, 0xC3), (5 * MIB + 10, 512, 0xD4),
+          (4096, 4096, 0xE5)]
+
+
+def image(tmp_path: Path) -> Path:
+    return make_image(tmp_path / "img", SIZE, seed=7, data_ranges=[(0, 4 * MIB), (7 * MIB, 3 * MIB + 4096)],
+                      zero_ranges=[(5 * MIB, MIB)])
+
+
+def qemu(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(args), capture_output=True, text=True, timeout=120)
+
+
+def write(uri: str, offset: int, length: int, pattern: int) -> None:
+    io = qemu("qemu-io", "-f", "raw", "-c", f"write -P {pattern} {offset} {length}", uri)
+    assert io.returncode == 0 and "wrote" in io.stdout, io.stdout + io.stderr
+
+
+def expected(src: Path, writes: list[tuple[int, int, int]]) -> bytes:
+    data = bytearray(src.read_bytes())
+    for off, length, pattern in writes:
+        data[off: off + length] = bytes([pattern]) * length
+    return bytes(data)
+
+
+def same_as(uri: str, want: bytes, tmp_path: Path) -> bool:
+    ref = tmp_path / "want.raw"
+    ref.write_bytes(want)
+    cmp = qemu("qemu-img", "compare", "-f", "raw", "-F", "raw", str(ref), uri)
+    assert cmp.returncode in (0, 1), cmp.stderr
+    return cmp.returncode == 0
+
+
+def volume_bytes(st: storage.Storage, name: str) -> bytes:
+    vol = st.volumes.get(name)
+    with st.host.open_volume(vol.pool, vol.id) as path:
+        return Path(path).read_bytes()[:SIZE]
+
+
+def backup_of(st: storage.Storage, tmp_path: Path, encrypted: bool) -> tuple[Path, str]:
+    src = image(tmp_path)
+    key = st.backups.create_key(tmp_path / "key") if encrypted else None
+    b = st.backups.create(str(src), repository=f"file://{tmp_path}/data/objects/enc" if key else None,
+                          encryption_key_file=str(key) if key else None)
+    return src, b.id
+
+
+@pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
+def test_live_restore_is_read_and_written_while_it_copies(st: storage.Storage, tmp_path: Path, encrypted: bool) -> None:
+    src, backup_id = backup_of(st, tmp_path, encrypted)
+    with live_restore(st, backup_id, "live1", port=free_port(), copy_rate=RATE, echo=False) as run:
+        assert run.uri.endswith("/live1") and run.info.encrypted is encrypted and run.info.chunk_count == 11
+        assert st.volumes.get("live1").status.value == "restoring-backup"
+        # reads before the copy got there: fetched on demand, the source's bytes
+        io = qemu("qemu-io", "-r", "-f", "raw", "-c", f"read -v {7 * MIB + 4093} 6", "-c", f"read -P 0 {5 * MIB} {MIB}",
+                  run.uri)
+        assert io.returncode == 0 and "Pattern verification failed" not in io.stdout, io.stdout + io.stderr
+        assert " ".join(f"{x:02x}" for x in src.read_bytes()[7 * MIB + 4093: 7 * MIB + 4099]) in io.stdout
+        for off, length, pattern in WRITES:
+            write(run.uri, off, length, pattern)
+        done, total = run.progress()
+        assert done < total, "the copy finished before the client requests: they did not test a live restore"
+        want = expected(src, WRITES)
+        assert same_as(run.uri, want, tmp_path)  # while the copy runs: backup + writes through the export
+        assert run.wait_restored(timeout=60)
+        assert st.volumes.get("live1").status.value == "available"
+        assert same_as(run.uri, want, tmp_path)  # still served after the end, same bytes
+    assert volume_bytes(st, "live1") == want  # the copy never overwrote a written region
+    assert not state_dir(st, st.volumes.get("live1").id).exists()
+    summary = next(m for m in run.server.messages if "live restore stopped" in m)
+    assert "11/11 chunks restored" in summary and "1 overwritten" in summary, summary
+
+
+def test_nbdkit_killed_mid_way_leaves_error_and_resume_finishes(st: storage.Storage, tmp_path: Path) -> None:
+    src, backup_id = backup_of(st, tmp_path, False)
+    writes = WRITES[:3]
+    run = live_restore(st, backup_id, "live2", port=free_port(), copy_rate=RATE, echo=False)
+    with run:
+        for off, length, pattern in writes:
+            write(run.uri, off, length, pattern)
+        assert run.server is not None and run.server.pid is not None
+        os.kill(run.server.pid, signal.SIGKILL)
+        assert run.wait_restored(timeout=30) is False
+        assert run.result is not None and "nbdkit exited with status -9" in run.result[1]
+    vol = st.volumes.get("live2")
+    assert vol.status.value == "error" and "live restore incomplete" in (vol.description or "")
+    assert "--resume" in (vol.description or "")
+    with resume_live(st, "live2", port=free_port(), echo=False) as again:
+        assert st.volumes.get("live2").status.value == "restoring-backup"
+        assert 0 < again.info.restored_chunks < again.info.chunk_count  # it goes on from the bitmap
+        assert again.wait_restored(timeout=60)
+    assert st.volumes.get("live2").status.value == "available" and st.volumes.get("live2").description is None
+    assert volume_bytes(st, "live2") == expected(src, writes)
+
+
+def test_cli_killed_mid_way_is_resumed_by_the_cli(st: storage.Storage, config_file: Path, tmp_path: Path) -> None:
+    src, backup_id = backup_of(st, tmp_path, False)
+    port = free_port()
+    proc = subprocess.Popen([STORAGECTL, "-c", str(config_file), "backup", "restore", backup_id, "--new-volume", "live3",
+                             "--live", "--port", str(port), "--copy-rate", "1M", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    first = proc.stdout.readline()
+    assert first, proc.stderr.read() if proc.stderr else ""
+    info = json.loads(first)
+    assert info["uri"] == f"nbd://127.0.0.1:{port}/live3" and info["volume_name"] == "live3"
+    write(info["uri"], *WRITES[0])
+    time.sleep(1.5)
+    proc.kill()  # SIGKILL: nbdkit follows (--exit-with-parent), its cleanup persists the bitmap
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while subprocess.run(["pgrep", "-f", f"--port {port}"], capture_output=True).returncode == 0:
+        assert time.monotonic() < deadline, "nbdkit outlived its killed parent"
+        time.sleep(0.2)
+    assert st.volumes.get("live3").status.value == "error"  # its owner is dead: reads settle it, never 'available'
+    done = subprocess.run([STORAGECTL, "-c", str(config_file), "backup", "restore", "--resume", "live3", "--port",
+                           str(free_port()), "--until-restored", "--json"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(x) for x in done.stdout.splitlines()]
+    assert lines[0]["volume_name"] == "live3" and lines[0]["restored_chunks"] > 0
+    assert lines[-1] == {"volume": "live3", "status": "available", "restored_chunks": 11, "chunks": 11}
+    assert volume_bytes(st, "live3") == expected(src, WRITES[:1])
+
+
+def test_bad_live_requests_are_refused_in_one_sentence(st: storage.Storage, config_file: Path, tmp_path: Path) -> None:
+    _src, backup_id = backup_of(st, tmp_path, False)
+    cases = [
+        (["backup", "restore", backup_id, "--live", "--to-path", str(tmp_path / "x")], "--live restores into a new volume only"),
+        (["backup", "restore", backup_id, "--live"], "--live needs --new-volume NAME"),
+        (["backup", "restore", "--resume", "nosuch"], "not found"),
+        (["backup", "restore", backup_id, "--new-volume", "v", "--live", "--copy-rate", "lots"], "copy_rate"),
+        (["backup", "restore", backup_id, "--new-volume", "v", "--live", "--host", "example.org"], "example.org"),
+    ]
+    for args, says in cases:
+        proc = subprocess.run([STORAGECTL, "-c", str(config_file), *args], capture_output=True, text=True, timeout=60)
+        assert proc.returncode not in (0, 1) and "Traceback" not in proc.stderr, (args, proc.stderr)
+        assert says in proc.stderr, (args, proc.stderr)
+    st.volumes.create("plain", "1M")
+    with pytest.raises(StorageError, match="no live restore to resume"):
+        resume_live(st, "plain", port=free_port())
+    assert [v.name for v in st.volumes.list()] == ["plain"]  # nothing created by the refused requests
