@@ -23,7 +23,7 @@ from storage.errors import StorageError
 from storage.nbd.live_service import live_restore, resume_live, state_dir
 from storage.nbd.server import find_nbdkit
 from tests.api_server import free_port
-from tests.backup_helpers import MIB, make_image
+from tests.backup_helpers import MIB, flip_byte, make_image
 
 
 def _missing() -> str | None:
@@ -183,3 +183,21 @@ def test_bad_live_requests_are_refused_in_one_sentence(st: storage.Storage, conf
     with pytest.raises(StorageError, match="no live restore to resume"):
         resume_live(st, "plain", port=free_port())
     assert [v.name for v in st.volumes.list()] == ["plain"]  # nothing created by the refused requests
+
+
+def test_a_chunk_that_does_not_verify_stops_the_copy_and_leaves_error(st: storage.Storage, tmp_path: Path) -> None:
+    src, backup_id = backup_of(st, tmp_path, False)
+    repo = st.backups.open_repository(st.backups.get(backup_id).repository)
+    bad = repo.read_manifest(repo.location.store, backup_id).chunks[2]
+    assert bad is not None
+    flip_byte(repo, bad.id, position=100)
+    with live_restore(st, backup_id, "live4", port=free_port(), echo=False) as run:
+        io = qemu("qemu-io", "-f", "raw", "-c", f"read {2 * MIB + 8192} 4096", run.uri)
+        assert "Input/output error" in io.stdout + io.stderr, io.stdout + io.stderr  # never other bytes
+        assert run.wait_restored(timeout=60) is False
+        assert run.result is not None and run.result[0] == "failed" and f"chunk={bad.id}" in run.result[1]
+        good = qemu("qemu-io", "-f", "raw", "-c", "read -v 0 4", run.uri)  # the rest still reads
+        assert good.returncode == 0 and " ".join(f"{x:02x}" for x in src.read_bytes()[:4]) in good.stdout
+    vol = st.volumes.get("live4")
+    assert vol.status.value == "error" and bad.id[:20] in (vol.description or ""), vol.description
+    assert st.backups.get(backup_id).status == "damaged"  # as a restore does
