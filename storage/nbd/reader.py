@@ -201,12 +201,18 @@ class BackupReader:
 
     def _fetch(self, cids: list[str]) -> None:
         """Download, verify and cache these chunks; settle each one's future (bytes or the error)."""
+        settled: set[str] = set()
+
+        def settle(cid: str, data: bytes | None = None, exc: BaseException | None = None) -> None:
+            settled.add(cid)
+            self._settle(cid, data, exc)
+
         try:
             located = []
             for cid in cids:
                 loc = self.locations.get(cid)
                 if loc is None:
-                    self._settle(cid, exc=DataCorruption(
+                    settle(cid, exc=DataCorruption(
                         f"chunk {cid} is missing from repository {self.repo.url} (not in any index)", chunk=cid))
                 else:
                     located.append((cid, loc))
@@ -215,7 +221,7 @@ class BackupReader:
                     body = self.repo.read_range(self._store(), read.object, read.start, read.length)
                 except StorageError as exc:
                     for cid, _loc in read.entries:
-                        self._settle(cid, exc=exc)
+                        settle(cid, exc=exc)
                     continue
                 with self._lock:
                     self.stats.requests += 1
@@ -224,12 +230,14 @@ class BackupReader:
                     try:
                         data = self.repo.open_chunk(slice_entry(read, body, loc), ChunkRef(cid, loc.length), self._lengths[cid])
                     except DataCorruption as exc:
-                        self._settle(cid, exc=DataCorruption(exc.message, chunk=cid, pack=loc.pack_id))
+                        settle(cid, exc=DataCorruption(exc.message, chunk=cid, pack=loc.pack_id))
                         continue
                     self.cache.put(cid, data)
                     with self._lock:
                         self.stats.chunks_fetched += 1
-                    self._settle(cid, data)
+                    settle(cid, data)
         finally:
-            for cid in cids:  # anything not settled (an unexpected error): its readers fail, never hang
+            # anything this call did not settle (an unexpected error): its readers fail, never hang. Only
+            # those: a chunk it settled with an error may be claimed again meanwhile by another fetch
+            for cid in (c for c in cids if c not in settled):
                 self._settle(cid, exc=BackendError(f"fetching chunk {cid} from repository {self.repo.url} failed"))
