@@ -201,3 +201,46 @@ def test_a_chunk_that_does_not_verify_stops_the_copy_and_leaves_error(st: storag
     vol = st.volumes.get("live4")
     assert vol.status.value == "error" and bad.id[:20] in (vol.description or ""), vol.description
     assert st.backups.get(backup_id).status == "damaged"  # as a restore does
+
+
+DURABLE_CASES = [
+    (8 * MIB, MIB, 0, [8]),  # a whole chunk: marked, nothing fetched
+    (9 * MIB + 100, 4096, 1, [9]),  # part of a chunk: the backup's chunk first, then the write
+    (3 * MIB - 2048, 8192, 2, [2, 3]),  # across a boundary: both parts fetched
+    (5 * MIB + 10, 512, 0, [5]),  # the zero run: restored from the start
+]
+
+
+def test_a_write_is_durably_marked_before_it_returns(st: storage.Storage, tmp_path: Path) -> None:
+    """The engine alone (no nbdkit), one fresh volume per case: after write() returns, the bitmap
+    FILE has the chunk's bit (a copy resumed after a crash skips it); the bytes around the write
+    are the backup's; a whole chunk is not fetched at all."""
+    from storage.nbd.bitmap import RestoreBitmap, read_count
+    from storage.nbd.live import LiveVolume
+    from storage.nbd.live_service import _fresh_bitmap
+    from storage.nbd.reader import BackupReader
+
+    src, backup_id = backup_of(st, tmp_path, False)
+    repo = st.backups.open_repository(st.backups.get(backup_id).repository)
+    manifest = repo.read_manifest(repo.location.store, backup_id)
+    for n, (offset, length, fetched, chunks) in enumerate(DURABLE_CASES):
+        target, bits = tmp_path / f"vol{n}.raw", tmp_path / f"bitmap{n}"
+        target.write_bytes(b"")
+        os.truncate(target, SIZE)
+        _fresh_bitmap(bits, manifest)
+        before = read_count(bits, 11)
+        reader = BackupReader(repo, manifest)
+        live = LiveVolume(reader, str(target), RestoreBitmap(bits, 11))
+        try:
+            live.write(bytes([0x77]) * length, offset)
+            assert reader.stats.chunks_fetched == fetched, (offset, length)
+            on_disk = RestoreBitmap(bits, 11)  # what a crash right now would leave
+            assert all(on_disk.is_set(i) for i in chunks), (offset, length)
+            assert read_count(bits, 11) == before + len([i for i in chunks if manifest.chunks[i] is not None])
+            on_disk.close()
+            want = expected(src, [(offset, length, 0x77)])
+            first, last = chunks[0] * MIB, (chunks[-1] + 1) * MIB
+            assert target.read_bytes()[first:last] == want[first:last], (offset, length)
+        finally:
+            live.close()
+            reader.close()
