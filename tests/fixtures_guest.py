@@ -37,7 +37,7 @@ if str(VM_DIR) not in sys.path:
 from vmlib.runner import GuestImages, GuestResult, ensure_images, run_job  # noqa: E402
 
 PYTEST_IN_GUEST = "python -m pytest -p no:cacheprovider"
-SUITE_TIMEOUT = float(os.environ.get("STORAGE_GUEST_SUITE_TIMEOUT", "2100"))  # ~11 min + test_cinder_attach ~8.5
+SUITE_TIMEOUT = float(os.environ.get("STORAGE_GUEST_SUITE_TIMEOUT", "2400"))  # ~11 min + test_cinder_attach ~8.5 + test_nbd_live ~3.5
 
 
 def guest_unavailable_reason() -> str | None:
