@@ -244,3 +244,14 @@ def test_a_write_is_durably_marked_before_it_returns(st: storage.Storage, tmp_pa
         finally:
             live.close()
             reader.close()
+
+
+def test_states_of_deleted_volumes_are_pruned(st: storage.Storage) -> None:
+    from storage.nbd.live_service import prune_states
+
+    kept = st.volumes.create("kept", "1M")
+    for vid in (kept.id, "00000000-0000-0000-0000-00000000dead"):
+        state_dir(st, vid).mkdir(parents=True)
+        (state_dir(st, vid) / "bitmap").write_bytes(b"\0")
+    assert prune_states(st) == ["00000000-0000-0000-0000-00000000dead"]
+    assert state_dir(st, kept.id).exists() and not state_dir(st, "00000000-0000-0000-0000-00000000dead").exists()

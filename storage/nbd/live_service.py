@@ -224,6 +224,7 @@ def live_restore(
         key_file = key_file or row_key
     repo = svc.open_repository(repository, key_file=key_file)
     manifest = _manifest(repo, backup_id)
+    prune_states(st)
     vol, _decision = st.volumes.create_explained(
         new_volume_name, manifest.size, pool=pool, labels={"storage.backup/restored-from": backup_id}, restoring=True)
     where = private_dir(state_dir(st, vol.id))
@@ -256,6 +257,20 @@ def resume_live(st: "storage.Storage", volume: str, *, host: str | None = None, 
     nbdkit = srv.find_nbdkit()
     _take(st, vol.id)
     return _start(st, vol.id, srv.check_export_name(vol.name), listen, nbdkit, copy_rate, echo)
+
+
+def prune_states(st: "storage.Storage") -> list[str]:
+    """Delete the live restore states of volumes that no longer exist (deleted while in error);
+    the ids pruned."""
+    root = Path(st.settings.data_dir) / "live-restore"
+    gone = []
+    for where in sorted(root.glob("*")) if root.is_dir() else []:
+        try:
+            st.volumes.get(where.name)
+        except NotFound:
+            shutil.rmtree(where, ignore_errors=True)
+            gone.append(where.name)
+    return gone
 
 
 def _owner(st: "storage.Storage", volume_id: str) -> str | None:
