@@ -112,10 +112,10 @@ def cleanup():
     if live is not None:
         live.close()
         _state["reader"].close()
-        s = live.stats
+        s, r = live.stats, _state["reader"].stats
         _log(f"live restore stopped: {live.bitmap.durable_count()}/{live.bitmap.n} chunks restored; "
              f"{s.demand_chunks} on demand, {s.merged_chunks} merged with writes, {s.claimed_chunks} overwritten, "
-             f"{s.copied_chunks} by the copy")
+             f"{s.copied_chunks} by the copy; fetched {r.chunks_fetched} chunks in {r.requests} requests")
 
 
 def list_exports(readonly, is_tls):
@@ -133,7 +133,18 @@ def open(readonly):  # noqa: A001 (nbdkit's name)
         _log(f"refused a client asking for export {name[:200]!r}; this server exports {wanted!r}")
         nbdkit.set_error(errno.ENOENT)
         raise RuntimeError(f"no export {name[:200]!r}; this server exports {wanted!r}")
-    return {}
+    return _Handle()
+
+
+class _Handle:
+    """Per connection: sequential reads of chunks not restored yet fetch the next ones ahead."""
+
+    def __init__(self):
+        from storage.nbd.layout import ReadAhead
+
+        reader = _state["reader"]
+        self.lock = threading.Lock()
+        self.ahead = ReadAhead(reader.chunk_size, reader.chunk_count, window=_state["spec"].readahead_chunks)
 
 
 def get_size(h):
@@ -173,10 +184,16 @@ def _failed(what, exc):
 def pread(h, buf, offset, flags):
     from storage.errors import StorageError
 
+    live = _state["live"]
     try:
-        _state["live"].read_into(buf, offset)
+        live.read_into(buf, offset)
     except (StorageError, OSError) as exc:
         raise _failed(f"read of {len(buf)} bytes at {offset}", exc) from None
+    with h.lock:
+        ahead = h.ahead.after_read(offset, len(buf))
+    wanted = [i for i in ahead if not live.bitmap.is_set(i) and live.reader.manifest.chunks[i] is not None]
+    if wanted:
+        live.reader.prefetch(wanted)
 
 
 def pwrite(h, buf, offset, flags):
