@@ -170,6 +170,9 @@ def test_cinderclient_end_to_end_over_three_storage_hosts(cluster_bed: ClusterBe
     capacities = {h: round(c["free_capacity_gb"]) for h, c in first.items()}
     assert capacities == {h.name: h.capacity_gib for h in bed.hosts.values()}, first
     assert all(c["backend_state"] == "up" and c["thin_provisioning_support"] for c in first.values()), first
+    with pytest.raises(Exception) as refused:  # noqa: PT011 - cinderclient's Forbidden
+        bed.cinder("operator").pools.list(detailed=True)
+    assert getattr(refused.value, "code", None) == 403
     hosts = [create(cc, bed, f"e2e-{i:02d}", 1)[1] for i in range(30)]
     spread = dict(Counter(hosts))
     assert spread == expected_spread(capacities, 30), spread
@@ -192,6 +195,7 @@ def test_cinderclient_end_to_end_over_three_storage_hosts(cluster_bed: ClusterBe
     t = time.monotonic()
     info = compute_step(bed, "connect", payload.id)
     data = info["data"]
+    passwords = [data["auth_password"]]
     assert info["driver_volume_type"] == "iscsi" and data["auth_method"] == "CHAP", {k: v for k, v in data.items() if k != "auth_password"}
     assert data["target_portal"] == f"{bed.hosts[source].ip}:3260", data["target_portal"]
     written = os.urandom(LENGTH)
@@ -202,6 +206,8 @@ def test_cinderclient_end_to_end_over_three_storage_hosts(cluster_bed: ClusterBe
     with img.open("rb") as f:  # it is in the owning host's pool file
         f.seek(OFFSET)
         assert hashlib.sha256(f.read(LENGTH)).hexdigest() == hashlib.sha256(written).hexdigest()
+    with bed.api.client("reader") as c:  # the CHAP secret went to the agent in a host call: never shown
+        assert data["auth_password"] not in c.get("/jobs", params={"kind": "host-call", "limit": 1000}).text
     attached = compute_step(bed, "attach", payload.id)
     assert attached["status"] == "in-use" and attached["attachments"][0]["host_name"] == "compute1", attached
     detached = compute_step(bed, "detach", payload.id, attached["attachments"][0]["attachment_id"])
@@ -228,6 +234,7 @@ def test_cinderclient_end_to_end_over_three_storage_hosts(cluster_bed: ClusterBe
     assert target not in (source, full) and before[target] == max(before.values()), (target, before)
     info = compute_step(bed, "connect", restored.id)
     data = info["data"]
+    passwords.append(data["auth_password"])
     assert data["target_portal"] == f"{bed.hosts[target].ip}:3260", data["target_portal"]
     read_file = tmp_path / "read.bin"
     qemu_img(bed, tmp_path, data, read_to=read_file)
@@ -241,4 +248,6 @@ def test_cinderclient_end_to_end_over_three_storage_hosts(cluster_bed: ClusterBe
           f"filled {full}, payload on {source}, restored on {target}; {LENGTH} bytes compared "
           f"(sha256 {hashlib.sha256(written).hexdigest()[:16]})")
     print("e2e: seconds per phase: " + ", ".join(f"{k} {v:.1f}" for k, v in phases.items()))
-    assert "Traceback" not in bed.agent_logs(), bed.agent_logs()[-4000:]
+    logs = bed.agent_logs() + (bed.api.log.read_text() if bed.api.log else "")
+    assert "Traceback" not in logs, logs[-4000:]
+    assert not [p for p in passwords if p in logs], "a CHAP secret is in a log"
