@@ -8,6 +8,7 @@ import pytest
 from api.cinder.pools import pool_view
 from storage.jobs.pure import redact_params
 from storage.scheduler import Candidate
+from tests.api_server import shared_api_server  # noqa: F401 - the fixture
 
 GiB = 1 << 30
 
@@ -40,3 +41,21 @@ def test_pool_view(cand: Candidate, expected: dict) -> None:
 ])  # fmt: skip
 def test_redact_params(params: dict, shown: dict) -> None:
     assert redact_params(params) == shown
+
+
+def test_get_pools_through_cinderclient_on_one_host(shared_api_server) -> None:  # type: ignore[no-untyped-def]
+    """One host (no [cluster]): its own pool, admin only, bad query values refused with Cinder's 400."""
+    import httpx
+
+    from tests.test_cinder_client import PROJECT, make_client
+
+    (pool,) = make_client(shared_api_server, role="admin").pools.list(detailed=True)
+    caps = pool._info["capabilities"]
+    assert pool.name.endswith("@default#default") and caps["backend_state"] == "up" and caps["total_capacity_gb"] > 0
+    assert [p.name for p in make_client(shared_api_server, role="admin").pools.list()] == [pool.name]
+    url = f"{shared_api_server.url}/v3/{PROJECT}/scheduler-stats/get_pools"
+    for role, query, status in (("reader", {}, 403), ("operator", {}, 403), ("admin", {"detail": "maybe"}, 400),
+                                ("admin", {"name": "x" * 600}, 400), ("admin", {"name": "nope"}, 200)):
+        r = httpx.get(url, params=query, headers={"X-Auth-Token": shared_api_server.tokens[role]})
+        assert r.status_code == status, (role, query, r.text)
+    assert r.json() == {"pools": []}
