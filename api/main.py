@@ -56,6 +56,7 @@ CINDER_MODULES = [
     "api.cinder.metadata",
     "api.cinder.limits",
     "api.cinder.backups",
+    "api.cinder.pools",
 ]
 
 

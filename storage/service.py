@@ -115,7 +115,12 @@ class Storage:
             setup = export_setup(self.settings.export, self.settings.data_dir)
             return setup.driver, setup.driver_options
 
-        return LocalHost(self.settings.pools, export_driver)
+        def advertise_portal() -> str:
+            from storage.exports.setup import export_setup
+
+            return export_setup(self.settings.export, self.settings.data_dir).advertise_portal
+
+        return LocalHost(self.settings.pools, export_driver, advertise_portal)
 
     # -- the control plane: one service per capability ----------------------------------------
     @cached_property
@@ -203,7 +208,7 @@ class Storage:
         from storage.exports.setup import export_setup
 
         setup = export_setup(self.settings.export, self.settings.data_dir)
-        return ExportService(self.catalog, self.host, setup, self.volumes)
+        return ExportService(self.catalog, self.host, setup, self.volumes, host_on=self.host_on)
 
     @cached_property
     def connections(self) -> "ConnectionService":

@@ -63,3 +63,13 @@ def test_pick_slot_when_all_are_taken_and_bad_numbers() -> None:
         netns.plan(16)
     with pytest.raises(ValueError, match="nodes = 0 is not accepted"):
         netns.plan(0, nodes=0)
+
+
+def test_plan_with_another_prefix() -> None:
+    p = netns.plan(2, 4, "e2e")
+    assert [n.netns for n in p.nodes] == ["e2e2n1", "e2e2n2", "e2e2n3", "e2e2n4"]
+    assert p.bridge == "e2e2br" and p.nodes[3].host_veth == "e2e2v4" and p.nodes[3].ip == "198.18.0.37"
+    assert p.names().isdisjoint(netns.plan(2, 4).names())  # the ring's names (swr) differ
+    for bad in ("", "E2E", "2e", "toolong", "e-2"):
+        with pytest.raises(ValueError, match="prefix"):
+            netns.plan(2, 4, bad)

@@ -119,7 +119,9 @@ def restore_backup(backup_id: IdPath, request: Request, st: StorageDep, payload:
                                    restoring=True)
     submit_job(
         request, st, "restore", target=backup.id, total=backup.size_bytes or None,
-        params={"backup_id": backup.id, "to_volume": volume.id, "to_volume_id": volume.id},
+        # born_for_restore: the job (on the volume's host) takes the new volume over from this process
+        params={"backup_id": backup.id, "to_volume": volume.id, "to_volume_id": volume.id,
+                "born_for_restore": not spec.get("volume_id")},
     )
     return {"restore": {"backup_id": backup.id, "volume_id": volume.id, "volume_name": volume.name}}
 

@@ -44,14 +44,17 @@ class Plan:
         return {self.bridge_ip, *(n.ip for n in self.nodes)}
 
 
-def plan(slot: int, nodes: int = 3) -> Plan:
-    """The names and addresses of ring ``slot`` (0..15) with ``nodes`` nodes."""
+def plan(slot: int, nodes: int = 3, prefix: str = "swr") -> Plan:
+    """The names and addresses of ring ``slot`` (0..15) with ``nodes`` nodes; names start with
+    ``prefix`` (the ring's ``swr``; the end-to-end bed of tests/cluster_bed.py uses ``e2e``)."""
     if not 0 <= slot < SLOTS:
         raise ValueError(f"slot {slot} is not accepted; accepted: 0 to {SLOTS - 1}")
     if not 1 <= nodes <= MAX_NODES:
         raise ValueError(f"nodes = {nodes} is not accepted; accepted: 1 to {MAX_NODES}")
+    if not (1 <= len(prefix) <= 4 and prefix.isascii() and prefix[0].isalpha() and prefix.isalnum() and prefix == prefix.lower()):
+        raise ValueError(f"prefix {prefix!r} is not accepted; accepted: 1 to 4 lowercase ASCII letters or digits, a letter first")
     base = int(NETWORK.network_address) + slot * 2 ** (32 - SLOT_PREFIX)
-    prefix = f"swr{slot}"
+    prefix = f"{prefix}{slot}"
     return Plan(
         slot=slot,
         bridge=f"{prefix}br",
@@ -64,10 +67,10 @@ def plan(slot: int, nodes: int = 3) -> Plan:
     )
 
 
-def pick_slot(used_addresses: set[str], used_names: set[str], nodes: int = 3) -> int:
+def pick_slot(used_addresses: set[str], used_names: set[str], nodes: int = 3, prefix: str = "swr") -> int:
     """The highest slot none of whose addresses or names is in use; ValueError when all are taken."""
     for slot in range(SLOTS - 1, -1, -1):
-        candidate = plan(slot, nodes)
+        candidate = plan(slot, nodes, prefix)
         if not (candidate.addresses() & used_addresses or candidate.names() & used_names):
             return slot
     raise ValueError(f"no free /{SLOT_PREFIX} slot left in {NETWORK} for a swift ring")

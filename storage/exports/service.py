@@ -17,7 +17,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -69,9 +69,13 @@ def _model(row: ExportRow, volume_name: str) -> Export:
 
 
 class ExportService:
-    def __init__(self, catalog: "Catalog", host: "HostApi", setup: "ExportSetup", volumes: "VolumeService") -> None:
+    def __init__(self, catalog: "Catalog", host: "HostApi", setup: "ExportSetup", volumes: "VolumeService",
+                 host_on: "Callable[[str], HostApi] | None" = None) -> None:
+        """host_on(name): the HostApi of another host. In a cluster a volume's target lives on the
+        host that owns the volume: its driver, its portal, its target calls (``_on``)."""
         self._catalog = catalog
         self._host = host
+        self._host_on = host_on or (lambda _name: host)
         self._volumes = volumes
         self.iqn_prefix = setup.iqn_prefix
         self.listen_portal = setup.listen_portal
@@ -90,6 +94,16 @@ class ExportService:
             yield
         finally:
             os.close(fd)
+
+    def _on(self, vol: Volume) -> "HostApi":
+        """The HostApi of the host that owns ``vol`` (its target is there, behind that host's portal)."""
+        return self._host_on(vol.host) if vol.host else self._host
+
+    def _driver(self, vol: Volume) -> dict[str, Any]:
+        """The owning host's export driver: name, first LUN and the portal it advertises (a host
+        that does not say: this configuration's ``advertise_portal``)."""
+        driver = self._on(vol).export_driver()
+        return {**driver, "portal": driver.get("portal") or self.advertise_portal}
 
     def _row(self, volume_id: str) -> ExportRow | None:
         with self._catalog.session() as s:
@@ -149,7 +163,7 @@ class ExportService:
             raise InvalidInput("chap_username/chap_secret were given with chap disabled; accepted: enable CHAP or drop them")
         if chap_secret is not None:
             validate_chap_secret(chap_secret)
-        advertised = validate_portal(portal) if portal is not None else self.advertise_portal
+        explicit = validate_portal(portal) if portal is not None else None
         vol = self._volumes.get(volume_ref)
         self._volumes.require_host_up(vol)
         username = validate_chap_username(chap_username) if chap_username else default_chap_username(vol.id)
@@ -158,7 +172,8 @@ class ExportService:
                 f"volume {vol.name!r} is {vol.status.value}; accepted: a volume that is available or in-use",
                 volume=vol.name, status=vol.status.value,
             )  # fmt: skip
-        driver = self._host.export_driver()
+        driver = self._driver(vol)
+        advertised = explicit or driver["portal"]
         with self._host_lock():
             row = self._claim(vol, driver["driver"], advertised, inits, username if chap else None, driver["default_lun"])
             try:
@@ -246,10 +261,11 @@ class ExportService:
     def unexport(self, volume_ref: str) -> Export:
         """Remove the target, detach the volume if the export attached it, forget the secret."""
         export = self.get(volume_ref)
-        self._volumes.require_host_up(self._volumes.get(export.volume_id))
+        owner = self._volumes.get(export.volume_id)
+        self._volumes.require_host_up(owner)
         with self._host_lock():
             try:
-                self._host.unexport_target(export.target_iqn)
+                self._on(owner).unexport_target(export.target_iqn)
             except NotFound:
                 log.info("target %s was already gone", export.target_iqn)
             if export.attached_by_export:
@@ -274,7 +290,7 @@ class ExportService:
             return None
         with self._host_lock():
             try:
-                self._host.unexport_target(row.target_iqn)
+                self._on(vol).unexport_target(row.target_iqn)
             except NotFound:
                 pass
             if row.origin == CONNECTION and row.attached_by_export:
@@ -297,11 +313,11 @@ class ExportService:
                 f"volume {vol.name!r} is {vol.status.value}; accepted: a volume that is "
                 f"{', '.join(s.value for s in CONNECTABLE)}", volume=vol.name, status=vol.status.value,
             )  # fmt: skip
-        driver = self._host.export_driver()
+        driver = self._driver(vol)
         with self._host_lock():
             row = self._row(vol.id)
             if row is None:
-                row = self._claim(vol, driver["driver"], self.advertise_portal, (ini,), default_chap_username(vol.id),
+                row = self._claim(vol, driver["driver"], driver["portal"], (ini,), default_chap_username(vol.id),
                                   driver["default_lun"], origin=CONNECTION)  # fmt: skip
                 try:
                     return self._export_claimed(vol, row, generate_chap_secret()), True, False
@@ -329,7 +345,7 @@ class ExportService:
             left = [i for i in inits if i != initiator] if remove else inits
             if row.origin == CONNECTION and not left:
                 try:
-                    self._host.unexport_target(row.target_iqn)
+                    self._on(vol).unexport_target(row.target_iqn)
                 except NotFound:
                     log.info("target %s was already gone", row.target_iqn)
                 if row.attached_by_export and not vol.attached_device:  # not if attached here meanwhile
@@ -359,7 +375,7 @@ class ExportService:
             return None
         with self._host_lock():
             try:
-                row.size_bytes = self._host.resize_target(row.target_iqn, row.lun)
+                row.size_bytes = self._on(vol).resize_target(row.target_iqn, row.lun)
             except NotFound:  # the target service lost it (restart): make it again
                 self._ensure_target(row, vol, ReconcileReport())
             self._save(row)

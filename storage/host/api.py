@@ -97,7 +97,8 @@ class HostApi(ABC):
     # -- iSCSI export target ---------------------------------------------------------------
     @abstractmethod
     def export_driver(self) -> dict[str, Any]:
-        """{"driver": name, "default_lun": int} of this host's export target."""
+        """{"driver": name, "default_lun": int} of this host's export target, and "portal": the HOST:PORT it
+        advertises when the host knows it (a cluster's control plane hands that out for this host's targets)."""
 
     @abstractmethod
     def ensure_export_service(self) -> None:

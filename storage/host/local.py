@@ -33,8 +33,11 @@ def target_dict(target: "ExportedTarget") -> dict[str, Any]:
 
 
 class LocalHost(HostApi):
-    def __init__(self, pools: Mapping[str, "PoolConfig"], export_driver: Callable[[], tuple[str, dict[str, Any]]]) -> None:
-        """pools: the configured pools; export_driver: () -> (driver name, options), read on first export use."""
+    def __init__(self, pools: Mapping[str, "PoolConfig"], export_driver: Callable[[], tuple[str, dict[str, Any]]],
+                 advertise_portal: Callable[[], str] | None = None) -> None:
+        """pools: the configured pools; export_driver: () -> (driver name, options), read on first export use;
+        advertise_portal: () -> the HOST:PORT this host's targets are reached at (``[export]``)."""
+        self._advertise_portal = advertise_portal
         self._pools = pools
         self._export_driver = export_driver
         self._backends: dict[str, "VolumeBackend"] = {}
@@ -125,7 +128,10 @@ class LocalHost(HostApi):
 
     def export_driver(self) -> dict[str, Any]:
         backend = self.export_backend
-        return {"driver": backend.driver_name, "default_lun": backend.default_lun}
+        out: dict[str, Any] = {"driver": backend.driver_name, "default_lun": backend.default_lun}
+        if self._advertise_portal is not None:  # the control plane of another host hands this portal out
+            out["portal"] = self._advertise_portal()
+        return out
 
     def ensure_export_service(self) -> None:
         self.export_backend.ensure_running()

@@ -220,11 +220,14 @@ class HostService:
             return {}
         stamps = [t for t in read.values() if t is not None]
         since = min(stamps) if len(stamps) == len(read) else None
-        query = select(VolumeRow.host, VolumeRow.pool, VolumeRow.size_bytes, VolumeRow.status, VolumeRow.created_at).where(
+        # updated_at, not created_at: a volume's row is written (creating) before its host makes the
+        # file, and a report read between the two has neither the file nor a row newer than itself;
+        # the row's last change (creating -> available) comes after the file, so it is counted
+        query = select(VolumeRow.host, VolumeRow.pool, VolumeRow.size_bytes, VolumeRow.status, VolumeRow.updated_at).where(
             VolumeRow.host.in_(sorted({h.name for h in hosts}))
         )
-        if since is not None:  # only rows that may be unreported: new since the oldest report, or creating
-            query = query.where((VolumeRow.created_at >= since) | (VolumeRow.status == "creating"))
+        if since is not None:  # only rows that may be unreported: changed since the oldest report, or creating
+            query = query.where((VolumeRow.updated_at >= since) | (VolumeRow.status == "creating"))
         out: dict[tuple[str, str], int] = {}
         with self._catalog.session() as s:
             rows = s.execute(query).all()

@@ -97,13 +97,14 @@ def reported_at(report: Mapping[str, Any]) -> datetime | None:
         return None
 
 
-def unreported(volume_created_at: datetime, volume_status: str, pool_reported_at: datetime | None) -> bool:
-    """Whether a volume row of a pool may be missing from the pool's last heartbeat report: made
-    after the report was read, or still ``creating`` (its device may not exist yet). Counting a
-    volume twice for a moment errs towards refusing a pool, never towards overfilling it."""
+def unreported(volume_changed_at: datetime, volume_status: str, pool_reported_at: datetime | None) -> bool:
+    """Whether a volume row of a pool may be missing from the pool's last heartbeat report: its row
+    last changed (``updated_at``: made, or moved out of ``creating`` once its file exists) after the
+    report was read, or still ``creating`` (its device may not exist yet). Counting a volume twice
+    for a moment errs towards refusing a pool, never towards overfilling it."""
     if volume_status == "creating":
         return True
-    return pool_reported_at is not None and as_utc(volume_created_at) >= pool_reported_at
+    return pool_reported_at is not None and as_utc(volume_changed_at) >= pool_reported_at
 
 
 def with_pending(candidates: Iterable[Candidate], pending: Mapping[tuple[str, str], int]) -> list[Candidate]:

@@ -98,3 +98,18 @@ def describe_report(report: Any) -> str | None:
     return f"{phase or 'progress'}: {', '.join(parts)}" if parts else str(phase)
 
 
+
+
+SECRET_KEYS = frozenset({"password", "secret", "chap_secret", "auth_password"})
+REDACTED = "***"
+
+
+def redact_params(value: Any) -> Any:
+    """A job's params as shown to readers: the value of every secret-named key (a host call's CHAP
+    password in ``export_target``'s spec, ...) replaced by ``***``, at any depth. The job row keeps
+    the original: the agent that runs the call needs it."""
+    if isinstance(value, dict):
+        return {k: (REDACTED if k in SECRET_KEYS and v is not None else redact_params(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_params(v) for v in value]
+    return value

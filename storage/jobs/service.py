@@ -38,6 +38,7 @@ from storage.errors import Cancelled, Conflict, InvalidInput, NotFound, StorageE
 from storage.logs import context as log_context
 from storage.jobs.pure import (  # noqa: F401 - the pure helpers, importable from here as before
     current_owner, describe_report, eta_seconds, jsonable, owner_alive, parse_owner, percent, process_start_time,
+    redact_params,
 )
 
 if TYPE_CHECKING:
@@ -92,13 +93,14 @@ def _aware(value: datetime | None) -> datetime | None:
     return value
 
 
-def _info(row: Job) -> JobInfo:
+def _info(row: Job, *, shown: bool = False) -> JobInfo:
+    """The job as plain data; ``shown`` (get, list: what readers see) with secrets in params redacted."""
     return JobInfo(
         id=row.id,
         kind=row.kind,
         target=row.target,
         state=JobState(row.state),
-        params=row.params or {},
+        params=redact_params(row.params or {}) if shown else (row.params or {}),
         bytes_done=row.bytes_done,
         bytes_total=row.bytes_total,
         percent=percent(row.bytes_done, row.bytes_total),
@@ -224,7 +226,7 @@ class JobService:
             row = session.get(Job, job_id)
             if row is None:
                 raise NotFound(f"job {job_id!r} does not exist; see `storagectl job list`", job=job_id)
-            return _info(row)
+            return _info(row, shown=True)
 
     def list(self, state: str | None = None, kind: str | None = None, limit: int = 100) -> list[JobInfo]:
         if state is not None and state not in {s.value for s in JobState}:
@@ -240,7 +242,7 @@ class JobService:
         if kind:
             query = query.where(Job.kind == kind)
         with self._catalog.session() as session:
-            return [_info(r) for r in session.scalars(query).all()]
+            return [_info(r, shown=True) for r in session.scalars(query).all()]
 
     def counts_by_state(self) -> dict[str, int]:
         from sqlalchemy import func

@@ -163,11 +163,48 @@ def resume_restore(st: "Storage", backup_id: str, new_volume_name: str) -> None:
 @task("restore")
 def restore(st: "Storage", ctx: "JobContext", backup_id: str, to_volume: str | None = None,
             to_volume_id: str | None = None, new_volume_name: str | None = None, pool: str | None = None,
-            **_: Any) -> Any:  # fmt: skip
+            born_for_restore: bool = False, **_: Any) -> Any:  # fmt: skip
     if ctx.attempt > 1 and new_volume_name and not (to_volume or to_volume_id):
         resume_restore(st, backup_id, new_volume_name)
-    return st.backups.restore(backup_id, to_volume=to_volume_id or to_volume, new_volume_name=new_volume_name,
-                              pool=pool, progress=ctx.progress, cancel=ctx.cancel)  # fmt: skip
+    born = bool(born_for_restore and to_volume_id)
+    if born:
+        adopt_restore_target(st, backup_id, str(to_volume_id))
+    try:
+        return st.backups.restore(backup_id, to_volume=to_volume_id or to_volume, new_volume_name=new_volume_name,
+                                  pool=pool, progress=ctx.progress, cancel=ctx.cancel)  # fmt: skip
+    except BaseException:
+        if born:
+            settle_restore_target(st, str(to_volume_id))
+        raise
+
+
+def adopt_restore_target(st: "Storage", backup_id: str, volume_id: str) -> None:
+    """The Cinder API made the volume (restoring-backup, owned by the API process) before this job;
+    the job, on the volume's host, takes it over, so it ends available or error, never stuck."""
+    from storage.domain import VolumeStatus
+    from storage.volumes.holds import adopt
+
+    with st.catalog.session() as s:
+        if adopt(s, volume_id, VolumeStatus.RESTORING_BACKUP):
+            return
+    vol = st.volumes.get(volume_id)  # NotFound when it was deleted meanwhile
+    raise Conflict(
+        f"volume {vol.name!r} made for the restore of backup {backup_id} is {vol.status.value}, no longer "
+        "restoring-backup; accepted: restore into a new volume again", volume=vol.name, status=vol.status.value,
+    )  # fmt: skip
+
+
+def settle_restore_target(st: "Storage", volume_id: str) -> None:
+    """A failed restore into the volume made for it: `error` (deletable), unless it was settled already."""
+    from storage.domain import VolumeStatus
+    from storage.errors import StorageError
+
+    try:
+        vol = st.volumes.get(volume_id)
+        if vol.status is VolumeStatus.RESTORING_BACKUP and st.volumes.held_here(volume_id):
+            st.volumes.reset_status(volume_id, VolumeStatus.ERROR)
+    except StorageError:
+        pass
 
 
 @task("verify")

@@ -2,7 +2,8 @@
 
 ``Hold`` compare-and-sets a volume into a transitional status (after checking that its host is
 up) and puts the prior status back afterwards; ``SnapshotHold`` does the same for a snapshot a
-clone or revert reads; ``force_to_deleting`` is delete --force's one-winner move.
+clone or revert reads; ``force_to_deleting`` is delete --force's one-winner move; ``adopt`` hands
+a volume's transitional status to the process that does the work (another host's agent).
 """
 
 from __future__ import annotations
@@ -33,6 +34,22 @@ def force_to_deleting(session: Any, vol: Volume) -> None:
     )
     if result.rowcount != 1:
         raise Conflict(f"volume {vol.name!r} is being deleted already", volume=vol.name, status=V.DELETING.value)
+
+
+def adopt(session: Any, volume_id: str, status: VolumeStatus) -> bool:
+    """Make this process the owner of a volume that another process left in ``status`` for this
+    process's work (the Cinder API creates a restore's volume, the owning host's agent fills it), so
+    this process settles it (available or error) and a reader does not take the creator's liveness
+    for the work's. False when the volume is no longer in ``status`` (deleted or settled)."""
+    from sqlalchemy import update
+
+    result = session.execute(
+        update(VolumeRow)
+        .where(VolumeRow.id == volume_id, VolumeRow.status == status.value)
+        .values(task_owner=this_owner(), updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)
 
 
 class Hold:
