@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from storage.apply.service import ApplyResult, ApplyService
     from storage.auth.service import TokenService
     from storage.backup.listing import BackupListing
-    from storage.backup.listing import BackupListing
+    from storage.backup.queued import RestoreJobs
     from storage.backup.service import BackupService
     from storage.exports.connections import ConnectionService
     from storage.exports.service import ExportService
@@ -92,7 +92,7 @@ class Storage:
         if kind == "host-call":
             return str(params.get("host") or self.settings.host_name)
         if kind == "restore" and not params.get("to_volume_id") and params.get("host"):
-            return str(params["host"])  # a new volume: the host the scheduler chose (api/routes/backups.py start_restore)
+            return str(params["host"])  # a new volume: the host the scheduler chose (storage/backup/queued.py)
         vid = volume_of(kind, params)
         source = str(params.get("source") or "")
         if vid is None and kind == "backup" and source.startswith("snapshot:"):
@@ -232,7 +232,16 @@ class Storage:
             volumes=self.volumes, snapshots=self.snapshots, host=self.host,
             config_file=str(self.settings.config_file) if self.settings.config_file else None,
             host_name=self.settings.host_name,
+            restore_jobs=(lambda: self.restore_jobs) if self.queued and not self.agent else None,
         )  # fmt: skip
+
+    @cached_property
+    def restore_jobs(self) -> "RestoreJobs":
+        """Restores onto volumes as jobs (the API always; the library and CLI with a work queue)."""
+        from storage.backup.queued import RestoreJobs
+
+        return RestoreJobs(self.jobs, self.volumes, self.placer, lambda: self.hosts, host_name=self.settings.host_name,
+                           pools=self.settings.pools)  # fmt: skip
 
     @cached_property
     def backup_listing(self) -> "BackupListing":

@@ -4,18 +4,21 @@ with ``[cluster] queue = "procrastinate"`` whose scheduler reads the services ta
 Pool ha's limit is 64 MiB, hb's 56 MiB (file pools with a small ``overcommit_ratio``, so "full"
 is real: the file driver refuses past it too). v1 32M goes to ha (most room); v2 40M no longer
 fits on ha (capacity filter, said in the explanation) and goes to hb; hb disabled: v3 goes to ha;
-a backup of v1 restored into a new volume lands on hb (ha is full), bytes equal. ~40-60 s.
+a backup of v1 restored into a new volume lands on hb (ha is full), bytes equal; the same restore
+from the library and the CLI on the API's host goes the same way (a job on hb's queue). ~50-80 s.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.api_server import ApiServer, make_tokens
+import storage
+from tests.api_server import STORAGECTL, ApiServer, make_tokens
 from tests.test_hosts_agent import AgentProc, wait_for
 
 pytestmark = pytest.mark.slow
@@ -136,3 +139,28 @@ def test_new_volumes_and_restores_are_placed_across_hosts(bed: dict) -> None:
         assert r1["host"] == "hb" and r1["status"] == "available", r1
         assert (pools["hb"] / "volumes" / f"{r1['id']}.img").read_bytes() == data
         assert not (pools["ha"] / "volumes" / f"{r1['id']}.img").exists()
+
+        # the same restore from the library and from the CLI on the API's host "api" (no agent, no
+        # pool any host reports): the same path as the API (storage/backup/queued.py): placed by
+        # the scheduler over every host, written by that host's agent, progress reported here
+        assert c.delete("/volumes/r1").status_code == 204
+        wait_for("hb reports nothing", lambda: _reported(c, "hb", 0), 10)
+        reports: list = []
+        with storage.open(bed["api_config"]) as st:
+            result = st.backups.restore(backup_id, new_volume_name="r2", progress=reports.append)
+            r2 = st.volumes.get("r2")
+        assert result.placement and result.placement["chosen"] == {"host": "hb", "pool": "default"}, result
+        assert r2.host == "hb" and r2.status == "available", r2
+        assert (pools["hb"] / "volumes" / f"{r2.id}.img").read_bytes() == data
+        assert reports and reports[-1].done == reports[-1].total == 32 * MiB, reports[-3:]
+        jobs = [j for j in c.get("/jobs", params={"kind": "restore"}).json() if j["params"].get("new_volume_name") == "r2"]
+        assert len(jobs) == 1 and jobs[0]["queue"] == "host.hb", jobs
+        assert c.delete("/volumes/r2").status_code == 204
+        wait_for("hb reports nothing", lambda: _reported(c, "hb", 0), 10)
+        out = subprocess.run([STORAGECTL, "-c", str(bed["api_config"]), "backup", "restore", backup_id, "--new-volume", "r3"],
+                             capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert f"restore {backup_id}" in out.stderr and "33.6/33.6 MB" in out.stderr, out.stderr[-2000:]  # the progress bar
+        r3 = c.get("/volumes/r3").json()
+        assert r3["host"] == "hb" and r3["status"] == "available", r3
+        assert (pools["hb"] / "volumes" / f"{r3['id']}.img").read_bytes() == data

@@ -13,7 +13,7 @@ from api.deps import StorageDep, authorize
 from api.errors import ERROR_RESPONSES
 from api.fields import Body, IdPath, LabelMap, Name, Ref, Size, Url, one_of
 from api.guards import check_repository
-from api.routes.common import check_job_params, check_restore_target, labels_query, submit_job
+from api.routes.common import caller, check_job_params, labels_query, submit_job
 from storage.backup.models import Backup
 from storage.bounds import DESCRIPTION_MAX
 from storage.jobs.service import JobInfo
@@ -96,15 +96,6 @@ def require_source_host_up(st: StorageDep, source: str) -> None:
         st.volumes.require_host_up(st.volumes.get(st.snapshots.get(ref).volume_id))
 
 
-def require_restore_target(st: StorageDep, to_volume: str | None) -> None:
-    """A restore writes on the target volume's host (503 when down) or makes a new volume here
-    (several hosts: where the scheduler places it, see start_restore)."""
-    if to_volume:
-        st.volumes.require_host_up(st.volumes.get(to_volume))
-    elif not st.placer.clustered:
-        st.hosts.require_accepting(st.settings.host_name)
-
-
 @router.get("", response_model=list[Backup])
 def list_backups(
     st: StorageDep,
@@ -141,22 +132,11 @@ def restore_backup(backup_id: IdPath, body: RestoreRequest, request: Request, st
 
 
 def start_restore(request: Request, st: StorageDep, backup: Backup, body: RestoreRequest) -> JobInfo:
-    """Check the target, then submit the restore job (the web dashboard's restore button too)."""
-    check_restore_target(st, to_volume=body.to_volume, new_volume_name=body.new_volume_name, pool=body.pool)
-    if body.to_volume or body.new_volume_name:
-        require_restore_target(st, body.to_volume)
-    to_volume_id = st.volumes.get(body.to_volume).id if body.to_volume else None
-    placed: dict = {}
-    if body.new_volume_name and st.placer.clustered:
-        # several hosts: the scheduler chooses the new volume's host now, the job goes to its queue
-        # (storage.service._job_host) and its record keeps the decision and why
-        decision = st.placer.place(max(backup.size_bytes or 0, 1), pool=body.pool)
-        assert decision.chosen is not None
-        placed = {"host": decision.chosen.host, "pool": decision.chosen.pool, "placement": decision.to_dict()}
-    return submit_job(
-        request, st, "restore", target=backup.id, total=backup.size_bytes or None,
-        params={"backup_id": backup.id, **body.model_dump(), "to_volume_id": to_volume_id, **placed},
-    )
+    """Check the target, place a new volume (several hosts: the scheduler, over every host) and submit
+    the restore job (storage.backup.queued: the library and CLI use the same path; the web
+    dashboard's restore button too)."""
+    return st.restore_jobs.submit(backup, to_volume=body.to_volume, new_volume_name=body.new_volume_name,
+                                  pool=body.pool, created_by=caller(request))
 
 
 @router.post("/{backup_id}/verify", status_code=202, response_model=JobInfo, responses=JOB_RESPONSE)

@@ -7,7 +7,6 @@ from typing import Any
 from fastapi import Request
 
 from storage.bounds import check_labels
-from storage.errors import Conflict, InvalidInput, NotFound
 from storage.units import parse_size
 from storage.jobs.service import JobInfo
 from storage.names import parse_labels, validate_name
@@ -33,26 +32,6 @@ def check_job_params(
     url = repository or st.settings.backup.repository
     if url:
         st.objects.check_url(url)
-
-
-def check_restore_target(st: Storage, *, to_volume: str | None, new_volume_name: str | None, pool: str | None) -> None:
-    """A restore's target checked before its job is queued: the volume exists, or the new name is
-    free and valid and the pool configured."""
-    if to_volume is not None:
-        st.volumes.get(to_volume)
-        return
-    if new_volume_name is not None:
-        validate_name(new_volume_name, kind="volume")
-        try:
-            st.volumes.get(new_volume_name)
-        except NotFound:
-            pass
-        else:
-            raise Conflict(f"a volume named {new_volume_name!r} exists already; choose another name", volume=new_volume_name)
-    if pool is not None and pool not in st.settings.pools and not st.placer.clustered:  # a cluster: any host's pool
-        raise InvalidInput(
-            f"pool {pool!r} is not configured; accepted: {', '.join(sorted(st.settings.pools))}", field="pool"
-        )
 
 
 def caller(request: Request) -> str | None:

@@ -44,7 +44,10 @@ from storage.logs.context import annotate
 from storage.logs.ops import operation
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path as _Path
+
+    from storage.backup.queued import RestoreJobs
 
     from storage.catalog import Catalog
     from storage.config import BackupConfig
@@ -71,7 +74,10 @@ class BackupService:
         host: "HostApi",
         config_file: str | None = None,
         host_name: str | None = None,
+        restore_jobs: "Callable[[], RestoreJobs] | None" = None,
     ) -> None:
+        """restore_jobs: set when restores onto volumes go through a work queue (a cluster, outside the
+        agent): the library and the CLI then submit the restore job and follow it, as the API does."""
         # ops.py and sources.py (this package) use these collaborators through the service
         self.catalog = catalog
         self.settings = settings
@@ -82,6 +88,7 @@ class BackupService:
         self.host = host
         self.config_file = config_file  # what an nbdkit plugin process loads (serve)
         self.host_name = host_name or socket.gethostname()
+        self._restore_jobs = restore_jobs
 
     # -- helpers -------------------------------------------------------------------------
     @property
@@ -332,6 +339,10 @@ class BackupService:
         """
         from storage.backup import ops
 
+        if self._restore_jobs is not None and repository is None and key_file is None and not to_path:
+            # a cluster: the restore runs on the target volume's host (a new one: where the scheduler places it)
+            return self._restore_jobs().run(self.get(backup_id), to_volume=to_volume, new_volume_name=new_volume_name,
+                                            pool=pool, progress=progress, cancel=cancel)  # fmt: skip
         annotate(backup_id=backup_id)  # also when restored from the repository alone (no catalog row to get)
         return ops.restore(self, backup_id, to_volume=to_volume, new_volume_name=new_volume_name, to_path=to_path,
                            repository=repository, key_file=key_file, pool=pool, progress=progress, cancel=cancel,
