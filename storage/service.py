@@ -66,14 +66,15 @@ class Storage:
     @cached_property
     def host(self) -> "HostApi":
         """The HostApi the control plane uses: this host's drivers in process (``local_host``), or,
-        with a work queue and outside the agent, each call on the owning host's queue
-        (storage/host/remote.py)."""
-        if not self.queued or self.agent:
+        with a work queue, each call on the owning host's queue (storage/host/remote.py); in the
+        agent, calls for its own host run in process and others go to their host's queue."""
+        if not self.queued:
             return self.local_host
         from storage.host.remote import RoutedHost
 
         return RoutedHost(self.jobs, self.settings.host_name, self.settings.cluster_settings.remote_call_timeout,
-                          self._volume_host, local=lambda: self.local_host)  # fmt: skip
+                          self._volume_host, local=lambda: self.local_host, host_of_target=self._target_host,
+                          own_locally=self.agent)  # fmt: skip
 
     def _volume_host(self, volume_id: str) -> str | None:
         from sqlalchemy import select
@@ -82,6 +83,17 @@ class Storage:
 
         with self.catalog.session() as s:
             return s.scalar(select(VolumeRow.host).where(VolumeRow.id == volume_id))
+
+    def _target_host(self, target_iqn: str) -> str | None:
+        """The host owning the export whose target is ``target_iqn`` (its volume's host)."""
+        from sqlalchemy import select
+
+        from storage.catalog.exports import ExportRow
+        from storage.catalog.volumes import VolumeRow
+
+        with self.catalog.session() as s:
+            return s.scalar(select(VolumeRow.host).join(ExportRow, ExportRow.volume_id == VolumeRow.id)
+                            .where(ExportRow.target_iqn == target_iqn))  # fmt: skip
 
     def _job_host(self, kind: str, params: dict[str, Any]) -> str | None:
         """The host a job's work must run on (storage.queue.routing): its volume's, or this config's."""
@@ -165,7 +177,7 @@ class Storage:
 
     def host_on(self, name: str) -> "HostApi":
         """The HostApi of host ``name``: ``host`` for this host (or in process), else that host's queue."""
-        if not self.queued or self.agent or name == self.settings.host_name:
+        if not self.queued or name == self.settings.host_name:
             return self.host
         from storage.host.remote import RemoteHost
 
@@ -208,7 +220,8 @@ class Storage:
         from storage.exports.setup import export_setup
 
         setup = export_setup(self.settings.export, self.settings.data_dir)
-        return ExportService(self.catalog, self.host, setup, self.volumes, host_on=self.host_on)
+        return ExportService(self.catalog, self.host, setup, self.volumes, host_on=self.host_on,
+                             host_name=self.settings.host_name if self.queued else None)  # fmt: skip
 
     @cached_property
     def connections(self) -> "ConnectionService":
@@ -233,6 +246,7 @@ class Storage:
             config_file=str(self.settings.config_file) if self.settings.config_file else None,
             host_name=self.settings.host_name,
             restore_jobs=(lambda: self.restore_jobs) if self.queued and not self.agent else None,
+            backup_jobs=(lambda: self.restore_jobs) if self.queued else None,
         )  # fmt: skip
 
     @cached_property

@@ -217,3 +217,52 @@ def test_shared_work_of_a_killed_agent_is_taken_over_by_another(tmp_path: Path, 
         ha.stop()
         if hb is not None:
             hb.stop()
+
+
+def test_policy_items_run_on_the_host_that_owns_the_volume(bed: dict) -> None:
+    """A policy run on host ha (its agent, through the API; and the library on ha) over a volume on
+    hb: the snapshot is a host call on hb's queue, the backup's reads a backup job on hb's queue,
+    run by agent hb; nothing touches ha's pool."""
+    server, pools, agents = bed["server"], bed["pools"], bed["agents"]
+    with server.client() as c:
+        r = c.post("/volumes", json={"name": "pv", "size": "8M", "pool_labels": {"node": "hb"}, "labels": {"pol": "x"}})
+        assert r.status_code == 201, r.text
+        vol = r.json()
+        assert vol["host"] == "hb"
+        data = os.urandom(8 << 20)
+        (pools["hb"] / "volumes" / f"{vol['id']}.img").write_bytes(data)
+        for kind in ("snapshot", "backup"):
+            r = c.post("/policies", json={"name": f"p-{kind}", "kind": kind, "schedule": "@daily",
+                                          "selector": {"labels": {"pol": "x"}}, "retention": {"keep_last": 3}})  # fmt: skip
+            assert r.status_code == 201, r.text
+        # through the API: a policy-run job on the API's host (ha), run by agent ha
+        for kind in ("snapshot", "backup"):
+            r = c.post(f"/policies/p-{kind}/run", json={})
+            assert r.status_code == 202, r.text
+            job = r.json()
+            wait_for(f"{kind} run", lambda: c.get(f"/jobs/{job['id']}").json()["state"] not in ("queued", "running"), 120)
+            job = c.get(f"/jobs/{job['id']}").json()
+            assert job["state"] == "succeeded" and job["queue"] == "host.ha", job
+            outcome = job["result"]["policies"][0]
+            assert outcome["status"] == "succeeded" and not outcome["errors"], outcome
+        snaps = c.get("/snapshots", params={"volume": "pv"}).json()
+        assert len(snaps) == 1, snaps
+    # and from the library on ha (not the agent)
+    with storage.open(bed["configs"]["ha"]) as st:
+        report = st.policies.run(now_policies=["p-backup"])
+        assert report.ok, report.failures
+        backups = st.backups.list(volume="pv")
+        assert len(backups) == 2 and {b.status for b in backups} == {"available"}, backups
+        restored = bed["pools"]["hb"].parent / "restored.img"
+        st.backups.restore(backups[-1].id, to_path=str(restored))
+        assert restored.read_bytes() == data
+    with server.client() as c:
+        calls = [j for j in c.get("/jobs", params={"kind": "host-call", "limit": 1000}).json()
+                 if j["params"].get("volume_id") == vol["id"]]  # fmt: skip
+        assert {j["params"]["method"] for j in calls} >= {"create_volume", "create_snapshot"}, calls
+        assert {j["queue"] for j in calls} == {"host.hb"}, calls
+        reads = [j for j in c.get("/jobs", params={"kind": "backup"}).json() if j["params"]["source"].endswith(vol["id"])]
+        assert len(reads) == 2 and {j["queue"] for j in reads} == {"host.hb"}, reads
+        assert {j["state"] for j in reads} == {"succeeded"}, reads
+    assert {_owner_pid(o) for o in _owners(bed, "host.hb")} == {_pid(agents["hb"])}
+    assert not (pools["ha"] / "volumes").exists() or not list((pools["ha"] / "volumes").iterdir())

@@ -176,3 +176,25 @@ def test_host_call_create_and_delete_delivered_again_finish(st: storage.Storage)
     run_task(st, "host-call", first, {"method": "delete_volume", "args": delete})
     run_task(st, "host-call", again, {"method": "delete_volume", "args": delete})  # already gone: done
     assert not path.exists()
+
+
+# HostApi calls: which host runs each (storage.host.remote.call_host): volume owner, else target owner, else default
+_VOLUMES = {"v-b": "hb", "v-c": "hc"}
+_TARGETS = {"iqn.2026-11.org.example:v-b": "hb"}
+
+
+@pytest.mark.parametrize(("args", "host"), [
+    ({"pool": "default", "volume_id": "v-b", "size_bytes": 1}, "hb"),  # create/extend/delete/snapshot
+    ({"pool": "default", "source_volume_id": "v-c", "new_volume_id": "n", "size_bytes": 1}, "hc"),  # a clone: its source's host
+    ({"spec": {"key": "v-b", "luns": {}}}, "hb"),  # export_target: the spec's key is the volume id
+    ({"target_iqn": "iqn.2026-11.org.example:v-b"}, "hb"),  # unexport_target: the export's volume's host
+    ({"target_iqn": "iqn.2026-11.org.example:v-b", "lun": 1}, "hb"),  # resize_target
+    ({"target_iqn": "iqn.2026-11.org.example:gone"}, "ha"),  # a target no export row names: this host's
+    ({"pool": "default", "volume_id": "v-new"}, "ha"),  # no row yet: this host
+    ({"pool": "default"}, "ha"),  # pool calls
+    ({}, "ha"),  # list_targets, ensure/stop_export_service, export_driver
+])  # fmt: skip
+def test_host_calls_go_to_the_host_that_owns_what_they_name(args: dict, host: str) -> None:
+    from storage.host.remote import call_host
+
+    assert call_host(args, default="ha", host_of_volume=_VOLUMES.get, host_of_target=_TARGETS.get) == host

@@ -1,4 +1,6 @@
-"""A restore onto a volume as a job: the one path the API, the CLI and the library share.
+"""Restores onto volumes, and backups of another host's volumes, as jobs on the owning host.
+
+A restore onto a volume: the one path the API, the CLI and the library share.
 
 ``RestoreJobs.submit`` checks the target (the volume exists and its host is up, or the new name is
 free and valid), lets the scheduler place a new volume when the work goes through a queue (every
@@ -9,6 +11,12 @@ the owning host's queue (``storage.service._job_host``) or in a thread here (sin
 ``RestoreJobs.run`` is submit, then ``follow``: the library and `storagectl backup restore` in
 cluster mode wait for the job, with its progress handed to their callback and their cancel event
 turned into a job cancel.
+
+``RestoreJobs.backup``: a backup of a volume (or a snapshot) owned by another host, from any
+process with a work queue (a policy run on host A, a `storagectl backup create` on the API host,
+an agent running a policy): its reads must happen on that host, so it runs there as a ``backup``
+job, followed the same way. The encryption key file, when given, must exist at that path on the
+owning host too.
 """
 
 from __future__ import annotations
@@ -91,8 +99,20 @@ class RestoreJobs:
         return RestoreResult.model_validate(result)
 
 
+    def backup(self, source: str, *, backup_id: str, name: str | None = None, labels: dict[str, str] | None = None,
+               description: str | None = None, repository: str | None = None, encryption_key_file: str | None = None,
+               bandwidth_limit: int | str | None = None, progress: "ProgressCallback | None" = None,
+               cancel: threading.Event | None = None) -> Any:  # fmt: skip
+        """Submit the ``backup`` job of ``source`` (``volume:<id>`` or ``snapshot:<id>``), follow it; its result."""
+        params = {"backup_id": backup_id, "source": source, "name": name, "labels": labels, "description": description,
+                  "repository": repository,
+                  "encryption_key_file": encryption_key_file, "bandwidth_limit": bandwidth_limit}  # fmt: skip
+        job = self._jobs.submit("backup", target=backup_id, params=params)
+        return follow(self._jobs, job.id, progress=progress, cancel=cancel, what="backup")
+
+
 def follow(jobs: "JobService", job_id: str, *, progress: "ProgressCallback | None" = None,
-           cancel: threading.Event | None = None, poll: float = POLL_SECONDS) -> Any:
+           cancel: threading.Event | None = None, poll: float = POLL_SECONDS, what: str = "restore") -> Any:
     """Wait for a job of any process: its progress to ``progress``, ``cancel`` set -> the job is
     cancelled; returns its result, or raises the typed error it recorded."""
     from storage.host.remote import error_from_dict
@@ -108,7 +128,7 @@ def follow(jobs: "JobService", job_id: str, *, progress: "ProgressCallback | Non
         if state == "succeeded":
             return info.result
         if state in ("cancelled", "interrupted"):
-            raise Cancelled(f"restore job {job_id} was {state}: {info.message or 'no reason recorded'}", job=job_id)
+            raise Cancelled(f"{what} job {job_id} was {state}: {info.message or 'no reason recorded'}", job=job_id)
         if state == "failed":
             raise error_from_dict(info.error)
         if cancel is not None and cancel.is_set() and not cancelled:

@@ -75,9 +75,12 @@ class BackupService:
         config_file: str | None = None,
         host_name: str | None = None,
         restore_jobs: "Callable[[], RestoreJobs] | None" = None,
+        backup_jobs: "Callable[[], RestoreJobs] | None" = None,
     ) -> None:
         """restore_jobs: set when restores onto volumes go through a work queue (a cluster, outside the
-        agent): the library and the CLI then submit the restore job and follow it, as the API does."""
+        agent): the library and the CLI then submit the restore job and follow it, as the API does.
+        backup_jobs: set with a work queue: a backup of a volume owned by another host than
+        ``host_name`` runs as a job on that host (its reads happen there)."""
         # ops.py and sources.py (this package) use these collaborators through the service
         self.catalog = catalog
         self.settings = settings
@@ -89,6 +92,7 @@ class BackupService:
         self.config_file = config_file  # what an nbdkit plugin process loads (serve)
         self.host_name = host_name or socket.gethostname()
         self._restore_jobs = restore_jobs
+        self._backup_jobs = backup_jobs
 
     # -- helpers -------------------------------------------------------------------------
     @property
@@ -176,6 +180,17 @@ class BackupService:
         labels = validate_labels(labels)
         limit = parse_size(bandwidth_limit, field="bandwidth_limit") if bandwidth_limit else None
         src = sources.resolve(self, source)
+        if self._backup_jobs is not None and src.kind in ("volume", "snapshot") and src.volume_id:
+            owner = self.volumes.get(src.volume_id).host
+            if owner and owner != self.host_name:  # its reads happen on the owning host: a job there
+                if backup_id is not None and not is_uuid(backup_id):
+                    raise InvalidInput(f"backup id {backup_id!r} is not accepted; accepted: a UUID", field="backup_id")
+                backup_id = backup_id or str(uuid.uuid4())
+                self._backup_jobs().backup(f"{src.kind}:{src.ref}", backup_id=backup_id, name=name, labels=labels,
+                                           description=description,
+                                           repository=repository, encryption_key_file=encryption_key_file,
+                                           bandwidth_limit=bandwidth_limit, progress=progress, cancel=cancel)  # fmt: skip
+                return self.get(backup_id)
         repo = self.open_repository(repository, key_file=encryption_key_file, create=True)
         key_file = repo.key_file
         if backup_id is not None and not is_uuid(backup_id):

@@ -70,12 +70,14 @@ def _model(row: ExportRow, volume_name: str) -> Export:
 
 class ExportService:
     def __init__(self, catalog: "Catalog", host: "HostApi", setup: "ExportSetup", volumes: "VolumeService",
-                 host_on: "Callable[[str], HostApi] | None" = None) -> None:
+                 host_on: "Callable[[str], HostApi] | None" = None, *, host_name: str | None = None) -> None:
         """host_on(name): the HostApi of another host. In a cluster a volume's target lives on the
-        host that owns the volume: its driver, its portal, its target calls (``_on``)."""
+        host that owns the volume: its driver, its portal, its target calls (``_on``).
+        host_name: with several hosts, reconcile only the exports of this host's volumes."""
         self._catalog = catalog
         self._host = host
         self._host_on = host_on or (lambda _name: host)
+        self._host_name = host_name
         self._volumes = volumes
         self.iqn_prefix = setup.iqn_prefix
         self.listen_portal = setup.listen_portal
@@ -392,6 +394,8 @@ class ExportService:
             for row in rows:
                 try:
                     vol = self._volumes.get(row.volume_id)
+                    if self._host_name is not None and vol.host and vol.host != self._host_name:
+                        continue  # another host's export: its own reconcile keeps it
                     self._ensure_target(row, vol, report)
                 except StorageError as exc:
                     report.failed.append({"volume": row.volume_id, "error": exc.message})

@@ -11,9 +11,12 @@ it: past its deadline) and ``HostUnavailable`` names the host and the call.
 objects: work that needs them (backup reads, restore writes) runs whole on the owning host's
 agent (job kinds ``backup``, ``restore``), never through here (``Unsupported``).
 
-``RoutedHost`` is the control plane's ``HostApi`` when jobs go through a queue: a call naming a
-volume goes to the host that owns it (``volumes.host``), any other call to this configuration's
-``host_name``.
+``RoutedHost`` is the control plane's ``HostApi`` when jobs go through a queue (``call_host``,
+table-tested): a call naming a volume goes to the host that owns it (``volumes.host``), a call
+naming an export's target (``unexport_target``, ``resize_target``) to the host owning that
+export's volume, any other call to this configuration's ``host_name``. In an agent the same
+routing holds, with its own host's calls run in process (a policy run on one agent snapshots and
+backs up another host's volumes through that host's queue).
 """
 
 from __future__ import annotations
@@ -170,10 +173,15 @@ class RoutedHost(RemoteHost):
     single host. Another host's volume answers Unsupported (its backup runs as a job there)."""
 
     def __init__(self, jobs: "JobService", default_host: str, timeout: float, host_of_volume: Callable[[str], str | None],
-                 local: "Callable[[], HostApi] | None" = None) -> None:  # fmt: skip
+                 local: "Callable[[], HostApi] | None" = None, *, host_of_target: Callable[[str], str | None] | None = None,
+                 own_locally: bool = False) -> None:  # fmt: skip
+        """host_of_target: the host owning an export's target (by IQN); own_locally: this process is
+        ``default_host``'s agent, so calls for its own host run here on ``local``, not via its queue."""
         super().__init__(jobs, default_host, timeout)
         self._host_of_volume = host_of_volume
+        self._host_of_target = host_of_target or (lambda _iqn: None)
         self._local = local
+        self._own_locally = own_locally
 
     def _data_host(self, volume_id: str, what: str) -> HostApi:
         owner = self._host_of_volume(volume_id) or self.host
@@ -190,10 +198,32 @@ class RoutedHost(RemoteHost):
     def changed_ranges(self, pool: str, volume_id: str, base_snapshot_id: str, snapshot_id: str) -> Any:
         return self._data_host(volume_id, "changed_ranges").changed_ranges(pool, volume_id, base_snapshot_id, snapshot_id)
 
+    def delete_volume(self, pool: str, volume_id: str, wipe: str = "none", progress: ProgressCallback | None = None) -> None:
+        if self._own_locally and self._local is not None and self._host_of_volume(volume_id) in (None, self.host):
+            self._local().delete_volume(pool, volume_id, wipe, progress)  # the agent's own volume: with its progress
+        else:
+            super().delete_volume(pool, volume_id, wipe, progress)
+
     def call(self, method: str, **args: Any) -> Any:
-        spec = args.get("spec") if isinstance(args.get("spec"), dict) else {}
-        vid = args.get("volume_id") or args.get("source_volume_id") or spec.get("key")  # an export's key: its volume id
-        host = (self._host_of_volume(vid) if vid else None) or self.host
+        host = call_host(args, default=self.host, host_of_volume=self._host_of_volume, host_of_target=self._host_of_target)
         if host == self.host:
+            if self._own_locally and self._local is not None:  # the agent: its own host's work runs here
+                return getattr(self._local(), method)(**args)
             return super().call(method, **args)
         return RemoteHost(self._jobs, host, self.timeout).call(method, **args)
+
+
+def call_host(args: dict[str, Any], *, default: str, host_of_volume: Callable[[str], str | None],
+              host_of_target: Callable[[str], str | None]) -> str:  # fmt: skip
+    """The host a HostApi call must run on (pure given its two look-ups): the host owning the volume
+    it names (``volume_id``, a clone's ``source_volume_id``, an export spec's ``key``), else the
+    host owning the export whose target it names (``target_iqn``), else ``default`` (the
+    configuration's own host: pool and target-service calls that name nothing)."""
+    spec = args.get("spec") if isinstance(args.get("spec"), dict) else {}
+    vid = args.get("volume_id") or args.get("source_volume_id") or spec.get("key")  # an export's key: its volume id
+    if vid:
+        return host_of_volume(str(vid)) or default
+    iqn = args.get("target_iqn")
+    if iqn:
+        return host_of_target(str(iqn)) or default
+    return default

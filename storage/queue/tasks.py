@@ -109,14 +109,15 @@ def _again(host: Any, method: str, args: dict[str, Any]) -> None:
 @task("backup")
 def backup(st: "Storage", ctx: "JobContext", source: str, backup_id: str, name: str | None = None,
            labels: dict[str, str] | None = None, repository: str | None = None,
-           bandwidth_limit: int | str | None = None, description: str | None = None, **_: Any) -> Any:  # fmt: skip
+           bandwidth_limit: int | str | None = None, description: str | None = None,
+           encryption_key_file: str | None = None, **_: Any) -> Any:  # fmt: skip
     if ctx.attempt > 1:
         done = resume_backup(st, backup_id)
         if done is not None:
             return done
     return st.backups.create(source, repository=repository, name=name, labels=labels, progress=ctx.progress,
                              cancel=ctx.cancel, backup_id=backup_id, bandwidth_limit=bandwidth_limit,
-                             description=description)  # fmt: skip
+                             description=description, encryption_key_file=encryption_key_file)  # fmt: skip
 
 
 def resume_backup(st: "Storage", backup_id: str) -> Any:
