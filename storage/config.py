@@ -144,6 +144,8 @@ class ClusterConfig(BaseModel):
     queue: Literal["in-process", "procrastinate"] = "in-process"
     remote_call_timeout: float = Field(default=120.0, gt=0, le=86400)  # seconds a device call waits for its agent
     worker_concurrency: int = Field(default=4, ge=1, le=64)  # jobs an agent runs at once
+    # finished host-call job rows older than this many seconds are deleted by the agents (storage/jobs/prune.py)
+    host_call_retention: float = Field(default=86400.0, gt=0, le=366 * 86400)
 
     @model_validator(mode="after")
     def _down_after_heartbeat(self) -> "ClusterConfig":

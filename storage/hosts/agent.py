@@ -8,7 +8,9 @@ SIGTERM or SIGINT ends the loop between two heartbeats and the process exits 0.
 With ``[cluster] queue = "procrastinate"`` the agent also runs the host's worker
 (storage.queue.pq.QueueWorker): it takes jobs from ``host.<host_name>`` and ``shared`` and runs
 them here, on this host's drivers; at start and then periodically it hands back to the queue
-the jobs of workers that stopped heartbeating (a killed agent's), so they run again.
+the jobs of workers that stopped heartbeating (a killed agent's), so they run again, and it
+deletes finished ``host-call`` job rows older than ``[cluster] host_call_retention``
+(storage/jobs/prune.py).
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ class Agent:
         self.started_at: datetime = utcnow()
         self.heartbeats = 0
         self.worker: "QueueWorker | None" = None
+        self.pruned = 0  # host-call job rows deleted so far (storage/jobs/prune.py)
+        self._last_prune: float | None = None
 
     def _default_open(self) -> "HostService":
         from storage.service import Storage
@@ -80,6 +84,28 @@ class Agent:
         self.worker.start()
         log.info("host %r takes work from queues %s", self.settings.host_name, ", ".join(self.worker.queues))
 
+    def prune(self) -> None:
+        """With a work queue: delete finished host-call job rows older than ``host_call_retention``,
+        at most every ``prune_every`` seconds. A failure is logged; the next round tries again."""
+        from storage.jobs.prune import prune_every, prune_host_calls
+
+        cluster = self.settings.cluster
+        if cluster is None or cluster.queue != "procrastinate" or self._storage is None:
+            return
+        now = time.monotonic()
+        if self._last_prune is not None and now - self._last_prune < prune_every(cluster.host_call_retention, cluster.heartbeat_interval):
+            return
+        self._last_prune = now
+        try:
+            n = prune_host_calls(self._storage.catalog, retention=cluster.host_call_retention)  # type: ignore[attr-defined]
+        except Exception as exc:  # noqa: BLE001 - pruning is housekeeping: never stops the heartbeats
+            log.warning("pruning finished host-call jobs failed: %s", one_line(exc))
+            return
+        self.pruned += n
+        if n:
+            log.info("pruned %d finished host-call jobs older than %gs", n, cluster.host_call_retention,
+                     extra={"ecs": {"event.action": "jobs.prune", "event.outcome": "success"}})  # fmt: skip
+
     def beat(self) -> None:
         """One registration/heartbeat; opens the catalog first when it is not open yet."""
         started = time.perf_counter_ns()
@@ -100,6 +126,7 @@ class Agent:
             try:
                 self.beat()
                 self.ensure_worker()  # the loop only: `agent --once` registers and takes no work
+                self.prune()
             except Exception as exc:  # noqa: BLE001 - any failure to reach the catalog is retried
                 failures += 1
                 delay = retry_delay(failures, interval, cap)
