@@ -5,18 +5,18 @@ status (the loser of a race gets Conflict), the backend does its step, and a sec
 records the result. A crash in between leaves the transitional status behind, with the owning
 ``host:pid``, for ``storage.volumes.check`` to find.
 
-Sizes are rounded up to the pool's granularity (1 MiB for the file backend).
+Sizes are rounded up to the pool's granularity (1 MiB for the file backend). Creating a volume
+(placement, the row, the backend) lives in storage/volumes/create.py.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from storage.catalog import intents
 from storage.catalog.base import new_id, utcnow
 from storage.catalog.volumes import (
     AttachmentRow,
@@ -29,7 +29,7 @@ from storage.catalog.volumes import (
     this_owner,
 )
 from storage.domain import SnapshotStatus, Volume, VolumeStatus
-from storage.errors import Conflict, HostUnavailable, InvalidInput, NotFound, StorageError
+from storage.errors import Conflict, InvalidInput, NotFound, StorageError
 from storage.bounds import check_labels
 from storage.names import is_uuid, validate_name
 from storage.units import format_size, parse_size, round_up
@@ -47,20 +47,14 @@ if TYPE_CHECKING:
     from storage.catalog import Catalog
     from storage.exports.service import ExportService
     from storage.host.api import HostApi, ProgressCallback
-    from storage.scheduler import Decision, Hints
+    from storage.scheduler import Hints
+    from storage.volumes.create import Placed
     from storage.volumes.placement import Placer
     from storage.hosts.service import HostService
     from storage.volumes.snapshots import SnapshotService
 
 V = VolumeStatus
 WIPE_MODES = ("none", "zero")
-
-
-class Placed(NamedTuple):
-    """A new volume and the scheduler's decision that placed it (None for copies)."""
-
-    volume: Volume
-    decision: "Decision | None"
 
 
 def validate_labels(labels: dict[str, str] | None) -> dict[str, str]:
@@ -205,108 +199,10 @@ class VolumeService:
         restoring: bool = False,
     ) -> "Placed":
         """``create``, also returning the scheduler's decision (None for copies, which are not scheduled)."""
-        validate_name(name, kind="volume")
-        labels = validate_labels(labels)
-        made = intents.resume("volume")  # a keyed request whose first attempt died after making it
-        if made is not None:
-            try:
-                return Placed(self.get(made), None)  # get() settles a status its dead creator left
-            except NotFound:
-                pass  # gone since (never finished, or deleted): make it
-        if source_volume and source_snapshot:
-            raise InvalidInput("give source_volume or source_snapshot, not both")
-        src_vol: Volume | None = None
-        snap_id: str | None = None
-        if source_volume:
-            src_vol = self.get(source_volume)
-        elif source_snapshot:
-            snap = self._snapshots().get(source_snapshot)
-            snap_id = snap.id
-            src_vol = self.get(snap.volume_id)
-        clustered = self._placer.clustered  # any registered host may take it (storage.volumes.placement)
-        # the host that takes the new volume: a copy's source host in a cluster, else this host
-        # (a new empty volume in a cluster: the scheduler's choice, below)
-        owner = (src_vol.host or self._host_name) if clustered and src_vol is not None else self._host_name
-        if self._hosts is not None and not (clustered and src_vol is None):  # it must be up and enabled
-            self._hosts().require_accepting(owner)
-            if src_vol is not None:
-                self._hosts().require_up(src_vol.host)
-        decision = None
-        if src_vol is not None:
-            if pool is not None and pool != src_vol.pool:
-                raise InvalidInput(
-                    f"pool {pool!r} differs from the source's pool {src_vol.pool!r}; copies stay in the source's pool"
-                )
-            if hints:
-                raise InvalidInput("placement hints apply to new empty volumes; copies stay in the source's pool")
-            pool = src_vol.pool
-        elif size is None:
-            raise InvalidInput("size is required for a new empty volume; accepted: e.g. 512M, 10G, 1T or bytes")
-        else:
-            if pool is not None and not clustered:
-                self._host.check_pool(pool)
-            decision = self._placer.place(parse_size(size), pool=pool, hints=hints)
-            assert decision.chosen is not None
-            pool = decision.chosen.pool
-            owner = decision.chosen.host if clustered else owner
-        on = self._host_on(owner) if clustered else self._host
-        on.check_pool(pool)
-        min_size = 0
-        if src_vol is not None:
-            min_size = src_vol.size_bytes if snap_id is None else self._snapshots().get(snap_id).size_bytes
-        size_bytes = min_size if size is None else self._size(size, pool, on=on)
-        if size_bytes < min_size:
-            raise InvalidInput(
-                f"size {format_size(size_bytes)} is smaller than the source ({format_size(min_size)}); "
-                "accepted: at least the source's size"
-            )
-        vid = new_id()
-        now = utcnow()
-        with self._catalog.session() as s:
-            if s.scalar(select(VolumeRow.id).where(VolumeRow.name == name)) is not None:
-                raise Conflict(f"a volume named {name!r} exists already; choose another name", volume=name)
-            s.add(
-                VolumeRow(
-                    id=vid, name=name, size_bytes=size_bytes, pool=pool,
-                    status=(V.RESTORING_BACKUP if restoring and src_vol is None else V.CREATING).value, labels=labels,
-                    source_volume_id=src_vol.id if src_vol else None, source_snapshot_id=snap_id,
-                    task_owner=this_owner(), created_at=now, updated_at=now, host=owner,
-                )
-            )
-            intents.record_made(s, "volume", vid)  # with the row: a retry of this keyed request finds it
-        try:
-            if src_vol is not None and snap_id is None:
-                with self._hold_volume(src_vol.id, V.CLONING):
-                    self._host.clone_volume(pool, src_vol.id, vid, size_bytes)
-            elif src_vol is not None and snap_id is not None:
-                with self._hold_snapshot(snap_id):
-                    self._host.clone_snapshot(pool, src_vol.id, snap_id, vid, size_bytes)
-            else:
-                self._host.create_volume(pool, vid, size_bytes)
-        except BaseException as exc:
-            self._undo_create(pool, vid, reach_host=not isinstance(exc, HostUnavailable))
-            raise
-        with self._catalog.session() as s:
-            if not (restoring and src_vol is None):
-                cas_volume_status(s, vid, V.AVAILABLE, transitional=False)
-            vol = load_volume(s, vid)
-        assert vol is not None
-        return Placed(vol, decision)
+        from storage.volumes.create import create_explained
 
-    def _undo_create(self, pool: str, vid: str, reach_host: bool = True) -> None:
-        """Take back a failed create (file and row); ``error`` at once when its host did not answer."""
-        if not reach_host:
-            with self._catalog.session() as s:
-                force_volume_status(s, vid, V.ERROR)
-            return
-        try:
-            self._host.delete_volume(pool, vid)
-        except StorageError:
-            with self._catalog.session() as s:
-                force_volume_status(s, vid, V.ERROR)
-            return
-        with self._catalog.session() as s:
-            delete_volume_row(s, vid)
+        return create_explained(self, name, size, pool=pool, labels=labels, source_volume=source_volume,
+                                source_snapshot=source_snapshot, hints=hints, restoring=restoring)  # fmt: skip
 
     def clone(self, ref: str, new_name: str, *, size: str | int | None = None) -> Volume:
         return self.create(new_name, size, source_volume=ref)
