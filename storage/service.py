@@ -172,7 +172,7 @@ class Storage:
         return VolumeService(
             self.catalog, self.host, placer=self.placer, host_name=self.settings.host_name,
             snapshots=lambda: self.snapshots, exports=lambda: self.exports, hosts=lambda: self.hosts,
-            host_on=self.host_on,
+            host_on=self.host_on, settle_host=self.local_host if self.agent else None,
         )  # fmt: skip
 
     def host_on(self, name: str) -> "HostApi":
@@ -204,7 +204,7 @@ class Storage:
         def settle() -> object:
             from storage.volumes.settle import settle_volumes
 
-            return settle_volumes(self.catalog, self.host)
+            return settle_volumes(self.catalog, self.local_host if self.agent else self.host)
 
         return VolumeListing(self.catalog, settle=settle)
 

@@ -74,6 +74,7 @@ class VolumeService:
         host_name: str | None = None,
         hosts: "Callable[[], HostService] | None" = None,
         host_on: "Callable[[str], HostApi] | None" = None,
+        settle_host: object | None = None,
     ) -> None:
         """placer chooses the pool of a new empty volume (storage.volumes.placement); snapshots and
         exports are providers: those services need this one, so they are read on first use.
@@ -81,6 +82,8 @@ class VolumeService:
         host_name is this host (it owns the volumes created here); hosts, when given, guards every
         operation on a volume's devices: its host must be up (else HostUnavailable, 503).
         host_on(name): the HostApi of another host (a cluster's placer may choose any host).
+        settle_host: the drivers that settle statuses a dead process left (default ``host``; an
+        agent's own drivers, whose ``host`` routes calls by volume).
         """
         self._catalog = catalog
         self._host = host
@@ -90,6 +93,7 @@ class VolumeService:
         self._snapshots = snapshots
         self._exports = exports
         self._host_on = host_on or (lambda _name: host)
+        self._settle_host = host if settle_host is None else settle_host
 
     def _granularity(self, pool: str, on: "HostApi | None" = None) -> int:
         return int((on or self._host).pool_capabilities(pool)["size_granularity"])
@@ -137,7 +141,7 @@ class VolumeService:
 
     def get(self, ref: str) -> Volume:
         vid = self._row_id(ref)
-        settle_volumes(self._catalog, self._host, [vid])  # a status left by a dead process is settled, not refused
+        settle_volumes(self._catalog, self._settle_host, [vid])  # a status left by a dead process is settled, not refused
         with self._catalog.session() as s:
             vol = load_volume(s, vid)
         if vol is None:
@@ -146,7 +150,7 @@ class VolumeService:
         return vol
 
     def _listing(self) -> VolumeListing:
-        return VolumeListing(self._catalog, settle=lambda: settle_volumes(self._catalog, self._host))
+        return VolumeListing(self._catalog, settle=lambda: settle_volumes(self._catalog, self._settle_host))
 
     def list(
         self, *, pool: str | None = None, status: str | VolumeStatus | None = None, labels: dict[str, str] | None = None
