@@ -110,7 +110,9 @@ from storage.scheduler import Candidate  # noqa: E402
 @pytest.mark.parametrize(
     ("created", "status", "read_at", "expected"),
     [
-        (NOW + S, "available", NOW, True),  # made after the report was read
+        # ``created``: the row's updated_at. A row inserted before the report was read whose device
+        # the agent made after it turns available after it too: counted (test_cluster_placement raced on it)
+        (NOW + S, "available", NOW, True),  # made (or made available) after the report was read
         (NOW, "available", NOW, True),  # the same instant: counted (errs towards refusing)
         (NOW - S, "available", NOW, False),  # older than the report: in it
         (NOW - 3600 * S, "creating", NOW, True),  # its device may not exist yet

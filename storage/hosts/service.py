@@ -231,9 +231,9 @@ class HostService:
         out: dict[tuple[str, str], int] = {}
         with self._catalog.session() as s:
             rows = s.execute(query).all()
-        for host, pool, size, status, created in rows:
+        for host, pool, size, status, changed in rows:
             key = (host, pool)
-            if key in read and unreported(created, status, read[key]):
+            if key in read and unreported(changed, status, read[key]):
                 out[key] = out.get(key, 0) + int(size)
         return out
 
