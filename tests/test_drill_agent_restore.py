@@ -19,7 +19,7 @@ import time
 import pytest
 
 from tests.test_hosts_agent import AgentProc, wait_for
-from tests.test_queue_agents import bed  # noqa: F401 - the fixture
+from tests.test_queue_agents import ON_HA, bed  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.slow
 MIB = 1024 * 1024
@@ -29,7 +29,7 @@ SIZE_MIB = int(os.environ.get("DRILL5_VOLUME_MIB", "192"))
 def test_agent_killed_mid_restore_never_leaves_a_partial_available_volume(bed: dict) -> None:  # noqa: F811
     server, pools, agents = bed["server"], bed["pools"], bed["agents"]
     with server.client() as c:
-        r = c.post("/volumes", json={"name": "src", "size": f"{SIZE_MIB}M"})
+        r = c.post("/volumes", json={"name": "src", "size": f"{SIZE_MIB}M", "pool_labels": ON_HA})
         assert r.status_code == 201, r.text
         src = r.json()
         original = os.urandom(SIZE_MIB * MIB)
