@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from storage.apply.service import ApplyResult, ApplyService
     from storage.auth.service import TokenService
     from storage.backup.listing import BackupListing
-    from storage.backup.queued import RestoreJobs
+    from storage.backup.queued import BackupJobs
     from storage.backup.service import BackupService
     from storage.exports.connections import ConnectionService
     from storage.exports.service import ExportService
@@ -245,16 +245,17 @@ class Storage:
             volumes=self.volumes, snapshots=self.snapshots, host=self.host,
             config_file=str(self.settings.config_file) if self.settings.config_file else None,
             host_name=self.settings.host_name,
-            restore_jobs=(lambda: self.restore_jobs) if self.queued and not self.agent else None,
-            backup_jobs=(lambda: self.restore_jobs) if self.queued else None,
+            restore_jobs=(lambda: self.backup_jobs) if self.queued and not self.agent else None,
+            backup_jobs=(lambda: self.backup_jobs) if self.queued else None,
         )  # fmt: skip
 
     @cached_property
-    def restore_jobs(self) -> "RestoreJobs":
-        """Restores onto volumes as jobs (the API always; the library and CLI with a work queue)."""
-        from storage.backup.queued import RestoreJobs
+    def backup_jobs(self) -> "BackupJobs":
+        """Restores onto volumes as jobs (the API always; the library and CLI with a work queue), and
+        backups of another host's volume as jobs on that host (with a work queue)."""
+        from storage.backup.queued import BackupJobs
 
-        return RestoreJobs(self.jobs, self.volumes, self.placer, lambda: self.hosts, host_name=self.settings.host_name,
+        return BackupJobs(self.jobs, self.volumes, self.placer, lambda: self.hosts, host_name=self.settings.host_name,
                            pools=self.settings.pools)  # fmt: skip
 
     @cached_property

@@ -135,7 +135,7 @@ def start_restore(request: Request, st: StorageDep, backup: Backup, body: Restor
     """Check the target, place a new volume (several hosts: the scheduler, over every host) and submit
     the restore job (storage.backup.queued: the library and CLI use the same path; the web
     dashboard's restore button too)."""
-    return st.restore_jobs.submit(backup, to_volume=body.to_volume, new_volume_name=body.new_volume_name,
+    return st.backup_jobs.submit(backup, to_volume=body.to_volume, new_volume_name=body.new_volume_name,
                                   pool=body.pool, created_by=caller(request))
 
 

@@ -2,17 +2,17 @@
 
 A restore onto a volume: the one path the API, the CLI and the library share.
 
-``RestoreJobs.submit`` checks the target (the volume exists and its host is up, or the new name is
+``BackupJobs.submit`` checks the target (the volume exists and its host is up, or the new name is
 free and valid), lets the scheduler place a new volume when the work goes through a queue (every
 registered host's pools: it may land on another host than the backup's source; the job's params
 keep ``host``, ``pool`` and the whole ``placement``) and submits the ``restore`` job, which runs on
 the owning host's queue (``storage.service._job_host``) or in a thread here (single host).
 
-``RestoreJobs.run`` is submit, then ``follow``: the library and `storagectl backup restore` in
+``BackupJobs.run`` is submit, then ``follow``: the library and `storagectl backup restore` in
 cluster mode wait for the job, with its progress handed to their callback and their cancel event
 turned into a job cancel.
 
-``RestoreJobs.backup``: a backup of a volume (or a snapshot) owned by another host, from any
+``BackupJobs.backup``: a backup of a volume (or a snapshot) owned by another host, from any
 process with a work queue (a policy run on host A, a `storagectl backup create` on the API host,
 an agent running a policy): its reads must happen on that host, so it runs there as a ``backup``
 job, followed the same way. The encryption key file, when given, must exist at that path on the
@@ -46,7 +46,7 @@ def progress_of(job: "JobInfo") -> Progress:
                     rate=float(job.rate_bytes_per_s or 0.0), eta_seconds=job.eta_seconds)  # fmt: skip
 
 
-class RestoreJobs:
+class BackupJobs:
     def __init__(self, jobs: "JobService", volumes: "VolumeService", placer: "Placer",
                  hosts: "Callable[[], HostService]", *, host_name: str, pools: Mapping[str, object]) -> None:  # fmt: skip
         self._jobs = jobs

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path as _Path
 
-    from storage.backup.queued import RestoreJobs
+    from storage.backup.queued import BackupJobs
 
     from storage.catalog import Catalog
     from storage.config import BackupConfig
@@ -74,8 +74,8 @@ class BackupService:
         host: "HostApi",
         config_file: str | None = None,
         host_name: str | None = None,
-        restore_jobs: "Callable[[], RestoreJobs] | None" = None,
-        backup_jobs: "Callable[[], RestoreJobs] | None" = None,
+        restore_jobs: "Callable[[], BackupJobs] | None" = None,
+        backup_jobs: "Callable[[], BackupJobs] | None" = None,
     ) -> None:
         """restore_jobs: set when restores onto volumes go through a work queue (a cluster, outside the
         agent): the library and the CLI then submit the restore job and follow it, as the API does.
