@@ -40,6 +40,8 @@ def cluster_config(root: Path, name: str, url: str, pool: Path) -> Path:
         f'[pools.default]\ndriver = "file"\npath = "{pool}"\nlabels = {{ node = "{name}" }}\n'
         f'[cluster]\nheartbeat_interval = 0.5\nservice_down_time = {DOWN_TIME}\nqueue = "procrastinate"\n'
         f"remote_call_timeout = 60\n"
+        # packs of 1 MiB (not 256 MiB streamed ones), so a kill mid-backup finds some stored for the re-run to reuse
+        f'[backup]\nstream_pack_size = "1M"\n'
     )
     return path
 
