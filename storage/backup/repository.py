@@ -22,7 +22,6 @@ from storage.errors import DataCorruption, InvalidInput, NotFound, StorageError
 DEFAULT_PACK_SIZE = 32 * 1024 * 1024
 # packs uploaded while they fill (stores with put_stream) cost no memory for their size: 4 + 4 objects per GiB
 DEFAULT_STREAM_PACK_SIZE = 256 * 1024 * 1024
-READ_BLOCK = 1024 * 1024  # bytes per read() of a GET body
 
 
 class Location(Protocol):
@@ -393,9 +392,8 @@ class Repository:
         length, got = len(out), 0
         try:
             with store.get_object(self.container, self.object_name(relative), (start, length)) as reader:
-                while got < length and (block := reader.read(min(READ_BLOCK, length - got))):
-                    out[got: got + len(block)] = block
-                    got += len(block)
+                while got < length and (n := reader.readinto(out[got:])):
+                    got += n
         except NotFound:
             raise DataCorruption(f"object {relative} is missing from repository {self.url}") from None
         except InvalidInput:
