@@ -144,10 +144,11 @@ class Repository:
     def seal_chunk(self, chunk_id: str, data: bytes | memoryview) -> bytes:
         return fmt.seal(data, self.config, self.keys, lambda flag: fmt.chunk_aad(flag, chunk_id))
 
-    def open_chunk(self, body: bytes | memoryview, ref: ChunkRef, length: int | None) -> bytes:
-        """Decode and verify a chunk body: tag (encrypted), size and content address."""
+    def open_chunk(self, body: bytes | memoryview, ref: ChunkRef, length: int | None, *, borrow: bool = False) -> bytes:
+        """Decode and verify a chunk body: tag (encrypted), size and content address.
+        borrow=True may return a view into body (a plain uncompressed chunk): use it before body changes."""
         what = f"chunk {ref.id}"
-        data = fmt.unseal(body, self.keys, lambda flag: fmt.chunk_aad(flag, ref.id), length, what)
+        data = fmt.unseal(body, self.keys, lambda flag: fmt.chunk_aad(flag, ref.id), length, what, borrow=borrow)
         if length is not None and len(data) != length:
             raise DataCorruption(f"{what} holds {len(data)} bytes; the manifest expects {length}", chunk=ref.id)
         if self.chunk_id(data) != ref.id:
