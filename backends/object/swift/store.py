@@ -25,7 +25,6 @@ import hashlib
 import io
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from http.client import HTTPException
 from typing import Any, BinaryIO, ClassVar
 
 from swiftclient.client import Connection
@@ -36,6 +35,7 @@ from backends.object.base import ContainerInfo, ObjectInfo, ObjectReader, Object
 from backends.object.io import HashingWindow, as_seekable
 from backends.object.listing import limited, validate_limit
 from backends.object.names import validate_container, validate_object_name, validate_range
+from backends.object.swift.reader import IO_CHUNK, SwiftReader
 from backends.object.swift.stream import put_stream
 from backends.object.swift.slo import (
     manifest_body,
@@ -55,7 +55,6 @@ from backends.object.swift.util import (
 from storage.errors import BackendError, DataCorruption, InvalidInput
 from storage.units import parse_size
 
-IO_CHUNK = 1024 * 1024
 AUTH_OPTIONS = (
     "auth_url", "user", "key", "username", "password", "project_name", "project_id", "user_domain_name",
     "project_domain_name", "region_name", "auth_version", "preauth_token", "storage_url",
@@ -91,91 +90,6 @@ def _number(options: Mapping[str, Any], key: str, default: float, *, minimum: fl
             field=key,
         )
     return number
-
-
-class _SwiftReader(ObjectReader):
-    """A GET body; verifies the MD5 of a whole simple object at its end."""
-
-    def __init__(self, body: Any, info: ObjectInfo, expected: int, verify_md5: bool) -> None:
-        super().__init__(info)
-        self._body = body
-        self._expected = expected
-        self._got = 0
-        self._md5 = hashlib.md5(usedforsecurity=False) if verify_md5 else None
-        self._done = expected == 0
-        self._fast = True  # readinto() may receive into the caller's buffer (see _direct)
-
-    def read(self, n: int = -1) -> bytes:
-        if self._done:
-            return b""
-        if n is None or n < 0:
-            parts = []
-            while block := self.read(IO_CHUNK):
-                parts.append(block)
-            return b"".join(parts)
-        with swift_errors("read", f"object {self.info.name if self.info else ''!r}"):
-            data = self._body.read(min(n, self._expected - self._got))
-        self._got += len(data)
-        if self._md5 is not None:
-            self._md5.update(data)
-        if not data or self._got >= self._expected:
-            self._finish()
-        return data
-
-    def readinto(self, out: Any) -> int:
-        """Receive the next bytes straight into out: the socket's recv_into fills it, where read()
-        goes through three intermediate bytes objects (http.client, urllib3's buffer, the caller's
-        copy), about 0.25 CPU-s per GiB. A connection dropped meanwhile falls back to read(), whose
-        swiftclient body asks again from the byte reached (its ``bytes_read`` counts these too)."""
-        if self._done:
-            return 0
-        fp = self._direct()
-        if fp is None:
-            return super().readinto(out)
-        view = memoryview(out)[: self._expected - self._got]
-        try:
-            n = fp.readinto(view)
-        except (OSError, HTTPException):
-            n = 0
-        if not n:  # dropped (or short): the slow path retries from bytes_read, or says why not
-            self._fast = False
-            return super().readinto(out)
-        if hasattr(self._body, "bytes_read"):
-            self._body.bytes_read += n
-        self._got += n
-        if self._md5 is not None:
-            self._md5.update(view[:n])
-        if self._got >= self._expected:
-            self._finish()
-        return n
-
-    def _direct(self) -> Any:
-        """The http.client response under swiftclient's body and urllib3's, when reading it directly
-        skips nothing: no content decoding, nothing buffered above it. None otherwise."""
-        if not self._fast:
-            return None
-        raw = getattr(getattr(self._body, "resp", None), "raw", None)
-        fp = getattr(raw, "_fp", None)
-        buffered = getattr(raw, "_decoded_buffer", None)
-        headers = getattr(raw, "headers", None) or {}
-        if (fp is None or not hasattr(fp, "readinto") or (buffered is not None and len(buffered))
-                or getattr(raw, "_decoder", None) is not None or headers.get("content-encoding", "identity") != "identity"):
-            self._fast = False
-            return None
-        return fp
-
-    def _finish(self) -> None:
-        self._done = True
-        name = self.info.name if self.info else ""
-        if self._got != self._expected:
-            raise BackendError(f"object {name!r}: the server sent {self._got} of {self._expected} bytes")
-        if self._md5 is not None and self.info and self.info.etag and self._md5.hexdigest() != self.info.etag:
-            raise DataCorruption(f"object {name!r}: downloaded data does not match its ETag {self.info.etag}")
-
-    def close(self) -> None:
-        close = getattr(self._body, "close", None)
-        if close:
-            close()
 
 
 class SwiftStore(ObjectStore):
@@ -452,20 +366,20 @@ class SwiftStore(ObjectStore):
         validate_object_name(name)
         rng = validate_range(byte_range)
         if rng is not None and rng[1] == 0:
-            return _SwiftReader(io.BytesIO(), self.head_object(container, name), 0, False)
+            return SwiftReader(io.BytesIO(), self.head_object(container, name), 0, False)
         headers = {"Range": f"bytes={rng[0]}-{rng[0] + rng[1] - 1}"} if rng else {}
         with self._ctx("download", f"object {name!r} from container {container!r}"):
             resp_headers, body = self.conn.get_object(container, name, resp_chunk_size=IO_CHUNK, headers=headers)
         info = object_info_from_headers(name, resp_headers)
         expected = int(resp_headers.get("content-length", 0))
         if rng is not None and "content-range" not in resp_headers:
-            _SwiftReader(body, info, 0, False).close()
+            SwiftReader(body, info, 0, False).close()
             raise BackendError(f"object {name!r}: the server ignored the byte range {rng}")
         if rng is not None:
             info = ObjectInfo(info.name, int(resp_headers["content-range"].rsplit("/", 1)[1]), info.etag,
                               info.last_modified, info.content_type, info.metadata)
         slo = resp_headers.get("x-static-large-object", "").lower() == "true"
-        return _SwiftReader(body, info, expected, verify_md5=rng is None and not slo)
+        return SwiftReader(body, info, expected, verify_md5=rng is None and not slo)
 
     def head_object(self, container: str, name: str) -> ObjectInfo:
         validate_container(container)
