@@ -117,6 +117,33 @@ def test_seal_unseal_round_trip(encrypted: bool, payload: bytes) -> None:
             fmt.unseal(body, keys, lambda f: fmt.chunk_aad(f, "0" * 64), len(payload), "c")
 
 
+@pytest.mark.parametrize("encrypted", [False, True])
+@pytest.mark.parametrize("payload", [b"a" * 300_000, os.urandom(300_000)])
+def test_unseal_borrow_views_only_plain_raw_bodies(encrypted: bool, payload: bytes) -> None:
+    """borrow=True (restore): a plain raw chunk comes back as a view into the body buffer (no
+    copy); anything decoded (decrypted, decompressed) is its own bytes; both equal the payload,
+    and a flipped bit in a borrowed view is still caught by the content address."""
+    cfg, keys = config(encrypted)
+    cid = fmt.content_id(payload, keys)
+    body = bytearray(fmt.seal(payload, cfg, keys, lambda f: fmt.chunk_aad(f, cid)))
+    out = fmt.unseal(memoryview(body), keys, lambda f: fmt.chunk_aad(f, cid), len(payload), "c", borrow=True)
+    assert bytes(out) == payload
+    raw_plain = not encrypted and body[0] & 0x7F == compression.FLAG_RAW
+    assert isinstance(out, memoryview) == raw_plain
+    if raw_plain:
+        body[10] ^= 1  # the view sees the buffer: the caller must use it before the buffer changes
+        assert bytes(out) != payload and fmt.content_id(out, keys) != cid
+    assert compression.decompress(compression.FLAG_RAW, memoryview(b"xy"), 2) == b"xy"  # default: a copy
+    assert isinstance(compression.decompress(compression.FLAG_RAW, memoryview(b"xy"), 2), bytes)
+
+
+def test_repo_keys_repr_hides_the_keys() -> None:
+    _cfg, keys = config(True)
+    text = repr(keys)
+    assert keys.enc_key.hex() not in text and keys.id_key.hex() not in text
+    assert str(keys.enc_key) not in text and str(keys.id_key) not in text and "hash=" in text
+
+
 def test_probe_stores_incompressible_chunks_raw_quickly() -> None:
     data = os.urandom(MIB)
     flag, payload = compression.compress(data, "zstd", 3)

@@ -50,6 +50,13 @@ class ObjectReader:
     def read(self, n: int = -1) -> bytes:
         raise NotImplementedError
 
+    def readinto(self, out: Any) -> int:
+        """Fill the start of out (a writable buffer) with the next bytes; 0 at the end.
+        Readers that can receive straight into out (no intermediate bytes objects) override it."""
+        data = self.read(min(len(out), 1024 * 1024))
+        out[: len(data)] = data
+        return len(data)
+
     def __iter__(self) -> Iterator[bytes]:
         while True:
             block = self.read(1024 * 1024)

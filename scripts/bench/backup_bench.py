@@ -2,6 +2,10 @@
 """Backup benchmark, wall clock of whole commands: `storagectl` vs `restic` vs plain `swift`.
 
     .venv/bin/python scripts/bench/backup_bench.py [--size 1G] [--rounds 3] [--pools ext4,xfs] [--no-write]
+        [--cases full,incremental,restore]
+
+With ``--cases restore`` the backups are made once, untimed (round 0), and every round restores
+them; that table goes between its own markers (backup-bench-restore) in docs/benchmarks.md.
 
 Starts a Swift all-in-one (scripts/swift-aio.sh, devices on tmpfs) and, per pool (a file pool on
 the host's ext4 /var/tmp; a file pool on xfs with reflink on a loop device), fills one volume
@@ -47,7 +51,9 @@ STORAGECTL = ROOT / ".venv" / "bin" / "storagectl"
 SWIFT_CLI = ROOT / ".cache" / "swift-venv" / "bin" / "swift"
 MIB = 1024 * 1024
 START, END = "<!-- backup-bench:start -->", "<!-- backup-bench:end -->"
+RESTORE_START, RESTORE_END = "<!-- backup-bench-restore:start -->", "<!-- backup-bench-restore:end -->"
 OURS = ("storagectl plain", "storagectl encrypted")
+BEFORE = ("baseline plain", "baseline encrypted")  # --baseline: another storagectl's restores, same rounds
 
 
 def run(cmd: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -90,12 +96,17 @@ class Bench:
         self.args, self.size, self.work, self.sw_env, self.swift_dir, self.restic = args, size, work, sw_env, swift_dir, restic
         self.series: dict[tuple[str, str, str], Series] = {}
         self.notes: dict[str, Any] = {}
+        self.cases = set(args.cases.split(","))
+        self.made: dict[str, tuple[dict[str, str], dict[str, str], int]] = {}  # pool -> (latest ids, restic env, round)
+
+    def timing(self, op: str) -> bool:
+        return op in self.cases
 
     def s(self, pool: str, op: str, tool: str) -> Series:
         return self.series.setdefault((pool, op, tool), Series())
 
-    def ours(self, cfg: Path, *args: str) -> tuple[Any, dict[str, Any]]:
-        sample = timed([self.args.storagectl, "-c", str(cfg), *args, "--json"], swift_marker=self.swift_dir)
+    def ours(self, cfg: Path, *args: str, exe: str | None = None) -> tuple[Any, dict[str, Any]]:
+        sample = timed([exe or self.args.storagectl, "-c", str(cfg), *args, "--json"], swift_marker=self.swift_dir)
         return sample, json.loads(sample.out)
 
     def restic_env(self, container: str) -> dict[str, str]:
@@ -104,14 +115,31 @@ class Bench:
 
     def round(self, pool: str, cfg: Path, volume: str, path: str, key: Path, r: int) -> None:
         tools = [*OURS, "restic", "swift"]
+        key_args = {OURS[0]: [], OURS[1]: ["-k", str(key)]}
+        floor, _doc = self.ours(cfg, "backup", "list")  # start-up + catalog: what every command pays before any data
+        self.s(pool, "start-up floor", "storagectl").add(floor)
+        if pool not in self.made or self.timing("full") or self.timing("incremental"):
+            self.made[pool] = self.backups(pool, cfg, volume, path, key, r)
+        latest, renv, made_in = self.made[pool]
+        if self.timing("restore"):
+            self.restores(pool, cfg, path, r, latest, renv, made_in, key_args)
+
+    def backups(self, pool: str, cfg: Path, volume: str, path: str, key: Path, r: int) -> tuple[dict[str, str], dict[str, str], int]:
+        """Full backups, ten 1 MiB writes, incrementals (timed when those cases are asked for)."""
+        tools = [*OURS, "restic", "swift"]
         repos = {t: f"swift://swift@bench-{pool}-{t.split()[-1]}-{r}" for t in OURS}
         renv = self.restic_env(f"bench-restic-{pool}-{r}")
         run([self.restic, "init"], env=renv)
         key_args = {OURS[0]: [], OURS[1]: ["-k", str(key)]}
         latest: dict[str, str] = {}
-        floor, _doc = self.ours(cfg, "backup", "list")  # start-up + catalog: what every command pays before any data
-        self.s(pool, "start-up floor", "storagectl").add(floor)
+        timed_full = self.timing("full")
         for tool in rotated(tools, r):  # -- full backup
+            if not timed_full:
+                if tool in OURS:
+                    self.ours(cfg, "backup", "create", volume, "-r", repos[tool], *key_args[tool])
+                elif tool == "restic":
+                    run([self.restic, "backup", "--json", path], env=renv)
+                continue
             if tool in OURS:
                 sample, doc = self.ours(cfg, "backup", "create", volume, "-r", repos[tool], *key_args[tool])
                 self.s(pool, "full", tool).add(sample, service_seconds(doc))
@@ -127,30 +155,42 @@ class Bench:
         for tool in rotated(tools[:3], r):  # -- incremental
             if tool in OURS:
                 sample, doc = self.ours(cfg, "backup", "create", volume, "-r", repos[tool], *key_args[tool])
-                self.s(pool, "incremental", tool).add(sample, service_seconds(doc))
+                if self.timing("incremental"):
+                    self.s(pool, "incremental", tool).add(sample, service_seconds(doc))
                 latest[tool] = doc["id"]
                 self.notes[f"{pool} incremental {tool} read / stored MiB"] = f"{doc['read_bytes'] / MIB:.0f} / {doc['stored_bytes'] / MIB:.1f}"
             else:
                 out = timed([self.restic, "backup", "--json", path], env=renv, swift_marker=self.swift_dir)
-                self.s(pool, "incremental", tool).add(out)
+                if self.timing("incremental"):
+                    self.s(pool, "incremental", tool).add(out)
                 summary = [json.loads(x) for x in out.out.splitlines() if '"summary"' in x]
                 if summary:
                     self.notes[f"{pool} incremental restic added MiB"] = round(summary[-1].get("data_added", 0) / MIB, 1)
         run([str(SWIFT_CLI), "upload", "--object-name", f"vol-{r}", f"bench-plain-{pool}", path], env=self.sw_env)
+        return latest, renv, r
+
+    def restores(self, pool: str, cfg: Path, path: str, r: int, latest: dict[str, str], renv: dict[str, str], made_in: int,
+                 key_args: dict[str, list[str]]) -> None:
+        tools = [*OURS, "restic", "swift", *(BEFORE if self.args.baseline else ())]
         target = self.work / "restore-target"
         for tool in rotated(tools, r):  # -- restore (to a new file on the host's ext4)
             if target.exists():
                 shutil.rmtree(target) if target.is_dir() else target.unlink()
-            if tool in OURS:
+            if tool in BEFORE:  # the same restore by another storagectl (--baseline), in the same rounds
+                ours = OURS[BEFORE.index(tool)]
+                sample, doc = self.ours(cfg, "backup", "restore", latest[ours], "--to-path", str(target), *key_args[ours],
+                                        exe=self.args.baseline)
+                self.s(pool, "restore", tool).add(sample, service_seconds(doc))
+            elif tool in OURS:
                 sample, doc = self.ours(cfg, "backup", "restore", latest[tool], "--to-path", str(target), *key_args[tool])
                 self.s(pool, "restore", tool).add(sample, service_seconds(doc))
-                if r == 0:
+                if r == made_in:
                     self.notes[f"{pool} restore {tool} identical"] = subprocess.run(["cmp", "-s", str(target), path]).returncode == 0
             elif tool == "restic":
                 self.s(pool, "restore", tool).add(timed([self.restic, "restore", "latest", "--target", str(target)], env=renv,
                                                         swift_marker=self.swift_dir))
             else:
-                self.s(pool, "restore", tool).add(timed([str(SWIFT_CLI), "download", f"bench-plain-{pool}", f"vol-{r}", "-o", str(target)],
+                self.s(pool, "restore", tool).add(timed([str(SWIFT_CLI), "download", f"bench-plain-{pool}", f"vol-{made_in}", "-o", str(target)],
                                                         env=self.sw_env, swift_marker=self.swift_dir))
         if target.exists():
             shutil.rmtree(target) if target.is_dir() else target.unlink()
@@ -182,6 +222,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--pools", default="ext4,xfs")
     ap.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
+    ap.add_argument("--baseline", help="another storagectl (e.g. /work/main/.venv/bin/storagectl) whose restores of the same "
+                    "backups are timed in the same rounds (its rows say baseline)")
+    ap.add_argument("--cases", default="full,incremental,restore", help="which rows to time (restore alone: backups made once, untimed)")
     ap.add_argument("--storagectl", default=str(STORAGECTL), help="the storagectl to measure (e.g. another checkout's, for before/after)")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
@@ -247,24 +290,31 @@ def report(bench: Bench, meta: dict[str, Any], pools: list[str], size: int, *, w
             rows.append([pool, "`storagectl backup list` (start-up floor)", "", floor.spread(),
                          f"{statistics.median(x.cpu for x in floor.samples):.2f} s", "", "", "", "", "", ""])
         for op in ("full", "incremental", "restore"):
+            if not bench.timing(op):
+                continue
             restic = bench.series.get((pool, op, "restic"))
             swift = bench.series.get((pool, op, "swift"))
-            for tool in OURS:
+            for tool in (*OURS, *BEFORE):
+                if (pool, op, tool) not in bench.series:
+                    continue
                 ours = bench.series[(pool, op, tool)]
                 ratio = f"{restic.wall / ours.wall:.2f}x restic" if restic else ""
                 if swift:
                     ratio += f"; {swift.wall / ours.wall * 100:.0f}% of swift"
                 rows.append([
-                    pool, op, tool.split()[-1], ours.spread(), f"{ours.cpu_per_gib(gib):.1f} + {ours.server_per_gib(gib):.1f}",
+                    pool, op, tool.split()[-1] + (" (baseline)" if tool in BEFORE else ""), ours.spread(), f"{ours.cpu_per_gib(gib):.1f} + {ours.server_per_gib(gib):.1f}",
                     restic.spread() if restic else "", f"{restic.cpu_per_gib(gib):.1f} + {restic.server_per_gib(gib):.1f}" if restic else "",
                     swift.spread() if swift else "", f"{swift.cpu_per_gib(gib):.1f} + {swift.server_per_gib(gib):.1f}" if swift else "",
                     ratio, f"{ours.own()}, {ours.rss} MiB",
                 ])
+    start, end = (RESTORE_START, RESTORE_END) if bench.cases == {"restore"} else (START, END)
     lines = [
-        START,
-        "## Backup engine vs restic vs plain Swift (wall clock of whole commands)",
+        start,
+        "## Restores vs restic vs plain `swift download` (wall clock of whole commands)" if bench.cases == {"restore"}
+        else "## Backup engine vs restic vs plain Swift (wall clock of whole commands)",
         "",
-        f"`scripts/bench/backup_bench.py --size {meta['size_mib']}M --rounds {meta['rounds']}`, {meta['date']}, {meta['cpus']} cores, "
+        f"`scripts/bench/backup_bench.py --size {meta['size_mib']}M --rounds {meta['rounds']} --pools {','.join(pools)}"
+        f"{' --cases ' + ','.join(sorted(bench.cases)) if bench.cases != {'full', 'incremental', 'restore'} else ''}`, {meta['date']}, {meta['cpus']} cores, "
         f"load average {meta['load_before']} before and {meta['load_after']} after, {meta['restic']}, Swift all-in-one on 127.0.0.1 "
         f"(devices on tmpfs), {meta['size_mib']} MiB of random data in a file-pool volume; pools: `ext4` = the host's ext4 "
         "(no reflink: every backup reads the whole volume), `xfs` = xfs with reflink on a loop device (changed ranges). "
@@ -279,15 +329,15 @@ def report(bench: Bench, meta: dict[str, Any], pools: list[str], size: int, *, w
         "```json",
         json.dumps({**meta, "notes": bench.notes}, indent=1, default=str),
         "```",
-        END,
+        end,
     ]
     text = "\n".join(lines) + "\n"
     print(text)
     if write:
         doc = ROOT / "docs" / "benchmarks.md"
         old = doc.read_text() if doc.exists() else "# Benchmarks\n\n"
-        if START in old and END in old:
-            new = old.split(START)[0] + text + "\n" + old.split(END, 1)[1].lstrip("\n")
+        if start in old and end in old:
+            new = old.split(start)[0] + text + "\n" + old.split(end, 1)[1].lstrip("\n")
         else:
             new = old.rstrip("\n") + "\n\n" + text
         doc.write_text(new)

@@ -64,10 +64,13 @@ def probably_compressible(data: bytes | memoryview) -> bool:
     return len(_compressor(1).compress(probe)) < len(probe) * PROBE_MAX_RATIO
 
 
-def decompress(flag: int, payload: bytes, expected_size: int | None) -> bytes:
-    """Undo compress(); raises DataCorruption when the payload is not a valid frame."""
+def decompress(flag: int, payload: bytes, expected_size: int | None, *, borrow: bool = False) -> bytes:
+    """Undo compress(); raises DataCorruption when the payload is not a valid frame.
+
+    borrow=True returns a raw payload as it is (a memoryview into the caller's buffer, valid as
+    long as that buffer is not reused) instead of a copy."""
     if flag == FLAG_RAW:
-        return bytes(payload)
+        return payload if borrow else bytes(payload)
     if flag != FLAG_ZSTD:
         raise DataCorruption(f"unknown compression flag {flag:#x}; accepted: 0x00 (raw), 0x01 (zstd)")
     try:

@@ -19,7 +19,7 @@ import hmac
 import os
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import blake3
@@ -95,9 +95,13 @@ def key_check_value(master: bytes, salt: bytes) -> str:
 class RepoKeys:
     """Keys of one encrypted repository, derived from a key file and the repository salt."""
 
-    id_key: bytes
-    enc_key: bytes
+    id_key: bytes = field(repr=False)  # secrets: never in a repr (logs, tracebacks)
+    enc_key: bytes = field(repr=False)
     hash: str = "hmac-sha256"  # the repository's keyed content-address hash
+    _aead: AESGCM = field(init=False, repr=False, compare=False)  # one cipher object, reused by every thread
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_aead", AESGCM(self.enc_key))
 
     @classmethod
     def from_master(cls, master: bytes, salt: bytes, expected_check: str, key_file: str, hash_name: str = KEYED_HASH) -> "RepoKeys":
@@ -123,9 +127,9 @@ class RepoKeys:
     def decrypt(self, blob: bytes | memoryview, aad: bytes, what: str) -> bytes:
         if len(blob) < NONCE_BYTES + TAG_BYTES:
             raise DataCorruption(f"{what} is truncated ({len(blob)} bytes, less than nonce + tag)")
-        nonce, sealed = bytes(blob[:NONCE_BYTES]), bytes(blob[NONCE_BYTES:])
+        view = memoryview(blob)  # no copies of the sealed body: the cipher reads the buffer as it is
         try:
-            return AESGCM(self.enc_key).decrypt(nonce, sealed, aad)
+            return self._aead.decrypt(view[:NONCE_BYTES], view[NONCE_BYTES:], aad)
         except InvalidTag:
             raise DataCorruption(f"{what} failed authentication (AES-GCM tag mismatch): corrupt or not from this repository") from None
 

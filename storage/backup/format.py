@@ -186,8 +186,10 @@ def seal(plain: bytes | memoryview, cfg: RepoConfig, keys: RepoKeys | None, aad_
     return bytes([flag]) + keys.encrypt(payload, aad_of(flag))
 
 
-def unseal(body: bytes | memoryview, keys: RepoKeys | None, aad_of: Any, expected_size: int | None, what: str) -> bytes:
-    """Decode an object body (decrypt + verify tag, decompress); raise DataCorruption on any mismatch."""
+def unseal(body: bytes | memoryview, keys: RepoKeys | None, aad_of: Any, expected_size: int | None, what: str,
+           *, borrow: bool = False) -> bytes:
+    """Decode an object body (decrypt + verify tag, decompress); raise DataCorruption on any mismatch.
+    borrow=True: a plain raw body comes back as a view into body (see compression.decompress)."""
     if not len(body):
         raise DataCorruption(f"{what} is empty")
     flag = body[0]
@@ -198,7 +200,7 @@ def unseal(body: bytes | memoryview, keys: RepoKeys | None, aad_of: Any, expecte
         payload = keys.decrypt(payload, aad_of(flag), what)
     elif keys is not None:
         raise DataCorruption(f"{what} is not encrypted in an encrypted repository")
-    return compression.decompress(flag & FLAG_COMPRESSION_MASK, payload, expected_size)
+    return compression.decompress(flag & FLAG_COMPRESSION_MASK, payload, expected_size, borrow=borrow)
 
 
 def content_id(data: bytes | memoryview, keys: RepoKeys | None, hash_name: str = crypto.PLAIN_HASH) -> str:

@@ -22,7 +22,6 @@ from storage.errors import DataCorruption, InvalidInput, NotFound, StorageError
 DEFAULT_PACK_SIZE = 32 * 1024 * 1024
 # packs uploaded while they fill (stores with put_stream) cost no memory for their size: 4 + 4 objects per GiB
 DEFAULT_STREAM_PACK_SIZE = 256 * 1024 * 1024
-READ_BLOCK = 1024 * 1024  # bytes per read() of a GET body
 
 
 class Location(Protocol):
@@ -145,10 +144,11 @@ class Repository:
     def seal_chunk(self, chunk_id: str, data: bytes | memoryview) -> bytes:
         return fmt.seal(data, self.config, self.keys, lambda flag: fmt.chunk_aad(flag, chunk_id))
 
-    def open_chunk(self, body: bytes | memoryview, ref: ChunkRef, length: int | None) -> bytes:
-        """Decode and verify a chunk body: tag (encrypted), size and content address."""
+    def open_chunk(self, body: bytes | memoryview, ref: ChunkRef, length: int | None, *, borrow: bool = False) -> bytes:
+        """Decode and verify a chunk body: tag (encrypted), size and content address.
+        borrow=True may return a view into body (a plain uncompressed chunk): use it before body changes."""
         what = f"chunk {ref.id}"
-        data = fmt.unseal(body, self.keys, lambda flag: fmt.chunk_aad(flag, ref.id), length, what)
+        data = fmt.unseal(body, self.keys, lambda flag: fmt.chunk_aad(flag, ref.id), length, what, borrow=borrow)
         if length is not None and len(data) != length:
             raise DataCorruption(f"{what} holds {len(data)} bytes; the manifest expects {length}", chunk=ref.id)
         if self.chunk_id(data) != ref.id:
@@ -393,9 +393,8 @@ class Repository:
         length, got = len(out), 0
         try:
             with store.get_object(self.container, self.object_name(relative), (start, length)) as reader:
-                while got < length and (block := reader.read(min(READ_BLOCK, length - got))):
-                    out[got: got + len(block)] = block
-                    got += len(block)
+                while got < length and (n := reader.readinto(out[got:])):
+                    got += n
         except NotFound:
             raise DataCorruption(f"object {relative} is missing from repository {self.url}") from None
         except InvalidInput:

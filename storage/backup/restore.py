@@ -109,8 +109,21 @@ class WriteRun:
 
     def flush(self) -> None:
         if self.buffers:
-            write_all(self.fd, self.buffers, self.first * self.chunk_size)
+            offset = self.first * self.chunk_size
+            write_all(self.fd, self.buffers, offset)
+            start_writeback(self.fd, offset, self.size)
         self.buffers, self.size = [], 0
+
+
+def start_writeback(fd: int, offset: int, length: int) -> None:
+    """Start writing a just-written range to disk now, without waiting (the kernel's
+    POSIX_FADV_DONTNEED begins writeback of dirty pages and drops clean ones): the disk works
+    while the next packs download, so the final fsync finds little left (it was 0.5 s per GiB
+    here), and a restore does not fill the page cache with an image nobody reads."""
+    try:
+        os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
+    except OSError:
+        pass  # advice only
 
 
 def write_all(fd: int, buffers: list[bytes], offset: int) -> None:
@@ -209,7 +222,9 @@ def restore_to_fd(
             indexes = where[cid]
             length = manifest.chunk_length(indexes[0])
             try:
-                data = repo.open_chunk(slice_entry(read, body, loc), refs[cid], length)
+                # a plain raw chunk stays a view into this thread's pack buffer: written (run.flush)
+                # before the buffer takes the next pack
+                data = repo.open_chunk(slice_entry(read, body, loc), refs[cid], length, borrow=True)
             except DataCorruption as exc:  # where it was read: the caller quarantines that copy
                 raise DataCorruption(exc.message, chunk=cid, pack=loc.pack_id) from None
             for index in indexes:

@@ -35,6 +35,7 @@ from backends.object.base import ContainerInfo, ObjectInfo, ObjectReader, Object
 from backends.object.io import HashingWindow, as_seekable
 from backends.object.listing import limited, validate_limit
 from backends.object.names import validate_container, validate_object_name, validate_range
+from backends.object.swift.reader import IO_CHUNK, SwiftReader
 from backends.object.swift.stream import put_stream
 from backends.object.swift.slo import (
     manifest_body,
@@ -54,7 +55,6 @@ from backends.object.swift.util import (
 from storage.errors import BackendError, DataCorruption, InvalidInput
 from storage.units import parse_size
 
-IO_CHUNK = 1024 * 1024
 AUTH_OPTIONS = (
     "auth_url", "user", "key", "username", "password", "project_name", "project_id", "user_domain_name",
     "project_domain_name", "region_name", "auth_version", "preauth_token", "storage_url",
@@ -90,48 +90,6 @@ def _number(options: Mapping[str, Any], key: str, default: float, *, minimum: fl
             field=key,
         )
     return number
-
-
-class _SwiftReader(ObjectReader):
-    """A GET body; verifies the MD5 of a whole simple object at its end."""
-
-    def __init__(self, body: Any, info: ObjectInfo, expected: int, verify_md5: bool) -> None:
-        super().__init__(info)
-        self._body = body
-        self._expected = expected
-        self._got = 0
-        self._md5 = hashlib.md5(usedforsecurity=False) if verify_md5 else None
-        self._done = expected == 0
-
-    def read(self, n: int = -1) -> bytes:
-        if self._done:
-            return b""
-        if n is None or n < 0:
-            parts = []
-            while block := self.read(IO_CHUNK):
-                parts.append(block)
-            return b"".join(parts)
-        with swift_errors("read", f"object {self.info.name if self.info else ''!r}"):
-            data = self._body.read(min(n, self._expected - self._got))
-        self._got += len(data)
-        if self._md5 is not None:
-            self._md5.update(data)
-        if not data or self._got >= self._expected:
-            self._finish()
-        return data
-
-    def _finish(self) -> None:
-        self._done = True
-        name = self.info.name if self.info else ""
-        if self._got != self._expected:
-            raise BackendError(f"object {name!r}: the server sent {self._got} of {self._expected} bytes")
-        if self._md5 is not None and self.info and self.info.etag and self._md5.hexdigest() != self.info.etag:
-            raise DataCorruption(f"object {name!r}: downloaded data does not match its ETag {self.info.etag}")
-
-    def close(self) -> None:
-        close = getattr(self._body, "close", None)
-        if close:
-            close()
 
 
 class SwiftStore(ObjectStore):
@@ -408,20 +366,20 @@ class SwiftStore(ObjectStore):
         validate_object_name(name)
         rng = validate_range(byte_range)
         if rng is not None and rng[1] == 0:
-            return _SwiftReader(io.BytesIO(), self.head_object(container, name), 0, False)
+            return SwiftReader(io.BytesIO(), self.head_object(container, name), 0, False)
         headers = {"Range": f"bytes={rng[0]}-{rng[0] + rng[1] - 1}"} if rng else {}
         with self._ctx("download", f"object {name!r} from container {container!r}"):
             resp_headers, body = self.conn.get_object(container, name, resp_chunk_size=IO_CHUNK, headers=headers)
         info = object_info_from_headers(name, resp_headers)
         expected = int(resp_headers.get("content-length", 0))
         if rng is not None and "content-range" not in resp_headers:
-            _SwiftReader(body, info, 0, False).close()
+            SwiftReader(body, info, 0, False).close()
             raise BackendError(f"object {name!r}: the server ignored the byte range {rng}")
         if rng is not None:
             info = ObjectInfo(info.name, int(resp_headers["content-range"].rsplit("/", 1)[1]), info.etag,
                               info.last_modified, info.content_type, info.metadata)
         slo = resp_headers.get("x-static-large-object", "").lower() == "true"
-        return _SwiftReader(body, info, expected, verify_md5=rng is None and not slo)
+        return SwiftReader(body, info, expected, verify_md5=rng is None and not slo)
 
     def head_object(self, container: str, name: str) -> ObjectInfo:
         validate_container(container)
