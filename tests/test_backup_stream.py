@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -130,8 +131,10 @@ def test_streamed_packs_through_swift(swift_options: dict[str, Any], data_dir: P
         b = st.backups.create(str(image), encryption_key_file=key)
         assert b.new_chunk_count == 9 and b.zero_chunk_count == 2
         repo = st.backups.open_repository(url, key_file=key)
-        packs = list(repo._listing(repo.location.store, fmt.PACKS_DIR))
-        assert len(packs) == 3  # 4 + 4 + 1 chunks
+        deadline = time.monotonic() + 15  # a container listing may lag its PUTs on a loaded Swift (async update)
+        while len(packs := list(repo._listing(repo.location.store, fmt.PACKS_DIR))) < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(packs) == 3, packs  # 4 + 4 + 1 chunks
         out = tmp_path / "out"
         st.backups.restore(b.id, to_path=str(out))
         assert same_bytes(out, image)
