@@ -15,6 +15,7 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
@@ -29,6 +30,9 @@ from api.openapi_links import add_links
 from api.routes.health import CatalogProbe
 from storage.config import Settings
 from storage.service import Storage
+
+if TYPE_CHECKING:
+    from storage.hosts.replicas import ReplicaLease
 
 NATIVE_ROUTERS = [
     "api.routes.health",
@@ -82,6 +86,16 @@ def start_local_refresh(st: Storage) -> threading.Event:
     return stop
 
 
+def start_replica_lease(st: Storage) -> "ReplicaLease | None":
+    """With a work queue, this replica's liveness lease (storage.hosts.replicas): the agents settle
+    the statuses it owned once it is gone, also from another machine. None without a queue."""
+    if not st.queued or st.agent:
+        return None
+    from storage.hosts.replicas import ReplicaLease
+
+    return ReplicaLease(st.catalog, st.settings.cluster_settings.heartbeat_interval).start()
+
+
 def create_app(config: Settings | Storage | str | os.PathLike[str] | None = None, *, job_shutdown_timeout: float = 5.0) -> FastAPI:
     """Build the app. A given Storage is used as is (and not closed); otherwise one is opened."""
     owned = not isinstance(config, Storage)
@@ -92,10 +106,13 @@ def create_app(config: Settings | Storage | str | os.PathLike[str] | None = None
         _ = st.jobs  # starting the job service marks jobs of dead processes interrupted
         _drain_on_signals(app)
         stop_refresh = start_local_refresh(st)
+        lease = start_replica_lease(st)
         try:
             yield
         finally:
             stop_refresh.set()
+            if lease is not None:
+                lease.stop()
             from storage.nbd.managed import stop_all_here
 
             stop_all_here()  # backups this process serves: nbdkit stopped, locks released, rows dropped

@@ -11,6 +11,8 @@ them here, on this host's drivers; at start and then periodically it hands back 
 the jobs of workers that stopped heartbeating (a killed agent's), so they run again, and it
 deletes finished ``host-call`` job rows older than ``[cluster] host_call_retention``
 (storage/jobs/prune.py).
+Each heartbeat also settles this host's volumes whose transitional status belongs to a gone
+owner, such as a killed API replica (storage.hosts.replicas).
 """
 
 from __future__ import annotations
@@ -113,8 +115,26 @@ class Agent:
             self._hosts = self._open_hosts()
         self._hosts.heartbeat(started_at=self.started_at)
         self.heartbeats += 1
+        self.settle()
         log.debug("heartbeat of host %r", self.settings.host_name, extra={"ecs": {
             "event.action": "host.heartbeat", "event.outcome": "success", "event.duration": time.perf_counter_ns() - started}})
+
+    def settle(self) -> None:
+        """This host's volumes left transitional by a gone owner (a killed API replica, here or on
+        another machine: storage.hosts.replicas) settled from what its drivers hold; one query
+        when there are none. A failure is logged and tried again at the next heartbeat."""
+        st = self._storage
+        if st is None:
+            return
+        from storage.hosts.replicas import prune_leases, settle_dead_owners
+
+        try:
+            if self.heartbeats % 1000 == 1:
+                prune_leases(st.catalog)
+            settle_dead_owners(st.catalog, st.local_host, self.settings.host_name,
+                               self.settings.cluster_settings.service_down_time)  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - settling must never stop the heartbeat
+            log.warning("settling volumes of gone owners on host %r failed: %s", self.settings.host_name, one_line(exc))
 
     def run(self) -> int:
         cluster = self.settings.cluster_settings

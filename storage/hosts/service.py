@@ -178,7 +178,8 @@ class HostService:
         self.refresh_local()
         now = self._clock()
         with self._catalog.session() as s:
-            rows = s.scalars(select(ServiceRow).order_by(ServiceRow.name)).all()
+            # rows named host:pid:start are API replicas' leases (storage.hosts.replicas), not hosts
+            rows = s.scalars(select(ServiceRow).where(~ServiceRow.name.contains(":")).order_by(ServiceRow.name)).all()
             counts = dict(s.execute(select(VolumeRow.host, func.count()).group_by(VolumeRow.host)).all())
         return [self._info(r, now, int(counts.get(r.name, 0))) for r in rows]
 

@@ -38,7 +38,7 @@ from storage.errors import StorageError
 
 if TYPE_CHECKING:
     from backends.volume.base import BackendItem, VolumeBackend
-    from collections.abc import Collection
+    from collections.abc import Callable, Collection
 
     from storage.catalog import Catalog
     from storage.host.local import LocalHost
@@ -164,11 +164,14 @@ def check(
     return report
 
 
-def settle_orphaned(catalog: "Catalog", host: "LocalHost", volume_id: str) -> list[Finding]:
+def settle_orphaned(catalog: "Catalog", host: "LocalHost", volume_id: str,
+                    is_dead: "Callable[[str | None], bool] | None" = None) -> list[Finding]:  # fmt: skip
     """Settle a volume and its snapshots left in a transitional status by a process of this host
     that is gone (kill -9, a crash), exactly as ``check --repair`` would, and only those: a status
     of a live process, of another host or without an owner is left alone. Called by the next
-    command that meets such a status (``storage.volumes.settle``); returns what was settled."""
+    command that meets such a status (``storage.volumes.settle``); returns what was settled.
+    ``is_dead`` (owner -> gone) replaces the probe of this host's processes: the agent passes the
+    owners it found gone, another machine's replicas included (storage.hosts.replicas)."""
     with catalog.session() as s:
         vol = s.get(VolumeRow, volume_id)
         if vol is None:
@@ -178,7 +181,8 @@ def settle_orphaned(catalog: "Catalog", host: "LocalHost", volume_id: str) -> li
         s.expunge_all()
     backend = host.volume_backend(vol.pool)
     report = CheckReport(repair=True, pools_checked=[vol.pool])
-    ctx = _PoolCheck(catalog, report, vol.pool, backend, backend.list_items(), float("inf"), dead_owner_only=True)
+    ctx = _PoolCheck(catalog, report, vol.pool, backend, backend.list_items(), float("inf"), dead_owner_only=True,
+                     is_dead=is_dead)  # fmt: skip
     for snap in snaps:
         ctx._stuck_snapshot(snap)
     ctx._stuck_volume(vol, att)
@@ -187,7 +191,8 @@ def settle_orphaned(catalog: "Catalog", host: "LocalHost", volume_id: str) -> li
 
 class _PoolCheck:
     def __init__(self, catalog: "Catalog", report: CheckReport, pool: str, backend: "VolumeBackend",
-                 items: list["BackendItem"], stale_after: float, *, dead_owner_only: bool = False) -> None:
+                 items: list["BackendItem"], stale_after: float, *, dead_owner_only: bool = False,
+                 is_dead: "Callable[[str | None], bool] | None" = None) -> None:  # fmt: skip
         self.catalog, self.report, self.pool, self.backend = catalog, report, pool, backend
         self.vol_items = {i.id: i for i in items if i.kind == "volume"}
         self.snap_items = {i.id: i for i in items if i.kind == "snapshot"}
@@ -195,10 +200,11 @@ class _PoolCheck:
         self.now = datetime.now(UTC)
         self.host = socket.gethostname()
         self.dead_owner_only = dead_owner_only  # settle only statuses whose recorded owner is known dead
+        self.is_dead = is_dead or (lambda owner: owners.owner_is_dead(owner, self.host))
 
     def _stuck(self, transitional: bool, owner: str | None, updated_at: datetime) -> bool:
         if self.dead_owner_only:
-            return transitional and owners.owner_is_dead(owner, self.host)
+            return transitional and self.is_dead(owner)
         return is_stuck(transitional, owner, _aware(updated_at), self.now, self.stale_after, self.host, owners.pid_alive,
                         owners.process_start)
 
