@@ -34,6 +34,7 @@ class ApiServer:
     log: Path | None = None
     proc: subprocess.Popen | None = None
     tokens: dict[str, str] = field(default_factory=dict)
+    wrap: tuple[str, ...] = ()  # a command the server runs under (a UTS namespace with its own host name...)
 
     @property
     def url(self) -> str:
@@ -43,7 +44,7 @@ class ApiServer:
         self.log = self.config.parent / f"server-{self.port}.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("STORAGE_")}
         self.proc = subprocess.Popen(
-            [STORAGECTL, "-c", str(self.config), "serve", "--port", str(self.port), "--log-level", "warning", *extra],
+            [*self.wrap, STORAGECTL, "-c", str(self.config), "serve", "--port", str(self.port), "--log-level", "warning", *extra],
             stdout=self.log.open("ab"), stderr=subprocess.STDOUT, env=env, start_new_session=True,
         )
         deadline = time.monotonic() + timeout
