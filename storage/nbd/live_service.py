@@ -95,14 +95,7 @@ class LiveInfo:
 
 def nbdkit_live_command(nbdkit: str, listen: srv.Listen, pidfile: Path, spec_path: Path, *, threads: int = 8) -> list[str]:
     """Pure: the read-write nbdkit command line of a live restore (only a spec file's path in it)."""
-    cmd = [nbdkit, "--foreground", "--exit-with-parent", "--pidfile", str(pidfile), "--threads", str(threads)]
-    if listen.tls_psk:
-        cmd += ["--tls=require", f"--tls-psk={listen.tls_psk}"]
-    if listen.socket:
-        cmd += ["--unix", listen.socket]
-    else:
-        cmd += ["--ipaddr", listen.host, "--port", str(listen.port)]
-    return cmd + ["python", str(LIVE_PLUGIN), f"spec={spec_path}"]
+    return srv.nbdkit_command(nbdkit, listen, pidfile, spec_path, threads=threads, readonly=False, plugin=LIVE_PLUGIN)
 
 
 def outcome(line: str) -> tuple[str, str] | None:

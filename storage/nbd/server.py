@@ -94,16 +94,19 @@ def check_export_name(name: str) -> str:
     return name
 
 
-def nbdkit_command(nbdkit: str, listen: Listen, pidfile: Path, spec_path: Path, *, threads: int = 8) -> list[str]:
-    """Pure: the nbdkit command line (no secret: the plugin reads everything from spec_path)."""
-    cmd = [nbdkit, "--foreground", "--readonly", "--exit-with-parent", "--pidfile", str(pidfile), "--threads", str(threads)]
+def nbdkit_command(nbdkit: str, listen: Listen, pidfile: Path, spec_path: Path, *, threads: int = 8,
+                   readonly: bool = True, plugin: Path = PLUGIN) -> list[str]:
+    """Pure: the nbdkit command line (no secret: the plugin reads everything from spec_path);
+    read-only for `backup serve`, read-write with the live-restore plugin."""
+    cmd = [nbdkit, "--foreground", *(["--readonly"] if readonly else []), "--exit-with-parent",
+           "--pidfile", str(pidfile), "--threads", str(threads)]
     if listen.tls_psk:
         cmd += ["--tls=require", f"--tls-psk={listen.tls_psk}"]
     if listen.socket:
         cmd += ["--unix", listen.socket]
     else:
         cmd += ["--ipaddr", listen.host, "--port", str(listen.port)]
-    return cmd + ["python", str(PLUGIN), f"spec={spec_path}"]
+    return cmd + ["python", str(plugin), f"spec={spec_path}"]
 
 
 def python_version_of(dump: str) -> tuple[int, int] | None:
