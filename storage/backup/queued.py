@@ -6,7 +6,7 @@ A restore onto a volume: the one path the API, the CLI and the library share.
 free and valid), lets the scheduler place a new volume when the work goes through a queue (every
 registered host's pools: it may land on another host than the backup's source; the job's params
 keep ``host``, ``pool`` and the whole ``placement``) and submits the ``restore`` job, which runs on
-the owning host's queue (``storage.service._job_host``) or in a thread here (single host).
+the owning host's queue (``_job_host`` in the library facade's module) or in a thread here (single host).
 
 ``BackupJobs.run`` is submit, then ``follow``: the library and `storagectl backup restore` in
 cluster mode wait for the job, with its progress handed to their callback and their cancel event
