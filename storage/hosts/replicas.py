@@ -157,22 +157,13 @@ def settle_dead_owners(catalog: "Catalog", local_host: object, host_name: str, s
         return 0
     busy = _active_host_calls(catalog, host_name)
     gone_owners = {o for _v, o in rows if _v in gone}
-    from storage.volumes.check import settle_orphaned
+    from storage.volumes.settle import settle_each
 
-    settled = 0
-    for vid in sorted(gone - busy):
-        try:
-            findings = settle_orphaned(catalog, local_host, vid, is_dead=lambda o: o in gone_owners)  # type: ignore[arg-type]
-        except Exception as exc:  # noqa: BLE001 - the next heartbeat tries again
-            log.warning("settling volume %s left by a gone owner failed: %s", vid, exc)
-            continue
-        for f in findings:
-            if f.repaired:
-                settled += 1
-                log.warning("settled %s (owner gone): %s -> %s", f.name or f.object_id, f.detail, f.repair)
-            elif f.repair_error:
-                log.warning("settling %s failed: %s", f.name or f.object_id, f.repair_error)
-    return settled
+    try:
+        return settle_each(catalog, local_host, sorted(gone - busy), is_dead=lambda o: o in gone_owners, why="owner gone")
+    except Exception as exc:  # noqa: BLE001 - an agent's heartbeat never dies of it: the next one tries again
+        log.warning("settling volumes left by gone owners failed: %s", exc)
+        return 0
 
 
 def prune_leases(catalog: "Catalog", now: datetime | None = None) -> int:

@@ -11,7 +11,7 @@ transitional row, a signal-0 probe of the owner; the backend is asked only for a
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
@@ -44,22 +44,30 @@ def settle_volumes(catalog: "Catalog", host: object, volume_ids: Iterable[str] |
             vq = vq.where(VolumeRow.id.in_(ids))
             sq = sq.where(SnapshotRow.volume_id.in_(ids))
         rows = [tuple(r) for r in s.execute(vq).all()] + [tuple(r) for r in s.execute(sq).all()]
-    settled = 0
-    for vid in sorted(orphaned(rows)):  # type: ignore[arg-type]
-        from storage.volumes.check import settle_orphaned
+    return settle_each(catalog, host, sorted(orphaned(rows)))  # type: ignore[arg-type]
 
+
+def settle_each(catalog: "Catalog", host: object, volume_ids: Iterable[str], *,
+                is_dead: "Callable[[str | None], bool] | None" = None, why: str = "left behind by a dead process") -> int:
+    """Settle each volume (and its snapshots) with ``settle_orphaned`` on this host's drivers,
+    logging what was settled; one volume's failure is logged and the others still settled.
+    Returns how many statuses were settled. ``is_dead`` as in ``settle_orphaned``."""
+    from storage.volumes.check import settle_orphaned
+
+    settled = 0
+    for vid in volume_ids:
         try:
-            findings = settle_orphaned(catalog, host, vid)  # type: ignore[arg-type]
+            findings = settle_orphaned(catalog, host, vid, is_dead=is_dead)  # type: ignore[arg-type]
         except StorageError as exc:
-            log.warning("settling volume %s left behind by a dead process failed: %s", vid, exc.message)
+            log.warning("settling volume %s %s failed: %s", vid, why, exc.message)
             continue
         except OSError as exc:  # the pool changed under us (another process deleting): next command retries
-            log.warning("settling volume %s left behind by a dead process failed: %s", vid, exc.strerror or exc)
+            log.warning("settling volume %s %s failed: %s", vid, why, exc.strerror or exc)
             continue
         for f in findings:
             if f.repaired:
                 settled += 1
-                log.warning("settled %s: %s -> %s", f.name or f.object_id, f.detail, f.repair)
+                log.warning("settled %s (%s): %s -> %s", f.name or f.object_id, why, f.detail, f.repair)
             elif f.repair_error:
                 log.warning("settling %s failed: %s", f.name or f.object_id, f.repair_error)
     return settled
