@@ -9,7 +9,7 @@ Run with the Swift venv's Python (``scripts/swift-aio.sh`` does)::
 
 ``start`` writes configs under DIR/etc, builds the rings in-process (part power 8, one
 replica, one device), starts memcached and the account, container, object and proxy
-servers (``--verbose``, logs in DIR/logs, absolute paths, each in its own session), waits
+servers and the object updater (``--verbose``, logs in DIR/logs, absolute paths, each in its own session), waits
 until they are healthy and tempauth answers, then writes DIR/state.json and DIR/state.env
 and prints the auth URL and the S3 endpoint. Users (tempauth, account ``test``):
 ``test:tester`` / ``testing`` (.admin) and ``test:reader`` / ``reading`` (no admin).
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -35,6 +36,11 @@ SERVERS = ("account", "container", "object")
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / ".cache" / "swift-aio"
 BIN = Path(sys.executable).parent
 USERS = {"tester": ("testing", ".admin"), "reader": ("reading", "")}
+# An object PUT updates its container listing synchronously only within container_update_timeout
+# (Swift's default 1 s); a slower container server (a loaded machine) leaves the update in
+# async_pending, which only the object updater sends. Both, so a listing catches up within seconds.
+OBJECT_APP_EXTRA = "container_update_timeout = 10\n"
+UPDATER_SECTION = "\n[object-updater]\ninterval = 2\nconcurrency = 1\n"
 
 
 def free_port() -> int:
@@ -51,17 +57,21 @@ def write_configs(base: Path, ports: dict[str, int], devices: Path) -> None:
         "[storage-policy:0]\nname = Policy-0\ndefault = yes\n\n"
         "[swift-constraints]\n"
     )
+    run = base / "run"
+    run.mkdir(parents=True, exist_ok=True)
     common = (
         f"[DEFAULT]\nbind_ip = {HOST}\nswift_dir = {etc}\ndevices = {devices}\n"
         "mount_check = false\nworkers = 0\nlog_level = INFO\n"
+        f"recon_cache_path = {run}\nuser = {pwd.getpwuid(os.geteuid()).pw_name}\n"
     )
     for kind in SERVERS:
         (etc / f"{kind}-server.conf").write_text(
             common
             + f"bind_port = {ports[kind]}\n\n"
             + f"[pipeline:main]\npipeline = healthcheck {kind}-server\n\n"
-            + f"[app:{kind}-server]\nuse = egg:swift#{kind}\n\n"
+            + f"[app:{kind}-server]\nuse = egg:swift#{kind}\n{OBJECT_APP_EXTRA if kind == 'object' else ''}\n"
             + "[filter:healthcheck]\nuse = egg:swift#healthcheck\n"
+            + (UPDATER_SECTION if kind == "object" else "")
         )
     (etc / "proxy-server.conf").write_text(proxy_conf(etc, HOST, ports["proxy"], ports["memcached"]))
 
@@ -250,6 +260,11 @@ def cmd_start(args: argparse.Namespace) -> dict:
     for kind in SERVERS:
         conf = base / "etc" / f"{kind}-server.conf"
         state["pids"][kind] = spawn(base, kind, [str(BIN / f"swift-{kind}-server"), str(conf), "--verbose"])
+    state["pids"]["object-updater"] = spawn(
+        base, "object-updater",
+        [sys.executable, str(Path(__file__).with_name("daemon.py")), str(base / "etc"), "swift-object-updater",
+         str(base / "etc" / "object-server.conf"), "--verbose"],
+    )
     start_proxy(base, state)
     save_state(base, state)
     try:
