@@ -25,6 +25,7 @@ from minio.commonconfig import CopySource
 from minio.datatypes import Part
 
 from backends.object.base import ContainerInfo, ObjectInfo, ObjectReader, ObjectStore, PrefixEntry
+from backends.object.checked import CheckedReader
 from backends.object.io import as_seekable
 from backends.object.listing import entry_name, fold_delimiter, limited, validate_limit
 from backends.object.names import validate_container, validate_object_name, validate_range
@@ -60,39 +61,14 @@ ACCEPTED_OPTIONS = (
 )
 
 
-class _S3Reader(ObjectReader):
+class _S3Reader(CheckedReader):
     def __init__(self, resp: Any, info: ObjectInfo, expected: int, verify_md5: bool) -> None:
-        super().__init__(info)
+        super().__init__(info, expected, verify_md5)
         self._resp = resp
-        self._expected = expected
-        self._got = 0
-        self._md5 = hashlib.md5(usedforsecurity=False) if verify_md5 else None
-        self._done = expected == 0
 
-    def read(self, n: int = -1) -> bytes:
-        if self._done:
-            return b""
-        if n is None or n < 0:
-            parts = []
-            while block := self.read(IO_CHUNK):
-                parts.append(block)
-            return b"".join(parts)
+    def _read_raw(self, n: int) -> bytes:
         with s3_errors("read", f"object {self.info.name if self.info else ''!r}"):
-            data = self._resp.read(min(n, self._expected - self._got))
-        self._got += len(data)
-        if self._md5 is not None:
-            self._md5.update(data)
-        if not data or self._got >= self._expected:
-            self._finish()
-        return data
-
-    def _finish(self) -> None:
-        self._done = True
-        name = self.info.name if self.info else ""
-        if self._got != self._expected:
-            raise BackendError(f"object {name!r}: the server sent {self._got} of {self._expected} bytes")
-        if self._md5 is not None and self.info and self.info.etag and self._md5.hexdigest() != self.info.etag:
-            raise DataCorruption(f"object {name!r}: downloaded data does not match its ETag {self.info.etag}")
+            return self._resp.read(n)
 
     def close(self) -> None:
         if self._resp is not None:

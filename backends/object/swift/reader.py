@@ -2,45 +2,25 @@
 
 from __future__ import annotations
 
-import hashlib
 from http.client import HTTPException
 from typing import Any
 
-from backends.object.base import ObjectInfo, ObjectReader
+from backends.object.base import ObjectInfo
+from backends.object.checked import IO_CHUNK, CheckedReader
 from backends.object.swift.util import swift_errors
-from storage.errors import BackendError, DataCorruption
-
-IO_CHUNK = 1024 * 1024
 
 
-class SwiftReader(ObjectReader):
+class SwiftReader(CheckedReader):
     """A GET body; verifies the MD5 of a whole simple object at its end."""
 
     def __init__(self, body: Any, info: ObjectInfo, expected: int, verify_md5: bool) -> None:
-        super().__init__(info)
+        super().__init__(info, expected, verify_md5)
         self._body = body
-        self._expected = expected
-        self._got = 0
-        self._md5 = hashlib.md5(usedforsecurity=False) if verify_md5 else None
-        self._done = expected == 0
         self._fast = True  # readinto() may receive into the caller's buffer (see _direct)
 
-    def read(self, n: int = -1) -> bytes:
-        if self._done:
-            return b""
-        if n is None or n < 0:
-            parts = []
-            while block := self.read(IO_CHUNK):
-                parts.append(block)
-            return b"".join(parts)
+    def _read_raw(self, n: int) -> bytes:
         with swift_errors("read", f"object {self.info.name if self.info else ''!r}"):
-            data = self._body.read(min(n, self._expected - self._got))
-        self._got += len(data)
-        if self._md5 is not None:
-            self._md5.update(data)
-        if not data or self._got >= self._expected:
-            self._finish()
-        return data
+            return self._body.read(n)
 
     def readinto(self, out: Any) -> int:
         """Receive the next bytes straight into out: the socket's recv_into fills it, where read()
@@ -62,11 +42,7 @@ class SwiftReader(ObjectReader):
             return super().readinto(out)
         if hasattr(self._body, "bytes_read"):
             self._body.bytes_read += n
-        self._got += n
-        if self._md5 is not None:
-            self._md5.update(view[:n])
-        if self._got >= self._expected:
-            self._finish()
+        self._account(view[:n], n)
         return n
 
     def _direct(self) -> Any:
@@ -83,14 +59,6 @@ class SwiftReader(ObjectReader):
             self._fast = False
             return None
         return fp
-
-    def _finish(self) -> None:
-        self._done = True
-        name = self.info.name if self.info else ""
-        if self._got != self._expected:
-            raise BackendError(f"object {name!r}: the server sent {self._got} of {self._expected} bytes")
-        if self._md5 is not None and self.info and self.info.etag and self._md5.hexdigest() != self.info.etag:
-            raise DataCorruption(f"object {name!r}: downloaded data does not match its ETag {self.info.etag}")
 
     def close(self) -> None:
         close = getattr(self._body, "close", None)
