@@ -194,6 +194,7 @@ def test_verification_after_backup_fails_the_run_and_prunes_nothing(st: storage.
     clock.set("2024-06-03 00:05")
     report = st.policies.run()
     assert report.exit_code == 9 and "verification" in report.failures[0]  # DataCorruption
+    assert f"corrupt chunks: {chunk.id}" in report.failures[0]  # as `backup verify` says it: what is damaged
     assert report.policies[0].pruned == []
     assert {b.id for b in backups_of(st, policy.id)} >= {first.id}  # nothing was removed
     assert st.policies.history("checked", limit=1)[0].status == "failed"

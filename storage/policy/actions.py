@@ -174,9 +174,14 @@ class BackupActions(Actions):
             item_id, deep=deep, sample_percent=opts.verify_sample_percent if deep else 100.0,
             key_file=opts.encryption_key_file,
         )
-        ok = getattr(report, "ok", report)
-        if not ok:
-            raise DataCorruption(f"backup {item_id} failed {opts.verify} verification right after it was made")
+        from storage.backup.verify import verify_failure
+
+        failure = verify_failure(report)
+        if failure is not None:  # the same message and details as `backup verify` (what is damaged)
+            raise DataCorruption(
+                f"backup {item_id} failed {opts.verify} verification right after it was made: {failure.message}",
+                **failure.details,
+            )
 
 
 def actions_for(policies: "PolicyService", policy: Policy, *, manual: bool = False) -> Actions:
