@@ -144,6 +144,9 @@ class ClusterConfig(BaseModel):
     queue: Literal["in-process", "procrastinate"] = "in-process"
     remote_call_timeout: float = Field(default=120.0, gt=0, le=86400)  # seconds a device call waits for its agent
     worker_concurrency: int = Field(default=4, ge=1, le=64)  # jobs an agent runs at once
+    # policy runs an agent runs at once, in a lane of their own (queue runs.<name>): a run waits for
+    # device work, so it never takes one of the worker_concurrency slots that work needs
+    run_concurrency: int = Field(default=1, ge=1, le=16)
     # finished host-call job rows older than this many seconds are deleted by the agents (storage/jobs/prune.py)
     host_call_retention: float = Field(default=86400.0, gt=0, le=366 * 86400)
 

@@ -244,7 +244,7 @@ def test_policy_items_run_on_the_host_that_owns_the_volume(bed: dict) -> None:
             job = r.json()
             wait_for(f"{kind} run", lambda: c.get(f"/jobs/{job['id']}").json()["state"] not in ("queued", "running"), 120)
             job = c.get(f"/jobs/{job['id']}").json()
-            assert job["state"] == "succeeded" and job["queue"] == "host.ha", job
+            assert job["state"] == "succeeded" and job["queue"] == "runs.ha", job  # the runs lane of host ha
             outcome = job["result"]["policies"][0]
             assert outcome["status"] == "succeeded" and not outcome["errors"], outcome
         snaps = c.get("/snapshots", params={"volume": "pv"}).json()

@@ -14,7 +14,7 @@ import storage
 from storage.config import load_settings
 from storage.errors import Conflict, HostUnavailable, InvalidInput, NotFound, StorageError
 from storage.host.remote import error_from_dict
-from storage.queue.routing import Route, queues_of_agent, route, volume_of
+from storage.queue.routing import Route, queues_of_agent, route, run_queues_of_agent, volume_of
 from storage.queue.tasks import REGISTRY, run_task
 
 ROUTES = [
@@ -27,7 +27,7 @@ ROUTES = [
     ("wipe", {"volume_id": "v3", "wipe": "zero"}, "ha", Route("host.ha", "volume:v3")),
     ("host-call", {"method": "extend_volume", "volume_id": "v4"}, "h.b-c_1", Route("host.h.b-c_1", "volume:v4")),
     ("host-call", {"method": "pool_usage", "volume_id": None}, "ha", Route("host.ha", None)),
-    ("policy-run", {"policy_id": "p"}, "ha", Route("host.ha", None)),
+    ("policy-run", {"policy_id": "p"}, "ha", Route("runs.ha", None)),  # a lane of its own: it waits on device work
     ("verify", {"backup_id": "b"}, None, Route("shared", None)),
     ("verify", {"backup_id": "b"}, "ha", Route("shared", None)),  # any host can verify
     ("gc", {"repository": "swift://c/p"}, None, Route("shared", "repo:swift://c/p")),
@@ -60,6 +60,9 @@ def test_volume_of_and_agent_queues() -> None:
     assert volume_of("backup", {"source": "volume:"}) is None
     assert volume_of("verify", {"volume_id": "x"}) is None
     assert queues_of_agent("ha") == ["host.ha", "shared"]
+    assert run_queues_of_agent("ha") == ["runs.ha"]
+    with pytest.raises(InvalidInput, match="host name 'bad host' is not accepted"):
+        route("policy-run", {"policy_id": "p"}, host="bad host")
 
 
 def test_every_routed_kind_has_a_task() -> None:

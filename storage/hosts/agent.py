@@ -5,8 +5,10 @@ Each heartbeat reports the host's pools (driver, capabilities, capacity through
 one line per failure, waits a bounded, doubling delay and tries again; it never exits for it.
 SIGTERM or SIGINT ends the loop between two heartbeats and the process exits 0.
 
-With ``[cluster] queue = "procrastinate"`` the agent also runs the host's worker
-(storage.queue.pq.QueueWorker): it takes jobs from ``host.<host_name>`` and ``shared`` and runs
+With ``[cluster] queue = "procrastinate"`` the agent also runs the host's workers
+(storage.queue.pq.QueueWorker): one takes device work from ``host.<host_name>`` and ``shared``
+(``worker_concurrency`` at once), another the policy runs from ``runs.<host_name>``
+(``run_concurrency``; a run waits for device work, so it never holds a device slot) and runs
 them here, on this host's drivers; at start and then periodically it hands back to the queue
 the jobs of workers that stopped heartbeating (a killed agent's), so they run again, and it
 deletes finished ``host-call`` job rows older than ``[cluster] host_call_retention``
@@ -59,6 +61,7 @@ class Agent:
         self.started_at: datetime = utcnow()
         self.heartbeats = 0
         self.worker: "QueueWorker | None" = None
+        self.run_worker: "QueueWorker | None" = None  # policy runs (queue runs.<host_name>)
         self.pruned = 0  # host-call job rows deleted so far (storage/jobs/prune.py)
         self._last_prune: float | None = None
 
@@ -74,17 +77,26 @@ class Agent:
         cluster = self.settings.cluster
         if cluster is None or cluster.queue != "procrastinate" or self._storage is None:
             return
-        if self.worker is not None and self.worker.error is None and self.worker._thread is not None and self.worker._thread.is_alive():
-            return
         from storage.queue.pq import QueueWorker
+        from storage.queue.routing import run_queues_of_agent
 
         st = self._storage
-        self.worker = QueueWorker(
-            self.settings.catalog_url, self.settings.host_name, st.jobs, concurrency=cluster.worker_concurrency,  # type: ignore[attr-defined]
-            heartbeat_interval=cluster.heartbeat_interval, stalled_after=cluster.service_down_time,
-        )  # fmt: skip
-        self.worker.start()
-        log.info("host %r takes work from queues %s", self.settings.host_name, ", ".join(self.worker.queues))
+        name = self.settings.host_name
+        for attr, concurrency, queues, label in (
+            ("worker", cluster.worker_concurrency, None, "storage-agent"),
+            ("run_worker", cluster.run_concurrency, run_queues_of_agent(name), "storage-agent-runs"),
+        ):  # fmt: skip
+            worker = getattr(self, attr)
+            if worker is not None and worker.error is None and worker._thread is not None and worker._thread.is_alive():
+                continue
+            worker = QueueWorker(
+                self.settings.catalog_url, name, st.jobs, concurrency=concurrency,  # type: ignore[attr-defined]
+                heartbeat_interval=cluster.heartbeat_interval, stalled_after=cluster.service_down_time,
+                queues=queues, name=label,
+            )  # fmt: skip
+            setattr(self, attr, worker)
+            worker.start()
+            log.info("host %r takes work from queues %s (%d at once)", name, ", ".join(worker.queues), concurrency)
 
     def prune(self) -> None:
         """With a work queue: delete finished host-call job rows older than ``host_call_retention``,
@@ -164,8 +176,9 @@ class Agent:
             failures = 0
             self.stop.wait(interval)
         log.info("agent for host %r stopping", self.settings.host_name)
-        if self.worker is not None:
-            self.worker.stop()
+        for worker in (self.worker, self.run_worker):
+            if worker is not None:
+                worker.stop()
         self._reset()
         return 0
 
@@ -176,9 +189,10 @@ class Agent:
                 self._storage.close()
             except Exception:  # noqa: BLE001 - closing a broken engine must not kill the loop
                 pass
-            if self.worker is not None:
-                self.worker.stop(timeout=5.0)
-                self.worker = None
+            for worker in (self.worker, self.run_worker):
+                if worker is not None:
+                    worker.stop(timeout=5.0)
+            self.worker = self.run_worker = None
             self._storage = None
             self._hosts = None
 

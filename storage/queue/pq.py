@@ -7,7 +7,8 @@ catalog, which holds the kind and JSON params (storage.queue.tasks); the worker 
 Delivery is at least once. The agent's worker heartbeats (procrastinate's ``procrastinate_workers``
 table); a worker silent for ``stalled_after`` seconds is stalled: every agent, when it starts
 and then every ``stalled_after / 2`` seconds, hands the jobs of stalled workers on its queues
-(its ``host.<name>`` and ``shared``) back to ``todo`` (``retry_stalled``), so a job whose agent
+(its ``host.<name>`` and ``shared``; the policy-run worker's: ``runs.<name>``) back to ``todo``
+(``retry_stalled``), so a job whose agent
 was killed runs again on that host's restarted agent, or, for shared work, on any agent.
 """
 
@@ -104,9 +105,13 @@ class QueueWorker:
     """The procrastinate worker of an agent, in a thread of its own with its own event loop."""
 
     def __init__(self, url: str, host: str, jobs: "JobService", *, concurrency: int = 4,
-                 heartbeat_interval: float = 10.0, stalled_after: float = 30.0) -> None:  # fmt: skip
+                 heartbeat_interval: float = 10.0, stalled_after: float = 30.0, queues: list[str] | None = None,
+                 name: str = "storage-agent") -> None:  # fmt: skip
+        """``queues``: default the host's device-work queues (``host.<name>``, ``shared``); an
+        agent's second worker takes ``runs.<name>`` (storage.queue.routing.run_queues_of_agent)."""
         self.url = url
-        self.queues = queues_of_agent(host)
+        self.queues = queues or queues_of_agent(host)
+        self.name = name
         self.jobs = jobs
         self.concurrency = concurrency
         self.heartbeat_interval = heartbeat_interval
@@ -119,7 +124,7 @@ class QueueWorker:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._main, name="queue-worker", daemon=True)
+        self._thread = threading.Thread(target=self._main, name=f"queue-worker-{self.name}", daemon=True)
         self._thread.start()
 
     def _main(self) -> None:
@@ -149,7 +154,7 @@ class QueueWorker:
         async with app.open_async():
             self._loop = asyncio.get_running_loop()
             self._worker = Worker(
-                app, queues=self.queues, name="storage-agent", concurrency=self.concurrency,
+                app, queues=self.queues, name=self.name, concurrency=self.concurrency,
                 install_signal_handlers=False, update_heartbeat_interval=self.heartbeat_interval,
                 stalled_worker_timeout=self.stalled_after, fetch_job_polling_interval=1.0,
                 abort_job_polling_interval=2.0,

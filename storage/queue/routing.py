@@ -5,6 +5,13 @@ backup's reads, a restore's writes: kinds in ``HOST_KINDS``) goes to ``host.<nam
 that owns the volume; work any host can do (verify, gc, no-op) goes to ``shared``. Locks name what
 two jobs must never touch at once: ``volume:<id>`` (every operation on one volume), ``repo:<url>``
 (one gc per repository). Table-tested in tests/test_queue_routing.py.
+
+A policy run (``RUN_KINDS``) only orchestrates: it waits for the device work of the volumes it
+covers, which may be queued on any host. It goes to ``runs.<name>``, a lane of its own that each
+agent serves apart from its device work (``[cluster] run_concurrency``), so runs waiting on each
+other's hosts never hold the slots the work they wait for needs (a deadlock at
+``worker_concurrency = 1`` before). Nothing ever waits on a policy run, and the device and shared
+kinds wait on no other job, so the waits-for graph has no cycle.
 """
 
 from __future__ import annotations
@@ -18,7 +25,9 @@ from storage.errors import InvalidInput
 
 SHARED_QUEUE = "shared"
 HOST_QUEUE_PREFIX = "host."
+RUN_QUEUE_PREFIX = "runs."
 HOST_KINDS = frozenset({"backup", "restore", "wipe", "host-call", "policy-run"})
+RUN_KINDS = frozenset({"policy-run"})  # host kinds that wait on other jobs: their own lane (runs.<name>)
 SHARED_KINDS = frozenset({"verify", "gc", "noop"})
 KINDS = HOST_KINDS | SHARED_KINDS
 _HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
@@ -36,6 +45,11 @@ def host_queue(host: str) -> str:
         raise InvalidInput(f"host name {host!r} is not accepted for a queue; accepted: letters, digits, '.', '_', '-' (1-255)",
                            field="host")  # fmt: skip
     return HOST_QUEUE_PREFIX + host
+
+
+def run_queue(host: str) -> str:
+    """``runs.<name>``: the policy runs of a host (checked like ``host_queue``)."""
+    return RUN_QUEUE_PREFIX + host_queue(host)[len(HOST_QUEUE_PREFIX):]
 
 
 def volume_of(kind: str, params: Mapping[str, Any]) -> str | None:
@@ -61,13 +75,20 @@ def route(kind: str, params: Mapping[str, Any], *, host: str | None) -> Route:
         return Route(SHARED_QUEUE, lock)
     if not host:
         raise InvalidInput(f"a {kind} job needs the host that owns its volume; none was given", field="host")
+    if kind in RUN_KINDS:
+        return Route(run_queue(host), None)
     vid = volume_of(kind, params)
     return Route(host_queue(host), f"volume:{vid}" if vid else None)
 
 
 def queues_of_agent(host: str) -> list[str]:
-    """What an agent listens to: its host's queue, then the shared one."""
+    """What an agent's device-work worker listens to: its host's queue, then the shared one."""
     return [host_queue(host), SHARED_QUEUE]
+
+
+def run_queues_of_agent(host: str) -> list[str]:
+    """What an agent's policy-run worker listens to (a lane of its own, see the module doc)."""
+    return [run_queue(host)]
 
 
 HostOf = Callable[[str], str]
