@@ -56,6 +56,11 @@ class Storage:
         self.catalog = Catalog(settings.catalog_url, host_name=settings.host_name,
                                connect_timeout=settings.catalog.connect_timeout_seconds)
         self._lock = threading.RLock()
+        # a CLI process with a work queue sets it (storage/cli/common.py): its first device call
+        # through a queue starts a liveness lease (``ensure_lease``), so the agents settle what it
+        # left transitional if it dies, also from another machine (storage.hosts.replicas)
+        self.lease_on_demand = False
+        self._lease: Any = None
 
     # -- the host side ------------------------------------------------------------------------
     @property
@@ -74,7 +79,23 @@ class Storage:
 
         return RoutedHost(self.jobs, self.settings.host_name, self.settings.cluster_settings.remote_call_timeout,
                           self._volume_host, local=lambda: self.local_host, host_of_target=self._target_host,
-                          own_locally=self.agent)  # fmt: skip
+                          own_locally=self.agent, before_call=self._before_remote_call)  # fmt: skip
+
+    def _before_remote_call(self) -> None:
+        if self.lease_on_demand:
+            self.ensure_lease()
+
+    def ensure_lease(self) -> None:
+        """With a work queue, outside the agent: this process's liveness lease, started once and
+        heartbeated until ``close`` (storage.hosts.replicas.ReplicaLease, role ``cli``)."""
+        if not self.queued or self.agent:
+            return
+        with self._lock:
+            if self._lease is None:
+                from storage.hosts.replicas import ReplicaLease
+
+                self._lease = ReplicaLease(self.catalog, self.settings.cluster_settings.heartbeat_interval,
+                                           role="cli").start()  # fmt: skip
 
     def _volume_host(self, volume_id: str) -> str | None:
         from sqlalchemy import select
@@ -327,6 +348,9 @@ class Storage:
                      host_name=self.settings.host_name)  # fmt: skip
 
     def close(self) -> None:
+        if self._lease is not None:
+            self._lease.stop()  # its row deleted: a clean end leaves nothing to settle
+            self._lease = None
         jobs = self.__dict__.get("jobs")
         if jobs is not None and jobs.dispatcher is not None:
             jobs.dispatcher.close()

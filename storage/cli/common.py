@@ -68,6 +68,9 @@ class State:
 
             self._storage = storage.open(self.config)
             setup.apply_settings(self._storage.settings)  # [logging] of the config, host_name
+            # with a work queue: a lease from the first device call on, so if this command dies the
+            # agents settle what it held (storage.hosts.replicas), also from another machine
+            self._storage.lease_on_demand = True
         return self._storage
 
     def close(self) -> None:

@@ -174,10 +174,12 @@ class RoutedHost(RemoteHost):
 
     def __init__(self, jobs: "JobService", default_host: str, timeout: float, host_of_volume: Callable[[str], str | None],
                  local: "Callable[[], HostApi] | None" = None, *, host_of_target: Callable[[str], str | None] | None = None,
-                 own_locally: bool = False) -> None:  # fmt: skip
+                 own_locally: bool = False, before_call: Callable[[], None] | None = None) -> None:  # fmt: skip
         """host_of_target: the host owning an export's target (by IQN); own_locally: this process is
-        ``default_host``'s agent, so calls for its own host run here on ``local``, not via its queue."""
+        ``default_host``'s agent, so calls for its own host run here on ``local``, not via its queue;
+        before_call: run before each call that goes through a queue (a CLI starts its lease there)."""
         super().__init__(jobs, default_host, timeout)
+        self._before_call = before_call
         self._host_of_volume = host_of_volume
         self._host_of_target = host_of_target or (lambda _iqn: None)
         self._local = local
@@ -209,6 +211,9 @@ class RoutedHost(RemoteHost):
         if host == self.host:
             if self._own_locally and self._local is not None:  # the agent: its own host's work runs here
                 return getattr(self._local(), method)(**args)
+        if self._before_call is not None:
+            self._before_call()
+        if host == self.host:
             return super().call(method, **args)
         return RemoteHost(self._jobs, host, self.timeout).call(method, **args)
 

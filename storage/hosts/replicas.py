@@ -1,4 +1,4 @@
-"""Liveness leases of API replicas, and the agent's settling of statuses their dead owners left.
+"""Liveness leases of API replicas and CLI processes, and the agent's settling of statuses their dead owners left.
 
 An API replica (``storagectl serve`` with ``[cluster] queue = "procrastinate"``) records itself as
 the owner (``host:pid:start``, storage.owners) of every transitional status it starts and then
@@ -11,8 +11,10 @@ Each heartbeat of a host's agent settles that host's volumes whose owner is gone
 (``settle_dead_owners``): one query when nothing is transitional. An owner is gone
 (``owner_gone``, pure, table-tested) when it is a process of this machine that no longer runs
 (the signal-0 probe), or a lease holder of another machine whose lease is older than
-``service_down_time``; an owner of another machine without a lease (a CLI process, an older
-version) is not known to be gone and is left to ``storagectl check --repair``. A volume is not
+``service_down_time``; an owner of another machine without a lease (an older version, or a CLI
+process killed before its first device call) is not known to be gone and is left to
+``storagectl check --repair``. A CLI process with a work queue takes the same lease (role ``cli``)
+at its first device call through a queue (``Storage.ensure_lease``), and drops it when it ends. A volume is not
 settled while a host call naming it is still queued or running on this host: that call's result
 is what the settling reads from the backend. Settling is ``settle_orphaned`` on the agent's drivers.
 """
@@ -37,7 +39,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("storage.agent")
 
-LEASE_ROLE = "api-replica"
+LEASE_ROLE = "api-replica"  # a `storagectl serve`; a CLI process's lease has role "cli"
 PRUNE_AFTER = timedelta(days=1)  # a dead replica's lease row is dropped this long after its last beat
 MAX_SETTLE_ROWS = 1000  # transitional rows read per heartbeat (the rest on the next ones)
 
@@ -68,8 +70,10 @@ def owner_gone(
 class ReplicaLease:
     """This process's lease row, heartbeated by a daemon thread until ``stop``."""
 
-    def __init__(self, catalog: "Catalog", interval: float, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(self, catalog: "Catalog", interval: float, clock: Callable[[], datetime] = utcnow,
+                 role: str = LEASE_ROLE) -> None:  # fmt: skip
         self._catalog = catalog
+        self.role = role
         self.interval = interval
         self.name = owners.this_owner()
         self._clock = clock
@@ -81,7 +85,7 @@ class ReplicaLease:
         with self._catalog.session() as s:
             row = s.get(ServiceRow, self.name, populate_existing=True)
             if row is None:
-                s.add(ServiceRow(name=self.name, pools={}, capabilities={"role": LEASE_ROLE}, started_at=now,
+                s.add(ServiceRow(name=self.name, pools={}, capabilities={"role": self.role}, started_at=now,
                                  last_heartbeat=now, updated_at=now, disabled=False))  # fmt: skip
             else:
                 row.last_heartbeat = row.updated_at = now
