@@ -123,6 +123,7 @@ class Volume(BaseModel):
     host: str | None = None  # the storage host that owns it (services table)
     host_state: str | None = None  # up, down, disabled: filled by `show` reads only
     description: str | None = None  # free text (Cinder's description), at most 255 characters
+    error_reason: str | None = None  # why it is error / error_deleting (the failing step's message)
 
 
 class Snapshot(BaseModel):

@@ -295,6 +295,7 @@ it: the clean-up does not wait for the same silent host again), the volume ends 
             assert err["details"]["host"] == "ha" and "create_volume" in err["message"], err
             vol = c.get("/volumes/vt").json()
             assert vol["status"] == "error", vol
+            assert vol["error_reason"] == f"create failed: {err['message']}", vol  # why, on the volume itself
             agents["ha"] = AgentProc(bed["configs"]["ha"]).start()
             wait_for("the stalled create re-delivered and refused",
                      lambda: c.get(f"/jobs/{job['id']}").json()["state"] not in ("queued", "running"), 60)  # fmt: skip

@@ -157,9 +157,13 @@ def _fill_new_volume(svc: "BackupService", repo: Repository, manifest: Manifest,
     written, else error (and deleted when asked)."""
     try:
         result = _write_volume(svc, repo, manifest, volume_id, fresh=True, **kwargs)
-    except BaseException:
+    except BaseException as exc:
         try:
-            svc.volumes.reset_status(volume_id, VolumeStatus.ERROR)  # out of restoring-backup: the ordinary delete takes it
+            from storage.catalog.volumes import failure_reason
+
+            # out of restoring-backup: the ordinary delete takes it
+            why = failure_reason(f"restore of backup {manifest.backup_id}", exc)
+            svc.volumes.reset_status(volume_id, VolumeStatus.ERROR, reason=why)
             if delete_on_failure:
                 svc.volumes.delete(volume_id)
         except StorageError:

@@ -23,10 +23,12 @@ VOLUMES_COUNTER = "volumes"
 _COLUMNS = (
     "v.id", "v.name", "v.size_bytes", "v.pool", "v.status", "v.labels", "v.created_at", "v.updated_at",
     "a.device", "v.source_volume_id", "v.source_snapshot_id", "v.host", "v.description",
+    "v.error_reason",
 )  # fmt: skip
 _FIELDS = (
     "id", "name", "size_bytes", "pool", "status", "labels", "created_at", "updated_at",
     "attached_device", "source_volume_id", "source_snapshot_id", "host", "description",
+    "error_reason",
 )  # fmt: skip
 _adapter: Any = None
 

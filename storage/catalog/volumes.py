@@ -25,6 +25,40 @@ from storage.domain import (
 from storage.errors import Conflict
 
 
+MAX_REASON = 1000  # characters of volumes.error_reason kept (the start of a longer message)
+_ERROR_STATUSES = frozenset({VolumeStatus.ERROR, VolumeStatus.ERROR_DELETING})
+_GOOD_STATUSES = frozenset({VolumeStatus.AVAILABLE, VolumeStatus.IN_USE})
+
+
+def reason_values(target: VolumeStatus, values: dict[str, object]) -> dict[str, object]:
+    """Pure: the column values of a move to ``target``: an ``error_reason`` given with a move to an
+    error status is kept (bounded to MAX_REASON characters); a move to available/in-use clears it;
+    any other move leaves it as it was (a volume in error being deleted keeps why)."""
+    out = dict(values)
+    reason = out.pop("error_reason", None)
+    if target in _ERROR_STATUSES:
+        if reason is not None:
+            text = " ".join(str(reason).split())
+            out["error_reason"] = text[: MAX_REASON - 3] + "..." if len(text) > MAX_REASON else text
+    elif target in _GOOD_STATUSES:
+        out["error_reason"] = None
+    return out
+
+
+def failure_reason(step: str, exc: BaseException) -> str:
+    """Pure but for the mask: ``<step> failed: <message>``: a typed error's message, another
+    exception's type and first line (known secrets masked); an interrupt says so."""
+    from storage.errors import StorageError
+    from storage.logs.redact import mask
+
+    if isinstance(exc, StorageError):
+        return f"{step} failed: {exc.message}"
+    if not isinstance(exc, Exception):
+        return f"{step} interrupted: {type(exc).__name__}"
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{step} failed: {type(exc).__name__}" + (f": {mask(first)}" if first else "")
+
+
 class VolumeRow(Base):
     __tablename__ = "volumes"
 
@@ -43,6 +77,8 @@ class VolumeRow(Base):
     # The storage host that owns the volume's data (migration 0009; services.name).
     host: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
     description: Mapped[str | None] = mapped_column(String(255), nullable=True)  # migration 0011
+    # why it is error / error_deleting (migration 0015); cleared when available or in-use again
+    error_reason: Mapped[str | None] = mapped_column(String(MAX_REASON), nullable=True)
 
 
 class SnapshotRow(Base):
@@ -108,6 +144,7 @@ def volume_model(row: VolumeRow, attachment: AttachmentRow | None) -> Volume:
         source_snapshot_id=row.source_snapshot_id,
         host=row.host,
         description=row.description,
+        error_reason=row.error_reason,
     )
 
 
@@ -179,7 +216,8 @@ def cas_volume_status(
     result = session.execute(
         update(VolumeRow)
         .where(VolumeRow.id == volume_id, VolumeRow.status == current.value)
-        .values(status=target.value, updated_at=utcnow(), task_owner=this_owner() if transitional else None, **values)
+        .values(status=target.value, updated_at=utcnow(), task_owner=this_owner() if transitional else None,
+                **reason_values(target, values))
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:
@@ -232,7 +270,7 @@ def force_volume_status(session: Session, volume_id: str, status: VolumeStatus, 
     session.execute(
         update(VolumeRow)
         .where(VolumeRow.id == volume_id)
-        .values(status=status.value, updated_at=utcnow(), task_owner=None, **values)
+        .values(status=status.value, updated_at=utcnow(), task_owner=None, **reason_values(status, values))
         .execution_options(synchronize_session=False)
     )
 

@@ -194,7 +194,7 @@ def fail(st: "storage.Storage", volume_id: str, reason: str) -> None:
     """The volume is 'error' with the reason (its description), resumable while its state is kept."""
     text = (f"live restore incomplete: {reason}"[:200] + "; resume: storagectl backup restore --resume VOLUME --live")[:255]
     try:
-        st.volumes._set(volume_id, VolumeStatus.ERROR, description=text)
+        st.volumes._set(volume_id, VolumeStatus.ERROR, description=text, error_reason=text)
     except StorageError as exc:
         log.warning("could not record the failed live restore of volume %s: %s", volume_id, exc.message)
 

@@ -173,9 +173,11 @@ def restore(st: "Storage", ctx: "JobContext", backup_id: str, to_volume: str | N
     try:
         return st.backups.restore(backup_id, to_volume=to_volume_id or to_volume, new_volume_name=new_volume_name,
                                   pool=pool, progress=ctx.progress, cancel=ctx.cancel)  # fmt: skip
-    except BaseException:
+    except BaseException as exc:
         if born:
-            settle_restore_target(st, str(to_volume_id))
+            from storage.catalog.volumes import failure_reason
+
+            settle_restore_target(st, str(to_volume_id), failure_reason(f"restore of backup {backup_id}", exc))
         raise
 
 
@@ -195,7 +197,7 @@ def adopt_restore_target(st: "Storage", backup_id: str, volume_id: str) -> None:
     )  # fmt: skip
 
 
-def settle_restore_target(st: "Storage", volume_id: str) -> None:
+def settle_restore_target(st: "Storage", volume_id: str, reason: str | None = None) -> None:
     """A failed restore into the volume made for it: `error` (deletable), unless it was settled already."""
     from storage.domain import VolumeStatus
     from storage.errors import StorageError
@@ -203,7 +205,7 @@ def settle_restore_target(st: "Storage", volume_id: str) -> None:
     try:
         vol = st.volumes.get(volume_id)
         if vol.status is VolumeStatus.RESTORING_BACKUP and st.volumes.held_here(volume_id):
-            st.volumes.reset_status(volume_id, VolumeStatus.ERROR)
+            st.volumes.reset_status(volume_id, VolumeStatus.ERROR, reason=reason)
     except StorageError:
         pass
 

@@ -266,12 +266,15 @@ class _PoolCheck:
         device = self.backend.attached_device(vol.id) if has_file else None
         action, target = settle_volume(status, has_file, device is not None)
         what = {"finish_delete": "finish the delete", "drop_row": "remove the catalog entry (no data was created)"}
+        # the volume's error_reason when it is settled to error (partial or missing data)
+        reason = (f"{status.value} did not finish: its process ({vol.task_owner or 'unknown owner'}) is gone; "
+                  + ("backing data missing" if not has_file else "its data may be partial"))  # fmt: skip
         self.add("stuck_volume",
                  f"volume {vol.name!r} is {status.value} but its operation ({vol.task_owner or 'unknown owner'}) "
                  f"is no longer running; backing data {'present' if has_file else 'missing'}"
                  + (f", attached at {device}" if device else ""),
                  what.get(action, f"set status {target.value if target else ''}"),
-                 lambda: self._settle_volume(vol, action, target, device), object_id=vol.id, name=vol.name)
+                 lambda: self._settle_volume(vol, action, target, device, reason), object_id=vol.id, name=vol.name)
         return True
 
     def _volume(self, vol: VolumeRow, att: AttachmentRow | None, busy: bool) -> None:
@@ -283,7 +286,8 @@ class _PoolCheck:
         if not has_file and status not in (V.DELETING, V.ERROR_DELETING):
             self.add("missing_data", f"volume {vol.name!r} ({status.value}) has no backing data in pool {self.pool!r}",
                      "set status error" if status is not V.ERROR else "none (delete the volume)",
-                     None if status is V.ERROR else (lambda: self._set_volume(vol.id, V.ERROR)),
+                     None if status is V.ERROR else (lambda: self._set_volume(
+                         vol.id, V.ERROR, error_reason=f"check: no backing data in pool {self.pool!r}")),
                      object_id=vol.id, name=vol.name)
             return
         if has_file and self.vol_items[vol.id].size_bytes != vol.size_bytes:
@@ -314,7 +318,8 @@ class _PoolCheck:
             s.add(AttachmentRow(id=new_id(), volume_id=vid, device=device, host=self.host))
             force_volume_status(s, vid, V.IN_USE)
 
-    def _settle_volume(self, vol: VolumeRow, action: str, target: VolumeStatus | None, device: str | None) -> None:
+    def _settle_volume(self, vol: VolumeRow, action: str, target: VolumeStatus | None, device: str | None,
+                       reason: str | None = None) -> None:  # fmt: skip
         if action == "finish_delete":
             if device:
                 self.backend.detach(vol.id)
@@ -340,7 +345,7 @@ class _PoolCheck:
             else:
                 with self.catalog.session() as s:
                     s.query(AttachmentRow).filter(AttachmentRow.volume_id == vol.id).delete()
-            self._set_volume(vol.id, target, **values)
+            self._set_volume(vol.id, target, error_reason=reason, **values)  # kept for error only (reason_values)
 
     # -- snapshots -------------------------------------------------------------
     def _stuck_snapshot(self, snap: SnapshotRow) -> bool:

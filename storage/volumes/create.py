@@ -16,7 +16,9 @@ from sqlalchemy import select
 
 from storage.catalog import intents
 from storage.catalog.base import new_id, utcnow
-from storage.catalog.volumes import VolumeRow, cas_volume_status, delete_volume_row, force_volume_status, load_volume, this_owner
+from storage.catalog.volumes import (
+    VolumeRow, cas_volume_status, delete_volume_row, failure_reason, force_volume_status, load_volume, this_owner,
+)
 from storage.domain import Volume, VolumeStatus
 from storage.errors import Conflict, HostUnavailable, InvalidInput, NotFound, StorageError
 from storage.names import validate_name
@@ -123,7 +125,8 @@ def create_explained(
         else:
             svc._host.create_volume(pool, vid, size_bytes)
     except BaseException as exc:
-        undo_create(svc, pool, vid, reach_host=not isinstance(exc, HostUnavailable))
+        what = "clone" if src_vol is not None else "create"
+        undo_create(svc, pool, vid, reach_host=not isinstance(exc, HostUnavailable), reason=failure_reason(what, exc))
         raise
     with svc._catalog.session() as s:
         if not (restoring and src_vol is None):
@@ -134,18 +137,18 @@ def create_explained(
 
 
 
-def undo_create(svc: "VolumeService", pool: str, vid: str, reach_host: bool = True) -> None:
-    """A create that failed: the backend's volume removed and the row deleted (``error`` when that
-    fails); ``error`` at once when its host did not answer (``reach_host`` False)."""
+def undo_create(svc: "VolumeService", pool: str, vid: str, reach_host: bool = True, reason: str | None = None) -> None:
+    """A create that failed: the backend's volume removed and the row deleted (``error`` with
+    ``reason`` when that fails); ``error`` at once when its host did not answer (``reach_host`` False)."""
     if not reach_host:
         with svc._catalog.session() as s:
-            force_volume_status(s, vid, V.ERROR)
+            force_volume_status(s, vid, V.ERROR, error_reason=reason)
         return
     try:
         svc._host.delete_volume(pool, vid)
-    except StorageError:
+    except StorageError as exc:
         with svc._catalog.session() as s:
-            force_volume_status(s, vid, V.ERROR)
+            force_volume_status(s, vid, V.ERROR, error_reason=f"{reason}; removing it failed: {exc.message}")
         return
     with svc._catalog.session() as s:
         delete_volume_row(s, vid)

@@ -24,6 +24,7 @@ from storage.catalog.volumes import (
     VolumeRow,
     cas_volume_status,
     delete_volume_row,
+    failure_reason,
     force_volume_status,
     load_volume,
     this_owner,
@@ -356,15 +357,16 @@ class VolumeService:
             return s.scalar(select(VolumeRow.task_owner).where(VolumeRow.id == volume_id)) == this_owner()
 
     @operation("volume.reset_status")
-    def reset_status(self, ref: str, status: str | VolumeStatus) -> Volume:
-        """Admin: set the status without the state machine (e.g. after fixing a stuck volume by hand)."""
+    def reset_status(self, ref: str, status: str | VolumeStatus, reason: str | None = None) -> Volume:
+        """Admin: set the status without the state machine (e.g. after fixing a stuck volume by hand);
+        ``reason``: why, kept as ``error_reason`` when the status is error/error_deleting."""
         try:
             target = VolumeStatus(status)
         except ValueError:
             raise InvalidInput(
                 f"status {status!r} is not a volume status; accepted: {', '.join(v.value for v in VolumeStatus)}"
             ) from None
-        return self._set(self.get(ref).id, target)
+        return self._set(self.get(ref).id, target, error_reason=reason)
 
     # -- delete ----------------------------------------------------------------
     @operation("volume.delete")
@@ -427,9 +429,12 @@ class VolumeService:
                 self._snapshots()._delete_by_id(snap_id, force=force)
             data_touched = True
             self._host.delete_volume(vol.pool, vol.id, wipe, progress)
-        except BaseException:
+        except BaseException as exc:
             # nothing deleted yet: put the volume back; otherwise it is half deleted
-            self._set(vol.id, V.ERROR_DELETING if data_touched else prior)
+            if data_touched:
+                self._set(vol.id, V.ERROR_DELETING, error_reason=failure_reason("delete", exc))
+            else:
+                self._set(vol.id, prior)
             raise
         with self._catalog.session() as s:
             delete_volume_row(s, vol.id)
