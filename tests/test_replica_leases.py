@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 import storage
 from storage.catalog.api_tables import Job
@@ -32,7 +33,7 @@ FRESH, STALE = NOW - timedelta(seconds=2), NOW - timedelta(seconds=30)
         ("other:10:5", {"other:10:5": FRESH}, False, False),
         ("other:10:5", {"other:10:5": None}, False, True),  # a lease that never beat
         ("other:10:5", {"other:11:5": STALE}, False, False),  # another process's lease says nothing
-        ("other:10:5", {}, True, False),  # no lease (a CLI process, an older version): not known
+        ("other:10:5", {}, True, False),  # no lease (an older version, a CLI killed before its first device call): not known
         ("other:10", {"other:10": STALE}, False, True),  # owner without a start time
         (None, {}, True, False),
         ("", {}, True, False),
@@ -113,3 +114,22 @@ def test_lease_beats_and_is_dropped_on_stop(tmp_path: Path) -> None:
             lease.stop()
         with st.catalog.session() as s:
             assert s.get(ServiceRow, lease.name) is None
+
+
+def test_storage_lease_only_with_a_queue_outside_the_agent(tmp_path: Path) -> None:
+    """``Storage.ensure_lease`` (what a CLI command's first device call through a queue runs) does
+    nothing without a work queue (a single host: the signal-0 probe is enough) nor in the agent; a
+    role-``cli`` lease with one (tests/test_cli_lease.py kills such a command)."""
+    with storage.open(write_config(tmp_path / "d")) as st:
+        st.lease_on_demand = True
+        st.ensure_lease()
+        assert st._lease is None
+        with st.catalog.session() as s:
+            assert [n for n in s.scalars(select(ServiceRow.name)) if is_lease_name(n)] == []
+    with storage.open(write_config(tmp_path / "e")) as st:
+        lease = ReplicaLease(st.catalog, 0.05, role="cli").start()
+        try:
+            with st.catalog.session() as s:
+                assert s.get(ServiceRow, lease.name).capabilities == {"role": "cli"}  # type: ignore[union-attr]
+        finally:
+            lease.stop()
