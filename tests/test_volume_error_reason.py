@@ -131,3 +131,53 @@ def test_error_reason_recorded_shown_and_cleared(st: storage.Storage, config_fil
     assert st.volumes.reset_status("half", V.AVAILABLE).error_reason is None
     assert st.volumes.get("half").error_reason is None
     assert _show_json(config_file, "half")["error_reason"] is None
+
+
+def test_failed_restore_over_a_volume_ends_in_error_not_available(st: storage.Storage, data_dir: Path) -> None:
+    """Restoring over an available volume: a failure before the first write (too small, a chunk
+    found missing before anything is written) gives it back available and untouched; a failure
+    once writing began (here: the backup's zero chunks are written first, then a chunk is found
+    missing) leaves its data part old, part restored, so it ends in error with the reason."""
+    import random
+
+    from tests.backup_helpers import delete_chunk, open_repo
+
+    pool = data_dir / "pools" / "default" / "volumes"
+    original = b"\x11" * (8 << 20)
+
+    def backup_of(name: str, data: bytes):  # type: ignore[no-untyped-def]
+        vol = st.volumes.create(name, "8M")
+        (pool / f"{vol.id}.img").write_bytes(data)
+        b = st.backups.create(name)
+        repo = open_repo(st, b.repository)
+        chunks = [c for c in repo.read_manifest(repo.location.store, b.id).chunks if c is not None]
+        return b, repo, chunks
+
+    def target(name: str, size: str = "8M") -> Path:
+        path = pool / f"{st.volumes.create(name, size).id}.img"
+        path.write_bytes(original[: 4 << 20] if size == "4M" else original)
+        return path
+
+    whole, repo, chunks = backup_of("whole", random.Random(7).randbytes(8 << 20))  # 8 distinct chunks, no zeros
+    small = target("small", "4M")  # refused before any write: too small for the backup
+    with pytest.raises(storage.errors.StorageError, match="the backup needs at least"):
+        st.backups.restore(whole.id, to_volume="small")
+    assert st.volumes.get("small").status is V.AVAILABLE and small.read_bytes() == original[: 4 << 20]
+
+    delete_chunk(repo, chunks[-1].id)  # found missing before the first write
+    untouched = target("untouched")
+    with pytest.raises(storage.errors.StorageError, match="is missing"):
+        st.backups.restore(whole.id, to_volume="untouched")
+    vol = st.volumes.get("untouched")
+    assert vol.status is V.AVAILABLE and vol.error_reason is None and untouched.read_bytes() == original
+
+    half, repo, chunks = backup_of("half-zero", random.Random(8).randbytes(4 << 20) + bytes(4 << 20))
+    delete_chunk(repo, chunks[0].id)
+    over = target("over")
+    with pytest.raises(storage.errors.StorageError, match="is missing"):
+        st.backups.restore(half.id, to_volume="over")
+    vol = st.volumes.get("over")
+    assert vol.status is V.ERROR, vol.status
+    assert vol.error_reason is not None
+    assert vol.error_reason.startswith(f"restore of backup {half.id} over the volume's data failed: "), vol.error_reason
+    assert over.read_bytes()[4 << 20:] == bytes(4 << 20)  # its zero chunks were written: available would be a lie

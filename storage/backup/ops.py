@@ -8,7 +8,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -174,17 +174,27 @@ def _fill_new_volume(svc: "BackupService", repo: Repository, manifest: Manifest,
 
 
 def _restore_into_volume(svc: "BackupService", repo: Repository, manifest: Manifest, volume_id: str, *, fresh: bool, **kwargs: object) -> RestoreResult:
-    with svc.volumes.hold(volume_id, VolumeStatus.RESTORING_BACKUP, allowed_from=frozenset({VolumeStatus.AVAILABLE})):
-        return _write_volume(svc, repo, manifest, volume_id, fresh=fresh, **kwargs)
+    """Overwrite an available volume. A failure before its data is touched puts it back to
+    available; from the first write on, it ends in error with the reason (its data is part old,
+    part restored: never ``available`` as if intact), as Cinder's ``error_restoring``."""
+    hold = svc.volumes.hold(volume_id, VolumeStatus.RESTORING_BACKUP, allowed_from=frozenset({VolumeStatus.AVAILABLE}))
+    with hold:
+        return _write_volume(svc, repo, manifest, volume_id, fresh=fresh, hold=hold, **kwargs)
 
 
 def _write_volume(svc: "BackupService", repo: Repository, manifest: Manifest, volume_id: str, *, fresh: bool,
-                  **kwargs: object) -> RestoreResult:
+                  hold: Any = None, **kwargs: object) -> RestoreResult:
     vol = svc.volumes.get(volume_id)
     with svc.host.open_volume(vol.pool, vol.id) as path:  # a restore writes on the volume's host
         fd, _ = open_target(path, manifest.size, create=False)
+
+        def changing() -> None:  # from the first write on, a failure leaves the volume in error
+            if hold is not None:
+                hold.fails_as = f"restore of backup {manifest.backup_id} over the volume's data"
+
         try:
-            return restore_to_fd(repo, manifest, fd, f"volume {vol.name}", fresh=fresh, **kwargs)  # type: ignore[arg-type]
+            return restore_to_fd(repo, manifest, fd, f"volume {vol.name}", fresh=fresh, on_first_write=changing,
+                                 **kwargs)  # type: ignore[arg-type]
         finally:
             os.close(fd)
 

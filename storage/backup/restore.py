@@ -9,6 +9,7 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 from storage.backup.format import ChunkRef, Manifest
@@ -155,8 +156,10 @@ def restore_to_fd(
     cancel: threading.Event | None = None,
     progress_interval: float = 0.25,
     max_gap: int = 1024 * 1024,
+    on_first_write: Callable[[], None] | None = None,
 ) -> RestoreResult:
     """Write every chunk of manifest to fd. Zero chunks are skipped on a fresh target, else written.
+    ``on_first_write`` is called (once or more, from any thread) before the target's first byte changes.
 
     The needed chunks are grouped by pack into ranged reads (neighbours less than max_gap
     apart share one read, at most one pack per read), downloaded in parallel; every chunk's
@@ -197,11 +200,16 @@ def restore_to_fd(
         if ref is not None:
             where.setdefault(ref.id, []).append(index)
             refs[ref.id] = ref
+    def touching() -> None:
+        if on_first_write is not None:
+            on_first_write()
+
     try:
         for index, ref in enumerate(manifest.chunks):  # zero chunks first: no download needed
             if ref is None:
                 length = manifest.chunk_length(index)
                 if not fresh:
+                    touching()
                     os.pwrite(fd, zero_block[:length], index * manifest.chunk_size)
                 state["done"] += length
                 state["written" if not fresh else "skipped"] += length
@@ -227,6 +235,7 @@ def restore_to_fd(
                 data = repo.open_chunk(slice_entry(read, body, loc), refs[cid], length, borrow=True)
             except DataCorruption as exc:  # where it was read: the caller quarantines that copy
                 raise DataCorruption(exc.message, chunk=cid, pack=loc.pack_id) from None
+            touching()
             for index in indexes:
                 run.add(index, data)
             with lock:

@@ -58,6 +58,9 @@ class Hold:
     def __init__(self, svc: "VolumeService", vid: str, status: VolumeStatus, allowed_from: frozenset[VolumeStatus] | None):
         self.svc, self.vid, self.status, self.allowed_from = svc, vid, status, allowed_from
         self.prior: VolumeStatus | None = None
+        # set by a holder once its failure would leave the data changed (a restore that began
+        # writing): an exception then ends in error with this step's reason, not in the prior status
+        self.fails_as: str | None = None
 
     def __enter__(self) -> VolumeStatus:
         self.svc._require_host_of(self.vid)
@@ -65,9 +68,15 @@ class Hold:
             self.prior = cas_volume_status(s, self.vid, self.status, allowed_from=self.allowed_from)
         return self.prior
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         assert self.prior is not None
         prior = self.prior
+        if isinstance(exc, BaseException) and self.fails_as is not None:
+            from storage.catalog.volumes import failure_reason
+
+            why = failure_reason(self.fails_as, exc)
+            record_when_back(lambda: self.svc._set(self.vid, VolumeStatus.ERROR, error_reason=why))
+            return
         record_when_back(lambda: self.svc._set(self.vid, prior))
 
 
