@@ -128,14 +128,15 @@ def test_every_route_enforces_auth(shared_api_server: ApiServer) -> None:
     """From the published OpenAPI: no token -> 401 everywhere but /healthz and /healthcheck; a reader -> 403 on every change."""
     import re
 
-    spec = httpx.get(shared_api_server.url + "/openapi.json").json()
+    anon = httpx.Client(base_url=shared_api_server.url, timeout=60)  # a loaded CI box: not httpx's 5 s default
+    spec = anon.get("/openapi.json").json()
     checked = 0
     for path, ops in spec["paths"].items():
         url = re.sub(r"\{[^}]+\}", "x", path)
         for method in ops:
             if path in ("/healthz", "/healthcheck"):
                 continue
-            r = httpx.request(method.upper(), shared_api_server.url + url)
+            r = anon.request(method.upper(), url)
             assert r.status_code == 401, (method, path, r.status_code)
             if method in ("get", "head"):
                 continue
@@ -149,6 +150,6 @@ def test_every_route_enforces_auth(shared_api_server: ApiServer) -> None:
               ("POST", "/v3/volumes/x/action"), ("POST", "/v3/p/snapshots"), ("DELETE", "/v3/snapshots/x"),
               ("POST", "/v3/backups"), ("DELETE", "/v3/p/backups/x"), ("POST", "/v3/backups/x/restore")]
     for method, url in cinder:
-        assert httpx.request(method, shared_api_server.url + url).status_code == 401, url
-        r = httpx.request(method, shared_api_server.url + url, json={}, headers={"X-Auth-Token": shared_api_server.tokens["reader"]})
+        assert anon.request(method, url).status_code == 401, url
+        r = anon.request(method, url, json={}, headers={"X-Auth-Token": shared_api_server.tokens["reader"]})
         assert r.status_code == 403 and r.json()["forbidden"]["code"] == 403, (url, r.text)
