@@ -118,12 +118,14 @@ class Storage:
 
     def _job_host(self, kind: str, params: dict[str, Any]) -> str | None:
         """The host a job's work must run on (storage.queue.routing): its volume's, or this config's."""
-        from storage.queue.routing import SHARED_KINDS, volume_of
+        from storage.queue.routing import RUN_KINDS, SHARED_KINDS, volume_of
 
         if kind in SHARED_KINDS:
             return None
         if kind == "host-call":
             return str(params.get("host") or self.settings.host_name)
+        if kind in RUN_KINDS:
+            return self._run_host()
         if kind == "restore" and not params.get("to_volume_id") and params.get("host"):
             return str(params["host"])  # a new volume: the host the scheduler chose (storage/backup/queued.py)
         vid = volume_of(kind, params)
@@ -136,6 +138,23 @@ class Storage:
             with self.catalog.session() as s:
                 vid = s.scalar(select(SnapshotRow.volume_id).where(SnapshotRow.id == source.partition(":")[2]))
         return (self._volume_host(vid) if vid else None) or self.settings.host_name
+
+    def _run_host(self) -> str:
+        """Where a policy run goes (storage.queue.routing.run_host): never a queue no agent serves."""
+        from storage.errors import HostUnavailable
+        from storage.hosts.state import HostState
+        from storage.queue.routing import run_host
+
+        hosts = self.hosts.list()
+        chosen = run_host(self.settings.host_name, {h.name: h.state is not HostState.DOWN for h in hosts})
+        if chosen is None:
+            raise HostUnavailable(
+                "no host agent is up to run the policy (no heartbeat within "
+                f"{self.settings.cluster_settings.service_down_time:g}s from {len(hosts)} registered hosts); "
+                "start `storagectl agent` on a host",
+                state="down",
+            )
+        return chosen
 
     @cached_property
     def local_host(self) -> "LocalHost":

@@ -119,3 +119,36 @@ def test_policy_runs_waiting_on_each_others_hosts_do_not_deadlock(bed: dict) -> 
             assert out.read_bytes()[: len(data[name])] == data[name]
     print(f"\ntwo policy runs on two hosts, each waiting on the other's queue, worker_concurrency 1: "
           f"both succeeded {took:.1f}s after submission")
+
+
+def test_a_run_submitted_where_no_agent_serves_goes_to_a_serving_host(bed: dict) -> None:
+    """An API replica on a machine without an agent (host_name ``api1``, never registered): its
+    policy run goes to the first serving host's lane (``runs.ha``) and succeeds, instead of waiting
+    forever on ``runs.api1``; with every agent down the submission is refused (503, naming why)."""
+    from storage.errors import HostUnavailable
+
+    configs, root = bed["configs"], bed["root"]
+    api1 = host_config(root, "api1", bed_url(configs["ha"]), bed["repo"])
+    with storage.open(configs["ha"]) as st:
+        vol = st.volumes.create("vc", "4M", labels={"pol": "c"})
+        p = st.policies.create("p-c", "backup", "@daily", selector={"labels": {"pol": "c"}}, retention={"keep_last": 1})
+    params = {"policy": p.name, "policy_id": p.id, "dry_run": False}
+    with storage.open(api1) as st:
+        job_id = st.jobs.submit("policy-run", target=p.id, params=params).id
+        wait_for("the run ended", lambda: st.jobs.get(job_id).state.value not in ("queued", "running"), RUN_TIMEOUT)
+        job = st.jobs.get(job_id)
+        assert job.state.value == "succeeded" and job.queue == "runs.ha", (job.state, job.queue, job.error)
+        assert [b.volume_id for b in st.backups.list(volume="vc")] == [vol.id]
+    for agent in bed["agents"].values():
+        agent.stop()
+    with storage.open(api1) as st:
+        wait_for("both hosts down", lambda: all(h.state.value == "down" for h in st.hosts.list()), 30)
+        with pytest.raises(HostUnavailable, match="no host agent is up to run the policy"):
+            st.jobs.submit("policy-run", target=p.id, params=params)
+
+
+def bed_url(config: Path) -> str:
+    """The catalog URL a bed host's config names."""
+    import tomllib
+
+    return str(tomllib.loads(config.read_text())["catalog"]["url"])

@@ -14,7 +14,7 @@ import storage
 from storage.config import load_settings
 from storage.errors import Conflict, HostUnavailable, InvalidInput, NotFound, StorageError
 from storage.host.remote import error_from_dict
-from storage.queue.routing import Route, queues_of_agent, route, run_queues_of_agent, volume_of
+from storage.queue.routing import Route, queues_of_agent, route, run_host, run_queues_of_agent, volume_of
 from storage.queue.tasks import REGISTRY, run_task
 
 ROUTES = [
@@ -201,3 +201,17 @@ def test_host_calls_go_to_the_host_that_owns_what_they_name(args: dict, host: st
     from storage.host.remote import call_host
 
     assert call_host(args, default="ha", host_of_volume=_VOLUMES.get, host_of_target=_TARGETS.get) == host
+
+
+@pytest.mark.parametrize(
+    ("own", "serving", "expected"),
+    [
+        ("ha", {"ha": True, "hb": True}, "ha"),  # this replica's host serves: its own lane
+        ("ha", {"ha": False, "hc": True, "hb": True}, "hb"),  # its agent is down: the first serving host by name
+        ("api1", {"hb": True, "ha": True}, "ha"),  # an API-only machine (no agent of its own)
+        ("ha", {"ha": False, "hb": False}, None),  # nobody serves: refused, never queued where no one takes it
+        ("ha", {}, None),
+    ],
+)
+def test_run_host(own: str, serving: dict[str, bool], expected: str | None) -> None:
+    assert run_host(own, serving) == expected

@@ -81,6 +81,16 @@ def route(kind: str, params: Mapping[str, Any], *, host: str | None) -> Route:
     return Route(host_queue(host), f"volume:{vid}" if vid else None)
 
 
+def run_host(own: str, serving: Mapping[str, bool]) -> str | None:
+    """Pure: the host whose agent takes a policy run submitted here. ``serving``: registered host ->
+    whether its agent is heard from (up or disabled: a disabled host still runs its work). This
+    replica's own host when it serves, else the first serving host by name (a run only orchestrates;
+    its device work goes to each volume's host anyway); None when no agent serves at all."""
+    if serving.get(own):
+        return own
+    return next((name for name in sorted(serving) if serving[name]), None)
+
+
 def queues_of_agent(host: str) -> list[str]:
     """What an agent's device-work worker listens to: its host's queue, then the shared one."""
     return [host_queue(host), SHARED_QUEUE]
