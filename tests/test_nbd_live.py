@@ -226,6 +226,8 @@ def test_a_live_restore_is_a_served_export_that_holds_its_backup(st: storage.Sto
                 ("live-restore", vid, served.id)], listed.text
             r = c.delete(f"/backups/{backup_id}")
             assert r.status_code == 409 and f"live restore into volume {vid} at {run.uri}" in r.text, r.text
+            r = c.post("/backups/gc", json={})
+            assert r.status_code == 409 and f"garbage-collected while its chunks are read by live restore into volume {vid}" in r.text, r.text
         with pytest.raises(Conflict, match=f"backup {backup_id} cannot be deleted while its chunks are read by live restore"):
             st.backups.delete(backup_id)
         with pytest.raises(Conflict, match=f"cannot be garbage-collected while its chunks are read by live restore into volume {vid}"):
