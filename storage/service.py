@@ -226,7 +226,8 @@ class Storage:
             return self.host
         from storage.host.remote import RemoteHost
 
-        return RemoteHost(self.jobs, name, self.settings.cluster_settings.remote_call_timeout)
+        return RemoteHost(self.jobs, name, self.settings.cluster_settings.remote_call_timeout,
+                          sealing_key_of=self._sealing_key_of)  # fmt: skip
 
     @cached_property
     def placer(self) -> "Placer":
