@@ -3,7 +3,7 @@
 ``process`` is the nbdkit child as ``host:pid:start`` (storage.owners), ``owner`` the process that
 started it (nbdkit runs with --exit-with-parent: it ends with its owner). A row whose process is
 gone is reaped by the next listing; ``listen`` (``tcp:ADDR:PORT`` or ``unix:PATH``) is unique per host.
-``kind`` (migration 0015): ``serve`` (a read-only export, ``st.backups.serve``) or ``live-restore``
+``kind`` (migration 0016): ``serve`` (a read-only export, ``st.backups.serve``) or ``live-restore``
 (``backup restore --live``: nbdkit serving ``volume_id`` read-write while the backup is restored
 into it; no TTL, its row goes when the restore ends).
 """

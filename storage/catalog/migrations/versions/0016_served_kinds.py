@@ -3,14 +3,14 @@ storage/nbd/live_service.py) is recorded beside the read-only serves, as kind ``
 with the volume it restores into, so ``backup delete`` and ``backup gc`` of its backup are
 refused while it runs and ``GET /backups/serves`` shows it. Existing rows are ``serve``.
 
-Revision ID: 0015
-Revises: 0014
+Revision ID: 0016
+Revises: 0015
 """
 from alembic import op
 import sqlalchemy as sa
 
-revision = "0015"
-down_revision = "0014"
+revision = "0016"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
