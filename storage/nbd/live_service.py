@@ -12,6 +12,11 @@ copy restores the rest. The restored-chunk bitmap lives in ``<data_dir>/live-res
 volume turns ``available`` once every chunk is restored and durable; a copy that fails (a chunk
 that does not verify, nbdkit gone) or is stopped before the end leaves it ``error`` with the reason
 in its description, never ``available`` half-restored; ``resume_live`` takes it from there.
+
+While it reads the backup, the run is a ``served_exports`` row of kind ``live-restore``
+(storage/nbd/managed.py ``record_live``): ``GET /backups/serves`` lists it, and ``backup delete`` /
+``backup gc`` refuse to take its chunks. The row goes when the restore finishes, is stopped or
+fails; a crashed run's row is reaped once its nbdkit is gone (``--exit-with-parent``).
 """
 
 from __future__ import annotations
