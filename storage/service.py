@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from storage.exports.service import ExportService
     from storage.host.api import HostApi
     from storage.host.local import LocalHost
+    from storage.hosts.sealing import HostKey
     from storage.hosts.service import HostService
     from storage.scheduler.gather import PoolPlacement
     from storage.jobs.service import JobService
@@ -79,7 +80,8 @@ class Storage:
 
         return RoutedHost(self.jobs, self.settings.host_name, self.settings.cluster_settings.remote_call_timeout,
                           self._volume_host, local=lambda: self.local_host, host_of_target=self._target_host,
-                          own_locally=self.agent, before_call=self._before_remote_call)  # fmt: skip
+                          own_locally=self.agent, before_call=self._before_remote_call,
+                          sealing_key_of=self._sealing_key_of)  # fmt: skip
 
     def _before_remote_call(self) -> None:
         if self.lease_on_demand:
@@ -96,6 +98,27 @@ class Storage:
 
                 self._lease = ReplicaLease(self.catalog, self.settings.cluster_settings.heartbeat_interval,
                                            role="cli").start()  # fmt: skip
+
+    def _sealing_key_of(self, host: str) -> str | None:
+        """The public key host ``host``'s agent publishes in its services row (storage.hosts.sealing)."""
+        from sqlalchemy import select
+
+        from storage.catalog.services import ServiceRow
+
+        with self.catalog.session() as s:
+            caps = s.scalar(select(ServiceRow.capabilities).where(ServiceRow.name == host))
+        key = caps.get("sealing_key") if isinstance(caps, dict) else None
+        return key if isinstance(key, str) else None
+
+    @cached_property
+    def host_key(self) -> "HostKey | None":
+        """The agent's private sealing key (``<data_dir>/secrets/host-<host_name>.key``); None elsewhere:
+        only the agent opens what callers seal for its host."""
+        if not self.agent:
+            return None
+        from storage.hosts.sealing import HostKey, key_path
+
+        return HostKey(key_path(self.settings.data_dir, self.settings.host_name))
 
     def _volume_host(self, volume_id: str) -> str | None:
         from sqlalchemy import select
@@ -185,6 +208,7 @@ class Storage:
             self.catalog, self.host, name=self.settings.host_name, pools=self.pool_placements,
             availability_zone=self.settings.scheduler.availability_zone, cluster=self.settings.cluster_settings,
             clustered=self.settings.cluster is not None, version=__version__,
+            sealing_key=self.host_key.public if self.host_key is not None and self.queued else None,
         )  # fmt: skip
 
     @cached_property
@@ -221,7 +245,8 @@ class Storage:
             return self.host
         from storage.host.remote import RemoteHost
 
-        return RemoteHost(self.jobs, name, self.settings.cluster_settings.remote_call_timeout)
+        return RemoteHost(self.jobs, name, self.settings.cluster_settings.remote_call_timeout,
+                          sealing_key_of=self._sealing_key_of)  # fmt: skip
 
     @cached_property
     def placer(self) -> "Placer":

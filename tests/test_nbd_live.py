@@ -4,7 +4,9 @@ it with the source while the background copy runs (slowed with --copy-rate), wri
 offsets (inside a chunk, a whole chunk, across a chunk boundary, into a zero run, over a chunk
 already restored), and the finished volume file is backup + writes; nbdkit or the storagectl
 process killed with SIGKILL mid-way leaves the volume error/restoring-backup and `--resume` finishes
-it correctly. Plain and encrypted repositories."""
+it correctly. Plain and encrypted repositories. A running live restore is a served export of kind
+live-restore (GET /backups/serves), its backup's delete (409) and its repository's gc are refused
+naming it, and its row goes when it finishes, is stopped, fails or its process is killed."""
 
 from __future__ import annotations
 
@@ -20,10 +22,10 @@ from pathlib import Path
 import pytest
 
 import storage
-from storage.errors import StorageError
+from storage.errors import Conflict, StorageError
 from storage.nbd.live_service import live_restore, resume_live, state_dir
 from storage.nbd.server import find_nbdkit
-from tests.api_server import free_port
+from tests.api_server import api_server, free_port  # noqa: F401 - fixture
 from tests.backup_helpers import MIB, flip_byte, make_image
 
 
@@ -152,13 +154,16 @@ def test_cli_killed_mid_way_is_resumed_by_the_cli(st: storage.Storage, config_fi
     info = json.loads(first)
     assert info["uri"] == f"nbd://127.0.0.1:{port}/live3" and info["volume_name"] == "live3"
     write(info["uri"], *WRITES[0])
+    (served,) = st.backups.serves()  # the CLI's row, seen from this process
+    assert (served.kind, served.uri, served.pid) == ("live-restore", info["uri"], info["pid"])
     time.sleep(1.5)
     proc.kill()  # SIGKILL: nbdkit follows (--exit-with-parent), its cleanup persists the bitmap
     proc.wait(timeout=30)
     deadline = time.monotonic() + 30
-    while subprocess.run(["pgrep", "-f", f"--port {port}"], capture_output=True).returncode == 0:
+    while st.backups.serves():  # its row is reaped once nbdkit is gone (the listing checks its pid and start time)
         assert time.monotonic() < deadline, "nbdkit outlived its killed parent"
         time.sleep(0.2)
+    assert st.backups.serving.count() == 0
     assert st.volumes.get("live3").status.value == "error"  # its owner is dead: reads settle it, never 'available'
     done = subprocess.run([STORAGECTL, "-c", str(config_file), "backup", "restore", "--resume", "live3", "--port",
                            str(free_port()), "--until-restored", "--json"], capture_output=True, text=True, timeout=120)
@@ -203,7 +208,39 @@ def test_a_chunk_that_does_not_verify_stops_the_copy_and_leaves_error(st: storag
         assert good.returncode == 0 and " ".join(f"{x:02x}" for x in src.read_bytes()[:4]) in good.stdout
     vol = st.volumes.get("live4")
     assert vol.status.value == "error" and bad.id[:20] in (vol.description or ""), vol.description
+    assert st.backups.serving.count() == 0  # failed and stopped: its row went with it
     assert st.backups.get(backup_id).status == "damaged"  # as a restore does
+
+
+def test_a_live_restore_is_a_served_export_that_holds_its_backup(st: storage.Storage, tmp_path: Path, api_server) -> None:  # type: ignore[no-untyped-def]
+    _src, backup_id = backup_of(st, tmp_path, False)
+    with live_restore(st, backup_id, "live5", port=free_port(), copy_rate=RATE, echo=False) as run:
+        vid = run.info.volume_id
+        (served,) = st.backups.serves()
+        assert run.server is not None and served.id == run.served_id
+        assert (served.kind, served.volume_id, served.backup_id, served.uri, served.pid, served.expires_at) == (
+            "live-restore", vid, backup_id, run.uri, run.server.pid, None)
+        with api_server.client() as c:
+            listed = c.get("/backups/serves")
+            assert listed.status_code == 200 and [(e["kind"], e["volume_id"], e["id"]) for e in listed.json()] == [
+                ("live-restore", vid, served.id)], listed.text
+            r = c.delete(f"/backups/{backup_id}")
+            assert r.status_code == 409 and f"live restore into volume {vid} at {run.uri}" in r.text, r.text
+            r = c.post("/backups/gc", json={})
+            assert r.status_code == 409 and f"garbage-collected while its chunks are read by live restore into volume {vid}" in r.text, r.text
+        with pytest.raises(Conflict, match=f"backup {backup_id} cannot be deleted while its chunks are read by live restore"):
+            st.backups.delete(backup_id)
+        with pytest.raises(Conflict, match=f"cannot be garbage-collected while its chunks are read by live restore into volume {vid}"):
+            st.backups.gc(grace_seconds=0)
+        done, total = run.progress()
+        assert done < total, "the restore ended before the refusals: they did not test a running one"
+        assert st.backups.get(backup_id).status == "available"
+        assert run.wait_restored(timeout=60)
+        assert st.backups.serves() == []  # finished: the backup is read no more (the volume is still served)
+    with live_restore(st, backup_id, "live6", port=free_port(), copy_rate=RATE, echo=False) as run:
+        assert [e.volume_id for e in st.backups.serves()] == [run.info.volume_id]
+    assert st.backups.serves() == [] and st.volumes.get("live6").status.value == "error"  # stopped half-way
+    st.backups.delete(backup_id)  # nothing reads it now
 
 
 DURABLE_CASES = [

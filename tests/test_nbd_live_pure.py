@@ -4,6 +4,7 @@ plugin's outcome lines; nbdkit's command line) and the bitmap file's durability 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -11,6 +12,9 @@ from storage.errors import InvalidInput
 from storage.nbd.bitmap import Cover, RestoreBitmap, count_bits, covered, read_count
 from storage.nbd.live_service import nbdkit_live_command, outcome
 from storage.nbd.server import Listen
+
+if TYPE_CHECKING:
+    from storage.nbd.managed import ServedExport
 
 K = 1024
 
@@ -98,3 +102,35 @@ def test_bitmap_of_another_size_is_refused(tmp_path: Path) -> None:
         RestoreBitmap(tmp_path / "b", 17)
     with pytest.raises(InvalidInput, match="chunk count 0"):
         RestoreBitmap(tmp_path / "c", 0)
+
+
+def _served(kind: str, n: int = 1) -> "ServedExport":
+    from datetime import datetime, timezone
+
+    from storage.nbd.managed import ServedExport
+
+    return ServedExport(id=f"s{n}", backup_id="b1", export_name="x", uri=f"nbd://127.0.0.1:1080{n}/x", host_name="h1",
+                        pid=100 + n, cache_bytes=0, size_bytes=1, started_at=datetime(2026, 1, 1, tzinfo=timezone.utc),
+                        expires_at=None, kind=kind, volume_id="v1" if kind == "live-restore" else None)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("kinds", "says"),
+    [
+        ([], None),
+        (["serve"], ["refusing: backup b1 cannot be deleted while its chunks are read by serve at nbd://127.0.0.1:10801/x "
+                     "(pid 101, host h1, served export s1)", "stop it first (DELETE /backups/serves/s1)"]),
+        (["live-restore"], ["read by live restore into volume v1 at nbd://127.0.0.1:10801/x (pid 101",
+                            "wait for the live restore to finish", "DELETE /backups/serves/s1: the volume is left in error"]),
+        (["serve", "live-restore"], ["serve at nbd://127.0.0.1:10801/x", "; live restore into volume v1 at nbd://127.0.0.1:10802",
+                                     "DELETE /backups/serves/s2"]),
+    ],
+)
+def test_refusal_names_each_export_reading_the_backup(kinds: list[str], says: list[str] | None) -> None:
+    from storage.nbd.managed import refusal
+
+    text = refusal("backup b1 cannot be deleted", [_served(k, n + 1) for n, k in enumerate(kinds)])
+    if says is None:
+        assert text is None
+    else:
+        assert text is not None and all(s in text for s in says), text

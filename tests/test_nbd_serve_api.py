@@ -149,7 +149,7 @@ def test_library_serve_bounds_and_lifecycle(st: storage.Storage, tmp_path: Path)
         assert (served.expires_at - served.started_at).total_seconds() == managed.TTL_DEFAULT
         with pytest.raises(Conflict):
             st.backups.serve(b.id, port=int(served.uri.split(":")[2].split("/")[0]))
-        with pytest.raises(Conflict, match="being served"):  # not deleted from under its readers
+        with pytest.raises(Conflict, match="cannot be deleted while its chunks are read by serve at"):  # not from under its readers
             st.backups.delete(b.id)
         st.backups.serving.max_serves = 1  # the bound (8 by default), without starting eight nbdkits
         with pytest.raises(Busy, match="at most 1"):

@@ -153,5 +153,8 @@ def start_verify(request: Request, st: StorageDep, backup: Backup, body: VerifyR
 def gc(body: GcRequest, request: Request, st: StorageDep) -> JSONResponse:
     repository = check_repository(body.repository, st.settings)
     check_job_params(st, repository=repository)
+    url = repository or st.settings.backup.repository
+    if not body.dry_run and url:  # 409 now, not a failed job, while a serve or live restore reads it
+        st.backups.serving.refuse_while_read(f"repository {url} cannot be garbage-collected", repository=url)
     job = submit_job(request, st, "gc", target=repository, params={**body.model_dump(), "repository": repository})
     return _accepted(job)

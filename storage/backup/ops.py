@@ -346,6 +346,8 @@ def gc(svc: "BackupService", repository: str | None, *, grace_seconds: int | Non
     if not 0 <= threshold <= 1:
         raise InvalidInput(f"repack threshold {threshold} is not accepted; accepted: a fraction from 0 to 1", field="repack_threshold")
     repo = _open_by_url(svc, repository, key_file)
+    if not dry_run:  # a repack moves chunks a serve or a live restore of this repository is reading
+        svc.serving.refuse_while_read(f"repository {repo.url} cannot be garbage-collected", repository=repo.url)
     with svc.repository_lock(repo, EXCLUSIVE, "gc") as lock:
         stale = 0 if dry_run else lock.remove_stale()  # a dry run changes nothing, stale locks included
         store = repo.clone_store()

@@ -37,7 +37,7 @@ from storage.backup.pipeline import BackupCounters, run_backup
 from storage.backup.repository import Repository
 from storage.backup.source import data_extents, image_size, open_readonly
 from storage.catalog.backups import BackupRow
-from storage.errors import Conflict, InvalidInput, NotFound, StorageError
+from storage.errors import InvalidInput, NotFound, StorageError
 from storage.names import is_uuid, validate_name
 from storage.units import parse_size
 from storage.logs.context import annotate
@@ -385,10 +385,8 @@ class BackupService:
         from storage.backup import ops
 
         annotate(backup_id=backup_id)
-        served = self.serving.list(backup_id) if repository is None else []
-        if served:
-            raise Conflict(f"backup {backup_id} is being served ({', '.join(e.uri for e in served)}); stop it first "
-                           f"(DELETE /backups/serves/{served[0].id})", backup=backup_id)
+        if repository is None:  # a serve or a live restore reading it: Conflict naming them
+            self.serving.refuse_while_read(f"backup {backup_id} cannot be deleted", {backup_id})
         ops.delete(self, backup_id, repository=repository)
 
     @operation("backup.gc")

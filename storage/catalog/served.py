@@ -3,6 +3,9 @@
 ``process`` is the nbdkit child as ``host:pid:start`` (storage.owners), ``owner`` the process that
 started it (nbdkit runs with --exit-with-parent: it ends with its owner). A row whose process is
 gone is reaped by the next listing; ``listen`` (``tcp:ADDR:PORT`` or ``unix:PATH``) is unique per host.
+``kind`` (migration 0016): ``serve`` (a read-only export, ``st.backups.serve``) or ``live-restore``
+(``backup restore --live``: nbdkit serving ``volume_id`` read-write while the backup is restored
+into it; no TTL, its row goes when the restore ends).
 """
 
 from __future__ import annotations
@@ -32,3 +35,5 @@ class ServedExportRow(Base):
     created_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(16), default="serve", server_default="serve")
+    volume_id: Mapped[str | None] = mapped_column(String(36), nullable=True)

@@ -49,12 +49,19 @@ def error_from_dict(error: dict[str, Any] | None) -> StorageError:
 
 
 class RemoteHost(HostApi):
-    def __init__(self, jobs: "JobService", host: str, timeout: float) -> None:
+    def __init__(self, jobs: "JobService", host: str, timeout: float, *,
+                 sealing_key_of: Callable[[str], str | None] | None = None) -> None:  # fmt: skip
+        """sealing_key_of(host): the public key host publishes (storage.hosts.sealing); a call
+        carrying a secret (export_target's CHAP password) is sealed to it, never enqueued in the clear."""
         self._jobs = jobs
         self.host = host
         self.timeout = timeout
+        self._sealing_key_of = sealing_key_of or (lambda _host: None)
 
     def call(self, method: str, **args: Any) -> Any:
+        from storage.hosts.sealing import seal_call
+
+        args = seal_call(method, args, self.host, self._sealing_key_of(self.host) if method == "export_target" else None)
         volume_id = args.get("volume_id") or args.get("new_volume_id")
         params = {"method": method, "args": args, "host": self.host, "volume_id": volume_id,
                   "deadline": time.time() + self.timeout}  # fmt: skip
@@ -174,11 +181,13 @@ class RoutedHost(RemoteHost):
 
     def __init__(self, jobs: "JobService", default_host: str, timeout: float, host_of_volume: Callable[[str], str | None],
                  local: "Callable[[], HostApi] | None" = None, *, host_of_target: Callable[[str], str | None] | None = None,
-                 own_locally: bool = False, before_call: Callable[[], None] | None = None) -> None:  # fmt: skip
+                 own_locally: bool = False, before_call: Callable[[], None] | None = None,
+                 sealing_key_of: Callable[[str], str | None] | None = None) -> None:  # fmt: skip
         """host_of_target: the host owning an export's target (by IQN); own_locally: this process is
         ``default_host``'s agent, so calls for its own host run here on ``local``, not via its queue;
-        before_call: run before each call that goes through a queue (a CLI starts its lease there)."""
-        super().__init__(jobs, default_host, timeout)
+        before_call: run before each call that goes through a queue (a CLI starts its lease there);
+        sealing_key_of: as RemoteHost's (a secret a call carries is sealed to the owning host's key)."""
+        super().__init__(jobs, default_host, timeout, sealing_key_of=sealing_key_of)
         self._before_call = before_call
         self._host_of_volume = host_of_volume
         self._host_of_target = host_of_target or (lambda _iqn: None)
@@ -189,7 +198,10 @@ class RoutedHost(RemoteHost):
         owner = self._host_of_volume(volume_id) or self.host
         if owner == self.host and self._local is not None:
             return self._local()
-        raise RemoteHost(self._jobs, owner, self.timeout)._local_only(what)
+        raise self._remote(owner)._local_only(what)
+
+    def _remote(self, host: str) -> RemoteHost:
+        return RemoteHost(self._jobs, host, self.timeout, sealing_key_of=self._sealing_key_of)
 
     def open_volume(self, pool: str, volume_id: str) -> AbstractContextManager[str]:
         return self._data_host(volume_id, "open_volume").open_volume(pool, volume_id)
@@ -215,7 +227,7 @@ class RoutedHost(RemoteHost):
             self._before_call()
         if host == self.host:
             return super().call(method, **args)
-        return RemoteHost(self._jobs, host, self.timeout).call(method, **args)
+        return self._remote(host).call(method, **args)
 
 
 def call_host(args: dict[str, Any], *, default: str, host_of_volume: Callable[[str], str | None],

@@ -77,7 +77,9 @@ class HostService:
         clustered: bool,
         version: str,
         clock: Callable[[], datetime] = utcnow,
+        sealing_key: Callable[[], str] | None = None,
     ) -> None:
+        """sealing_key: the agent's public key (storage.hosts.sealing), published with every heartbeat."""
         self._catalog = catalog
         self._host = host
         self.name = name
@@ -87,6 +89,7 @@ class HostService:
         self.clustered = clustered
         self._version = version
         self._clock = clock
+        self._sealing_key = sealing_key
         self._started_at = clock()
         self._last_local_refresh = float("-inf")
         self._refresh_lock = threading.Lock()
@@ -124,7 +127,10 @@ class HostService:
                 "availability_zone": cfg.availability_zone, "labels": dict(cfg.labels),
                 "reported_at": read_at,
             }
-        return {"pools": pools, "capabilities": {"pool_capabilities": sorted(flags)}}
+        capabilities: dict[str, Any] = {"pool_capabilities": sorted(flags)}
+        if self._sealing_key is not None:
+            capabilities["sealing_key"] = self._sealing_key()
+        return {"pools": pools, "capabilities": capabilities}
 
     def heartbeat(self, report: dict[str, Any] | None = None, *, started_at: datetime | None = None) -> None:
         """Upsert this host's row with a fresh report and ``last_heartbeat = now``.

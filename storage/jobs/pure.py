@@ -100,14 +100,14 @@ def describe_report(report: Any) -> str | None:
 
 
 
-SECRET_KEYS = frozenset({"password", "secret", "chap_secret", "auth_password"})
+SECRET_KEYS = frozenset({"password", "secret", "chap_secret", "auth_password", "sealed_password"})
 REDACTED = "***"
 
 
 def redact_params(value: Any) -> Any:
-    """A job's params as shown to readers: the value of every secret-named key (a host call's CHAP
-    password in ``export_target``'s spec, ...) replaced by ``***``, at any depth. The job row keeps
-    the original: the agent that runs the call needs it."""
+    """A job's params as shown to readers: the value of every secret-named key replaced by ``***``,
+    at any depth. A host call's CHAP password is not in the row at all (storage/hosts/sealing.py:
+    only its sealed form, which this masks too); this is the net for any other secret-named value."""
     if isinstance(value, dict):
         return {k: (REDACTED if k in SECRET_KEYS and v is not None else redact_params(v)) for k, v in value.items()}
     if isinstance(value, list):

@@ -12,6 +12,11 @@ copy restores the rest. The restored-chunk bitmap lives in ``<data_dir>/live-res
 volume turns ``available`` once every chunk is restored and durable; a copy that fails (a chunk
 that does not verify, nbdkit gone) or is stopped before the end leaves it ``error`` with the reason
 in its description, never ``available`` half-restored; ``resume_live`` takes it from there.
+
+While it reads the backup, the run is a ``served_exports`` row of kind ``live-restore``
+(storage/nbd/managed.py ``record_live``): ``GET /backups/serves`` lists it, and ``backup delete`` /
+``backup gc`` refuse to take its chunks. The row goes when the restore finishes, is stopped or
+fails; a crashed run's row is reaped once its nbdkit is gone (``--exit-with-parent``).
 """
 
 from __future__ import annotations
@@ -126,6 +131,7 @@ class LiveRestore:
         self.finished = threading.Event()
         self.result: tuple[str, str] | None = None
         self._closed = False
+        self.served_id: str | None = None  # its served_exports row (kind live-restore) while it reads the backup
 
     @property
     def uri(self) -> str:
@@ -166,6 +172,16 @@ class LiveRestore:
         vol = self.st.volumes.get(self.info.volume_id)
         if vol.status is VolumeStatus.RESTORING_BACKUP:
             self.st.volumes._set(vol.id, VolumeStatus.AVAILABLE, description=None)
+        self.forget()  # every chunk restored: the backup is read no more (nbdkit may serve the volume on)
+
+    def forget(self) -> None:
+        """Drop its served_exports row: the restore finished, stopped or failed (idempotent)."""
+        served_id, self.served_id = self.served_id, None
+        if served_id is not None:
+            try:
+                self.st.backups.serving.forget(served_id)
+            except StorageError as exc:  # the catalog is away: the next listing reaps it once nbdkit is gone
+                log.warning("could not drop served export %s of the live restore: %s", served_id, exc.message)
 
     def stop(self) -> None:
         if self._closed:
@@ -347,11 +363,15 @@ def _start(st: "storage.Storage", volume_id: str, name: str, listen: srv.Listen,
             run.on_line(line)
 
         server = srv.NbdServer(nbdkit_live_command(nbdkit, listen, pidfile, spec_path), pidfile, on_line=on_line)
+        stack.callback(run.forget)  # after nbdkit stopped (an ExitStack unwinds last in, first out)
         stack.callback(server.stop)
         server.start(echo=echo)
         spec_path.unlink()
         run.server = server
         run.info = LiveInfo(**{**asdict(info), "pid": server.pid})
+        assert server.pid is not None
+        run.served_id = svc.serving.record_live(backup_id=state.backup_id, volume_id=vol.id, export_name=name, uri=run.uri,
+                                                listen=listen, pid=server.pid, size_bytes=state.size_bytes)
         return run
     except BaseException as exc:
         stack.close()

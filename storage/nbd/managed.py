@@ -9,6 +9,11 @@ so a reused pid is never signalled; rows of processes that are gone are reaped b
 
 Only loopback listen addresses and sockets under ``<data_dir>/run/nbd`` are accepted here: an
 export has no authentication of its own (``storagectl backup serve --tls-psk`` on the host for more).
+
+A live restore (``backup restore --live``, storage/nbd/live_service.py) records its nbdkit here too
+(``record_live``: kind ``live-restore``, the volume it fills, no TTL) and drops the row when it ends;
+a crashed one's row is reaped like a serve's. While a backup has a row, ``backup delete`` of it and
+``backup gc`` of its repository are refused (``refusal``: Conflict naming each export).
 """
 
 from __future__ import annotations
@@ -48,6 +53,8 @@ TTL_DEFAULT, TTL_MIN, TTL_MAX = 3600, 1, 7 * 86400
 CACHE_DEFAULT, CACHE_MIN, CACHE_MAX = 64 * 1024**2, 4 * 1024**2, 1024**3
 SOCKET_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 STOP_WAIT = 10.0
+SERVE, LIVE_RESTORE = "serve", "live-restore"
+NO_TTL = timedelta(days=36500)  # a live restore's expires_at in the table (never reached; shown as None)
 
 
 class ServedExport(BaseModel):
@@ -63,7 +70,9 @@ class ServedExport(BaseModel):
     size_bytes: int
     created_by: str | None = None
     started_at: datetime
-    expires_at: datetime
+    expires_at: datetime | None  # None: a live restore (it ends with its restore, not a TTL)
+    kind: str = SERVE
+    volume_id: str | None = None  # a live restore: the volume it restores into
 
 
 @dataclass
@@ -130,13 +139,42 @@ def listen_key(listen: srv.Listen) -> str:
 
 def to_model(row: ServedExportRow) -> ServedExport:
     parsed = owners.parse_owner(row.process)
+    kind = row.kind or SERVE
     return ServedExport(id=row.id, backup_id=row.backup_id, export_name=row.export_name, uri=row.uri, host_name=row.host_name,
                         pid=parsed[1] if parsed else None, cache_bytes=row.cache_bytes, size_bytes=row.size_bytes,
-                        created_by=row.created_by, started_at=row.started_at, expires_at=row.expires_at)
+                        created_by=row.created_by, started_at=row.started_at,
+                        expires_at=row.expires_at if kind == SERVE else None, kind=kind, volume_id=row.volume_id)
 
 
 def is_expired(row: ServedExportRow, now: datetime) -> bool:
-    return row.expires_at <= now
+    """A serve past its TTL; a live restore never expires (it ends with its restore)."""
+    return (row.kind or SERVE) == SERVE and row.expires_at <= now
+
+
+def describe(served: ServedExport) -> str:
+    """Pure: one export in a refusal, e.g. ``live restore into volume V at nbd://... (pid N, host H)``."""
+    where = f"{served.uri} (pid {served.pid}, host {served.host_name}, served export {served.id})"
+    if served.kind == LIVE_RESTORE:
+        return f"live restore into volume {served.volume_id} at {where}"
+    return f"serve at {where}"
+
+
+def refusal(what: str, served: "list[ServedExport]") -> str | None:
+    """Pure: why ``what`` (``backup B is deleted``-like) must wait for these exports, or None. A live
+    restore reads its chunks until every one is restored, a serve until it is stopped."""
+    if not served:
+        return None
+    live = [e for e in served if e.kind == LIVE_RESTORE]
+    how = ("wait for the live restore to finish (the volume turns available) or stop it (Ctrl-C in its "
+           f"`storagectl backup restore --live`, or DELETE /backups/serves/{live[0].id}: the volume is left in "
+           "error, resumable)" if live else f"stop it first (DELETE /backups/serves/{served[0].id})")
+    return f"refusing: {what} while its chunks are read by {'; '.join(describe(e) for e in served[:5])}; {how}"
+
+
+def process_of(pid: int) -> str:
+    """``host:pid:start`` of a child process (storage.owners; a reused pid is never taken for it)."""
+    start = owners.process_start(pid)
+    return f"{_socket.gethostname()}:{pid}:{start}" if start else f"{_socket.gethostname()}:{pid}"
 
 
 class ServeManager:
@@ -173,7 +211,7 @@ class ServeManager:
         if taken:
             raise Conflict(f"{listen.uri(name).split('/' + name)[0]} is already used by served export {taken}; choose another "
                            "port or socket", listen=key)
-        if sum(1 for e in live if e.host_name == self.host_name) >= self.max_serves:
+        if sum(1 for e in live if e.host_name == self.host_name and e.kind == SERVE) >= self.max_serves:
             raise Busy(f"this host serves {self.max_serves} exports already (at most {self.max_serves}); stop one first "
                        "(DELETE /backups/serves/ID)")
         if not listen.socket:
@@ -187,12 +225,11 @@ class ServeManager:
                               readahead=readahead, echo=False)
         pid = export.server.pid
         assert pid is not None
-        start = owners.process_start(pid)
         row_id = new_id()
         now = utcnow()
         row = ServedExportRow(
             id=row_id, backup_id=backup.id, export_name=name, uri=export.uri, listen=key, host_name=self.host_name,
-            process=f"{_socket.gethostname()}:{pid}:{start}" if start else f"{_socket.gethostname()}:{pid}", owner=owners.this_owner(),
+            process=process_of(pid), owner=owners.this_owner(), kind=SERVE,
             cache_bytes=cache, size_bytes=export.info.size_bytes, created_by=created_by, started_at=now,
             expires_at=now + timedelta(seconds=ttl),
         )
@@ -235,6 +272,44 @@ class ServeManager:
             row = s.get(ServedExportRow, row_id)
             if row is not None:
                 s.delete(row)
+
+    # -- live restores (storage/nbd/live_service.py) ----------------------------------------
+    def record_live(self, *, backup_id: str, volume_id: str, export_name: str, uri: str, listen: srv.Listen, pid: int,
+                    size_bytes: int) -> str:
+        """Record the nbdkit of a live restore (this process's child); returns the row's id. A stale
+        row of a dead process on the same listen address is reaped first (``list``)."""
+        self.list()
+        now = utcnow()
+        row = ServedExportRow(
+            id=new_id(), backup_id=backup_id, export_name=export_name, uri=uri, listen=listen_key(listen),
+            host_name=self.host_name, process=process_of(pid), owner=owners.this_owner(), cache_bytes=0,
+            size_bytes=size_bytes, created_by=None, started_at=now, expires_at=now + NO_TTL, kind=LIVE_RESTORE,
+            volume_id=volume_id,
+        )
+        with self.svc.catalog.session() as s:
+            s.add(row)
+        log.info("live restore of backup %s into volume %s recorded as served export %s", backup_id, volume_id, row.id)
+        return row.id
+
+    def forget(self, row_id: str) -> None:
+        """A live restore ended (finished, stopped, failed): its row goes (no-op when gone already)."""
+        self._delete(row_id)
+
+    def refuse_while_read(self, what: str, backup_ids: "set[str] | None" = None, repository: str | None = None) -> None:
+        """Conflict naming every live export reading ``backup_ids`` (or any backup of ``repository``)."""
+        served = self.list()
+        if repository is not None:
+            from storage.catalog.backups import BackupRow
+
+            ids = {e.backup_id for e in served}
+            with self.svc.catalog.session() as s:
+                in_repo = set(s.scalars(select(BackupRow.id).where(BackupRow.id.in_(ids), BackupRow.repository == repository))) if ids else set()
+            served = [e for e in served if e.backup_id in in_repo]
+        else:
+            served = [e for e in served if e.backup_id in (backup_ids or set())]
+        reason = refusal(what, served)
+        if reason is not None:
+            raise Conflict(reason, served_exports=[e.id for e in served])
 
     # -- list and stop ------------------------------------------------------------------------
     def list(self, backup_id: str | None = None) -> list[ServedExport]:
@@ -310,4 +385,5 @@ def stop_all_here() -> None:
             live.thread.join(STOP_WAIT + 5)
 
 
-__all__ = ["MAX_SERVES", "ServeManager", "ServedExport", "socket_path", "check_loopback", "listen_key", "stop_all_here"]
+__all__ = ["LIVE_RESTORE", "MAX_SERVES", "SERVE", "ServeManager", "ServedExport", "check_loopback", "describe", "listen_key",
+           "refusal", "socket_path", "stop_all_here"]
