@@ -258,3 +258,24 @@ def test_time_label_keeps_microseconds_and_reads_whole_seconds() -> None:
     assert time_text(made) == "2024-05-01T10:00:00.123456Z" and parse_slot_text(time_text(made)) == made
     assert parse_slot_text("2024-05-01T10:00:00Z") == made.replace(microsecond=0)  # labels of older items
     assert parse_slot_text("yesterday") is None
+
+
+def test_a_redelivered_manual_run_reuses_what_its_first_attempt_made(st: storage.Storage, clock: FakeClock) -> None:
+    """A manual run submitted as a job carries its job id as run key: when the queue delivers it
+    again (its agent died after db1's snapshot), the second attempt reuses db1's item and makes
+    only db2's, at a later clock second; another job (another key) makes items of its own."""
+    pid = hourly_policy(st)
+    clock.set("2024-05-01 10:17")
+    with pytest.raises(Crash):
+        st.policies.run(now_policies=["hourly"], run_key="job-1", on_event=crash_after("item", 1))
+    first = {s.id for s in snaps_of(st, pid)}
+    assert len(first) == 1 and {s.labels["storage.policy.run"] for s in snaps_of(st, pid)} == {"job-1"}
+    clock.set("2024-05-01 10:19")
+    events = EventCollector()
+    again = st.policies.run(now_policies=["hourly"], run_key="job-1", on_event=events)
+    assert again.ok and sorted((e["volume"], e["reused"]) for e in events.of("item")) == [("db1", True), ("db2", False)]
+    assert len(snaps_of(st, pid)) == 2 and first <= {s.id for s in snaps_of(st, pid)}
+    other = st.policies.run(now_policies=["hourly"], run_key="job-2")  # a new job: new items
+    assert other.ok and not any(v.reused for v in other.policies[0].volumes) and len(snaps_of(st, pid)) == 4
+    plain = st.policies.run(now_policies=["hourly"])  # `run --now` without a job: never reuses
+    assert plain.ok and not any(v.reused for v in plain.policies[0].volumes)

@@ -5,7 +5,9 @@ their API is adapted in one place. Items made by a policy carry three labels: ``
 (the policy id), ``storage.policy.slot`` (the UTC slot time: a retry of the slot reuses items
 that carry it) and ``storage.policy.time`` (when the runner made it, by the runner's clock); items
 of a manual run (``run --now``) also carry ``storage.policy.trigger=manual`` and never stand in for
-a scheduled slot, even when made in the very second the slot fires.
+a scheduled slot, even when made in the very second the slot fires. A manual run submitted as a
+job carries ``storage.policy.run=<job id>``: the queue may deliver it again after its agent died,
+and that attempt reuses what the first one made instead of making second items.
 Retention only ever looks at items with the policy's label and orders and buckets them by
 ``storage.policy.time`` (falling back to the catalog's creation time), so manual runs, late
 catch-up runs and scheduled runs are ordered as they really happened.
@@ -19,7 +21,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from storage.errors import DataCorruption, InvalidInput, NotFound, StorageError
-from storage.policy.models import POLICY_LABEL, SLOT_LABEL, TIME_LABEL, TRIGGER_LABEL, Policy
+from storage.policy.models import POLICY_LABEL, RUN_LABEL, SLOT_LABEL, TIME_LABEL, TRIGGER_LABEL, Policy
 
 if TYPE_CHECKING:
     from storage.policy.service import PolicyService
@@ -37,6 +39,7 @@ class PolicyItem:
     good: bool
     slot: str | None  # the slot label
     manual: bool = False  # made by a manual run (``run --now``), so it fills no scheduled slot
+    run: str | None = None  # the run key (job id) of the manual run that made it
 
 
 @dataclass(frozen=True)
@@ -79,23 +82,27 @@ def _when(labels: dict[str, str], created_at: datetime | None) -> datetime:
 class Actions:
     """Base: the per-volume operations of one policy."""
 
-    def __init__(self, policies: "PolicyService", policy: Policy, *, manual: bool = False) -> None:
+    def __init__(self, policies: "PolicyService", policy: Policy, *, manual: bool = False, run_key: str | None = None) -> None:
         self.snapshots = policies.snapshots
         self.backups = policies.backups
         self.policy = policy
         self.manual = manual  # for a manual run (``run --now``): its items fill no scheduled slot
+        self.run_key = run_key  # a manual run's job id: a re-delivered attempt reuses its items
 
     def labels_for(self, slot: datetime, made_at: datetime) -> dict[str, str]:
         labels = {POLICY_LABEL: self.policy.id, SLOT_LABEL: slot_text(slot), TIME_LABEL: time_text(made_at)}
         if self.manual:
             labels[TRIGGER_LABEL] = "manual"
+            if self.run_key:
+                labels[RUN_LABEL] = self.run_key
         return labels
 
     def filling(self, items: list[PolicyItem], slot: datetime) -> PolicyItem | None:
         """The good item an earlier attempt of this scheduled slot made (a retry reuses it); a
-        manual run reuses nothing, and a manual run's items never fill a scheduled slot."""
+        manual run reuses only what an earlier attempt of the same job made (its run key), and a
+        manual run's items never fill a scheduled slot."""
         if self.manual:
-            return None
+            return next((i for i in items if i.good and i.manual and i.run == self.run_key), None) if self.run_key else None
         wanted = slot_text(slot)
         return next((i for i in items if i.good and not i.manual and i.slot == wanted), None)
 
@@ -120,7 +127,7 @@ class SnapshotActions(Actions):
             PolicyItem(
                 s.id, s.volume_id, _when(s.labels, s.created_at), str(getattr(s.status, "value", s.status)),
                 str(getattr(s.status, "value", s.status)) in GOOD_SNAPSHOT_STATUSES, s.labels.get(SLOT_LABEL),
-                s.labels.get(TRIGGER_LABEL) == "manual",
+                s.labels.get(TRIGGER_LABEL) == "manual", s.labels.get(RUN_LABEL),
             )
             for s in snaps
         ]
@@ -141,6 +148,7 @@ class BackupActions(Actions):
             PolicyItem(
                 b.id, b.volume_id or volume_id, _when(b.labels, b.created_at), b.status,
                 b.status in GOOD_BACKUP_STATUSES, b.labels.get(SLOT_LABEL), b.labels.get(TRIGGER_LABEL) == "manual",
+                b.labels.get(RUN_LABEL),
             )
             for b in backups
             if b.labels.get(POLICY_LABEL) == self.policy.id
@@ -184,9 +192,9 @@ class BackupActions(Actions):
             )
 
 
-def actions_for(policies: "PolicyService", policy: Policy, *, manual: bool = False) -> Actions:
+def actions_for(policies: "PolicyService", policy: Policy, *, manual: bool = False, run_key: str | None = None) -> Actions:
     kind = SnapshotActions if policy.kind == "snapshot" else BackupActions
-    return kind(policies, policy, manual=manual)
+    return kind(policies, policy, manual=manual, run_key=run_key)
 
 
 def check_repository(policies: "PolicyService", url: str | None, compression: str | None = None) -> None:

@@ -31,6 +31,7 @@ POLICY_LABEL = "storage.policy"  # label on every item a policy creates: the pol
 SLOT_LABEL = "storage.policy.slot"  # the slot (UTC ISO time) the item was made for
 TIME_LABEL = "storage.policy.time"  # when the runner made it (UTC ISO time, the runner's clock)
 TRIGGER_LABEL = "storage.policy.trigger"  # "manual" on items of a `run --now`; absent on scheduled items
+RUN_LABEL = "storage.policy.run"  # a manual run submitted as a job: its job id (a re-delivery reuses its items)
 KEEP_FIELDS = ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly")
 
 M = TypeVar("M", bound=BaseModel)

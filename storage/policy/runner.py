@@ -150,7 +150,10 @@ class Runner:
         clock: Clock | None = None,
         on_event: EventSink | None = None,
         progress: ProgressSink | None = None,
+        run_key: str | None = None,
     ) -> None:
+        """``run_key``: the job id of a manual run submitted as a job (storage.policy.actions)."""
+        self.run_key = run_key
         self.service = service
         self.policies = service
         self.clock = clock or service.clock
@@ -223,7 +226,7 @@ class Runner:
         out = PolicyOutcome(policy.name, policy.id, True, decision.reason, decision.slot, trigger, "planned")
         volumes, missing = select_volumes(self.policies.volumes, policy)
         out.errors.extend(missing)
-        actions = actions_for(self.policies, policy, manual=trigger == "manual")
+        actions = actions_for(self.policies, policy, manual=trigger == "manual", run_key=self.run_key)
         for vol in volumes:
             good = [i for i in actions.items(vol.id) if i.good]
             already = actions.filling(good, decision.slot) is not None
@@ -260,7 +263,7 @@ class Runner:
                 out.errors.append(message)
                 out.exit_code = out.exit_code or 3
                 self.emit("error", policy, run_id=out.run_id, error=message)
-            actions = actions_for(self.policies, policy, manual=trigger == "manual")
+            actions = actions_for(self.policies, policy, manual=trigger == "manual", run_key=self.run_key)
 
             def record(result: VolumeOutcome) -> None:
                 out.volumes.append(result)

@@ -284,12 +284,14 @@ class PolicyService:
         clock: Clock | None = None,
         on_event: EventSink | None = None,
         progress: ProgressSink | None = None,
+        run_key: str | None = None,
     ) -> RunReport:
         """Run every due policy (or ``now_policies`` at once); see storage.policy.runner.
+        ``run_key`` (a job's id) makes a manual run's re-delivery reuse what its first attempt made.
 
         Raises Busy (exit 7) when another runner holds the host lock and ``wait`` is False.
         """
-        runner = Runner(self, clock=clock, on_event=on_event, progress=progress)
+        runner = Runner(self, clock=clock, on_event=on_event, progress=progress, run_key=run_key)
         return runner.run(now_policies=now_policies, dry_run=dry_run, wait=wait, wait_timeout=wait_timeout)
 
     # -- run records (used by the runner) ---------------------------------------------

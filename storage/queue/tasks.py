@@ -244,4 +244,5 @@ def policy_run(st: "Storage", ctx: "JobContext", policy_id: str, dry_run: bool =
     def progress(_policy: str, _volume: str, report: Any) -> None:
         ctx.progress(report)
 
-    return st.policies.run(now_policies=[policy_id], dry_run=dry_run, progress=progress)
+    # the job id as run key: a re-delivery (its agent died) reuses the items the first attempt made
+    return st.policies.run(now_policies=[policy_id], dry_run=dry_run, progress=progress, run_key=ctx.job_id)
