@@ -147,6 +147,13 @@ class Agent:
                                self.settings.cluster_settings.service_down_time)  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - settling must never stop the heartbeat
             log.warning("settling volumes of gone owners on host %r failed: %s", self.settings.host_name, one_line(exc))
+        try:
+            # this host's served exports (serves, live restores) whose nbdkit died with the process
+            # that started it (a killed CLI) are forgotten, expired ones stopped: a dead row would
+            # otherwise refuse backup delete and gc cluster-wide until a command here listed serves
+            st.backups.serving.list()
+        except Exception as exc:  # noqa: BLE001 - never stops the heartbeat either
+            log.warning("reaping dead served exports on host %r failed: %s", self.settings.host_name, one_line(exc))
 
     def run(self) -> int:
         cluster = self.settings.cluster_settings
