@@ -149,6 +149,9 @@ class ClusterConfig(BaseModel):
     run_concurrency: int = Field(default=1, ge=1, le=16)
     # finished host-call job rows older than this many seconds are deleted by the agents (storage/jobs/prune.py)
     host_call_retention: float = Field(default=86400.0, gt=0, le=366 * 86400)
+    # 32 random bytes every API replica holds: CHAP secrets then live in the catalog, sealed with it,
+    # so any replica serves any export's connection_info (storage/exports/catalog_secrets.py)
+    secrets_key_file: Path | None = None
 
     @model_validator(mode="after")
     def _down_after_heartbeat(self) -> "ClusterConfig":

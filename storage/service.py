@@ -285,8 +285,10 @@ class Storage:
         from storage.exports.setup import export_setup
 
         setup = export_setup(self.settings.export, self.settings.data_dir)
+        cluster = self.settings.cluster
         return ExportService(self.catalog, self.host, setup, self.volumes, host_on=self.host_on,
-                             host_name=self.settings.host_name if self.queued else None)  # fmt: skip
+                             host_name=self.settings.host_name if self.queued else None,
+                             secrets_key_file=cluster.secrets_key_file if cluster is not None else None)  # fmt: skip
 
     @cached_property
     def connections(self) -> "ConnectionService":

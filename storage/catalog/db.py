@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest migration's revision: a catalog already there skips Alembic (and its import,
 # about a fifth of a CLI command's start-up). tests/test_catalog_migrations.py checks it.
-HEAD_REVISION = "0016"
+HEAD_REVISION = "0017"
 # Alembic's `context`/`op` are module-global proxies: two threads migrating at once break
 # each other (KeyError: 'config'), so storage.open() in threads is serialised here.
 _MIGRATE_LOCK = threading.Lock()

@@ -8,6 +8,7 @@ from storage.catalog import exports  # noqa: F401
 from storage.catalog import services  # noqa: F401
 from storage.catalog import connections  # noqa: F401
 from storage.catalog import served  # noqa: F401
+from storage.catalog import export_secrets  # noqa: F401
 from storage.catalog.base import Base
 
 metadata = Base.metadata

@@ -47,7 +47,10 @@ from storage.exports.iscsi_names import (
 )
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from storage.catalog import Catalog
+    from storage.exports.catalog_secrets import CatalogSecrets
     from storage.exports.setup import ExportSetup
     from storage.host.api import HostApi
     from storage.volumes.service import VolumeService
@@ -70,7 +73,8 @@ def _model(row: ExportRow, volume_name: str) -> Export:
 
 class ExportService:
     def __init__(self, catalog: "Catalog", host: "HostApi", setup: "ExportSetup", volumes: "VolumeService",
-                 host_on: "Callable[[str], HostApi] | None" = None, *, host_name: str | None = None) -> None:
+                 host_on: "Callable[[str], HostApi] | None" = None, *, host_name: str | None = None,
+                 secrets_key_file: "Path | None" = None) -> None:
         """host_on(name): the HostApi of another host. In a cluster a volume's target lives on the
         host that owns the volume: its driver, its portal, its target calls (``_on``).
         host_name: with several hosts, reconcile only the exports of this host's volumes."""
@@ -83,7 +87,11 @@ class ExportService:
         self.listen_portal = setup.listen_portal
         self.advertise_portal = setup.advertise_portal
         self.state_dir = setup.state_dir
-        self.secrets = ExportSecrets(setup.secrets_path)
+        self.secrets: "ExportSecrets | CatalogSecrets" = ExportSecrets(setup.secrets_path)
+        if secrets_key_file is not None:  # shared by the replicas (docs/cluster.md); read and checked here
+            from storage.exports.catalog_secrets import CatalogSecrets
+
+            self.secrets = CatalogSecrets(catalog, secrets_key_file, ExportSecrets(setup.secrets_path))
 
     # -- plumbing ------------------------------------------------------------
     @contextmanager
@@ -145,6 +153,14 @@ class ExportService:
         """os-brick ISCSIConnector properties (+ volume_id); the secret only with include_secret."""
         export = self.get(volume_ref)
         password = self.secrets.get(export.volume_id) if include_secret and export.auth_method == "CHAP" else None
+        if include_secret and export.auth_method == "CHAP" and password is None:
+            # never properties without the password: the initiator's login would fail obscurely
+            raise NotFound(
+                f"the CHAP secret of the export of volume {export.volume_id} is missing from {self.secrets.path}; "
+                "with several API replicas set the same [cluster] secrets_key_file on each (docs/cluster.md), "
+                "else unexport and export the volume again",
+                volume=export.volume_name,
+            )
         return connection_info(export, password, include_secret=include_secret)
 
     # -- export / unexport -----------------------------------------------------
