@@ -46,7 +46,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from backup_bench import fill_random, volume_path  # noqa: E402
 from scale_table import GIB, Point, table  # noqa: E402
-from wallclock import timed  # noqa: E402
+from wallclock import NO_BYTECODE, compile_tree, timed  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 STORAGECTL = str(Path(sys.executable).parent / "storagectl")
@@ -344,6 +344,9 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= rounds <= 20:
         ap.error(f"--rounds {rounds} is not accepted; accepted: 1..20")
     sys.path.insert(0, str(ROOT))
+    os.environ.pop(NO_BYTECODE, None)  # every command (and the server) caches bytecode, as in a user's install
+    if not a.render:
+        compile_tree(ROOT / "storage")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the temporary directory and the server go too
     res = from_json(json.loads(Path(a.render).read_text())) if a.render else run(curves, which, rounds)
     if a.save:
