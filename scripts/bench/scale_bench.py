@@ -5,7 +5,8 @@
         [--json] [--no-write]
 
 Curves (each point: whole commands, start-up included, median [min-max] over --rounds, peak RSS
-of the command from wait4; the per-unit and marginal columns show linearity, see scale_table.py):
+of the command (GNU time) and its user+sys CPU (the API: the server's per listing), run without
+PYTHONDONTWRITEBYTECODE after byte-compiling storage/, as a user's install runs; the per-unit and marginal columns show linearity, see scale_table.py):
 
 * data:    `storagectl backup create VOLUME -r file://...` (a full backup into a new local-dir
            repository on the host's disk) vs data size: a file-pool volume filled with random
