@@ -17,7 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts" / "bench"))
 
-from scale_table import GIB, Point, linearity, marginal, memory_verdict, per_unit, table  # noqa: E402
+from scale_table import CPU, GIB, Point, cpu_points, linearity, marginal, memory_verdict, per_unit, table  # noqa: E402
 
 
 def pts(*pairs: tuple[float, float], rss: tuple[int, ...] = ()) -> list[Point]:
@@ -75,6 +75,26 @@ def test_table_rows_and_verdicts() -> None:
     assert lines[-2] == "Time: linear or better; memory: bounded (190 -> 200 MiB)."
     items = table("list", pts((100, 1.0), (1000, 1.9)), unit=1000, unit_name="items", per_label="ms per 1,000", per_scale=1000)
     assert items[5] == "| 1,000 | 1.90 s | 1900.00 | 1000.00 |  |"
+
+
+def test_cpu_verdict_beside_the_wall_clocks() -> None:
+    """On a shared machine the wall clock can look superlinear while the CPU spent grows linearly: both verdicts are printed."""
+    p = [Point(1000, (2.0,), 50, {CPU: 1.0}), Point(2000, (3.0,), 50, {CPU: 1.5}), Point(3000, (9.0,), 50, {CPU: 2.0})]
+    assert [q.walls for q in cpu_points(p)] == [(1.0,), (1.5,), (2.0,)]
+    lines = table("t", p, unit=1000, unit_name="items", per_label="ms per 1,000", per_scale=1000, extra_cols=(CPU,))
+    assert lines[-2].startswith("Time: superlinear (last step 6.0x the earlier marginal cost); CPU: linear or better; memory: bounded")
+    assert cpu_points([Point(1, (1.0,)), Point(2, (2.0,), 0, {CPU: 1.0})]) == []  # only when every point has it
+    assert "CPU:" not in table("t", pts((1, 1.0), (2, 2.0)), unit=1, unit_name="items", per_label="s")[-2]
+
+
+def test_measured_commands_cache_bytecode(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user's install caches bytecode: the benchmarks' commands never run with PYTHONDONTWRITEBYTECODE."""
+    from wallclock import timed, user_env
+
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    assert "PYTHONDONTWRITEBYTECODE" not in user_env({"X": "1"}) and user_env({"X": "1"})["X"] == "1"
+    out = timed([sys.executable, "-c", "import sys; print(sys.dont_write_bytecode)"]).out
+    assert out.strip() == "False"
 
 
 def test_smoke_run_every_curve(tmp_path: Path) -> None:

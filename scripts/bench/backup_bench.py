@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from wallclock import Series, rotated, timed  # noqa: E402
+from wallclock import NO_BYTECODE, Series, compile_tree, rotated, timed  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 STORAGECTL = ROOT / ".venv" / "bin" / "storagectl"
@@ -228,6 +228,8 @@ def main() -> None:
     ap.add_argument("--storagectl", default=str(STORAGECTL), help="the storagectl to measure (e.g. another checkout's, for before/after)")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
+    os.environ.pop(NO_BYTECODE, None)  # every command caches bytecode, as in a user's install
+    compile_tree(ROOT / "storage")
     from storage.units import parse_size
 
     size = parse_size(args.size)

@@ -5,7 +5,8 @@
         [--json] [--no-write]
 
 Curves (each point: whole commands, start-up included, median [min-max] over --rounds, peak RSS
-of the command from wait4; the per-unit and marginal columns show linearity, see scale_table.py):
+of the command (GNU time) and its user+sys CPU (the API: the server's per listing), run without
+PYTHONDONTWRITEBYTECODE after byte-compiling storage/, as a user's install runs; the per-unit and marginal columns show linearity, see scale_table.py):
 
 * data:    `storagectl backup create VOLUME -r file://...` (a full backup into a new local-dir
            repository on the host's disk) vs data size: a file-pool volume filled with random
@@ -34,6 +35,7 @@ import random
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -45,8 +47,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from backup_bench import fill_random, volume_path  # noqa: E402
-from scale_table import GIB, Point, table  # noqa: E402
-from wallclock import timed  # noqa: E402
+from scale_table import CPU, GIB, Point, table  # noqa: E402
+from wallclock import NO_BYTECODE, compile_tree, server_cpu, timed  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 STORAGECTL = str(Path(sys.executable).parent / "storagectl")
@@ -76,15 +78,16 @@ def ctl(cfg: Path, *args: str) -> Any:
 
 
 def backup_point(cfg: Path, work: Path, vol: str, x: float, rounds: int) -> Point:
-    walls, rss, read = [], 0, 0.0
+    walls, cpus, rss, read = [], [], 0, 0.0
     for r in range(rounds):
         repo = work / "stores" / f"repo-{vol}-{r}"  # file://ROOT/CONTAINER: root outside the data dir
         s = ctl(cfg, "backup", "create", vol, "-r", f"file://{repo}", "--json")
         walls.append(s.wall)
+        cpus.append(s.cpu)
         rss = max(rss, s.rss_mib)
         read = json.loads(s.out).get("read_bytes", 0) / MIB
         shutil.rmtree(repo, ignore_errors=True)
-    return Point(x, tuple(walls), rss, {"MiB read": read})
+    return Point(x, tuple(walls), rss, {"MiB read": read, CPU: statistics.median(cpus)})
 
 
 def curve_data(work: Path, xs: list[int], rounds: int) -> list[Point]:
@@ -181,6 +184,7 @@ def curve_catalog(work: Path, xs: list[int], rounds: int) -> tuple[list[Point], 
     server = subprocess.Popen([STORAGECTL, "-c", str(cfg), "serve", "--port", str(port), "--workers", "1", "--log-level", "warning"],
                               stdout=subprocess.DEVNULL, stderr=log, env=env, start_new_session=True)  # fmt: skip
     url = f"http://127.0.0.1:{port}/volumes"
+    marker = f"{cfg}\0serve"  # the server's command line (its CPU per listing: user+sys from /proc)
     cli, api, have = [], [], 0
     try:
         for _ in range(600):
@@ -194,23 +198,27 @@ def curve_catalog(work: Path, xs: list[int], rounds: int) -> tuple[list[Point], 
         for x in xs:
             add_volume_rows(cfg, have, x)
             have = x
-            walls, rss = [], 0
+            walls, cpus, rss = [], [], 0
             for _ in range(rounds):
                 s = ctl(cfg, "volume", "list", "--json")
                 if len(json.loads(s.out)) != x:
                     raise SystemExit(f"volume list returned {len(json.loads(s.out))} volumes, expected {x}")
                 walls.append(s.wall)
+                cpus.append(s.cpu)
                 rss = max(rss, s.rss_mib)
-            cli.append(Point(x, tuple(walls), rss))
-            cold, warm = [], []
+            cli.append(Point(x, tuple(walls), rss, {CPU: statistics.median(cpus)}))
+            cold, warm, spent = [], [], []
             for r in range(rounds):
                 touch_volume(cfg, r)
+                before = server_cpu(marker)
                 wall, n = get(url, token)
+                spent.append(server_cpu(marker) - before)
                 if n != x:
                     raise SystemExit(f"GET /volumes returned {n} volumes, expected {x}")
                 cold.append(wall)
                 warm.append(get(url, token)[0])
-            api.append(Point(x, tuple(cold), server_rss_mib(server.pid), {"cached s": sorted(warm)[len(warm) // 2]}))
+            api.append(Point(x, tuple(cold), server_rss_mib(server.pid),
+                             {CPU: statistics.median(spent), "cached s": sorted(warm)[len(warm) // 2]}))
             print(f"catalog {x}: cli {cli[-1].spread()}, api {api[-1].spread()}, load {os.getloadavg()[0]:.2f}", file=sys.stderr, flush=True)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
@@ -250,6 +258,7 @@ def curve_repo(work: Path, xs: list[int], rounds: int) -> dict[str, list[Point]]
             if name == "backup list --json" and len(json.loads(samples[0].out)) != x:
                 raise SystemExit(f"backup list returned {len(json.loads(samples[0].out))} backups, expected {x}")
             extra = {"library create s each": step_s / (made - before)} if name == "backup list --json" else {}
+            extra[CPU] = statistics.median(s.cpu for s in samples)
             out[name].append(Point(x, tuple(s.wall for s in samples), max(s.rss_mib for s in samples), extra))
         print(f"repo {x} backups (made in {made_s:.0f} s): " + ", ".join(f"{k} {v[-1].spread()}" for k, v in out.items())
               + f", load {os.getloadavg()[0]:.2f}", file=sys.stderr, flush=True)  # fmt: skip
@@ -285,10 +294,10 @@ def render(res: dict[str, Any]) -> list[str]:
     for title, pts in res["curves"].items():
         have = {k for p in pts for k in p.extra}
         if "data size" in title or "sparse" in title:
-            extra = ("MiB read", "MiB on disk") if "sparse" in title else ("MiB read",)
+            extra = (CPU, "MiB read", "MiB on disk") if "sparse" in title else (CPU, "MiB read")
             lines += table(title, pts, unit=GIB, unit_name="GiB", per_label="s per GiB", extra_cols=tuple(c for c in extra if c in have))
         else:
-            extra = ("cached s",) if "API" in title else ("library create s each",) if "backup list" in title else ()
+            extra = (CPU, "cached s") if "API" in title else (CPU, "library create s each") if "backup list" in title else (CPU,)
             lines += table(title, pts, unit=1000, unit_name="items", per_label="ms per 1,000", per_scale=1000,
                            extra_cols=tuple(c for c in extra if c in have))  # fmt: skip
     head = (f"`scripts/bench/scale_bench.py{' --quick' if meta['set'] == 'quick' else ''} --rounds {meta['rounds']}`, "
@@ -296,7 +305,8 @@ def render(res: dict[str, Any]) -> list[str]:
     legend = ("Each figure is a whole command (start-up included), median [min-max] over the rounds. Per unit: median / work "
               "(falls while start-up dominates); marginal: (t2 - t1) / (x2 - x1) between consecutive points, the cost of the "
               "added work with start-up cancelled out (flat marginal = linear). Peak RSS: the command's own (GNU time); for "
-              "the API, the server's VmHWM so far. Backups go to a new local-dir repository (`file://`) on the host's ext4 "
+              "the API, the server's VmHWM so far. CPU s: the command's user+sys seconds, median (for the API: the server's per "
+              "uncached listing); on a shared machine it is the steadier measure of the work, and the CPU verdict is taken on it. Backups go to a new local-dir repository (`file://`) on the host's ext4 "
               "/var/tmp; the volume's data was just written, so it is read from the page cache.")  # fmt: skip
     return [head, "", legend, "", *lines]
 
@@ -344,6 +354,9 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= rounds <= 20:
         ap.error(f"--rounds {rounds} is not accepted; accepted: 1..20")
     sys.path.insert(0, str(ROOT))
+    os.environ.pop(NO_BYTECODE, None)  # every command (and the server) caches bytecode, as in a user's install
+    if not a.render:
+        compile_tree(ROOT / "storage")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the temporary directory and the server go too
     res = from_json(json.loads(Path(a.render).read_text())) if a.render else run(curves, which, rounds)
     if a.save:

@@ -16,6 +16,7 @@ import statistics
 from dataclasses import dataclass, field
 
 GIB = 1 << 30
+CPU = "CPU s"  # the extra column with the median user+sys seconds of a point
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,13 @@ def memory_verdict(points: list[Point], *, slack_mib: int = 16, ratio: float = 1
     return f"grows ({lo} -> {hi} MiB; last step {prev} -> {hi} MiB)"
 
 
+def cpu_points(points: list[Point]) -> list[Point]:
+    """The same curve with each point's median CPU seconds as its one sample ([] unless every point has them)."""
+    if not points or any(CPU not in p.extra for p in points):
+        return []
+    return [Point(p.x, (float(p.extra[CPU]),), p.rss_mib) for p in points]
+
+
 def fmt_x(x: float, unit_name: str) -> str:
     if unit_name == "GiB":
         return f"{x / GIB:g} GiB" if x >= GIB else f"{x / (1 << 20):g} MiB"
@@ -109,7 +117,9 @@ def table(title: str, points: list[Point], *, unit: float, unit_name: str, per_l
         row = [fmt_x(p.x, unit_name), p.spread(), f"{u * per_scale:.2f}", "" if m is None else f"{m * per_scale:.2f}",
                f"{p.rss_mib} MiB" if p.rss_mib else "", *(_cell(p.extra.get(c)) for c in extra_cols)]
         lines.append("| " + " | ".join(row) + " |")
-    lines += ["", f"Time: {linearity(pts)}; memory: {memory_verdict(pts)}.", ""]
+    cpu = cpu_points(pts)
+    cpu_verdict = f"; CPU: {linearity(cpu)}" if cpu else ""
+    lines += ["", f"Time: {linearity(pts)}{cpu_verdict}; memory: {memory_verdict(pts)}.", ""]
     return lines
 
 

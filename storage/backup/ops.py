@@ -10,11 +10,12 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, true
 
 from storage.backup import records, verify as vf
 from storage.backup.gc import collect
 from storage.backup.locks import EXCLUSIVE, SHARED
+from storage.backup.manifests import each_manifest, load_manifests
 from storage.backup.models import (
     STATUS_AVAILABLE,
     STATUS_DAMAGED,
@@ -202,15 +203,8 @@ def _write_volume(svc: "BackupService", repo: Repository, manifest: Manifest, vo
 # -- verify -------------------------------------------------------------------------------
 
 
-def _load_manifests(repo: Repository, store: object) -> tuple[dict[str, Manifest], list[str]]:
-    manifests: dict[str, Manifest] = {}
-    unreadable: list[str] = []
-    for mid in repo.list_manifest_ids(store):
-        try:
-            manifests[mid] = repo.read_manifest(store, mid)
-        except (DataCorruption, NotFound):
-            unreadable.append(mid)
-    return manifests, unreadable
+def _load_manifests(svc: "BackupService", repo: Repository, store: object) -> tuple[dict[str, Manifest], list[str]]:
+    return load_manifests(repo, store, threads=svc.settings.uploaders)
 
 
 def verify(
@@ -246,7 +240,7 @@ def _verify_locked(
     expected = [only] if only is not None else _catalog_ids(svc, repo.url)
     store = repo.clone_store()
     try:
-        manifests, unreadable = _load_manifests(repo, store)
+        manifests, unreadable = _load_manifests(svc, repo, store)
         lost = sorted(b for b in expected if b not in manifests and b not in unreadable)
         checked = [m for m in manifests.values() if only is None or m.backup_id == only]
         wanted = vf.referenced_chunks(checked)
@@ -289,18 +283,31 @@ def _quarantine(repo: Repository, corrupt_in: dict[str, set[str]]) -> None:
         store.close()
 
 
+MARK_BY_ID_MAX = 500  # more ids to mark than this: read every row of the repository instead of an IN list
+
+
+def _may_change(ids: set[str]) -> Any:
+    """The rows _mark may change: damaged or lost ones (they may pass now) and the given ids (not
+    every backup of the repository: a verify of 1,000 healthy backups loads none of them)."""
+    if len(ids) > MARK_BY_ID_MAX:
+        return true()
+    cond = BackupRow.status.in_((STATUS_DAMAGED, STATUS_LOST))
+    return or_(cond, BackupRow.id.in_(sorted(ids))) if ids else cond
+
+
 def _mark(svc: "BackupService", url: str, damaged: list[str], checked: list[str], lost: Sequence[str] = ()) -> None:
     """Damaged backups become 'damaged', those without a manifest 'lost'; checked damaged or lost ones
     that now pass become 'available' again."""
+    damaged_set, checked_set, lost_set = set(damaged), set(checked), set(lost)  # one lookup per row, not a scan of each list
     with svc.catalog.session() as s:
-        for row in s.scalars(select(BackupRow).where(BackupRow.repository == url)).all():
-            if row.id in lost and row.status in (STATUS_AVAILABLE, STATUS_DAMAGED):
+        for row in s.scalars(select(BackupRow).where(BackupRow.repository == url, _may_change(damaged_set | lost_set))).all():
+            if row.id in lost_set and row.status in (STATUS_AVAILABLE, STATUS_DAMAGED):
                 row.status = STATUS_LOST
                 row.error = f"its manifest is missing from repository {url}; it cannot be restored (delete it)"
-            elif row.id in damaged and row.status == STATUS_AVAILABLE:
+            elif row.id in damaged_set and row.status == STATUS_AVAILABLE:
                 row.status = STATUS_DAMAGED
                 row.error = "verify found missing or corrupt chunks"
-            elif row.id in checked and row.id not in damaged and row.status in (STATUS_DAMAGED, STATUS_LOST):
+            elif row.id in checked_set and row.id not in damaged_set and row.status in (STATUS_DAMAGED, STATUS_LOST):
                 row.status = STATUS_AVAILABLE
                 row.error = None
 
@@ -352,16 +359,20 @@ def gc(svc: "BackupService", repository: str | None, *, grace_seconds: int | Non
         stale = 0 if dry_run else lock.remove_stale()  # a dry run changes nothing, stale locks included
         store = repo.clone_store()
         try:
-            manifests, unreadable = _load_manifests(repo, store)
+            referenced: set[str] = set()  # folded as the manifests arrive: none is kept
+            unreadable, readable = [], 0
+            for mid, m in each_manifest(repo, store, threads=svc.settings.uploaders):
+                if m is None:
+                    unreadable.append(mid)
+                else:
+                    referenced |= m.referenced()
+                    readable += 1
             if unreadable:
                 raise DataCorruption(
                     f"refusing to collect garbage: manifests {', '.join(unreadable)} cannot be read, so their chunks "
                     "are unknown; delete those backups or fix the repository first"
                 )
-            referenced: set[str] = set()
-            for m in manifests.values():
-                referenced |= m.referenced()
-            report = collect(repo, store, referenced, len(manifests), grace_seconds=grace, dry_run=dry_run,
+            report = collect(repo, store, referenced, readable, grace_seconds=grace, dry_run=dry_run,
                              repack_threshold=threshold)
         finally:
             store.close()
@@ -373,7 +384,7 @@ def import_repository(svc: "BackupService", url: str | None, *, key_file: str | 
     kf = repo.key_file
     store = repo.clone_store()
     try:
-        manifests, _unreadable = _load_manifests(repo, store)
+        manifests, _unreadable = _load_manifests(svc, repo, store)
     finally:
         store.close()
     imported: list[Backup] = []

@@ -271,6 +271,9 @@ class Repository:
         body = fmt.seal(raw, self.config, self.keys, lambda flag: fmt.quarantine_aad(flag, pack_id))
         store.put_object(self.container, self.object_name(fmt.quarantine_object_name(pack_id)), body, length=len(body))
 
+    def _index_cached(self, pack_id: str) -> bool:
+        return self.index_cache_dir is not None and os.path.isfile(self.index_cache_dir / pack_id)
+
     def _cached_index(self, pack_id: str) -> bytes | None:
         if self.index_cache_dir is None:
             return None
@@ -325,9 +328,10 @@ class Repository:
             except (DataCorruption, NotFound):
                 repo_index.unreadable_indexes.append(pid)
 
-        uncached = [pid for pid in index_ids if self._cached_index(pid) is None]
+        uncached = [pid for pid in index_ids if not self._index_cached(pid)]  # a stat, not a read of each copy
+        to_fetch = set(uncached)
         for pid in index_ids:
-            if pid not in uncached:
+            if pid not in to_fetch:
                 read(pid, store)
         if len(uncached) > 8 and threads > 1:
             stores = [self.clone_store() for _ in range(threads)]
