@@ -40,7 +40,16 @@ CONFIGS = [
     ({"catalog": {"url": "sqlite:////x/c.db", "connect_timeout_seconds": 5}}, True),
     ({"logging": {"format": "text", "level": "debug"}}, True),
     ({"data_dir": ""}, False), ({"data_dir": 3}, False), ({"data_dir": "/a\\x00"}, True), ({"host_name": 1}, False),
-    ({"pools": {}}, False), ({"default_pool": "default"}, False), ({"object_stores": {}}, False), ({"cluster": {}}, False),
+    ({"pools": {"a": {"driver": "lvm", "vg": "x", "labels": {"k": "v"}, "availability_zone": "z1"}}}, True),
+    ({"pools": {}}, True), ({"default_pool": "default"}, True), ({"pools": {"a": {}}, "default_pool": "a"}, True),
+    ({"pools": {"a": {}}, "default_pool": "b"}, False), ({"default_pool": "b"}, False), ({"default_pool": 1}, False),
+    ({"pools": {"a": {"driver": 1}}}, False), ({"pools": {"a": {"availability_zone": "-z"}}}, False),
+    ({"pools": {"a": {"availability_zone": "z" * 64}}}, False), ({"pools": {"a": {"labels": {"k": 1}}}}, False),
+    ({"pools": {"a": {"labels": []}}}, False), ({"pools": {"a": 1}}, False), ({"pools": []}, False),
+    ({"scheduler": {"weigher": "provisioned_ratio", "availability_zone": "az-1"}}, True), ({"scheduler": {"weigher": "x"}}, False),
+    ({"scheduler": {"availability_zone": "a b"}}, False), ({"scheduler": {"other": 1}}, False),
+    ({"export": {"driver": "lio", "portal": "127.0.0.1:3260", "iqn_prefix": "x"}}, True), ({"export": {"driver": 2}}, False),
+    ({"object_stores": {}}, False), ({"cluster": {}}, False),
     ({"backup": {}}, False), ({"api": {}}, False), ({"config_file": "/x"}, False), ({"catalog": "x"}, False),
     ({"catalog": {"url": 1}}, False), ({"catalog": {"connect_timeout_seconds": 1}}, False),
     ({"catalog": {"connect_timeout_seconds": 301}}, False), ({"catalog": {"connect_timeout_seconds": True}}, False),
@@ -55,12 +64,18 @@ def test_checked_configs(data: dict, accepted: bool) -> None:
 
 
 def test_checked_agrees_with_settings_on_what_it_accepts() -> None:
-    """Every config it accepts, Settings accepts too (it may refuse more, never less)."""
+    """Every config it accepts, Settings accepts too (it may refuse more, never less); every
+    pool, scheduler or default_pool it refuses, Settings refuses too."""
+    from pydantic import ValidationError
+
     from storage.config import Settings
 
     for data, accepted in CONFIGS:
         if accepted:
             Settings(**data)
+        elif set(data) <= {"pools", "default_pool", "scheduler", "export"} and "other" not in str(data):
+            with pytest.raises(ValidationError):
+                Settings(**data)
 
 
 @pytest.mark.parametrize(
@@ -161,3 +176,11 @@ def test_rows_of_unexpected_types_are_left_to_the_models() -> None:
 def test_aware_utc_from_the_timezone_class_is_z() -> None:
     assert fast_rows.json_time(datetime(2026, 1, 1, tzinfo=timezone(timedelta(0)))) == "2026-01-01T00:00:00Z"
     assert fast_rows.json_time(datetime(2026, 1, 1, tzinfo=UTC)) == "2026-01-01T00:00:00Z"
+
+
+@pytest.mark.parametrize("n", [0, 1, 1023, 1024, 1536, 10 * 1024 - 1, 10 * 1024, 5 << 20, (1 << 30) - 1, 1 << 30, 3 << 40,
+                               7 << 50, 1 << 60, 1 << 63, -5, -(1 << 30)])  # fmt: skip
+def test_format_size_is_units(n: int) -> None:
+    from storage.units import format_size
+
+    assert fast_rows.format_size(n) == format_size(n)

@@ -109,9 +109,7 @@ def volume_list(request: Request, place: Place) -> str | None:
     vols = [v for v in vols if not wanted or all(v["labels"].get(k) == x for k, x in wanted.items())]
     if request.as_json:
         return _json(vols)
-    from storage.units import format_size
-
-    cells = [[v["name"], v["id"], format_size(v["size_bytes"]), v["pool"], v["status"], v["attached_device"] or "",
+    cells = [[v["name"], v["id"], rows.format_size(v["size_bytes"]), v["pool"], v["status"], v["attached_device"] or "",
               ",".join(f"{k}={x}" for k, x in sorted(v["labels"].items()))] for v in vols]  # fmt: skip
     return _table(rows.VOLUME_COLUMNS, cells)
 
@@ -128,10 +126,8 @@ def backup_list(request: Request, place: Place) -> str | None:
         found = [(b, c) for b, c in found if all(b["labels"].get(k) == x for k, x in wanted.items())]
     if request.as_json:
         return _json([b for b, _ in found])
-    from storage.units import format_size
-
-    cells = [[b["id"], b["name"] or "", b["volume_name"] or b["source"] or "", b["status"], format_size(b["size_bytes"]),
-              format_size(b["stored_bytes"]), f"{b['new_chunk_count']}/{b['dedup_chunk_count']}/{b['zero_chunk_count']}",
+    cells = [[b["id"], b["name"] or "", b["volume_name"] or b["source"] or "", b["status"], rows.format_size(b["size_bytes"]),
+              rows.format_size(b["stored_bytes"]), f"{b['new_chunk_count']}/{b['dedup_chunk_count']}/{b['zero_chunk_count']}",
               c.strftime("%Y-%m-%d %H:%M:%S") if c else ""] for b, c in found]  # fmt: skip
     return _table(rows.BACKUP_COLUMNS, cells)
 

@@ -3,8 +3,9 @@
 ``resolve`` finds the config file as ``storage.config`` does (``--config``, ``$STORAGE_CONFIG``,
 /etc/storage/storage.toml, the user's file) and accepts it only when every key in it is one
 it validates exactly as ``storage.config.Settings`` would: ``data_dir``, ``host_name``,
-``[catalog] url / connect_timeout_seconds`` and ``[logging] format / level``. Anything else
-(pools, object stores, a cluster, a PostgreSQL catalog, a ``STORAGE_*`` override other than
+``default_pool``, ``[pools.*]``, ``[scheduler]``, ``[export]``, ``[catalog] url /
+connect_timeout_seconds`` and ``[logging] format / level``. Anything else (object stores,
+``[backup]``, ``[api]``, a cluster, a PostgreSQL catalog, a ``STORAGE_*`` override other than
 ``STORAGE_DATA_DIR``, a value Settings would refuse, a data dir or catalog not created yet)
 answers None and the full CLI runs, which validates, creates or reports it.
 """
@@ -28,6 +29,8 @@ NOT_SETTINGS = frozenset({"storage_config", "storage_request_id", "storage_debug
 HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]*")  # Settings.host_name's pattern
 LOG_FORMATS = ("json", "text")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+ZONE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,62}")  # PoolConfig's / SchedulerConfig's availability_zone
+WEIGHERS = ("free", "provisioned_ratio")
 
 
 class Place(NamedTuple):
@@ -56,11 +59,18 @@ def checked(data: dict[str, Any]) -> dict[str, Any] | None:
     """``data`` (a parsed config file) when Settings would accept it and it holds only what this
     module understands; else None (pure)."""
     for key, value in data.items():
-        if key in ("catalog", "logging"):
+        if key in ("catalog", "logging", "pools", "scheduler", "export"):
             if not isinstance(value, dict):
                 return None
-        elif not (key == "data_dir" and _text(value)) and not (key == "host_name" and isinstance(value, str)):
+        elif key not in ("data_dir", "host_name", "default_pool") or not isinstance(value, str):
             return None
+    if "data_dir" in data and not _text(data["data_dir"]):
+        return None
+    if not pools_ok(data.get("pools", {}), data.get("default_pool")) or not scheduler_ok(data.get("scheduler", {})):
+        return None
+    export = data.get("export", {})  # extra keys allowed (the driver's options)
+    if not all(isinstance(export.get(k, ""), str) for k in ("driver", "portal")):
+        return None
     catalog = data.get("catalog", {})
     if set(catalog) - {"url", "connect_timeout_seconds"}:
         return None
@@ -75,6 +85,30 @@ def checked(data: dict[str, Any]) -> dict[str, Any] | None:
     if logging.get("format", "json") not in LOG_FORMATS or logging.get("level", "info") not in LOG_LEVELS:
         return None
     return data
+
+
+def _zone(value: Any) -> bool:
+    return isinstance(value, str) and ZONE.fullmatch(value) is not None
+
+
+def pools_ok(pools: dict[str, Any], default_pool: str | None) -> bool:
+    """PoolConfig's checks (driver, availability_zone, labels; other keys are the driver's) and
+    Settings': a default_pool given names a pool (pure)."""
+    for pool in pools.values():
+        if not isinstance(pool, dict) or not isinstance(pool.get("driver", ""), str):
+            return False
+        if "availability_zone" in pool and not _zone(pool["availability_zone"]):
+            return False
+        labels = pool.get("labels", {})
+        if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+            return False
+    return default_pool is None or default_pool in (pools or {"default": None})
+
+
+def scheduler_ok(scheduler: dict[str, Any]) -> bool:
+    if set(scheduler) - {"weigher", "availability_zone"}:
+        return False
+    return scheduler.get("weigher", "free") in WEIGHERS and _zone(scheduler.get("availability_zone", "nova"))
 
 
 def overrides(environ: Mapping[str, str]) -> dict[str, str] | None:

@@ -67,6 +67,18 @@ def backup_list_sql(*, status: bool) -> str:
     return f"SELECT {', '.join(BACKUP_FIELDS)} FROM backups" + (" WHERE status = :status" if status else "") + " ORDER BY created_at"
 
 
+def format_size(n: int) -> str:
+    """storage.units.format_size of an int (a copy: storage.units imports decimal, ~10 ms)."""
+    value = float(n)
+    for suffix in ("", "K", "M", "G", "T", "P", "E"):
+        if abs(value) < 1024.0 or suffix == "E":
+            if suffix == "":
+                return f"{int(value)}"
+            return f"{value:.1f}{suffix}" if value < 10 else f"{value:.0f}{suffix}"
+        value /= 1024.0
+    return str(n)  # pragma: no cover
+
+
 def when(value: Any) -> datetime:
     """A catalog timestamp as storage.catalog.volume_listing.utc_datetime gives it, UTC only."""
     if not isinstance(value, str):
