@@ -283,3 +283,16 @@ def test_a_config_with_pools_is_answered_like_the_full_cli(data_dir: Path, full_
         code, out = quick(argv)
         assert code == 0, "the fast path must answer"
         assert (code, out) == full(argv)[:2]
+
+
+def test_a_reader_that_left_gets_exit_1_and_no_traceback_like_the_full_cli(config_file: Path) -> None:
+    fill(config_file, 300, 0)  # more than a pipe's buffer
+    for argv in (["-m", "storage.cli.fast"], ["-m", "storage.cli.main"]):
+        r, w = os.pipe()
+        os.close(r)
+        try:
+            proc = subprocess.run([sys.executable, *argv, "-c", str(config_file), "volume", "list", "--json"], stdout=w,
+                                  stderr=subprocess.PIPE, text=True, env=clean_env(), cwd=ROOT, timeout=120)  # fmt: skip
+        finally:
+            os.close(w)
+        assert (proc.returncode, proc.stderr) == (1, ""), argv

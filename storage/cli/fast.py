@@ -43,8 +43,26 @@ def answer(args: list[str], environ: Mapping[str, str], out: TextIO) -> int | No
     """Write the answer to ``args`` and return the exit code, or None (nothing written) when the
     full CLI must answer."""
     request = parse(args)
-    if request is None:
+    if request is None or out is None:
         return None
+    try:
+        text = _text(request, environ, out)
+    except Exception:  # noqa: BLE001 - anything unforeseen: the full CLI answers (and words any error)
+        return None
+    if text is None:
+        return None
+    try:
+        out.write(text)
+        out.flush()
+    except BrokenPipeError:  # the reader left (`| head`): exit 1 and nothing on stderr, as the full CLI
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, out.fileno())
+        os.close(devnull)
+        return 1
+    return 0
+
+
+def _text(request: Request, environ: Mapping[str, str], out: TextIO) -> str | None:
     from storage.cli import table
 
     if not request.as_json and not table.plain_stream(out, environ):
@@ -61,14 +79,8 @@ def answer(args: list[str], environ: Mapping[str, str], out: TextIO) -> int | No
         place = resolve(request.config, environ)
         if place is None:
             return None
-        try:
-            text = (volume_list if request.command == "volume" else backup_list)(request, place)
-        except rows.Unsure:
-            return None
-    if text is None:
-        return None
-    out.write(text)
-    return 0
+        text = (volume_list if request.command == "volume" else backup_list)(request, place)  # or Unsure
+    return text
 
 
 def _read(place: Place, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
