@@ -4,6 +4,8 @@
     .venv/bin/python scripts/bench/startup_bench.py [--rounds 15] [--catalogs 0,1000]
         [--importtime] [--baseline OTHER/.venv/bin/storagectl] [--json]
 
+`storagectl` is the venv's console script (storage/cli/fast.py, which answers these commands
+itself and hands any other to storage/cli/main.py); --baseline names another one, e.g. main's.
 Rows (each a whole process, start-up included, stdout to /dev/null; rounds interleaved):
   storagectl --help, volume list, volume list --json, backup list, backup list --json
   python -c pass (the interpreter's floor), swift --version (.cache/swift-venv), restic version

@@ -5,7 +5,7 @@ storage.backup.listing) and prints the model. Here each row is checked against t
 field types and turned into the dict ``model_dump(mode="json")`` gives, in field order; a row
 the model might coerce or refuse (a type it does not hold, an unknown volume status, a
 timestamp with a non-UTC offset) answers None and the full CLI runs. The statuses, field names
-and SQL are copies of the models' and listings' (tests/test_cli_fast.py keeps them equal).
+and SQL are copies of the models' and listings' (tests/test_cli_fast_parts.py keeps them equal).
 """
 
 from __future__ import annotations
