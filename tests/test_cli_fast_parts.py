@@ -184,3 +184,14 @@ def test_format_size_is_units(n: int) -> None:
     from storage.units import format_size
 
     assert fast_rows.format_size(n) == format_size(n)
+
+
+@pytest.mark.parametrize("value", ["plain", "tab\tnl\ncr\r", "del\x7f", "ctl\x01\x1f", 'quote"back\\slash/', "caf\u00e9", "\u2028", ""])
+def test_json_is_print_json_of_the_models(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from storage.cli import common, fast
+    from storage.domain import Volume
+
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    vols = [Volume(id="i", name="n", size_bytes=1, pool="p", status="available", labels={"k": value}, created_at=t, updated_at=t)]
+    common.print_json(vols)
+    assert fast._json([v.model_dump(mode="json") for v in vols]) == capsys.readouterr().out

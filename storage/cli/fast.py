@@ -145,7 +145,10 @@ def backup_list(request: Request, place: Place) -> str | None:
 
 
 def _json(items: list[dict[str, Any]]) -> str:
-    return json.dumps(items, indent=2) + "\n"
+    """storage.cli.common.print_json of the models: pydantic-core's text when it is ASCII (which
+    leaves DEL as it is), else json.dumps' (which escapes everything else)."""
+    text = json.dumps(items, indent=2, ensure_ascii=False)
+    return (text if text.isascii() else json.dumps(items, indent=2)) + "\n"
 
 
 def _table(columns: tuple[str, ...], cells: list[list[str]]) -> str | None:
