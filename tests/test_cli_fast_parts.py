@@ -116,7 +116,10 @@ def test_copies_equal_the_models_and_listings() -> None:
     assert fast_rows.VOLUME_STATUSES == tuple(s.value for s in VolumeStatus)
     assert fast_rows.VOLUME_TRANSITIONAL == tuple(sorted(s.value for s in TRANSITIONAL_VOLUME_STATUSES))
     assert fast_rows.SNAPSHOT_TRANSITIONAL == tuple(sorted(s.value for s in TRANSITIONAL_SNAPSHOT_STATUSES))
+    from storage.catalog.volume_listing import _FIELDS
+
     assert fast_rows.VOLUME_FIELDS == tuple(Volume.model_fields)
+    assert fast_rows.VOLUME_SQL_FIELDS == _FIELDS
     assert fast_rows.BACKUP_FIELDS == BACKUP_FIELDS
     assert fast_rows.transitional_owners_sql() == transitional_owners_sql()
     for pool in (False, True):
@@ -159,7 +162,7 @@ def test_labels_the_model_would_refuse_are_left_to_it(value: object) -> None:
 
 def test_rows_of_unexpected_types_are_left_to_the_models() -> None:
     t = "2026-01-01 00:00:00"
-    good = ("i", "n", 1, "p", "available", "{}", t, t, None, None, None, None, None)
+    good = ("i", "n", 1, "p", "available", "{}", t, t, None, None, None, None, None, None)
     assert fast_rows.volume(good)["created_at"] == "2026-01-01T00:00:00Z"
     for index, bad in ((2, "1"), (2, True), (4, "bogus"), (1, None), (8, 5), (12, b"x")):
         row = list(good)

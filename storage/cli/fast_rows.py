@@ -17,7 +17,8 @@ from typing import Any
 VOLUME_STATUSES = ("creating", "available", "attaching", "in-use", "detaching", "extending", "deleting", "reverting",
                    "snapshotting", "cloning", "backing-up", "restoring-backup", "error", "error_deleting")  # fmt: skip
 VOLUME_FIELDS = ("id", "name", "size_bytes", "pool", "status", "labels", "created_at", "updated_at", "attached_device",
-                 "source_volume_id", "source_snapshot_id", "host", "host_state", "description")  # fmt: skip
+                 "source_volume_id", "source_snapshot_id", "host", "host_state", "description", "error_reason")  # fmt: skip
+VOLUME_SQL_FIELDS = tuple(f for f in VOLUME_FIELDS if f != "host_state")  # host_state: filled by `show` only
 BACKUP_FIELDS = ("id", "name", "description", "volume_id", "volume_name", "source", "repository", "repository_id",
                  "status", "encrypted", "size_bytes", "stored_bytes", "read_bytes", "chunk_size", "chunk_count",
                  "zero_chunk_count", "new_chunk_count", "dedup_chunk_count", "reused_chunk_count", "snapshot_id",
@@ -51,8 +52,7 @@ def transitional_owners_sql() -> tuple[str, dict[str, str]]:
 
 def volume_list_sql(*, pool: bool, status: bool) -> str:
     """storage.catalog.volume_listing.volume_list_sql."""
-    columns = ("v.id", "v.name", "v.size_bytes", "v.pool", "v.status", "v.labels", "v.created_at", "v.updated_at",
-               "a.device", "v.source_volume_id", "v.source_snapshot_id", "v.host", "v.description")  # fmt: skip
+    columns = ["a.device" if f == "attached_device" else f"v.{f}" for f in VOLUME_SQL_FIELDS]
     where = [cond for cond, on in (("v.pool = :pool", pool), ("v.status = :status", status)) if on]
     return (
         f"SELECT {', '.join(columns)} FROM volumes AS v"
@@ -122,7 +122,7 @@ def _text(values: dict[str, Any], required: frozenset[str], skip: tuple[str, ...
 
 def volume(row: tuple[Any, ...]) -> dict[str, Any]:
     """One row of volume_list_sql as Volume.model_dump(mode="json") gives it, with ``_created`` kept."""
-    values = dict(zip(VOLUME_FIELDS[:12] + VOLUME_FIELDS[13:], row, strict=True))
+    values = dict(zip(VOLUME_SQL_FIELDS, row, strict=True))
     values["host_state"] = None
     size = values["size_bytes"]
     if type(size) is not int or values["status"] not in VOLUME_STATUSES:
