@@ -17,24 +17,10 @@ from typing import Any, Literal, get_origin
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from storage.config_env import deep_merge, env_overrides
+from storage.config_paths import SYSTEM_CONFIG, default_data_dir, user_config_path  # noqa: F401 - re-exported
 from storage.errors import InvalidInput
 from storage.paths import store_root_problem
 from storage.units import parse_size
-
-SYSTEM_CONFIG = Path("/etc/storage/storage.toml")
-
-
-def default_data_dir() -> Path:
-    if os.geteuid() == 0:
-        return Path("/var/lib/storage")
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "storage"
-
-
-def user_config_path() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "storage" / "storage.toml"
-
 
 class PoolConfig(BaseModel):
     """One volume pool: ``driver`` picks the backend; every other key is the driver's option."""

@@ -4,6 +4,8 @@
     .venv/bin/python scripts/bench/startup_bench.py [--rounds 15] [--catalogs 0,1000]
         [--importtime] [--baseline OTHER/.venv/bin/storagectl] [--json]
 
+`storagectl` is the venv's console script (storage/cli/fast.py, which answers these commands
+itself and hands any other to storage/cli/main.py); --baseline names another one, e.g. main's.
 Rows (each a whole process, start-up included, stdout to /dev/null; rounds interleaved):
   storagectl --help, volume list, volume list --json, backup list, backup list --json
   python -c pass (the interpreter's floor), swift --version (.cache/swift-venv), restic version
@@ -106,9 +108,10 @@ def bench(rows: list[Row], rounds: int) -> list[dict]:
     ]  # fmt: skip
 
 
-def importtime(args: tuple[str, ...], env: dict[str, str], top: int = 12, python: str = sys.executable) -> list[tuple[str, float]]:
+def importtime(args: tuple[str, ...], env: dict[str, str], top: int = 12, python: str = sys.executable,
+               module: str = "storage.cli.fast") -> list[tuple[str, float]]:
     """Self import time per top-level package (storage.* per sub-package), in ms, largest first."""
-    proc = subprocess.run([python, "-X", "importtime", "-m", "storage.cli.main", *args],
+    proc = subprocess.run([python, "-X", "importtime", "-m", module, *args],
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, check=True,
                           cwd="/")  # fmt: skip - not the checkout: `-m` would import its storage/ for any python
     per: Counter[str] = Counter()
@@ -154,7 +157,8 @@ def main() -> None:
             if a.baseline and (Path(a.baseline).parent / "python").exists():  # a venv's storagectl
                 python = str(Path(a.baseline).parent / "python")
                 for c in CASES[:2] + CASES[3:4]:
-                    result["importtime_ms"][f"{' '.join(c)} (baseline)"] = importtime(c, base_envs[sizes[-1]], python=python)
+                    result["importtime_ms"][f"{' '.join(c)} (baseline)"] = importtime(c, base_envs[sizes[-1]], python=python,
+                                                                                      module="storage.cli.main")
     if a.json:
         print(json.dumps(result, indent=2))
         return

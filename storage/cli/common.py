@@ -159,24 +159,14 @@ def print_table(
     _out().print(table)
 
 
-# Variables under which Rich would colour, size or box a table differently from storage/cli/table.py.
-_RICH_ENV = ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "COLUMNS", "JUPYTER_COLUMNS")
-
-
 def _plain_stdout() -> bool:
     """Whether stdout is a pipe or file that Rich would give plain UTF-8 box characters without
     colours, and no Rich console was made (or put in place by a test) for it."""
     import os
 
-    if "console" in globals() or any(k in os.environ for k in _RICH_ENV):
-        return False
-    out = sys.stdout
-    try:
-        if out.isatty():
-            return False
-    except (AttributeError, ValueError):
-        return False
-    return (getattr(out, "encoding", None) or "").lower().replace("-", "").startswith("utf")
+    from storage.cli import table as plain
+
+    return "console" not in globals() and plain.plain_stream(sys.stdout, os.environ)
 
 
 def print_record(record: dict[str, Any]) -> None:

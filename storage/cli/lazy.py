@@ -4,7 +4,9 @@
 (a static table, no import of the groups' modules, so no pydantic, SQLAlchemy or services);
 ``storagectl volume list`` imports only the modules that define ``volume``.
 tests/test_cli_startup.py checks that the table matches what the modules register (names,
-order, first help paragraph), so the two cannot drift apart.
+order, first help paragraph), so the two cannot drift apart. The console script prints a
+pre-rendered `storagectl --help` (storage/cli/help_text.py): after changing a name or help line
+here, run `.venv/bin/python scripts/gen_cli_help.py` (tests/test_cli_fast.py fails until then).
 """
 
 from __future__ import annotations

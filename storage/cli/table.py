@@ -13,7 +13,8 @@ two outputs on a table of cases.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, TextIO
 
 # Rich replaces ``:name:`` with an emoji; names without a letter that it knows (a test keeps
 # this equal to rich._emoji_codes): any other ``:...:`` without a letter is left as it is.
@@ -32,6 +33,23 @@ def plain_cell(text: str) -> bool:
         if _LETTER.search(name) or name in EMOJI_WITHOUT_LETTERS:
             return False
     return True
+
+
+# Variables under which Rich would colour, size or box a table differently from ``render``.
+RICH_ENV = ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "COLUMNS", "JUPYTER_COLUMNS")
+
+
+def plain_stream(out: TextIO | Any, environ: Mapping[str, str]) -> bool:
+    """Whether ``out`` is a pipe or file that Rich would give plain UTF-8 box characters without
+    colours under ``environ`` (no variable of RICH_ENV set)."""
+    if any(k in environ for k in RICH_ENV):
+        return False
+    try:
+        if out.isatty():
+            return False
+    except (AttributeError, ValueError):
+        return False
+    return (getattr(out, "encoding", None) or "").lower().replace("-", "").startswith("utf")
 
 
 def _centred(text: str, width: int) -> str:
