@@ -68,6 +68,9 @@ class BackupConfig(BaseModel):
     gc_grace_seconds: int = Field(default=24 * 3600, ge=0)
     pack_size: str = "32M"  # target size of pack objects (format version 2+); 32 packs + 32 indexes per GiB
     stream_pack_size: str = "256M"  # target size of packs streamed while they fill (Swift, dir stores); 4 + 4 objects per GiB
+    # true: the client also MD5s every streamed pack and checks Swift's ETag (about 2 CPU-s per GiB);
+    # false: its last chunk is read back instead (docs/backup-format.md "What is verified where")
+    upload_md5: bool = False
     repack_threshold: float = Field(default=0.25, ge=0, le=1)  # gc repacks packs with more dead bytes than this fraction
 
 

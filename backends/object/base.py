@@ -118,9 +118,12 @@ class ObjectStore(ABC):
         """The largest object put_stream takes here; 0 = put_stream is not supported."""
         return 0
 
-    def put_stream(self, container: str, name: str, blocks: Iterable[bytes], content_type: str | None = None) -> ObjectInfo:
+    def put_stream(self, container: str, name: str, blocks: Iterable[bytes], content_type: str | None = None,
+                   *, checksum: bool = True) -> ObjectInfo:
         """Store an object from byte blocks while they come (its length known only at the end;
-        the blocks are not kept, so a failed upload is not retried) and verify the stored MD5."""
+        the blocks are not kept, so a failed upload is not retried) and, with checksum=True,
+        verify the stored MD5 against the bytes sent (checksum=False: a store may skip that
+        hash; the caller then verifies the object its own way)."""
         from storage.errors import Unsupported
 
         raise Unsupported(f"{type(self).__name__} cannot upload an object of unknown length; use put_object")

@@ -120,9 +120,16 @@ class RepoKeys:
             return blake3.blake3(data, key=self.id_key).hexdigest()
         return hmac.new(self.id_key, data, hashlib.sha256).hexdigest()
 
-    def encrypt(self, plaintext: bytes | memoryview, aad: bytes) -> bytes:
+    def encrypt(self, plaintext: bytes | memoryview, aad: bytes, *, header: bytes = b"") -> bytearray:
+        """header + nonce + ciphertext + tag, the cipher writing straight into the one buffer
+        (no joins: each cost a copy of the chunk)."""
         nonce = os.urandom(NONCE_BYTES)
-        return nonce + AESGCM(self.enc_key).encrypt(nonce, bytes(plaintext), aad)
+        start = len(header) + NONCE_BYTES
+        out = bytearray(start + len(plaintext) + TAG_BYTES)
+        out[: len(header)] = header
+        out[len(header): start] = nonce
+        self._aead.encrypt_into(nonce, plaintext, aad, memoryview(out)[start:])
+        return out
 
     def decrypt(self, blob: bytes | memoryview, aad: bytes, what: str) -> bytes:
         if len(blob) < NONCE_BYTES + TAG_BYTES:

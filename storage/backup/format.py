@@ -183,7 +183,7 @@ def seal(plain: bytes | memoryview, cfg: RepoConfig, keys: RepoKeys | None, aad_
     if keys is None:
         return bytes([flag]) + bytes(payload)
     flag |= FLAG_ENCRYPTED
-    return bytes([flag]) + keys.encrypt(payload, aad_of(flag))
+    return keys.encrypt(payload, aad_of(flag), header=bytes([flag]))  # type: ignore[return-value]  # a bytearray: same bytes, no join
 
 
 def unseal(body: bytes | memoryview, keys: RepoKeys | None, aad_of: Any, expected_size: int | None, what: str,

@@ -135,6 +135,7 @@ class BackupService:
         repo.stream_pack_size = parse_size(getattr(self.settings, "stream_pack_size", "256M"), field="backup.stream_pack_size")
         if not repo.config.chunk_size <= repo.stream_pack_size <= MAX_STREAM_PACK:
             raise InvalidInput(f"backup.stream_pack_size {repo.stream_pack_size} is not accepted; accepted: from the chunk size ({repo.config.chunk_size}) to 1G", field="backup.stream_pack_size")
+        repo.upload_md5 = bool(getattr(self.settings, "upload_md5", False))
         repo.index_cache_dir = self.cache_root / repo.id / "index"
         return repo
 

@@ -258,8 +258,9 @@ class SwiftStore(ObjectStore):
     def stream_limit(self) -> int:
         return self.segment_size  # no SLO for a stream: one object, at most what a segment may be
 
-    def put_stream(self, container: str, name: str, blocks: Iterable[bytes], content_type: str | None = None) -> ObjectInfo:
-        return put_stream(self, container, name, blocks, content_type)
+    def put_stream(self, container: str, name: str, blocks: Iterable[bytes], content_type: str | None = None,
+                   *, checksum: bool = True) -> ObjectInfo:
+        return put_stream(self, container, name, blocks, content_type, checksum=checksum)
 
     def _put_simple(
         self,
