@@ -123,6 +123,15 @@ class Bench:
         latest, renv, made_in = self.made[pool]
         if self.timing("restore"):
             self.restores(pool, cfg, path, r, latest, renv, made_in, key_args)
+        if made_in == r and (self.timing("full") or self.timing("incremental")):  # the next round makes its own
+            self.drop_round(pool, r)
+
+    def drop_round(self, pool: str, r: int) -> None:
+        """Delete this round's containers and upload: the bench's Swift keeps its devices on tmpfs
+        (RAM), which would otherwise hold about 5 x the volume size per round."""
+        for container in [f"bench-{pool}-{t.split()[-1]}-{r}" for t in OURS] + [f"bench-restic-{pool}-{r}"]:
+            subprocess.run([str(SWIFT_CLI), "delete", container], env={**os.environ, **self.sw_env}, capture_output=True)
+        subprocess.run([str(SWIFT_CLI), "delete", f"bench-plain-{pool}", f"vol-{r}"], env={**os.environ, **self.sw_env}, capture_output=True)
 
     def backups(self, pool: str, cfg: Path, volume: str, path: str, key: Path, r: int) -> tuple[dict[str, str], dict[str, str], int]:
         """Full backups, ten 1 MiB writes, incrementals (timed when those cases are asked for)."""
