@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -54,9 +55,7 @@ class Repository:
         self.prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
         self.pack_size = DEFAULT_PACK_SIZE  # target size of the packs this program buffers (and of restore reads)
         self.stream_pack_size = DEFAULT_STREAM_PACK_SIZE  # target size of the packs it streams
-        # the client's MD5 of a streamed pack checked against Swift's ETag (backup.upload_md5); off:
-        # the pack's last chunk is read back and checked by its content address instead
-        self.upload_md5 = False
+        self.upload_md5 = False  # backup.upload_md5: MD5 each streamed pack (else read back its last chunk)
         self.index_cache_dir: Path | None = None  # local copies of index objects (immutable), if set
         self._chunk_id = crypto.chunk_id_function(config.hash, keys) if keys is not None or config.encryption is None else None
 
@@ -209,32 +208,24 @@ class Repository:
                 size[0] += len(body)
                 yield body
 
-        relative = fmt.pack_object_name(pack_id)
-        info = store.put_stream(self.container, self.object_name(relative), blocks(), checksum=self.upload_md5)
+        info = store.put_stream(self.container, self.object_name(fmt.pack_object_name(pack_id)), blocks(), checksum=self.upload_md5)
         if info.size != size[0]:
             raise DataCorruption(f"pack {pack_id}: the store took {info.size} of the {size[0]} bytes sent")
         index = PackIndex(pack_id, size[0], entries)
         if not self.upload_md5:
-            try:
-                self.check_pack_tail(store, relative, entries[-1])
-            except DataCorruption:
-                try:  # no index names it: remove it now rather than leave it to gc
-                    self.delete_pack(store, pack_id, index=False)
-                except StorageError:
-                    pass
-                raise
+            self.check_pack_tail(store, pack_id, entries[-1])
         self.put_index(store, index)
         return index
 
-    def check_pack_tail(self, store: Any, relative: str, last: PackEntry) -> None:
-        """Read back a streamed pack's last chunk and verify it (tag, content address): the
-        store holds the whole length and the bytes where the index will say. Costs one ranged
-        GET of one chunk per pack; the stored bytes in between are verified when read (restore,
-        verify), as every chunk is."""
+    def check_pack_tail(self, store: Any, pack_id: str, last: PackEntry) -> None:
+        """Read back a streamed pack's last chunk and verify it (tag, content address): the store holds
+        the whole length, the bytes where the index will say; else delete the pack (no index names it)."""
+        relative = fmt.pack_object_name(pack_id)
         try:
-            body = self.read_range(store, relative, last.offset, last.length)
-            self.open_chunk(body, ChunkRef(last.chunk_id, last.length), None, borrow=True)
+            self.open_chunk(self.read_range(store, relative, last.offset, last.length), ChunkRef(last.chunk_id, last.length), None, borrow=True)
         except DataCorruption as exc:
+            with contextlib.suppress(StorageError):
+                self.delete_pack(store, pack_id, index=False)
             raise DataCorruption(f"{relative}: the read-back of its last chunk failed after upload: {exc.message}", chunk=last.chunk_id) from None
 
     def put_index(self, store: Any, index: PackIndex) -> None:
