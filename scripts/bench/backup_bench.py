@@ -118,6 +118,9 @@ class Bench:
         key_args = {OURS[0]: [], OURS[1]: ["-k", str(key)]}
         floor, _doc = self.ours(cfg, "backup", "list")  # start-up + catalog: what every command pays before any data
         self.s(pool, "start-up floor", "storagectl").add(floor)
+        if self.args.baseline:
+            floor, _doc = self.ours(cfg, "backup", "list", exe=self.args.baseline)
+            self.s(pool, "start-up floor", "baseline").add(floor)
         if pool not in self.made or self.timing("full") or self.timing("incremental"):
             self.made[pool] = self.backups(pool, cfg, volume, path, key, r)
         latest, renv, made_in = self.made[pool]
@@ -135,14 +138,23 @@ class Bench:
 
     def backups(self, pool: str, cfg: Path, volume: str, path: str, key: Path, r: int) -> tuple[dict[str, str], dict[str, str], int]:
         """Full backups, ten 1 MiB writes, incrementals (timed when those cases are asked for)."""
-        tools = [*OURS, "restic", "swift"]
+        baseline = BEFORE if self.args.baseline else ()
+        tools = [*OURS, "restic", "swift", *baseline]
         repos = {t: f"swift://swift@bench-{pool}-{t.split()[-1]}-{r}" for t in OURS}
+        repos.update({t: f"swift://swift@bench-{pool}-baseline-{t.split()[-1]}-{r}" for t in baseline})
         renv = self.restic_env(f"bench-restic-{pool}-{r}")
         run([self.restic, "init"], env=renv)
-        key_args = {OURS[0]: [], OURS[1]: ["-k", str(key)]}
+        key_args = {OURS[0]: [], OURS[1]: ["-k", str(key)], BEFORE[0]: [], BEFORE[1]: ["-k", str(key)]}
         latest: dict[str, str] = {}
         timed_full = self.timing("full")
         for tool in rotated(tools, r):  # -- full backup
+            if tool in baseline:  # the same backup by another storagectl (--baseline), same rounds
+                if timed_full:
+                    sample, doc = self.ours(cfg, "backup", "create", volume, "-r", repos[tool], *key_args[tool], exe=self.args.baseline)
+                    self.s(pool, "full", tool).add(sample, service_seconds(doc))
+                else:
+                    self.ours(cfg, "backup", "create", volume, "-r", repos[tool], *key_args[tool], exe=self.args.baseline)
+                continue
             if not timed_full:
                 if tool in OURS:
                     self.ours(cfg, "backup", "create", volume, "-r", repos[tool], *key_args[tool])
@@ -161,8 +173,12 @@ class Bench:
         rng = random.Random(1000 + r)
         for i in range(10):
             fill_random(path, rng.randrange(0, self.size - MIB), MIB, seed=10_000 * r + i)
-        for tool in rotated(tools[:3], r):  # -- incremental
-            if tool in OURS:
+        for tool in rotated([*tools[:3], *baseline], r):  # -- incremental
+            if tool in baseline:
+                sample, doc = self.ours(cfg, "backup", "create", volume, "-r", repos[tool], *key_args[tool], exe=self.args.baseline)
+                if self.timing("incremental"):
+                    self.s(pool, "incremental", tool).add(sample, service_seconds(doc))
+            elif tool in OURS:
                 sample, doc = self.ours(cfg, "backup", "create", volume, "-r", repos[tool], *key_args[tool])
                 if self.timing("incremental"):
                     self.s(pool, "incremental", tool).add(sample, service_seconds(doc))
@@ -231,8 +247,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--pools", default="ext4,xfs")
     ap.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
-    ap.add_argument("--baseline", help="another storagectl (e.g. /work/main/.venv/bin/storagectl) whose restores of the same "
-                    "backups are timed in the same rounds (its rows say baseline)")
+    ap.add_argument("--baseline", help="another storagectl (e.g. /work/main/.venv/bin/storagectl) whose backups of the same "
+                    "volume (repositories of its own) and restores of the same backups are timed in the same rounds "
+                    "(its rows say baseline)")
     ap.add_argument("--cases", default="full,incremental,restore", help="which rows to time (restore alone: backups made once, untimed)")
     ap.add_argument("--storagectl", default=str(STORAGECTL), help="the storagectl to measure (e.g. another checkout's, for before/after)")
     args = ap.parse_args()
@@ -296,10 +313,11 @@ def report(bench: Bench, meta: dict[str, Any], pools: list[str], size: int, *, w
     gib = size
     rows = []
     for pool in pools:
-        floor = bench.series.get((pool, "start-up floor", "storagectl"))
-        if floor:
-            rows.append([pool, "`storagectl backup list` (start-up floor)", "", floor.spread(),
-                         f"{statistics.median(x.cpu for x in floor.samples):.2f} s", "", "", "", "", "", ""])
+        for who in ("storagectl", "baseline"):
+            floor = bench.series.get((pool, "start-up floor", who))
+            if floor:
+                rows.append([pool, "`storagectl backup list` (start-up floor)", "" if who == "storagectl" else "(baseline)",
+                             floor.spread(), f"{statistics.median(x.cpu for x in floor.samples):.2f} s", "", "", "", "", "", ""])
         for op in ("full", "incremental", "restore"):
             if not bench.timing(op):
                 continue

@@ -88,6 +88,7 @@ class ChunkCache:
         self.ids_path = self.dir / "chunks.bin"
         self.state_path = self.dir / "state.json"
         self.rebuilt = False
+        self._seen: tuple[list[str], str] | None = None  # (manifest ids, GC generation) load() read
 
     def _state(self) -> dict[str, Any]:
         try:
@@ -124,8 +125,10 @@ class ChunkCache:
     def load(self, store: Any) -> KnownChunks:
         """Return the known chunk set, rebuilding it from a listing when it cannot be trusted; marks the cache dirty."""
         state = self._state()
-        digest = manifests_digest(self.repo.list_manifest_ids(store))
+        manifest_ids = self.repo.list_manifest_ids(store)
+        digest = manifests_digest(manifest_ids)
         generation = read_gc_generation(self.repo, store)
+        self._seen = (manifest_ids, generation)
         trusted = state.get("clean") is True and state.get("manifests") == digest and state.get("gc_generation") == generation
         ids: dict[bytes, int] | None = None
         if trusted:
@@ -137,15 +140,26 @@ class ChunkCache:
         self._write_state({"clean": False})
         return KnownChunks(ids)
 
-    def save(self, store: Any, known: KnownChunks) -> None:
+    def save(self, store: Any, known: KnownChunks, *, added: str | None = None) -> None:
         """Persist the set after a completed backup (or GC) and mark the cache clean.
 
         A concurrent backup into the same repository may have saved its own set meanwhile:
         when that one is clean and of the same GC generation (GC cannot run while backups
         hold the repository lock), its ids are merged in rather than overwritten.
+
+        ``added``: the id of the one manifest this process wrote since load(), under the
+        repository's shared lock (so GC did not run): the manifests and GC generation load()
+        read, plus that id, are recorded without asking the repository again. A manifest
+        another writer added meanwhile is then missing from the record, so the next load()
+        finds the listing different and rebuilds: slower, never wrong.
         """
         with self._locked():
-            generation = read_gc_generation(self.repo, store)
+            if added is not None and self._seen is not None:
+                seen_ids, generation = self._seen
+                manifest_ids = sorted(set(seen_ids) | {added})
+            else:
+                generation = read_gc_generation(self.repo, store)
+                manifest_ids = self.repo.list_manifest_ids(store)
             merged = {raw: size for raw, size in known.items() if size > 0}
             state = self._state()
             if state.get("clean") is True and state.get("gc_generation") == generation:
@@ -158,7 +172,7 @@ class ChunkCache:
                 {
                     "clean": True,
                     "count": len(merged),
-                    "manifests": manifests_digest(self.repo.list_manifest_ids(store)),
+                    "manifests": manifests_digest(manifest_ids),
                     "gc_generation": generation,
                 }
             )

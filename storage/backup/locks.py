@@ -93,7 +93,8 @@ class RepositoryLock:
         return LockRecord(self.lock_id, self.kind, self.host, os.getpid(), self.purpose, time.time(),
                           owners.process_start(os.getpid()) or "")
 
-    def list_locks(self, store: Any) -> list[LockRecord]:
+    def list_locks(self, store: Any, *, others_only: bool = False) -> list[LockRecord]:
+        """The lock records in the repository (others_only: without reading this lock's own object)."""
         prefix = self.repo.object_name(fmt.LOCKS_DIR)
         out = []
         for info in store.list_objects(self.repo.container, prefix=prefix):
@@ -101,6 +102,8 @@ class RepositoryLock:
             if name is None:
                 continue
             lock_id = name[len(prefix):]
+            if others_only and lock_id == self.lock_id:
+                continue
             try:
                 raw = store.get_bytes(self.repo.container, name)
             except NotFound:
@@ -125,7 +128,7 @@ class RepositoryLock:
         try:
             self._store.put_object(self.repo.container, self._name(self.lock_id), self._record().to_json())
             now = time.time()
-            for rec in self.list_locks(self._store):
+            for rec in self.list_locks(self._store, others_only=True):
                 if rec.lock_id == self.lock_id or not conflicts(self.kind, rec.kind) or is_stale(rec, now, self.host):
                     continue
                 raise Busy(

@@ -278,7 +278,7 @@ class BackupService:
                     labels=labels, snapshot_id=opened.snapshot_id,
                 )
                 manifest = repo.write_manifest(store, manifest)
-            cache.save(store, known)
+            cache.save(store, known, added=manifest.backup_id)  # under the shared lock: GC cannot have run
             return manifest, counters
         finally:
             store.close()

@@ -95,7 +95,8 @@ def _number(options: Mapping[str, Any], key: str, default: float, *, minimum: fl
 class SwiftStore(ObjectStore):
     scheme: ClassVar[str] = "swift"
 
-    def __init__(self, options: Mapping[str, Any], _preauth: tuple[str, str] | None = None) -> None:
+    def __init__(self, options: Mapping[str, Any], _preauth: tuple[str, str] | None = None,
+                 _segments: tuple[set[str], set[str]] | None = None) -> None:
         super().__init__(options)
         unknown = sorted(set(self.options) - set(ACCEPTED_OPTIONS))
         if unknown:
@@ -111,8 +112,9 @@ class SwiftStore(ObjectStore):
         self.segment_size = parse_size(self.options.get("segment_size", "1G"), field="segment_size")
         self.page_size = int(_number(self.options, "listing_page_size", 10000, minimum=1, maximum=10000))
         self.endpoint = str(self.options.get("auth_url") or self.options.get("storage_url") or "")
-        self._segment_containers: set[str] = set()  # known to exist
-        self._segment_checked: set[str] = set()
+        # segments containers known to exist / checked; shared with this store's clones, so the
+        # stores of one backup (lock, uploader, manifest) ask once, not once each
+        self._segment_containers, self._segment_checked = _segments if _segments is not None else (set(), set())
         self.conn = self._connect(_preauth)
 
     # -- connection -------------------------------------------------------
@@ -183,7 +185,7 @@ class SwiftStore(ObjectStore):
         preauth = None
         if self.conn.url and self.conn.token and not self.options.get("username"):
             preauth = (self.conn.url, self.conn.token)  # reuse the token; re-auth on 401
-        return SwiftStore(self.options, _preauth=preauth)
+        return SwiftStore(self.options, _preauth=preauth, _segments=(self._segment_containers, self._segment_checked))
 
     def close(self) -> None:
         self.conn.close()
