@@ -14,6 +14,7 @@ import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from storage.catalog import listing_sql
 from storage.domain import Volume, VolumeStatus
 
 if TYPE_CHECKING:
@@ -35,13 +36,7 @@ _adapter: Any = None
 
 def volume_list_sql(*, pool: bool, status: bool) -> str:
     """The listing's SELECT, filtered on ``:pool`` / ``:status`` when asked (pure)."""
-    where = [cond for cond, on in (("v.pool = :pool", pool), ("v.status = :status", status)) if on]
-    return (
-        f"SELECT {', '.join(_COLUMNS)} FROM volumes AS v"
-        " LEFT OUTER JOIN volume_attachments AS a ON a.volume_id = v.id"
-        + (f" WHERE {' AND '.join(where)}" if where else "")
-        + " ORDER BY v.created_at, v.name"
-    )
+    return listing_sql.volume_list_sql(_COLUMNS, pool=pool, status=status)
 
 
 def utc_datetime(value: datetime | str) -> datetime:

@@ -14,6 +14,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from storage.catalog import listing_sql
+
 VOLUME_STATUSES = ("creating", "available", "attaching", "in-use", "detaching", "extending", "deleting", "reverting",
                    "snapshotting", "cloning", "backing-up", "restoring-backup", "error", "error_deleting")  # fmt: skip
 VOLUME_FIELDS = ("id", "name", "size_bytes", "pool", "status", "labels", "created_at", "updated_at", "attached_device",
@@ -41,25 +43,13 @@ class Unsure(Exception):
 
 def transitional_owners_sql() -> tuple[str, dict[str, str]]:
     """storage.volumes.listing.transitional_owners_sql, without importing the domain models."""
-    vol = {f"v{i}": s for i, s in enumerate(VOLUME_TRANSITIONAL)}
-    snap = {f"s{i}": s for i, s in enumerate(SNAPSHOT_TRANSITIONAL)}
-    sql = (
-        f"SELECT id, task_owner FROM volumes WHERE status IN ({', '.join(':' + k for k in vol)})"
-        f" UNION ALL SELECT volume_id, task_owner FROM snapshots WHERE status IN ({', '.join(':' + k for k in snap)})"
-    )
-    return sql, {**vol, **snap}
+    return listing_sql.transitional_owners_sql(VOLUME_TRANSITIONAL, SNAPSHOT_TRANSITIONAL)
 
 
 def volume_list_sql(*, pool: bool, status: bool) -> str:
     """storage.catalog.volume_listing.volume_list_sql."""
     columns = ["a.device" if f == "attached_device" else f"v.{f}" for f in VOLUME_SQL_FIELDS]
-    where = [cond for cond, on in (("v.pool = :pool", pool), ("v.status = :status", status)) if on]
-    return (
-        f"SELECT {', '.join(columns)} FROM volumes AS v"
-        " LEFT OUTER JOIN volume_attachments AS a ON a.volume_id = v.id"
-        + (f" WHERE {' AND '.join(where)}" if where else "")
-        + " ORDER BY v.created_at, v.name"
-    )
+    return listing_sql.volume_list_sql(columns, pool=pool, status=status)
 
 
 def backup_list_sql(*, status: bool) -> str:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from storage import owners
+from storage.catalog import listing_sql
 from storage.catalog.volume_listing import list_volume_models, volume_list_version
 from storage.domain import TRANSITIONAL_SNAPSHOT_STATUSES, TRANSITIONAL_VOLUME_STATUSES, Volume, VolumeStatus
 from storage.errors import InvalidInput
@@ -43,13 +44,7 @@ def orphaned(rows: Iterable[tuple[str, str | None]], is_dead: object = owners.is
 
 def transitional_owners_sql() -> tuple[str, dict[str, str]]:
     """(volume id, owner) of every volume and snapshot in a transitional status: SQL and params."""
-    vol = {f"v{i}": s for i, s in enumerate(_VOLUME_TRANSITIONAL)}
-    snap = {f"s{i}": s for i, s in enumerate(_SNAPSHOT_TRANSITIONAL)}
-    sql = (
-        f"SELECT id, task_owner FROM volumes WHERE status IN ({', '.join(':' + k for k in vol)})"
-        f" UNION ALL SELECT volume_id, task_owner FROM snapshots WHERE status IN ({', '.join(':' + k for k in snap)})"
-    )
-    return sql, {**vol, **snap}
+    return listing_sql.transitional_owners_sql(_VOLUME_TRANSITIONAL, _SNAPSHOT_TRANSITIONAL)
 
 
 class VolumeListing:
