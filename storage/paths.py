@@ -9,6 +9,7 @@
   configured roots, or None. Callers refuse with one message for "outside", "missing" and "not a
   file", so the answer never tells whether a path exists.
 - ``private_dir``/``private_file``: create with mode 0700/0600.
+- ``require_private``: refuse a secret file (a key, the CHAP secrets) that group or others may read.
 """
 
 from __future__ import annotations
@@ -66,6 +67,16 @@ def private_dir(path: str | os.PathLike[str]) -> Path:
         target.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
         os.chmod(target, DIR_MODE)  # mkdir's mode is masked by the umask
     return target
+
+
+def require_private(path: str | os.PathLike[str], mode: int, what: str) -> None:
+    """PermissionDenied, naming the fix, when ``what`` (a file holding a secret) at ``path`` has
+    mode bits for group or others (``mode``: its ``st_mode``)."""
+    if mode & 0o077:
+        from storage.errors import PermissionDenied
+
+        raise PermissionDenied(f"{what} {os.fspath(path)!r} is readable by group or others (mode {mode & 0o777:o}); "
+                               f"accepted: mode 600 (chmod 600 {os.fspath(path)})")  # fmt: skip
 
 
 def private_file(path: str | os.PathLike[str]) -> Path:

@@ -22,9 +22,10 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import select
 
 from storage.catalog.export_secrets import ExportSecretRow
-from storage.errors import DataCorruption, InvalidInput, PermissionDenied
+from storage.errors import DataCorruption, InvalidInput
 from storage.exports.secrets import ExportSecrets
 from storage.logs import redact
+from storage.paths import require_private
 
 KEY_BYTES = 32
 PREFIX = "v1:"
@@ -41,9 +42,7 @@ def read_key(path: Path) -> bytes:
                            field="secrets_key_file") from None  # fmt: skip
     if not stat.S_ISREG(st.st_mode):
         raise InvalidInput(f"[cluster] secrets_key_file {str(path)!r} is not a regular file", field="secrets_key_file")
-    if st.st_mode & 0o077:
-        raise PermissionDenied(f"[cluster] secrets_key_file {str(path)!r} is readable by group or others "
-                               f"(mode {st.st_mode & 0o777:o}); accepted: mode 600 (chmod 600 {path})")  # fmt: skip
+    require_private(path, st.st_mode, "[cluster] secrets_key_file")
     with open(path, "rb") as f:
         raw = f.read(KEY_BYTES * 2 + 2)
     text = raw.strip()

@@ -14,7 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from storage.logs import redact
-from storage.errors import DataCorruption, PermissionDenied
+from storage.errors import DataCorruption
+from storage.paths import require_private
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
@@ -40,11 +41,7 @@ class ExportSecrets:
             st = os.stat(self.path)
         except FileNotFoundError:
             return {}
-        if st.st_mode & 0o077:
-            raise PermissionDenied(
-                f"secrets file {str(self.path)!r} is readable by group or others (mode {st.st_mode & 0o777:o}); "
-                f"accepted: mode 600 (chmod 600 {self.path})"
-            )
+        require_private(self.path, st.st_mode, "secrets file")
         try:
             data = json.loads(self.path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError):

@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from storage.errors import DataCorruption, InvalidInput, PermissionDenied
 from storage.logs import redact
+from storage.paths import require_private
 
 SCHEME = "x25519-hkdf-aesgcm-v1"
 PREFIX = "x25519:"
@@ -130,9 +131,7 @@ class HostKey:
             st = os.stat(self.path)
         except FileNotFoundError:
             return None
-        if st.st_mode & 0o077:
-            raise PermissionDenied(f"host key file {str(self.path)!r} is readable by group or others (mode "
-                                   f"{st.st_mode & 0o777:o}); accepted: mode 600 (chmod 600 {self.path})")  # fmt: skip
+        require_private(self.path, st.st_mode, "host key file")
         raw = self.path.read_bytes()
         if len(raw) != KEY_BYTES:
             raise DataCorruption(f"host key file {str(self.path)!r} holds {len(raw)} bytes; accepted: 32 "
