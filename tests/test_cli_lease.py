@@ -24,8 +24,8 @@ from sqlalchemy import select
 
 import storage
 from storage.catalog.services import ServiceRow
-from storage.catalog.volumes import VolumeRow
 from tests.test_drill_agent_kills import has_open, pool_lock
+from tests.test_drill_replica_kill import _row
 from tests.test_hosts_agent import STORAGECTL, AgentProc, _env, wait_for
 from tests.test_queue_agents import DOWN_TIME, cluster_config
 
@@ -35,12 +35,6 @@ pytestmark = [
 ]
 MIB = 1 << 20
 OTHER = "cli-b"
-
-
-def _row(st: storage.Storage, name: str) -> tuple[str, str | None, str] | None:
-    with st.catalog.session() as s:
-        r = s.execute(select(VolumeRow.id, VolumeRow.task_owner, VolumeRow.status).where(VolumeRow.name == name)).first()
-    return None if r is None else (str(r[0]), r[1], str(r[2]))
 
 
 def _lease(st: storage.Storage, owner: str) -> dict | None:
