@@ -196,8 +196,9 @@ def test_fallback_cases_answer_nothing_and_the_entry_point_prints_the_full_text(
 @pytest.mark.parametrize(
     "config",
     [
-        '[backup]\nchunk_size = "1M"\n',
-        '[object_stores.x]\ntype = "file"\n',
+        '[backup]\nchunk_size = 1\n',
+        '[object_stores.x]\nroot = "/srv/x"\n',
+        '[object_stores.x]\ntype = "file"\nroot = "/"\n',
         'default_pool = "other"\n',
         '[catalog]\nurl = "postgresql+psycopg://u@127.0.0.1/x"\n',
         '[catalog]\nconnect_timeout_seconds = 1\n',
@@ -272,12 +273,16 @@ def test_fast_answers_import_no_typer_pydantic_rich_or_database_layer(empty_conf
 
 
 def test_a_config_with_pools_is_answered_like_the_full_cli(data_dir: Path, full_config: Path) -> None:
-    """The README's kind of config (a pool, default_pool, [scheduler], [export], [logging])."""
+    """The README's kind of config (a pool, default_pool, object stores, [backup], [scheduler],
+    [export], [logging])."""
     path = data_dir / "pools.toml"
     path.write_text(f'data_dir = "{data_dir}"\ndefault_pool = "default"\nhost_name = "storage-01"\n'
                     f'[pools.default]\ndriver = "file"\npath = "{data_dir}/pools/default"\novercommit_ratio = 1.0\n'
                     '[pools.default.labels]\ntier = "gold"\n[scheduler]\navailability_zone = "az1"\n'
-                    '[export]\ndriver = "tgt"\n[logging]\nformat = "text"\n')  # fmt: skip
+                    '[export]\ndriver = "tgt"\n[logging]\nformat = "text"\n'
+                    '[object_stores.swift]\ntype = "swift"\nauth_url = "http://127.0.0.1:1/auth/v1.0"\nuser = "a:b"\nkey = "k"\n'
+                    f'[object_stores.disk]\ntype = "file"\nroot = "{data_dir}/objects/disk"\n'
+                    '[backup]\nrepository = "swift://swift@backups"\nuploaders = 8\n')  # fmt: skip
     for args in (["volume", "list", "--json"], ["backup", "list"]):
         argv = ["-c", str(path), *args]
         code, out = quick(argv)

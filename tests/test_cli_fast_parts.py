@@ -49,8 +49,16 @@ CONFIGS = [
     ({"scheduler": {"weigher": "provisioned_ratio", "availability_zone": "az-1"}}, True), ({"scheduler": {"weigher": "x"}}, False),
     ({"scheduler": {"availability_zone": "a b"}}, False), ({"scheduler": {"other": 1}}, False),
     ({"export": {"driver": "lio", "portal": "127.0.0.1:3260", "iqn_prefix": "x"}}, True), ({"export": {"driver": 2}}, False),
-    ({"object_stores": {}}, False), ({"cluster": {}}, False),
-    ({"backup": {}}, False), ({"api": {}}, False), ({"config_file": "/x"}, False), ({"catalog": "x"}, False),
+    ({"object_stores": {}}, True), ({"cluster": {}}, False),
+    ({"object_stores": {"sw": {"type": "swift", "auth_url": "http://127.0.0.1:8080/auth/v1.0", "retries": 3}}}, True),
+    ({"object_stores": {"sw": {"auth_url": "x"}}}, False), ({"object_stores": {"sw": {"type": 1}}}, False),
+    ({"object_stores": {"sw": "swift"}}, False), ({"object_stores": []}, False),
+    ({"backup": {}}, True), ({"backup": {"repository": "swift://sw@c", "chunk_size": "4M", "workers": 0, "uploaders": 8,
+                                        "compression_level": -1, "upload_md5": True, "repack_threshold": 1, "other": [1]}}, True),
+    ({"backup": {"workers": -1}}, False), ({"backup": {"uploaders": 0}}, False), ({"backup": {"uploaders": "4"}}, False),
+    ({"backup": {"chunk_size": 1}}, False), ({"backup": {"repack_threshold": 1.5}}, False),
+    ({"backup": {"upload_md5": "yes"}}, False), ({"backup": {"gc_grace_seconds": -5}}, False), ({"backup": "x"}, False),
+    ({"api": {}}, False), ({"config_file": "/x"}, False), ({"catalog": "x"}, False),
     ({"catalog": {"url": 1}}, False), ({"catalog": {"connect_timeout_seconds": 1}}, False),
     ({"catalog": {"connect_timeout_seconds": 301}}, False), ({"catalog": {"connect_timeout_seconds": True}}, False),
     ({"catalog": {"connect_timeout_seconds": 2.5}}, False), ({"catalog": {"other": 1}}, False),
@@ -73,7 +81,8 @@ def test_checked_agrees_with_settings_on_what_it_accepts() -> None:
     for data, accepted in CONFIGS:
         if accepted:
             Settings(**data)
-        elif set(data) <= {"pools", "default_pool", "scheduler", "export"} and "other" not in str(data):
+        elif set(data) <= {"pools", "default_pool", "scheduler", "export", "object_stores", "backup"} and "other" not in str(data) \
+                and data not in ({"backup": {"uploaders": "4"}}, {"backup": {"upload_md5": "yes"}}):  # stricter than pydantic's coercion
             with pytest.raises(ValidationError):
                 Settings(**data)
 

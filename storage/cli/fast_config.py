@@ -3,9 +3,9 @@
 ``resolve`` finds the config file as ``storage.config`` does (``--config``, ``$STORAGE_CONFIG``,
 /etc/storage/storage.toml, the user's file) and accepts it only when every key in it is one
 it validates exactly as ``storage.config.Settings`` would: ``data_dir``, ``host_name``,
-``default_pool``, ``[pools.*]``, ``[scheduler]``, ``[export]``, ``[catalog] url /
-connect_timeout_seconds`` and ``[logging] format / level``. Anything else (object stores,
-``[backup]``, ``[api]``, a cluster, a PostgreSQL catalog, a ``STORAGE_*`` override other than
+``default_pool``, ``[pools.*]``, ``[object_stores.*]``, ``[backup]``, ``[scheduler]``,
+``[export]``, ``[catalog] url / connect_timeout_seconds`` and ``[logging] format / level``.
+Anything else (``[api]``, a cluster, a PostgreSQL catalog, a ``STORAGE_*`` override other than
 ``STORAGE_DATA_DIR``, a value Settings would refuse, a data dir or catalog not created yet)
 answers None and the full CLI runs, which validates, creates or reports it.
 """
@@ -31,6 +31,10 @@ LOG_FORMATS = ("json", "text")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 ZONE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,62}")  # PoolConfig's / SchedulerConfig's availability_zone
 WEIGHERS = ("free", "provisioned_ratio")
+# [backup]'s typed keys (BackupConfig; other keys are allowed and ignored there): key -> accepted
+BACKUP_TEXT = ("chunk_size", "compression", "pack_size", "stream_pack_size")
+BACKUP_OPTIONAL_TEXT = ("repository", "key_file", "key_dir")
+BACKUP_COUNTS = {"compression_level": None, "workers": 0, "uploaders": 1, "gc_grace_seconds": 0}  # key -> minimum
 
 
 class Place(NamedTuple):
@@ -59,7 +63,7 @@ def checked(data: dict[str, Any]) -> dict[str, Any] | None:
     """``data`` (a parsed config file) when Settings would accept it and it holds only what this
     module understands; else None (pure)."""
     for key, value in data.items():
-        if key in ("catalog", "logging", "pools", "scheduler", "export"):
+        if key in ("catalog", "logging", "pools", "scheduler", "export", "object_stores", "backup"):
             if not isinstance(value, dict):
                 return None
         elif key not in ("data_dir", "host_name", "default_pool") or not isinstance(value, str):
@@ -67,6 +71,8 @@ def checked(data: dict[str, Any]) -> dict[str, Any] | None:
     if "data_dir" in data and not _text(data["data_dir"]):
         return None
     if not pools_ok(data.get("pools", {}), data.get("default_pool")) or not scheduler_ok(data.get("scheduler", {})):
+        return None
+    if not object_stores_ok(data.get("object_stores", {})) or not backup_ok(data.get("backup", {})):
         return None
     export = data.get("export", {})  # extra keys allowed (the driver's options)
     if not all(isinstance(export.get(k, ""), str) for k in ("driver", "portal")):
@@ -103,6 +109,37 @@ def pools_ok(pools: dict[str, Any], default_pool: str | None) -> bool:
         if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
             return False
     return default_pool is None or default_pool in (pools or {"default": None})
+
+
+def object_stores_ok(stores: dict[str, Any]) -> bool:
+    """ObjectStoreConfig's checks: every store a table with a ``type`` (other keys are the
+    driver's); a file store's ``root`` is checked against the data dir by ``resolve`` (pure)."""
+    return all(isinstance(store, dict) and type(store.get("type")) is str for store in stores.values())
+
+
+def backup_ok(backup: dict[str, Any]) -> bool:
+    """BackupConfig's typed keys hold what it accepts (stricter: no coercion); other keys are
+    allowed, as there (pure)."""
+    if not all(type(backup.get(k, "")) is str for k in BACKUP_TEXT):
+        return False
+    if not all(backup.get(k) is None or type(backup[k]) is str for k in BACKUP_OPTIONAL_TEXT):
+        return False
+    for key, minimum in BACKUP_COUNTS.items():
+        value = backup.get(key, 0 if minimum is None else minimum)
+        if type(value) is not int or (minimum is not None and value < minimum):
+            return False
+    threshold = backup.get("repack_threshold", 0.25)
+    if type(threshold) not in (int, float) or not 0 <= threshold <= 1:
+        return False
+    return type(backup.get("upload_md5", False)) is bool
+
+
+def file_roots_ok(stores: dict[str, Any], data_dir: Path) -> bool:
+    """Settings' check of every file store's ``root`` against the data dir."""
+    return not any(
+        store["type"] == "file" and store.get("root") and store_root_problem(str(store["root"]), data_dir)
+        for store in stores.values()
+    )
 
 
 def scheduler_ok(scheduler: dict[str, Any]) -> bool:
@@ -150,6 +187,8 @@ def resolve(explicit: str | None, environ: Mapping[str, str]) -> Place | None:
         return None
     host_name = data.get("host_name")
     if not valid_host_name(host_name if host_name is not None else socket.gethostname()):
+        return None
+    if not file_roots_ok(data.get("object_stores", {}), data_dir):
         return None
     if store_root_problem(str(data_dir / "objects"), data_dir) or not data_dir.is_dir():
         return None
