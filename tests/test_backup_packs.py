@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import storage
+from storage.backup import prefixes
 from storage.backup import format as fmt
 from storage.backup.format import ChunkRef, Manifest
 from storage.backup.packs import ChunkLocation, PackEntry, PackIndex, PackInfo, RepoIndex, build_pack, judge_packs, plan_reads
@@ -73,9 +74,9 @@ def test_backup_writes_packs_not_chunk_objects(st: storage.Storage, tmp_path: Pa
     b = st.backups.create(str(image))
     repo = open_repo(st)
     store = repo.location.store
-    packs = list(repo._listing(store, fmt.PACKS_DIR))
-    indexes = list(repo._listing(store, fmt.INDEX_DIR))
-    assert not list(repo._listing(store, fmt.CHUNKS_DIR))
+    packs = list(prefixes.listing(store, repo.container, repo.object_name(fmt.PACKS_DIR)))
+    indexes = list(prefixes.listing(store, repo.container, repo.object_name(fmt.INDEX_DIR)))
+    assert not list(prefixes.listing(store, repo.container, repo.object_name(fmt.CHUNKS_DIR)))
     assert 5 <= len(packs) <= 8 and sorted(p for p, _s, _m in packs) == sorted(i for i, _s, _m in indexes)
     assert len(chunk_ids(repo)) == 20 and b.new_chunk_count == 20
     assert json.loads(store.get_bytes(repo.container, repo.object_name(fmt.CONFIG_OBJECT)))["version"] == fmt.FORMAT_VERSION == 3
@@ -123,7 +124,7 @@ def test_gc_removes_leftovers_of_a_crash_after_grace(st: storage.Storage, tmp_pa
     assert young.packs_deleted == 0
     report = st.backups.gc(grace_seconds=0)
     assert report.packs_deleted == 2 and report.chunks_deleted == 0
-    names = {p for p, _s, _m in repo._listing(store, fmt.PACKS_DIR)} | {p for p, _s, _m in repo._listing(store, fmt.INDEX_DIR)}
+    names = {p for d in (fmt.PACKS_DIR, fmt.INDEX_DIR) for p, _s, _m in prefixes.listing(store, repo.container, repo.object_name(d))}
     assert lone.pack_id not in names and ghost.pack_id not in names
     assert st.backups.verify(b.id, deep=True).ok
 

@@ -16,6 +16,7 @@ import pytest
 import storage
 from backends.object.dir.store import DirectoryStore
 from backends.object.io import IterReader
+from storage.backup import prefixes
 from storage.backup import format as fmt
 from storage.backup.repository import stream_target
 from storage.errors import BackendError, DataCorruption, InvalidInput
@@ -25,7 +26,8 @@ from tests.backup_helpers import MIB, make_image, open_repo, same_bytes, swift_b
 def _objects(st: storage.Storage) -> tuple[list[Any], list[Any]]:
     repo = open_repo(st)
     store = repo.location.store
-    return list(repo._listing(store, fmt.PACKS_DIR)), list(repo._listing(store, fmt.INDEX_DIR))
+    packs, indexes = (prefixes.listing(store, repo.container, repo.object_name(d)) for d in (fmt.PACKS_DIR, fmt.INDEX_DIR))
+    return packs, indexes
 
 
 def test_streamed_packs_follow_stream_pack_size_not_pack_size(st: storage.Storage, tmp_path: Path) -> None:
@@ -200,10 +202,10 @@ def test_streamed_packs_through_swift(swift_options: dict[str, Any], data_dir: P
         assert b.new_chunk_count == 9 and b.zero_chunk_count == 2
         repo = st.backups.open_repository(url, key_file=key)
         deadline = time.monotonic() + 15  # a container listing may lag its PUTs on a loaded Swift (async update)
-        packs = list(repo._listing(repo.location.store, fmt.PACKS_DIR))
+        packs = list(prefixes.listing(repo.location.store, repo.container, repo.object_name(fmt.PACKS_DIR)))
         while sum(p[1] for p in packs) < b.stored_bytes and time.monotonic() < deadline:
             time.sleep(0.2)
-            packs = list(repo._listing(repo.location.store, fmt.PACKS_DIR))
+            packs = list(prefixes.listing(repo.location.store, repo.container, repo.object_name(fmt.PACKS_DIR)))
         # 4 + 4 + 1 chunks, or 4 + 5 when the workers seal the 5-byte tail chunk before a full one
         # (a pack ends at the first body past 4 MiB)
         assert len(packs) in (2, 3) and sum(p[1] for p in packs) == b.stored_bytes, packs

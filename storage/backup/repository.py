@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from storage.backup import crypto, format as fmt
+from storage.backup import crypto, format as fmt, prefixes
 from storage.backup.format import ChunkRef, Manifest, RepoConfig
 from storage.backup.pack_stream import PackStream
 from storage.backup.packs import ChunkLocation, PackEntry, PackIndex, PackInfo, RepoIndex, new_pack_id, pack_index, unlisted
@@ -309,30 +309,27 @@ class Repository:
         except OSError:
             pass
 
-    def _listing(self, store: Any, directory: str) -> Iterator[tuple[str, int, str | None]]:
-        start = len(self.object_name(directory))
-        for info in store.list_objects(self.container, prefix=self.object_name(directory)):
-            name = getattr(info, "name", None)
-            if name is not None:
-                yield name[start:], int(info.size), info.last_modified
-
     def load_index(self, store: Any | None = None, *, threads: int = 4) -> RepoIndex:
-        """List packs, indexes and version-1 chunks; read every index (local cache first, in parallel)."""
+        """List packs, indexes and version-1 chunks (at once); read every index (local cache first, in parallel)."""
         store = store or self.location.store
         repo_index = RepoIndex()
-        for pid, size, modified in self._listing(store, fmt.PACKS_DIR):
+        dirs = (fmt.PACKS_DIR, fmt.INDEX_DIR, fmt.CHUNKS_DIR, fmt.QUARANTINE_DIR)
+        packs, indexes, chunks, quarantined = prefixes.listings(
+            store, self.container, [self.object_name(d) for d in dirs], self.clone_store, threads=threads
+        )
+        for pid, size, modified in packs:
             if len(pid) == 64 and "/" not in pid:
                 repo_index.packs[pid] = PackInfo(pid, size, modified)
         index_ids: list[str] = []
-        for pid, _size, modified in self._listing(store, fmt.INDEX_DIR):
+        for pid, _size, modified in indexes:
             if len(pid) == 64 and "/" not in pid:
                 repo_index.packs.setdefault(pid, PackInfo(pid)).index_last_modified = modified
                 index_ids.append(pid)
-        for rel, size, modified in self._listing(store, fmt.CHUNKS_DIR):
+        for rel, size, modified in chunks:
             cid = rel.rsplit("/", 1)[-1]
             if len(cid) == 64:
                 repo_index.legacy[cid] = (size, modified)
-        for pid, _size, _modified in self._listing(store, fmt.QUARANTINE_DIR):
+        for pid, _size, _modified in quarantined:
             if len(pid) == 64 and "/" not in pid:
                 repo_index.quarantined[pid] = self.read_quarantine(store, pid)
         self._confirm_unlisted(store, repo_index, index_ids)
