@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -229,11 +230,70 @@ def test_old_schema_goes_to_the_full_cli(empty_config: Path, data_dir: Path) -> 
     assert quick(["-c", str(empty_config), "volume", "list"]) == (None, "")
 
 
-def test_terminal_goes_to_rich(full_config: Path) -> None:
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO: the other side is closed and everything was read
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _on_a_terminal(write: Callable[[int], object]) -> bytes:
+    """What ``write(tty_fd)`` prints on a new pseudo-terminal (read meanwhile: a full pty blocks)."""
+    import threading
+
+    primary, secondary = os.openpty()
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(_read_all(primary)))
+    reader.start()
+    try:
+        write(secondary)
+    finally:
+        os.close(secondary)
+        reader.join(60)
+        os.close(primary)
+    return got[0]
+
+
+@pytest.mark.parametrize("args", [["volume", "list"], ["backup", "list"], ["volume", "list", "--status", "in-use"],
+                                  ["backup", "list", "--volume", "vol-001"]])  # fmt: skip
+def test_a_terminal_gets_richs_table_from_the_fast_path_byte_for_byte(
+    full_config: Path, args: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a terminal the fast path draws the table with Rich itself (no Typer, pydantic or
+    SQLAlchemy): the same bytes, colours included, as the full CLI on a terminal."""
+    env = clean_env(COLUMNS="96", TERM="xterm-256color")
+    for key in set(HELP_ENV + RICH_ENV) - {"COLUMNS"}:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("COLUMNS", "96")
+    monkeypatch.setenv("TERM", "xterm-256color")
+    argv = ["-c", str(full_config), *args]
+    codes: list[int | None] = []
+
+    def fast_path(fd: int) -> None:
+        with open(fd, "w", encoding="utf-8", closefd=False) as tty:
+            codes.append(fast.answer(argv, env, tty))
+
+    def full_cli(fd: int) -> None:
+        proc = subprocess.run([sys.executable, "-m", "storage.cli.main", *argv], stdout=fd, stderr=subprocess.PIPE, env=env,
+                              cwd=ROOT, timeout=120)  # fmt: skip
+        codes.append(proc.returncode)
+
+    ours, theirs = _on_a_terminal(fast_path), _on_a_terminal(full_cli)
+    assert codes == [0, 0], "the fast path must answer on a terminal"
+    assert b"\x1b[" in theirs and ("━" in theirs.decode() or "─" in theirs.decode())  # Rich's colours and box
+    assert ours == theirs
+
+
+def test_help_on_a_terminal_goes_to_typer(full_config: Path) -> None:
     primary, secondary = os.openpty()
     try:
         with open(secondary, "w", encoding="utf-8", closefd=False) as tty:
-            assert fast.answer(["-c", str(full_config), "volume", "list"], clean_env(), tty) is None
             assert fast.answer(["--help"], clean_env(), tty) is None
     finally:
         os.close(primary)

@@ -146,17 +146,9 @@ def print_table(
         if lines is not None:
             sys.stdout.write("".join(line + "\n" for line in lines))
             return
-    from rich.table import Table
+    from storage.cli import table
 
-    table = Table(title=title, show_lines=False, header_style="bold", caption=caption)
-    for col in columns:
-        if col in numeric:
-            table.add_column(col, justify="right", no_wrap=True, overflow="ignore")
-        else:
-            table.add_column(col)
-    for row in rows:
-        table.add_row(*row)
-    _out().print(table)
+    table.rich(_out(), columns, rows, title=title, numeric=numeric, caption=caption)
 
 
 def _plain_stdout() -> bool:

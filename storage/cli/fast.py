@@ -1,14 +1,15 @@
 """`storagectl`'s entry point: the commands cron and scripts run thousands of times answered
-without Typer, pydantic, SQLAlchemy or Rich, everything else handed to the full CLI.
+without Typer, pydantic or SQLAlchemy, everything else handed to the full CLI.
 
 Answered here, byte for byte as the full CLI prints them (tests/test_cli_fast.py compares the
 two, case by case): ``storagectl --help`` when stdout is not a terminal (the pre-rendered text
 of storage/cli/help_text.py), and ``volume list`` / ``backup list`` with their filters and
 ``--json`` (storage/cli/fast_args.py) on a configuration storage/cli/fast_config.py
-understands, from a SQLite catalog at the head revision read with the stdlib sqlite3, when
-the table needs no Rich (storage/cli/table.py) and no row needs settling by the full path (a
-dead owner of this host left a status behind). Any other case, and any error, runs
-storage.cli.main, which owns every message and exit code.
+understands, from a SQLite catalog at the head revision read with the stdlib sqlite3, when no
+row needs settling by the full path (a dead owner of this host left a status behind). Their
+tables are written without Rich into a pipe or file (storage/cli/table.py) and drawn by Rich,
+through the same function as the full CLI's, on a terminal. Any other case, and any error,
+runs storage.cli.main, which owns every message and exit code.
 """
 
 from __future__ import annotations
@@ -65,10 +66,11 @@ def answer(args: list[str], environ: Mapping[str, str], out: TextIO) -> int | No
 def _text(request: Request, environ: Mapping[str, str], out: TextIO) -> str | None:
     from storage.cli import table
 
-    if not request.as_json and not table.plain_stream(out, environ):
-        return None  # a terminal, or a table Rich would draw otherwise: Rich draws it
+    to_rich = not request.as_json and not table.plain_stream(out, environ)  # a terminal, or Rich's variables
+    if to_rich and not _is_terminal(out):
+        return None  # Rich's variables on a pipe: the full CLI's Rich sizes it
     if request.command == "help":
-        if any(k in environ for k in HELP_ENV):
+        if to_rich or any(k in environ for k in HELP_ENV):  # Typer's Rich help: the full CLI draws it
             return None
         from storage.cli.help_text import HELP
 
@@ -79,8 +81,15 @@ def _text(request: Request, environ: Mapping[str, str], out: TextIO) -> str | No
         place = resolve(request.config, environ)
         if place is None:
             return None
-        text = (volume_list if request.command == "volume" else backup_list)(request, place)  # or Unsure
+        text = (volume_list if request.command == "volume" else backup_list)(request, place, out if to_rich else None)  # or Unsure
     return text
+
+
+def _is_terminal(out: TextIO) -> bool:
+    try:
+        return out.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def _read(place: Place, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
@@ -109,7 +118,7 @@ def _dead_owner(owners: list[tuple[Any, ...]]) -> bool:
     return any(owner and is_dead_here(owner) for *_, owner in owners)
 
 
-def volume_list(request: Request, place: Place) -> str | None:
+def volume_list(request: Request, place: Place, rich_to: TextIO | None = None) -> str | None:
     if request.status is not None and request.status not in rows.VOLUME_STATUSES:
         return None  # InvalidInput: the full CLI words it
     wanted = _wanted_labels(request)
@@ -123,10 +132,10 @@ def volume_list(request: Request, place: Place) -> str | None:
         return _json(vols)
     cells = [[v["name"], v["id"], rows.format_size(v["size_bytes"]), v["pool"], v["status"], v["attached_device"] or "",
               ",".join(f"{k}={x}" for k, x in sorted(v["labels"].items()))] for v in vols]  # fmt: skip
-    return _table(rows.VOLUME_COLUMNS, cells)
+    return _table(rows.VOLUME_COLUMNS, cells, rich_to)
 
 
-def backup_list(request: Request, place: Place) -> str | None:
+def backup_list(request: Request, place: Place, rich_to: TextIO | None = None) -> str | None:
     wanted = _wanted_labels(request)
     if _dead_owner(_read(place, "SELECT owner FROM backups WHERE status = :status", {"status": "creating"})):
         return None  # the full path marks them interrupted first
@@ -141,7 +150,7 @@ def backup_list(request: Request, place: Place) -> str | None:
     cells = [[b["id"], b["name"] or "", b["volume_name"] or b["source"] or "", b["status"], rows.format_size(b["size_bytes"]),
               rows.format_size(b["stored_bytes"]), f"{b['new_chunk_count']}/{b['dedup_chunk_count']}/{b['zero_chunk_count']}",
               c.strftime("%Y-%m-%d %H:%M:%S") if c else ""] for b, c in found]  # fmt: skip
-    return _table(rows.BACKUP_COLUMNS, cells)
+    return _table(rows.BACKUP_COLUMNS, cells, rich_to)
 
 
 def _json(items: list[dict[str, Any]]) -> str:
@@ -151,9 +160,17 @@ def _json(items: list[dict[str, Any]]) -> str:
     return (text if text.isascii() else json.dumps(items, indent=2)) + "\n"
 
 
-def _table(columns: tuple[str, ...], cells: list[list[str]]) -> str | None:
+def _table(columns: tuple[str, ...], cells: list[list[str]], rich_to: TextIO | None) -> str | None:
+    """The plain table's text; or, for a terminal (``rich_to``), the table printed there by Rich
+    exactly as the full CLI prints it (storage.cli.table.rich on a Console of that stream), and "".
+    """
     from storage.cli import table
 
+    if rich_to is not None:
+        from rich.console import Console
+
+        table.rich(Console(file=rich_to), columns, cells)
+        return ""
     lines = table.render(columns, cells)
     return None if lines is None else "".join(line + "\n" for line in lines)
 

@@ -94,3 +94,21 @@ def _lines(
     yield "└" + "┴".join("─" * (w + 2) for w in widths) + "┘"
     if caption:
         yield _centred(caption, total)
+
+
+def rich(console: Any, columns: Sequence[str], rows: Sequence[Sequence[str]], *, title: str | None = None,
+         numeric: Sequence[str] = (), caption: str | None = None) -> None:
+    """Print the table with Rich on ``console``: every table of the CLI that Rich draws (a
+    terminal, or cells ``render`` leaves to Rich); ``numeric`` columns are never wrapped or
+    truncated (Rich narrows the other columns instead)."""
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=False, header_style="bold", caption=caption)
+    for col in columns:
+        if col in numeric:
+            table.add_column(col, justify="right", no_wrap=True, overflow="ignore")
+        else:
+            table.add_column(col)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
