@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from wallclock import NO_BYTECODE, Series, compile_tree, rotated, timed  # noqa: E402
+from wallclock import NO_BYTECODE, Series, compile_tree, process_cpu, rotated, timed, user_env  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 STORAGECTL = ROOT / ".venv" / "bin" / "storagectl"
@@ -54,6 +54,8 @@ START, END = "<!-- backup-bench:start -->", "<!-- backup-bench:end -->"
 RESTORE_START, RESTORE_END = "<!-- backup-bench-restore:start -->", "<!-- backup-bench-restore:end -->"
 OURS = ("storagectl plain", "storagectl encrypted")
 BEFORE = ("baseline plain", "baseline encrypted")  # --baseline: another storagectl's restores, same rounds
+API = ("api plain",)  # --api: the same backup asked of a running `storagectl serve` (scripts/bench/api_backup.py)
+API_CLIENT = Path(__file__).resolve().parent / "api_backup.py"
 
 
 def run(cmd: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -98,6 +100,7 @@ class Bench:
         self.notes: dict[str, Any] = {}
         self.cases = set(args.cases.split(","))
         self.made: dict[str, tuple[dict[str, str], dict[str, str], int]] = {}  # pool -> (latest ids, restic env, round)
+        self.api: tuple[str, Path, int] | None = None  # --api: (base URL, token file, server pid)
 
     def timing(self, op: str) -> bool:
         return op in self.cases
@@ -107,6 +110,15 @@ class Bench:
 
     def ours(self, cfg: Path, *args: str, exe: str | None = None) -> tuple[Any, dict[str, Any]]:
         sample = timed([exe or self.args.storagectl, "-c", str(cfg), *args, "--json"], swift_marker=self.swift_dir)
+        return sample, json.loads(sample.out)
+
+    def via_api(self, volume: str, repo: str) -> tuple[Any, dict[str, Any]]:
+        """The backup asked of the running server: the client command's wall clock; its CPU plus the server's meanwhile."""
+        assert self.api is not None
+        url, token_file, pid = self.api
+        before = process_cpu(pid)
+        sample = timed([sys.executable, str(API_CLIENT), url, str(token_file), volume, repo], swift_marker=self.swift_dir)
+        sample.cpu += process_cpu(pid) - before
         return sample, json.loads(sample.out)
 
     def restic_env(self, container: str) -> dict[str, str]:
@@ -132,22 +144,29 @@ class Bench:
     def drop_round(self, pool: str, r: int) -> None:
         """Delete this round's containers and upload: the bench's Swift keeps its devices on tmpfs
         (RAM), which would otherwise hold about 5 x the volume size per round."""
-        for container in [f"bench-{pool}-{t.split()[-1]}-{r}" for t in OURS] + [f"bench-restic-{pool}-{r}"]:
+        for container in [f"bench-{pool}-{t.split()[-1]}-{r}" for t in OURS] + [f"bench-restic-{pool}-{r}", f"bench-{pool}-api-{r}"]:
             subprocess.run([str(SWIFT_CLI), "delete", container], env={**os.environ, **self.sw_env}, capture_output=True)
         subprocess.run([str(SWIFT_CLI), "delete", f"bench-plain-{pool}", f"vol-{r}"], env={**os.environ, **self.sw_env}, capture_output=True)
 
     def backups(self, pool: str, cfg: Path, volume: str, path: str, key: Path, r: int) -> tuple[dict[str, str], dict[str, str], int]:
         """Full backups, ten 1 MiB writes, incrementals (timed when those cases are asked for)."""
         baseline = BEFORE if self.args.baseline else ()
-        tools = [*OURS, "restic", "swift", *baseline]
+        api = API if self.api else ()
+        tools = [*OURS, "restic", "swift", *baseline, *api]
         repos = {t: f"swift://swift@bench-{pool}-{t.split()[-1]}-{r}" for t in OURS}
         repos.update({t: f"swift://swift@bench-{pool}-baseline-{t.split()[-1]}-{r}" for t in baseline})
+        repos.update({t: f"swift://swift@bench-{pool}-api-{r}" for t in api})
         renv = self.restic_env(f"bench-restic-{pool}-{r}")
         run([self.restic, "init"], env=renv)
         key_args = {OURS[0]: [], OURS[1]: ["-k", str(key)], BEFORE[0]: [], BEFORE[1]: ["-k", str(key)]}
         latest: dict[str, str] = {}
         timed_full = self.timing("full")
         for tool in rotated(tools, r):  # -- full backup
+            if tool in api:
+                sample, doc = self.via_api(volume, repos[tool])
+                if timed_full:
+                    self.s(pool, "full", tool).add(sample, service_seconds(doc))
+                continue
             if tool in baseline:  # the same backup by another storagectl (--baseline), same rounds
                 if timed_full:
                     sample, doc = self.ours(cfg, "backup", "create", volume, "-r", repos[tool], *key_args[tool], exe=self.args.baseline)
@@ -173,8 +192,12 @@ class Bench:
         rng = random.Random(1000 + r)
         for i in range(10):
             fill_random(path, rng.randrange(0, self.size - MIB), MIB, seed=10_000 * r + i)
-        for tool in rotated([*tools[:3], *baseline], r):  # -- incremental
-            if tool in baseline:
+        for tool in rotated([*tools[:3], *baseline, *api], r):  # -- incremental
+            if tool in api:
+                sample, doc = self.via_api(volume, repos[tool])
+                if self.timing("incremental"):
+                    self.s(pool, "incremental", tool).add(sample, service_seconds(doc))
+            elif tool in baseline:
                 sample, doc = self.ours(cfg, "backup", "create", volume, "-r", repos[tool], *key_args[tool], exe=self.args.baseline)
                 if self.timing("incremental"):
                     self.s(pool, "incremental", tool).add(sample, service_seconds(doc))
@@ -193,6 +216,31 @@ class Bench:
                     self.notes[f"{pool} incremental restic added MiB"] = round(summary[-1].get("data_added", 0) / MIB, 1)
         run([str(SWIFT_CLI), "upload", "--object-name", f"vol-{r}", f"bench-plain-{pool}", path], env=self.sw_env)
         return latest, renv, r
+
+    def where_the_time_goes(self, pool: str, cfg: Path, volume: str, path: str) -> None:
+        """One more incremental (plain, a repository of its own, after ten more 1 MiB writes) under
+        ``python -X importtime``: its wall clock split into imports, the service's own time and the rest."""
+        repo = f"swift://swift@bench-{pool}-why"
+        run([self.args.storagectl, "-c", str(cfg), "backup", "create", volume, "-r", repo, "--json"])
+        rng = random.Random(99)
+        for i in range(10):
+            fill_random(path, rng.randrange(0, self.size - MIB), MIB, seed=99_000 + i)
+        python = str(Path(self.args.storagectl).parent / "python")
+        t0 = time.monotonic()
+        proc = subprocess.run([python, "-X", "importtime", self.args.storagectl, "-c", str(cfg), "backup", "create", volume,
+                               "-r", repo, "--json"], capture_output=True, text=True, env=user_env())
+        wall = time.monotonic() - t0
+        if proc.returncode:
+            raise SystemExit(f"the importtime incremental failed: {proc.stderr[-2000:]}")
+        imports = sum(int(line.split("|")[1]) for line in proc.stderr.splitlines()
+                      if line.startswith("import time:") and line.split("|")[2].startswith(" ") and not line.split("|")[2].startswith("  ")
+                      and line.split("|")[1].strip().isdigit()) / 1e6  # fmt: skip
+        own = service_seconds(json.loads(proc.stdout))
+        self.notes[f"{pool} incremental plain, where the time goes"] = (
+            f"{wall:.2f} s wall under -X importtime = {imports:.2f} s imports (top-level modules, cumulative) + "
+            f"{own:.2f} s the service's own (snapshot, changed ranges, read, upload, manifest) + {wall - imports - own:.2f} s the rest "
+            "(interpreter, argument parsing, catalog, repository lock, base snapshot)")
+        subprocess.run([str(SWIFT_CLI), "delete", f"bench-{pool}-why"], env={**os.environ, **self.sw_env}, capture_output=True)
 
     def restores(self, pool: str, cfg: Path, path: str, r: int, latest: dict[str, str], renv: dict[str, str], made_in: int,
                  key_args: dict[str, list[str]]) -> None:
@@ -219,6 +267,40 @@ class Bench:
                                                         env=self.sw_env, swift_marker=self.swift_dir))
         if target.exists():
             shutil.rmtree(target) if target.is_dir() else target.unlink()
+
+
+def start_api(stack: ExitStack, cfg: Path, work: Path, storagectl: str) -> tuple[str, Path, int]:
+    """`storagectl serve` on the bench's configuration (a free port on 127.0.0.1), an operator token
+    in a 0600 file; stopped at the end."""
+    import socket
+    import urllib.request
+
+    import storage
+
+    with storage.open(cfg) as st:
+        _, token = st.tokens.create("operator", name="backup-bench")
+    token_file = work / "api.token"
+    token_file.touch(mode=0o600)
+    token_file.write_text(token)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in user_env().items() if not k.startswith("STORAGE_")}
+    server = subprocess.Popen([storagectl, "-c", str(cfg), "serve", "--port", str(port), "--log-level", "warning"],
+                              stdout=subprocess.DEVNULL, stderr=(work / "api.log").open("wb"), env=env, start_new_session=True)
+    stack.callback(lambda: (server.terminate(), server.wait(30)))
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=1) as answer:
+                if answer.status == 200:
+                    return url, token_file, server.pid
+        except OSError:
+            pass
+        if server.poll() is not None:
+            break
+        time.sleep(0.1)
+    raise SystemExit(f"storagectl serve did not answer on {url}: {(work / 'api.log').read_text()[-2000:]}")
 
 
 def setup_pool(stack: ExitStack, kind: str, work: Path, size: int) -> Path:
@@ -252,6 +334,8 @@ def main() -> None:
                     "(its rows say baseline)")
     ap.add_argument("--cases", default="full,incremental,restore", help="which rows to time (restore alone: backups made once, untimed)")
     ap.add_argument("--storagectl", default=str(STORAGECTL), help="the storagectl to measure (e.g. another checkout's, for before/after)")
+    ap.add_argument("--api", action="store_true", help="also time the same full and incremental backups (plain repository) asked of "
+                    "a running `storagectl serve` by scripts/bench/api_backup.py: no start-up, the server's CPU counted")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     os.environ.pop(NO_BYTECODE, None)  # every command caches bytecode, as in a user's install
@@ -288,6 +372,8 @@ def main() -> None:
         key = work / "bench.key"
         run([str(STORAGECTL), "-c", str(cfg), "backup", "key", "create", str(key)])
         bench = Bench(args, size, work, sw_env, str(swift_dir), restic)
+        if args.api:
+            bench.api = start_api(stack, cfg, work, args.storagectl)
         for kind in pools:
             run([str(STORAGECTL), "-c", str(cfg), "volume", "create", f"vol-{kind}", str(size), "--pool", kind])
             path = volume_path(cfg, f"vol-{kind}")
@@ -295,6 +381,8 @@ def main() -> None:
             for r in range(args.rounds):
                 bench.round(kind, cfg, f"vol-{kind}", path, key, r)
                 print(f"{kind}: round {r + 1}/{args.rounds} done, load {os.getloadavg()[0]:.2f}", flush=True)
+            if bench.timing("incremental"):
+                bench.where_the_time_goes(kind, cfg, f"vol-{kind}", path)
     meta["load_after"] = [round(x, 2) for x in os.getloadavg()]
     report(bench, meta, pools, size, write=not args.no_write)
 
@@ -323,7 +411,7 @@ def report(bench: Bench, meta: dict[str, Any], pools: list[str], size: int, *, w
                 continue
             restic = bench.series.get((pool, op, "restic"))
             swift = bench.series.get((pool, op, "swift"))
-            for tool in (*OURS, *BEFORE):
+            for tool in (*OURS, *BEFORE, *API):
                 if (pool, op, tool) not in bench.series:
                     continue
                 ours = bench.series[(pool, op, tool)]
@@ -331,7 +419,7 @@ def report(bench: Bench, meta: dict[str, Any], pools: list[str], size: int, *, w
                 if swift:
                     ratio += f"; {swift.wall / ours.wall * 100:.0f}% of swift"
                 rows.append([
-                    pool, op, tool.split()[-1] + (" (baseline)" if tool in BEFORE else ""), ours.spread(), f"{ours.cpu_per_gib(gib):.1f} + {ours.server_per_gib(gib):.1f}",
+                    pool, op, tool.split()[-1] + (" (baseline)" if tool in BEFORE else " (via the API)" if tool in API else ""), ours.spread(), f"{ours.cpu_per_gib(gib):.1f} + {ours.server_per_gib(gib):.1f}",
                     restic.spread() if restic else "", f"{restic.cpu_per_gib(gib):.1f} + {restic.server_per_gib(gib):.1f}" if restic else "",
                     swift.spread() if swift else "", f"{swift.cpu_per_gib(gib):.1f} + {swift.server_per_gib(gib):.1f}" if swift else "",
                     ratio, f"{ours.own()}, {ours.rss} MiB",

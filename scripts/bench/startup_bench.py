@@ -7,7 +7,8 @@
 `storagectl` is the venv's console script (storage/cli/fast.py, which answers these commands
 itself and hands any other to storage/cli/main.py); --baseline names another one, e.g. main's.
 Rows (each a whole process, start-up included, stdout to /dev/null; rounds interleaved):
-  storagectl --help, volume list, volume list --json, backup list, backup list --json
+  storagectl --help, volume list, volume list --json, backup list, backup list --json;
+  volume list and backup list on a terminal (a new pseudo-terminal, 120 x 40: Rich draws the table)
   python -c pass (the interpreter's floor), swift --version (.cache/swift-venv), restic version
   (when installed).
 Each row: wall median (min-max) and user+sys CPU median of the child (os.wait4), which a busy
@@ -74,15 +75,42 @@ def peers() -> list[tuple[str, list[str]]]:
     return rows
 
 
-Row = tuple[str, list[str], dict[str, str]]  # name, argv, environment
+Row = tuple[str, list[str], dict[str, str], bool]  # name, argv, environment, stdout a terminal
+TERMINAL_CASES = [("volume", "list"), ("backup", "list")]  # a person at a terminal: Rich draws the table
 
 
-def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Wall seconds and user+sys CPU seconds of one whole process."""
+def _drain(fd: int) -> None:
+    while True:
+        try:
+            if not os.read(fd, 65536):
+                return
+        except OSError:  # EIO: the command closed the terminal
+            return
+
+
+def run_once(argv: list[str], env: dict[str, str], tty: bool = False) -> tuple[float, float]:
+    """Wall seconds and user+sys CPU seconds of one whole process (stdout /dev/null, or a new
+    pseudo-terminal of 120 x 40 read meanwhile)."""
+    import threading
+
+    primary = secondary = -1
+    if tty:
+        import fcntl
+        import struct
+        import termios
+
+        primary, secondary = os.openpty()
+        fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+        reader = threading.Thread(target=_drain, args=(primary,), daemon=True)
+        reader.start()
     t = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(argv, stdout=secondary if tty else subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t
+    if tty:
+        os.close(secondary)
+        reader.join(10)
+        os.close(primary)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} exited {proc.returncode}")
@@ -90,13 +118,13 @@ def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
 
 
 def bench(rows: list[Row], rounds: int) -> list[dict]:
-    walls: dict[str, list[float]] = {name: [] for name, _, _ in rows}
-    cpus: dict[str, list[float]] = {name: [] for name, _, _ in rows}
-    for name, argv, env in rows:  # warm-up: page cache, .pyc files
-        run_once(argv, env)
+    walls: dict[str, list[float]] = {name: [] for name, _, _, _ in rows}
+    cpus: dict[str, list[float]] = {name: [] for name, _, _, _ in rows}
+    for name, argv, env, tty in rows:  # warm-up: page cache, .pyc files
+        run_once(argv, env, tty)
     for _ in range(rounds):
-        for name, argv, env in rows:
-            wall, cpu = run_once(argv, env)
+        for name, argv, env, tty in rows:
+            wall, cpu = run_once(argv, env, tty)
             walls[name].append(wall)
             cpus[name].append(cpu)
     return [
@@ -104,7 +132,7 @@ def bench(rows: list[Row], rounds: int) -> list[dict]:
             "command": name, "runs": rounds, "wall_median_s": statistics.median(walls[name]),
             "wall_min_s": min(walls[name]), "wall_max_s": max(walls[name]), "cpu_median_s": statistics.median(cpus[name]),
         }
-        for name, _, _ in rows
+        for name, _, _, _ in rows
     ]  # fmt: skip
 
 
@@ -140,13 +168,19 @@ def main() -> None:
         rows: list[Row] = []
         for c in CASES:
             for n in sizes[:1] if c == ("--help",) else sizes:
-                rows.append((f"storagectl {' '.join(c)}" + ("" if c == ("--help",) else f" [{n}]"), [STORAGECTL, *c], envs[n]))
+                rows.append((f"storagectl {' '.join(c)}" + ("" if c == ("--help",) else f" [{n}]"), [STORAGECTL, *c], envs[n], False))
+        for c in TERMINAL_CASES:
+            for n in sizes:
+                rows.append((f"storagectl {' '.join(c)}, terminal [{n}]", [STORAGECTL, *c], envs[n], True))
         if a.baseline:  # its own catalogs: another checkout may migrate one to a schema this one does not know
             base_envs = {n: {**base, "STORAGE_CONFIG": str(make_catalog(Path(tmp) / f"baseline-{n}", n, n))} for n in sizes}
             for c in CASES:
                 for n in sizes[:1] if c == ("--help",) else sizes:
-                    rows.append((f"baseline {' '.join(c)}" + ("" if c == ("--help",) else f" [{n}]"), [a.baseline, *c], base_envs[n]))
-        rows += [(name, argv, base) for name, argv in peers()]
+                    rows.append((f"baseline {' '.join(c)}" + ("" if c == ("--help",) else f" [{n}]"), [a.baseline, *c], base_envs[n], False))
+            for c in TERMINAL_CASES:
+                for n in sizes:
+                    rows.append((f"baseline {' '.join(c)}, terminal [{n}]", [a.baseline, *c], base_envs[n], True))
+        rows += [(name, argv, base, False) for name, argv in peers()]
         result = {
             "date": datetime.now(UTC).isoformat(timespec="seconds"), "load_average_before": os.getloadavg(),
             "cpus": os.cpu_count(), "catalogs": sizes, "rows": bench(rows, a.rounds), "load_average_after": os.getloadavg(),

@@ -63,6 +63,12 @@ def server_cpu(marker: str | None) -> float:
     return total / TICK
 
 
+def process_cpu(pid: int) -> float:
+    """User+sys seconds so far of one live process (all its threads), e.g. a server the command asked."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
 def timed(cmd: list[str], *, env: dict[str, str] | None = None, cwd: str | None = None,
           swift_marker: str | None = None) -> Sample:
     """Run cmd to completion; raise SystemExit with its stderr when it fails."""
