@@ -22,6 +22,7 @@ import pytest
 
 from storage.cli import fast
 from storage.cli.fast import HELP_ENV
+from storage.cli import table
 from storage.cli.table import RICH_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -260,19 +261,43 @@ def _on_a_terminal(write: Callable[[int], object]) -> bytes:
     return got[0]
 
 
-@pytest.mark.parametrize("args", [["volume", "list"], ["backup", "list"], ["volume", "list", "--status", "in-use"],
-                                  ["backup", "list", "--volume", "vol-001"]])  # fmt: skip
+TERMINAL_CASES = [["volume", "list"], ["backup", "list"], ["volume", "list", "--status", "in-use"],
+                  ["backup", "list", "--volume", "vol-001"]]  # fmt: skip
+
+
+@pytest.mark.parametrize("columns", ["60", "96", "250"])  # Rich narrows and wraps / draws it as it is
+@pytest.mark.parametrize("args", TERMINAL_CASES)
 def test_a_terminal_gets_richs_table_from_the_fast_path_byte_for_byte(
+    full_config: Path, args: list[str], columns: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a terminal the fast path writes what Rich would (storage.cli.table.terminal_render) or
+    has Rich draw it (no Typer, pydantic or SQLAlchemy): the same bytes, colours included, as the
+    full CLI on a terminal."""
+    if columns == "250":  # wide enough: written without Rich
+
+        def no_rich(*_a: object, **_k: object) -> None:
+            raise AssertionError("Rich drew a table that fits the terminal")
+
+        monkeypatch.setattr(table, "rich", no_rich)
+    terminal_same_bytes(["-c", str(full_config), *args], columns, monkeypatch)
+
+
+@pytest.mark.parametrize("args", TERMINAL_CASES[:2])
+def test_a_table_exactly_as_wide_as_the_terminal_or_one_wider(
     full_config: Path, args: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On a terminal the fast path draws the table with Rich itself (no Typer, pydantic or
-    SQLAlchemy): the same bytes, colours included, as the full CLI on a terminal."""
-    env = clean_env(COLUMNS="96", TERM="xterm-256color")
+    code, plain = quick(["-c", str(full_config), *args])
+    width = len(plain.splitlines()[0])
+    for columns in (width, width - 1):
+        terminal_same_bytes(["-c", str(full_config), *args], str(columns), monkeypatch)
+
+
+def terminal_same_bytes(argv: list[str], columns: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = clean_env(COLUMNS=columns, TERM="xterm-256color")
     for key in set(HELP_ENV + RICH_ENV) - {"COLUMNS"}:
         monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("COLUMNS", "96")
+    monkeypatch.setenv("COLUMNS", columns)
     monkeypatch.setenv("TERM", "xterm-256color")
-    argv = ["-c", str(full_config), *args]
     codes: list[int | None] = []
 
     def fast_path(fd: int) -> None:

@@ -161,11 +161,17 @@ def _json(items: list[dict[str, Any]]) -> str:
 
 
 def _table(columns: tuple[str, ...], cells: list[list[str]], rich_to: TextIO | None) -> str | None:
-    """The plain table's text; or, for a terminal (``rich_to``), the table printed there by Rich
-    exactly as the full CLI prints it (storage.cli.table.rich on a Console of that stream), and "".
+    """The plain table's text; or, for a terminal (``rich_to``), the text Rich would print there
+    (storage.cli.table.terminal_render), else the table printed there by Rich exactly as the
+    full CLI prints it (storage.cli.table.rich on a Console of that stream), and "".
     """
     from storage.cli import table
 
+    utf8 = (getattr(rich_to, "encoding", None) or "").lower().replace("-", "").startswith("utf")
+    if rich_to is not None and utf8:
+        drawn = table.terminal_render(columns, cells, os.environ)
+        if drawn is not None:
+            return "".join(line + "\n" for line in drawn)
     if rich_to is not None:
         from rich.console import Console
 
