@@ -79,7 +79,12 @@ class EdgeMiddleware:
         if not is_public(method, path) and not is_ui_path(path):
             try:
                 role = self.table.required_role(method, path)
-                principal = await run_in_threadpool(self._principal, bearer_of(headers), role)
+                bearer = bearer_of(headers)
+                principal = self.storage.tokens.cached(bearer)  # a dict lookup: no thread hop while cached
+                if principal is None:
+                    principal = await run_in_threadpool(self._principal, bearer, role)
+                else:
+                    principal.require(role)
             except StorageError as exc:
                 await self._refuse(scope, receive, send, exc.http_status, exc.code, exc.message)
                 return

@@ -40,13 +40,21 @@ class RouteEntry:
     params: int  # path parameters: fewer is more specific (/backups/gc over /backups/{backup_id})
 
 
+MATCH_CACHE = 4096  # paths remembered (each at most MATCH_CACHE_PATH long), then forgotten at once
+MATCH_CACHE_PATH = 256
+
+
 @dataclass
 class RouteTable:
     entries: list[RouteEntry] = field(default_factory=list)
+    # path -> the entries matching it: every request asks (the edge's role, HEAD), and matching
+    # a path against every route's regex cost about 0.1 ms of the event loop's CPU per request
+    _matched: dict[str, tuple[RouteEntry, ...]] = field(default_factory=dict, repr=False)
 
     def add(self, path: str, methods: set[str] | frozenset[str] | None, dependant: Any = None) -> None:
         regex, _, convertors = compile_path(path)
         self.entries.append(RouteEntry(regex, frozenset(methods or ()), _depends_on(dependant, require_admin), len(convertors)))
+        self._matched.clear()
 
     def add_router(self, router: APIRouter, prefix: str = "") -> None:
         for route in router.routes:
@@ -57,8 +65,15 @@ class RouteTable:
         if isinstance(path, str):
             self.add(prefix + path, getattr(route, "methods", None), getattr(route, "dependant", None))
 
-    def _matching(self, path: str) -> list[RouteEntry]:
-        return [e for e in self.entries if e.regex.match(path)]
+    def _matching(self, path: str) -> tuple[RouteEntry, ...]:
+        found = self._matched.get(path)
+        if found is None:
+            found = tuple(e for e in self.entries if e.regex.match(path))
+            if len(path) <= MATCH_CACHE_PATH:
+                if len(self._matched) >= MATCH_CACHE:
+                    self._matched.clear()
+                self._matched[path] = found
+        return found
 
     def allowed(self, path: str) -> list[str]:
         """The methods of the resource at this path (HEAD wherever GET), sorted.

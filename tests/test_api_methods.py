@@ -138,3 +138,21 @@ def test_unknown_method_is_405_for_a_reader(shared_api_server: ApiServer) -> Non
         assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD", r.text
         assert c.request("PUT", "/no/such/route").status_code == 404
     assert httpx.request("TRACE", shared_api_server.url + "/healthz").status_code == 401
+
+
+def test_route_table_remembers_matches_and_forgets_them_on_add() -> None:
+    from api.methods import MATCH_CACHE, MATCH_CACHE_PATH, RouteTable
+
+    table = RouteTable()
+    table.add("/volumes", {"GET", "POST"})
+    table.add("/volumes/{volume_id}", {"GET", "DELETE"})
+    assert table.allowed("/volumes/v1") == ["DELETE", "GET", "HEAD"] and table.required_role("DELETE", "/volumes/v1") == "operator"
+    assert "/volumes/v1" in table._matched
+    table.add("/volumes/{volume_id}/extend", {"POST"})
+    assert table._matched == {}  # a new route: every remembered match is recomputed
+    assert table.allowed("/volumes/v1/extend") == ["POST"]
+    long_path = "/volumes/" + "x" * MATCH_CACHE_PATH
+    assert table.allowed(long_path) == ["DELETE", "GET", "HEAD"] and long_path not in table._matched
+    for i in range(MATCH_CACHE + 5):  # bounded: forgotten at once past MATCH_CACHE paths
+        table.declares("GET", f"/volumes/{i}")
+    assert len(table._matched) <= MATCH_CACHE

@@ -229,3 +229,23 @@ def test_token_cache_honours_revocation(config_file: Path, st: storage.Storage) 
         st.tokens.authenticate(bearer2)
     with pytest.raises(AuthenticationFailed):  # a wrong secret is never served from the cache
         st.tokens.authenticate(bearer2[:-2] + "xx")
+
+
+def test_cached_principal_is_only_what_authenticate_put_there(config_file: Path, st: storage.Storage) -> None:
+    """The event loop's cache lookup (api/edge.py, api/deps.py) never reads the catalog and
+    never answers what ``authenticate`` would refuse."""
+    info, bearer = st.tokens.create("operator")
+    st.tokens.cache_seconds = 0.0
+    st.tokens.authenticate(bearer)
+    assert st.tokens.cached(bearer) is None  # no cache configured: every request authenticates
+    st.tokens.cache_seconds = 1.0
+    assert st.tokens.cached(bearer) is None  # not authenticated yet
+    assert st.tokens.authenticate(bearer).token_id == info.id
+    assert st.tokens.cached(bearer).token_id == info.id
+    assert st.tokens.cached(bearer[:-2] + "xx") is None and st.tokens.cached("malformed") is None and st.tokens.cached(None) is None
+    st.tokens.revoke(info.id)  # this process's revocation empties the cache
+    assert st.tokens.cached(bearer) is None
+    _, other = st.tokens.create("reader")
+    st.tokens.authenticate(other)
+    time.sleep(1.1)
+    assert st.tokens.cached(other) is None  # expired entries are not served

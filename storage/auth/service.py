@@ -173,6 +173,16 @@ class TokenService:
             self._cache.clear()
             return _info(row)
 
+    def cached(self, bearer: str | None) -> Principal | None:
+        """The principal of a bearer string the cache still holds, else None: no catalog read, so
+        the API's event loop asks this before handing ``authenticate`` to a thread."""
+        parts = split_bearer(bearer or "") if self.cache_seconds > 0 else None
+        if parts is None:
+            return None
+        redact.remember(parts[1])  # right or wrong, a presented secret is never logged
+        cached = self._cache.get(hash_secret(bearer or ""))
+        return cached[1] if cached is not None and cached[0] > time.monotonic() else None
+
     def authenticate(self, bearer: str | None) -> Principal:
         """The principal of a bearer string, or AuthenticationFailed (never says which part was wrong)."""
         parts = split_bearer(bearer or "")
