@@ -386,3 +386,22 @@ def test_a_reader_that_left_gets_exit_1_and_no_traceback_like_the_full_cli(confi
         finally:
             os.close(w)
         assert (proc.returncode, proc.stderr) == (1, ""), argv
+
+
+def test_a_json_listing_spooled_to_disk_is_the_same_bytes(full_config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fast, "SPOOL_BYTES", 64)  # every listing rolls over to a temporary file
+    for args in (["volume", "list", "--json"], ["backup", "list", "--json"]):
+        argv = ["-c", str(full_config), *args]
+        code, out = quick(argv)
+        assert code == 0 and len(out) > 64
+        assert (code, out) == full(argv)[:2]
+
+
+def test_a_row_left_to_the_full_cli_midway_writes_nothing(full_config: Path, data_dir: Path) -> None:
+    """The JSON is streamed from the catalog, but to a spool: a row the fast path must leave to
+    the full CLI, found after others were read, still leaves stdout untouched."""
+    import sqlite3
+
+    with sqlite3.connect(data_dir / "catalog.db") as conn:
+        conn.execute("UPDATE volumes SET size_bytes = 'many' WHERE name = 'vol-009'")
+    assert quick(["-c", str(full_config), "volume", "list", "--json"]) == (None, "")

@@ -204,6 +204,9 @@ def test_json_is_print_json_of_the_models(value: str, capsys: pytest.CaptureFixt
     from storage.domain import Volume
 
     t = datetime(2026, 1, 1, tzinfo=UTC)
-    vols = [Volume(id="i", name="n", size_bytes=1, pool="p", status="available", labels={"k": value}, created_at=t, updated_at=t)]
-    common.print_json(vols)
-    assert fast._json([v.model_dump(mode="json") for v in vols]) == capsys.readouterr().out
+    one = Volume(id="i", name="n", size_bytes=1, pool="p", status="available", labels={"k": value}, created_at=t, updated_at=t)
+    other = Volume(id="j", name="m\nx", size_bytes=2, pool="p", status="error", labels={}, created_at=t, updated_at=t)
+    for vols in ([], [one], [one, other], [other, one, other]):  # the spooled text, item by item, is the list's
+        common.print_json(vols)
+        with fast._json(v.model_dump(mode="json") for v in vols) as spool:
+            assert spool.read() == capsys.readouterr().out

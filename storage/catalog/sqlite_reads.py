@@ -6,6 +6,7 @@ takes the SQLAlchemy route, which creates or migrates the catalog and reports er
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from typing import Any
 
 SQLITE_PREFIX = "sqlite:///"
@@ -27,8 +28,8 @@ def uri_path(path: str) -> str:
     return path.replace("%", "%25").replace("?", "%3f").replace("#", "%23")
 
 
-def read_sqlite(path: str, sql: str, params: dict[str, Any], *, head: str) -> list[tuple[Any, ...]] | None:
-    """Rows of ``sql`` from the catalog file at ``path``, or None when it is not there at ``head``."""
+def _open_at_head(path: str, head: str) -> sqlite3.Connection | None:
+    """A read-only connection to the catalog file at ``path`` when it is at ``head``, else None."""
     try:
         conn = sqlite3.connect(f"file:{uri_path(path)}?mode=ro", uri=True, timeout=30)
     except sqlite3.Error:
@@ -36,10 +37,40 @@ def read_sqlite(path: str, sql: str, params: dict[str, Any], *, head: str) -> li
     try:
         conn.execute("PRAGMA busy_timeout=30000")
         version = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-        if version is None or version[0] != head:
-            return None
-        return [tuple(row) for row in conn.execute(sql, params)]
+        if version is not None and version[0] == head:
+            return conn
     except sqlite3.Error:  # locked, not a database, missing table: the SQLAlchemy route says why
+        pass
+    conn.close()
+    return None
+
+
+def read_sqlite(path: str, sql: str, params: dict[str, Any], *, head: str) -> list[tuple[Any, ...]] | None:
+    """Rows of ``sql`` from the catalog file at ``path``, or None when it is not there at ``head``."""
+    conn = _open_at_head(path, head)
+    if conn is None:
+        return None
+    try:
+        return [tuple(row) for row in conn.execute(sql, params)]
+    except sqlite3.Error:
         return None
     finally:
         conn.close()
+
+
+def iter_sqlite(path: str, sql: str, params: dict[str, Any], *, head: str) -> Iterator[tuple[Any, ...]] | None:
+    """The rows of ``sql`` read as they are iterated (one statement: one consistent read; the
+    connection closes when the iteration ends or is dropped), or None when the catalog is not
+    there at ``head``. A read that fails midway raises sqlite3.Error."""
+    conn = _open_at_head(path, head)
+    if conn is None:
+        return None
+
+    def rows() -> Iterator[tuple[Any, ...]]:
+        try:
+            for row in conn.execute(sql, params):
+                yield tuple(row)
+        finally:
+            conn.close()
+
+    return rows()

@@ -16,15 +16,20 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TextIO
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from typing import IO, TYPE_CHECKING, Any, TextIO
 
 from storage.cli import fast_rows as rows
 from storage.cli.fast_args import Request, parse
 
 if TYPE_CHECKING:
     from storage.cli.fast_config import Place
+
+SPOOL_BYTES = 1 << 20  # a --json listing is written to a spool, in memory up to this, then a temporary file
+COPY_BLOCK = 1 << 16
 
 # Variables under which Typer's help or Rich would render otherwise than the pre-rendered text.
 HELP_ENV = ("LINES", "JUPYTER_LINES", "NO_COLOR", "DATABRICKS_RUNTIME_VERSION", "TERMINAL_WIDTH",
@@ -53,7 +58,11 @@ def answer(args: list[str], environ: Mapping[str, str], out: TextIO) -> int | No
     if text is None:
         return None
     try:
-        out.write(text)
+        if isinstance(text, str):
+            out.write(text)
+        else:  # a spooled listing
+            with text:
+                shutil.copyfileobj(text, out, COPY_BLOCK)
         out.flush()
     except BrokenPipeError:  # the reader left (`| head`): exit 1 and nothing on stderr, as the full CLI
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -63,7 +72,7 @@ def answer(args: list[str], environ: Mapping[str, str], out: TextIO) -> int | No
     return 0
 
 
-def _text(request: Request, environ: Mapping[str, str], out: TextIO) -> str | None:
+def _text(request: Request, environ: Mapping[str, str], out: TextIO) -> str | IO[str] | None:
     from storage.cli import table
 
     to_rich = not request.as_json and not table.plain_stream(out, environ)  # a terminal, or Rich's variables
@@ -74,7 +83,7 @@ def _text(request: Request, environ: Mapping[str, str], out: TextIO) -> str | No
             return None
         from storage.cli.help_text import HELP
 
-        text: str | None = HELP
+        text: str | IO[str] | None = HELP
     else:
         from storage.cli.fast_config import resolve
 
@@ -97,6 +106,16 @@ def _read(place: Place, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...
     from storage.catalog.sqlite_reads import read_sqlite
 
     found = read_sqlite(place.catalog_file, sql, params, head=HEAD_REVISION)
+    if found is None:
+        raise rows.Unsure(place.catalog_file)
+    return found
+
+
+def _stream(place: Place, sql: str, params: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
+    from storage.catalog.db import HEAD_REVISION
+    from storage.catalog.sqlite_reads import iter_sqlite
+
+    found = iter_sqlite(place.catalog_file, sql, params, head=HEAD_REVISION)
     if found is None:
         raise rows.Unsure(place.catalog_file)
     return found
@@ -126,10 +145,11 @@ def volume_list(request: Request, place: Place, rich_to: TextIO | None = None) -
         return None  # the full path settles them first
     params = {k: v for k, v in (("pool", request.pool), ("status", request.status)) if v is not None}
     sql = rows.volume_list_sql(pool=request.pool is not None, status=request.status is not None)
-    vols = [rows.volume(r) for r in _read(place, sql, params)]
-    vols = [v for v in vols if not wanted or all(v["labels"].get(k) == x for k, x in wanted.items())]
+    found = (rows.volume(r) for r in _stream(place, sql, params))
+    found = (v for v in found if not wanted or all(v["labels"].get(k) == x for k, x in wanted.items()))
     if request.as_json:
-        return _json(vols)
+        return _json(found)
+    vols = list(found)
     cells = [[v["name"], v["id"], rows.format_size(v["size_bytes"]), v["pool"], v["status"], v["attached_device"] or "",
               ",".join(f"{k}={x}" for k, x in sorted(v["labels"].items()))] for v in vols]  # fmt: skip
     return _table(rows.VOLUME_COLUMNS, cells, rich_to)
@@ -140,24 +160,43 @@ def backup_list(request: Request, place: Place, rich_to: TextIO | None = None) -
     if _dead_owner(_read(place, "SELECT owner FROM backups WHERE status = :status", {"status": "creating"})):
         return None  # the full path marks them interrupted first
     params = {} if request.status is None else {"status": request.status}
-    found = [rows.backup(r) for r in _read(place, rows.backup_list_sql(status=request.status is not None), params)]
+    pairs = (rows.backup(r) for r in _stream(place, rows.backup_list_sql(status=request.status is not None), params))
     if request.volume is not None:
-        found = [(b, c) for b, c in found if request.volume in (b["volume_id"], b["volume_name"])]
+        pairs = ((b, c) for b, c in pairs if request.volume in (b["volume_id"], b["volume_name"]))
     if wanted:
-        found = [(b, c) for b, c in found if all(b["labels"].get(k) == x for k, x in wanted.items())]
+        pairs = ((b, c) for b, c in pairs if all(b["labels"].get(k) == x for k, x in wanted.items()))
     if request.as_json:
-        return _json([b for b, _ in found])
+        return _json(b for b, _ in pairs)
+    found = list(pairs)
     cells = [[b["id"], b["name"] or "", b["volume_name"] or b["source"] or "", b["status"], rows.format_size(b["size_bytes"]),
               rows.format_size(b["stored_bytes"]), f"{b['new_chunk_count']}/{b['dedup_chunk_count']}/{b['zero_chunk_count']}",
               c.strftime("%Y-%m-%d %H:%M:%S") if c else ""] for b, c in found]  # fmt: skip
     return _table(rows.BACKUP_COLUMNS, cells, rich_to)
 
 
-def _json(items: list[dict[str, Any]]) -> str:
-    """storage.cli.common.print_json of the models: pydantic-core's text when it is ASCII (which
-    leaves DEL as it is), else json.dumps' (which escapes everything else)."""
-    text = json.dumps(items, indent=2, ensure_ascii=False)
-    return (text if text.isascii() else json.dumps(items, indent=2)) + "\n"
+def _json(items: Iterable[dict[str, Any]]) -> IO[str]:
+    """storage.cli.common.print_json of the models, written item by item to a spool (memory
+    stays flat however long the listing; nothing reaches stdout until every row was read, so a
+    row left to the full CLI still falls back cleanly): json.dumps(list, indent=2) is "[", each
+    item's own indent=2 text shifted by two spaces, joined by ",", then "]". Each item is
+    pydantic-core's text when it is ASCII (which leaves DEL as it is), else json.dumps' (which
+    escapes everything else); for an ASCII item the two agree, so deciding per item is deciding
+    for the whole."""
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES, mode="w+", encoding="utf-8", newline="")
+    try:
+        first = True
+        for item in items:
+            text = json.dumps(item, indent=2, ensure_ascii=False)
+            if not text.isascii():
+                text = json.dumps(item, indent=2)
+            spool.write(("[\n  " if first else ",\n  ") + text.replace("\n", "\n  "))
+            first = False
+        spool.write("[]\n" if first else "\n]\n")
+        spool.seek(0)
+    except BaseException:
+        spool.close()
+        raise
+    return spool
 
 
 def _table(columns: tuple[str, ...], cells: list[list[str]], rich_to: TextIO | None) -> str | None:
