@@ -11,24 +11,15 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
-from rich.table import Table
 
 from storage.cli import table as plain
 
 
 def rich_lines(columns: list[str], rows: list[list[str]], *, title: str | None = None, caption: str | None = None,
                numeric: tuple[str, ...] = (), width: int = 4096) -> list[str]:  # fmt: skip
-    """What storage.cli.common.print_table's Rich table prints to a non-terminal of ``width``."""
-    table = Table(title=title, show_lines=False, header_style="bold", caption=caption)
-    for col in columns:
-        if col in numeric:
-            table.add_column(col, justify="right", no_wrap=True, overflow="ignore")
-        else:
-            table.add_column(col)
-    for row in rows:
-        table.add_row(*row)
+    """What storage.cli.common.print_table's Rich table (storage.cli.table.rich) prints to a non-terminal of ``width``."""
     out = io.StringIO()
-    Console(file=out, width=width, force_terminal=False).print(table)
+    plain.rich(Console(file=out, width=width, force_terminal=False), columns, rows, title=title, numeric=numeric, caption=caption)
     return out.getvalue().split("\n")[:-1]
 
 
