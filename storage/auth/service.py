@@ -180,8 +180,11 @@ class TokenService:
         if parts is None:
             return None
         redact.remember(parts[1])  # right or wrong, a presented secret is never logged
-        cached = self._cache.get(hash_secret(bearer or ""))
-        return cached[1] if cached is not None and cached[0] > time.monotonic() else None
+        return self._from_cache(hash_secret(bearer or ""))
+
+    def _from_cache(self, key: str) -> Principal | None:
+        entry = self._cache.get(key) if self.cache_seconds > 0 else None
+        return entry[1] if entry is not None and entry[0] > time.monotonic() else None
 
     def authenticate(self, bearer: str | None) -> Principal:
         """The principal of a bearer string, or AuthenticationFailed (never says which part was wrong)."""
@@ -191,9 +194,9 @@ class TokenService:
         token_id, secret = parts
         redact.remember(secret)  # right or wrong, a presented secret is never logged
         key = hash_secret(bearer or "")
-        cached = self._cache.get(key) if self.cache_seconds > 0 else None
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
+        cached = self._from_cache(key)
+        if cached is not None:
+            return cached
         principal, expires_at = self._lookup(token_id, secret)
         if self.cache_seconds > 0:
             until = time.monotonic() + self.cache_seconds
