@@ -101,16 +101,6 @@ def _is_terminal(out: TextIO) -> bool:
         return False
 
 
-def _read(place: Place, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-    from storage.catalog.db import HEAD_REVISION
-    from storage.catalog.sqlite_reads import read_sqlite
-
-    found = read_sqlite(place.catalog_file, sql, params, head=HEAD_REVISION)
-    if found is None:
-        raise rows.Unsure(place.catalog_file)
-    return found
-
-
 def _stream(place: Place, sql: str, params: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
     from storage.catalog.db import HEAD_REVISION
     from storage.catalog.sqlite_reads import iter_sqlite
@@ -131,7 +121,7 @@ def _wanted_labels(request: Request) -> dict[str, str] | None:
         raise rows.Unsure("labels") from None
 
 
-def _dead_owner(owners: list[tuple[Any, ...]]) -> bool:
+def _dead_owner(owners: Iterable[tuple[Any, ...]]) -> bool:
     from storage.owners import is_dead_here
 
     return any(owner and is_dead_here(owner) for *_, owner in owners)
@@ -141,7 +131,7 @@ def volume_list(request: Request, place: Place, rich_to: TextIO | None = None) -
     if request.status is not None and request.status not in rows.VOLUME_STATUSES:
         return None  # InvalidInput: the full CLI words it
     wanted = _wanted_labels(request)
-    if _dead_owner(_read(place, *rows.transitional_owners_sql())):
+    if _dead_owner(_stream(place, *rows.transitional_owners_sql())):
         return None  # the full path settles them first
     params = {k: v for k, v in (("pool", request.pool), ("status", request.status)) if v is not None}
     sql = rows.volume_list_sql(pool=request.pool is not None, status=request.status is not None)
@@ -157,7 +147,7 @@ def volume_list(request: Request, place: Place, rich_to: TextIO | None = None) -
 
 def backup_list(request: Request, place: Place, rich_to: TextIO | None = None) -> str | None:
     wanted = _wanted_labels(request)
-    if _dead_owner(_read(place, "SELECT owner FROM backups WHERE status = :status", {"status": "creating"})):
+    if _dead_owner(_stream(place, "SELECT owner FROM backups WHERE status = :status", {"status": "creating"})):
         return None  # the full path marks them interrupted first
     params = {} if request.status is None else {"status": request.status}
     pairs = (rows.backup(r) for r in _stream(place, rows.backup_list_sql(status=request.status is not None), params))
@@ -206,12 +196,10 @@ def _table(columns: tuple[str, ...], cells: list[list[str]], rich_to: TextIO | N
     """
     from storage.cli import table
 
-    utf8 = (getattr(rich_to, "encoding", None) or "").lower().replace("-", "").startswith("utf")
-    if rich_to is not None and utf8:
-        drawn = table.terminal_render(columns, cells, os.environ)
+    if rich_to is not None:
+        drawn = table.terminal_render(columns, cells, os.environ) if table.utf8(rich_to) else None
         if drawn is not None:
             return "".join(line + "\n" for line in drawn)
-    if rich_to is not None:
         from rich.console import Console
 
         table.rich(Console(file=rich_to), columns, cells)

@@ -50,6 +50,11 @@ def plain_stream(out: TextIO | Any, environ: Mapping[str, str]) -> bool:
             return False
     except (AttributeError, ValueError):
         return False
+    return utf8(out)
+
+
+def utf8(out: TextIO | Any) -> bool:
+    """Whether ``out`` encodes UTF-8 (Rich draws an ASCII box otherwise)."""
     return (getattr(out, "encoding", None) or "").lower().replace("-", "").startswith("utf")
 
 
