@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from wallclock import NO_BYTECODE, Series, compile_tree, process_cpu, rotated, timed, user_env  # noqa: E402
+from wallclock import NO_BYTECODE, Series, compile_tree, import_rows, process_cpu, rotated, start_serve, timed, user_env  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 STORAGECTL = ROOT / ".venv" / "bin" / "storagectl"
@@ -232,9 +232,7 @@ class Bench:
         wall = time.monotonic() - t0
         if proc.returncode:
             raise SystemExit(f"the importtime incremental failed: {proc.stderr[-2000:]}")
-        imports = sum(int(line.split("|")[1]) for line in proc.stderr.splitlines()
-                      if line.startswith("import time:") and line.split("|")[2].startswith(" ") and not line.split("|")[2].startswith("  ")
-                      and line.split("|")[1].strip().isdigit()) / 1e6  # fmt: skip
+        imports = sum(cumulative for _self, cumulative, depth, _name in import_rows(proc.stderr) if depth == 0) / 1e6
         own = service_seconds(json.loads(proc.stdout))
         self.notes[f"{pool} incremental plain, where the time goes"] = (
             f"{wall:.2f} s wall under -X importtime = {imports:.2f} s imports (top-level modules, cumulative) + "
@@ -270,11 +268,7 @@ class Bench:
 
 
 def start_api(stack: ExitStack, cfg: Path, work: Path, storagectl: str) -> tuple[str, Path, int]:
-    """`storagectl serve` on the bench's configuration (a free port on 127.0.0.1), an operator token
-    in a 0600 file; stopped at the end."""
-    import socket
-    import urllib.request
-
+    """`storagectl serve` on the bench's configuration, an operator token in a 0600 file; stopped at the end."""
     import storage
 
     with storage.open(cfg) as st:
@@ -282,25 +276,9 @@ def start_api(stack: ExitStack, cfg: Path, work: Path, storagectl: str) -> tuple
     token_file = work / "api.token"
     token_file.touch(mode=0o600)
     token_file.write_text(token)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {k: v for k, v in user_env().items() if not k.startswith("STORAGE_")}
-    server = subprocess.Popen([storagectl, "-c", str(cfg), "serve", "--port", str(port), "--log-level", "warning"],
-                              stdout=subprocess.DEVNULL, stderr=(work / "api.log").open("wb"), env=env, start_new_session=True)
+    server, url = start_serve(storagectl, cfg, work / "api.log")
     stack.callback(lambda: (server.terminate(), server.wait(30)))
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            with urllib.request.urlopen(url + "/healthz", timeout=1) as answer:
-                if answer.status == 200:
-                    return url, token_file, server.pid
-        except OSError:
-            pass
-        if server.poll() is not None:
-            break
-        time.sleep(0.1)
-    raise SystemExit(f"storagectl serve did not answer on {url}: {(work / 'api.log').read_text()[-2000:]}")
+    return url, token_file, server.pid
 
 
 def setup_pool(stack: ExitStack, kind: str, work: Path, size: int) -> Path:

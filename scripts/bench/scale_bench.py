@@ -34,7 +34,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -48,7 +47,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from backup_bench import fill_random, volume_path  # noqa: E402
 from scale_table import CPU, GIB, Point, table  # noqa: E402
-from wallclock import NO_BYTECODE, compile_tree, server_cpu, timed  # noqa: E402
+from wallclock import NO_BYTECODE, compile_tree, server_cpu, start_serve, timed  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 STORAGECTL = str(Path(sys.executable).parent / "storagectl")
@@ -150,12 +149,6 @@ def touch_volume(cfg: Path, n: int) -> None:
         s.execute(sa.update(VolumeRow).where(VolumeRow.name == "vol-00000").values(labels={"bench": str(n)}))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def server_rss_mib(pid: int) -> int:
     """VmHWM (peak RSS) of the server process."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -178,23 +171,11 @@ def curve_catalog(work: Path, xs: list[int], rounds: int) -> tuple[list[Point], 
     cfg = make_cfg(work, "catalog")
     with storage.open(cfg) as st:
         _, token = st.tokens.create("operator", name="scale-bench")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STORAGE_")}
-    log = (work / "server.log").open("wb")
-    server = subprocess.Popen([STORAGECTL, "-c", str(cfg), "serve", "--port", str(port), "--workers", "1", "--log-level", "warning"],
-                              stdout=subprocess.DEVNULL, stderr=log, env=env, start_new_session=True)  # fmt: skip
-    url = f"http://127.0.0.1:{port}/volumes"
+    server, base = start_serve(str(STORAGECTL), cfg, work / "server.log")
+    url = f"{base}/volumes"
     marker = f"{cfg}\0serve"  # the server's command line (its CPU per listing: user+sys from /proc)
     cli, api, have = [], [], 0
     try:
-        for _ in range(600):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).read()
-                break
-            except OSError:
-                if server.poll() is not None:
-                    raise SystemExit(f"storagectl serve exited {server.returncode}: {(work / 'server.log').read_text()[-2000:]}")
-                time.sleep(0.1)
         for x in xs:
             add_volume_rows(cfg, have, x)
             have = x
@@ -223,7 +204,6 @@ def curve_catalog(work: Path, xs: list[int], rounds: int) -> tuple[list[Point], 
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(30)
-        log.close()
     text = (work / "server.log").read_text(errors="replace")
     if "Traceback" in text:
         raise SystemExit(f"the API server logged a traceback: {text[-3000:]}")

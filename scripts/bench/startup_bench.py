@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -38,6 +37,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+from scripts.bench.wallclock import import_rows  # noqa: E402
 
 BIN = Path(sys.executable).parent
 STORAGECTL = str(BIN / "storagectl")
@@ -143,11 +143,9 @@ def importtime(args: tuple[str, ...], env: dict[str, str], top: int = 12, python
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, check=True,
                           cwd="/")  # fmt: skip - not the checkout: `-m` would import its storage/ for any python
     per: Counter[str] = Counter()
-    for line in proc.stderr.splitlines():
-        m = re.match(r"import time:\s+(\d+) \|\s+\d+ \| *(\S+)", line)
-        if m:
-            parts = m.group(2).split(".")
-            per[".".join(parts[:2]) if parts[0] == "storage" else parts[0]] += int(m.group(1))
+    for self_us, _cumulative, _depth, name in import_rows(proc.stderr):
+        parts = name.split(".")
+        per[".".join(parts[:2]) if parts[0] == "storage" else parts[0]] += self_us
     total = sum(per.values()) / 1000
     return [("(total)", total)] + [(k, v / 1000) for k, v in per.most_common(top)]
 

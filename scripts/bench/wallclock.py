@@ -11,10 +11,14 @@ state dir). Medians with min-max summarise interleaved rounds.
 from __future__ import annotations
 
 import os
+import re
+import socket
 import statistics
 import subprocess
 import tempfile
 import time
+import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,6 +71,47 @@ def process_cpu(pid: int) -> float:
     """User+sys seconds so far of one live process (all its threads), e.g. a server the command asked."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK
+
+
+IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( +)(\S+)")
+
+
+def import_rows(stderr: str) -> Iterator[tuple[int, int, int, str]]:
+    """(self µs, cumulative µs, depth, module) of each line `python -X importtime` wrote (depth 0:
+    imported by the program itself)."""
+    for line in stderr.splitlines():
+        m = IMPORT_LINE.match(line)
+        if m:
+            yield int(m.group(1)), int(m.group(2)), (len(m.group(3)) - 1) // 2, m.group(4)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_serve(storagectl: str, cfg: Path, log: Path, *, workers: int = 1) -> tuple[subprocess.Popen[bytes], str]:
+    """`storagectl serve` on a free port of 127.0.0.1 (without STORAGE_* variables, its stderr to
+    ``log``), once its /healthz answers: the process and its base URL. The caller stops it."""
+    port = free_port()
+    env = {k: v for k, v in user_env().items() if not k.startswith("STORAGE_")}
+    with log.open("wb") as err:  # the server keeps its own copy
+        server = subprocess.Popen([storagectl, "-c", str(cfg), "serve", "--port", str(port), "--workers", str(workers),
+                                   "--log-level", "warning"], stdout=subprocess.DEVNULL, stderr=err, env=env,
+                                  start_new_session=True)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=1) as answer:
+                answer.read()
+                return server, url
+        except OSError:
+            if server.poll() is not None:
+                break
+            time.sleep(0.1)
+    server.kill()
+    raise SystemExit(f"storagectl serve did not answer on {url} (exit {server.poll()}): {log.read_text()[-2000:]}")
 
 
 def timed(cmd: list[str], *, env: dict[str, str] | None = None, cwd: str | None = None,
