@@ -31,6 +31,8 @@ BUDGET = {"admin": 55, "reader": 35}  # seconds of generation per role
 # 507 Insufficient Storage is the documented answer to a size the pool cannot hold (any size up to
 # storage.bounds.SIZE_MAX is valid input, and the fuzzer's boundary values exceed every test pool):
 # it is the capacity check working, not a server fault. Every other 5xx still fails the run.
+# (A faster server explores more stateful scenarios in the same time budget: the one below was
+# first reached after the API stopped handing each dependency to a thread.)
 CONFIG = """\
 [checks.positive_data_acceptance]
 expected-statuses = ["2xx", "403", "404", "409", "422", "507"]
@@ -43,6 +45,18 @@ max-steps = 10
 
 [phases.stateful.generation]
 max-examples = 60
+
+# These two name a second resource in the body (the snapshot to revert to, the volume to restore
+# into): a made-up name there answers 404 naming it, while the resource of the path, just created
+# and followed by a link, exists. ensure_resource_availability reads any 404 after a create as the
+# created resource gone, so it is off for them; every other check still runs on them.
+[[operations]]
+include-path = "/volumes/{ref}/revert"
+checks.ensure_resource_availability.enabled = false
+
+[[operations]]
+include-path = "/backups/{backup_id}/restore"
+checks.ensure_resource_availability.enabled = false
 """
 
 
